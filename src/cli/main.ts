@@ -1,0 +1,25 @@
+import { Command, CommanderError } from "commander";
+import { exitCodeOf } from "../errors.ts";
+import { registerRegistryCommand } from "./registry.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("boot-assets")
+    .description("Self-hosted factory and toolkit for Talos Linux boot assets")
+    .showHelpAfterError()
+    .exitOverride();
+  registerRegistryCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    process.stderr.write(`boot-assets: ${err instanceof Error ? err.message : String(err)}\n`);
+    return exitCodeOf(err);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

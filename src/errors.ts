@@ -1,0 +1,71 @@
+// The small set of typed errors the whole code base raises. Each is created where the fact is known;
+// HTTP status and CLI exit code are derived from the kind in exactly one place each (below).
+
+export type ErrorKind =
+  | "BadRequest" // the caller's input is wrong
+  | "NotFound" // the thing asked for does not exist
+  | "Conflict" // the request clashes with existing state (e.g. a store already locked)
+  | "Upstream" // a remote registry or service failed or answered wrongly
+  | "Integrity" // content does not match its digest or size, or a signature fails
+  | "Unauthorized" // credentials missing or refused
+  | "Unsupported" // a valid request for something not implemented
+  | "Internal"; // a bug or an unexpected local failure
+
+export class AppError extends Error {
+  readonly kind: ErrorKind;
+  /** Machine-readable code, e.g. an OCI distribution error code such as BLOB_UNKNOWN. */
+  readonly code: string | undefined;
+  readonly detail: unknown;
+
+  constructor(kind: ErrorKind, message: string, options?: { code?: string; detail?: unknown; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = `${kind}Error`;
+    this.kind = kind;
+    this.code = options?.code;
+    this.detail = options?.detail;
+  }
+}
+
+export const badRequest = (message: string, code?: string, detail?: unknown) =>
+  new AppError("BadRequest", message, { code, detail });
+export const notFound = (message: string, code?: string) => new AppError("NotFound", message, { code });
+export const integrity = (message: string, code?: string) => new AppError("Integrity", message, { code });
+export const upstream = (message: string, cause?: unknown, code?: string) =>
+  new AppError("Upstream", message, { cause, code });
+export const unsupported = (message: string, code = "UNSUPPORTED") => new AppError("Unsupported", message, { code });
+
+export function isAppError(err: unknown, kind?: ErrorKind): err is AppError {
+  return err instanceof AppError && (kind === undefined || err.kind === kind);
+}
+
+const httpStatusByKind: Record<ErrorKind, number> = {
+  BadRequest: 400,
+  NotFound: 404,
+  Conflict: 409,
+  Upstream: 502,
+  Integrity: 400,
+  Unauthorized: 401,
+  Unsupported: 405,
+  Internal: 500,
+};
+
+/** The one place that maps an error to an HTTP status. */
+export function httpStatusOf(err: unknown): number {
+  return err instanceof AppError ? httpStatusByKind[err.kind] : 500;
+}
+
+const exitCodeByKind: Record<ErrorKind, number> = {
+  BadRequest: 2,
+  NotFound: 3,
+  Conflict: 4,
+  Upstream: 5,
+  Integrity: 6,
+  Unauthorized: 7,
+  Unsupported: 8,
+  Internal: 1,
+};
+
+/** The one place that maps an error to a CLI exit code. */
+export function exitCodeOf(err: unknown): number {
+  return err instanceof AppError ? exitCodeByKind[err.kind] : 1;
+}
