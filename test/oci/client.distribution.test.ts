@@ -1,0 +1,4 @@
+import { startDistribution } from "../harness/distribution.ts";
+import { clientSuite } from "./client-suite.ts";
+
+clientSuite(() => startDistribution());
