@@ -6,6 +6,8 @@ export function buildProgram(): Command {
   const program = new Command("boot-assets")
     .description("Self-hosted factory and toolkit for Talos Linux boot assets")
     .showHelpAfterError()
+    // Options belong to the command they follow, so subcommands may reuse names (`registry export --root`).
+    .enablePositionalOptions()
     .exitOverride();
   registerRegistryCommand(program);
   return program;

@@ -71,9 +71,9 @@ async function exportLayout(target: string, options: { root: string; output: str
 }
 
 export function registerRegistryCommand(program: Command): void {
-  // `registry` has options of its own (serve) and subcommands with same-named ones (`export --root`): without
-  // positional options, commander would give `registry export --root X` to `registry` itself.
-  program.enablePositionalOptions();
+  // `registry` has options of its own (serve) and subcommands with same-named ones (`export --root`); the
+  // program enables positional options (main.ts), or commander would give `registry export --root X` to
+  // `registry` itself.
   const registry = withServeOptions(
     program
       .command("registry")

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AppError, badRequest, notFound } from "../errors.ts";
+import { fsyncDirectory, writeFileAtomic } from "../util/fs.ts";
 import { type Digest, digestAlgorithm, digestHex, parseDigest, VerifyingStream } from "./digest.ts";
 import { type Descriptor, type ImageIndex, parseManifest } from "./manifest.ts";
 import { MediaType } from "./mediatypes.ts";
@@ -33,34 +34,6 @@ export function validateRefName(refName: string): string {
   return refName;
 }
 
-/** Writes small metadata to `path` atomically: temp file beside it, fsync, rename, fsync the directory. */
-async function writeFileAtomic(path: string, directory: string, data: Uint8Array): Promise<void> {
-  const temp = join(directory, `.tmp-${randomBytes(8).toString("hex")}`);
-  try {
-    const handle = await open(temp, "wx", 0o644);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
-  await syncDirectory(directory);
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 export class OciLayout {
   readonly dir: string;
   /** Serializes index.json read-modify-write within this process. */
@@ -76,8 +49,8 @@ export class OciLayout {
     const layout = new OciLayout(dir);
     if ((await stat(join(dir, "oci-layout")).catch(() => undefined)) === undefined)
       await writeFileAtomic(
-        join(dir, "oci-layout"),
         dir,
+        join(dir, "oci-layout"),
         Buffer.from(`${JSON.stringify({ imageLayoutVersion: layoutVersion })}\n`),
       );
     if ((await stat(join(dir, "index.json")).catch(() => undefined)) === undefined)
@@ -143,7 +116,7 @@ export class OciLayout {
       await pipeline(source, verify, createWriteStream(temp, { flags: "wx", mode: 0o644, flush: true }));
       const digest = verify.digest();
       await rename(temp, join(directory, digestHex(digest)));
-      await syncDirectory(directory);
+      await fsyncDirectory(directory);
       return { digest, size: verify.size };
     } catch (err) {
       await rm(temp, { force: true });
@@ -180,7 +153,7 @@ export class OciLayout {
   }
 
   private async writeIndex(index: ImageIndex): Promise<void> {
-    await writeFileAtomic(join(this.dir, "index.json"), this.dir, Buffer.from(JSON.stringify(index)));
+    await writeFileAtomic(this.dir, join(this.dir, "index.json"), Buffer.from(JSON.stringify(index)));
   }
 
   /**

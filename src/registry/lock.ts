@@ -11,7 +11,7 @@ import { link, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { AppError } from "../errors.ts";
-import { isNotFoundError } from "./fsutil.ts";
+import { isNotFoundError } from "../util/fs.ts";
 
 export interface LockHolder {
   pid: number;

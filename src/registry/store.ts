@@ -41,7 +41,7 @@ import {
   readTextIfExists,
   removeFile,
   writeFileAtomic,
-} from "./fsutil.ts";
+} from "../util/fs.ts";
 import { StoreLock } from "./lock.ts";
 import { type UploadSession, UploadSessions } from "./uploads.ts";
 

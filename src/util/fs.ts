@@ -1,4 +1,4 @@
-// Small filesystem helpers for the store: atomic replace-by-rename with fsync, and "missing is not an error".
+// Small filesystem helpers: atomic replace-by-rename with fsync, and "missing is not an error".
 
 import { randomUUID } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
