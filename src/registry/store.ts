@@ -31,8 +31,6 @@ import { type Descriptor, isImageIndex, type Manifest, parseManifest, referenced
 import { isIndexMediaType } from "../oci/mediatypes.ts";
 import { parseManifestReference, validateRepositoryName, validateTag } from "../oci/reference.ts";
 import type { BlobInfo, BlobReader, ManifestRecord, PutBlobOptions } from "../oci/repository.ts";
-import { EmbeddedRepository } from "./embedded-repository.ts";
-import { type ExportResult, exportRepository } from "./export.ts";
 import {
   fsyncDirectory,
   fsyncFile,
@@ -42,6 +40,8 @@ import {
   removeFile,
   writeFileAtomic,
 } from "../util/fs.ts";
+import { EmbeddedRepository } from "./embedded-repository.ts";
+import { type ExportResult, exportRepository } from "./export.ts";
 import { StoreLock } from "./lock.ts";
 import { type UploadSession, UploadSessions } from "./uploads.ts";
 
