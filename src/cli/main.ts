@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
+import { registerImageCommands } from "./image.ts";
 import { registerRegistryCommand } from "./registry.ts";
 
 export function buildProgram(): Command {
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride();
   registerRegistryCommand(program);
+  registerImageCommands(program);
   return program;
 }
 
