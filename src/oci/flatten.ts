@@ -10,7 +10,7 @@
 //   - symlinks whose target, resolved lexically (relative targets from the link's directory, absolute
 //     targets from the tree root, as in a chroot), climbs above the root. Absolute targets are allowed and
 //     mean "inside the tree": whoever follows links in the result must resolve them against the root (a
-//     chain of links can still leave the root physically, so never follow them with plain OS path lookup);
+//     chain of links can still leave the root physically: read through `resolveInTree` (tree-path.ts));
 //   - hardlinks whose target is not a regular file already extracted inside the tree;
 //   - writing through a symlink or a non-directory: every parent is checked with lstat from the root down,
 //     and files are created with O_EXCL|O_NOFOLLOW, so no symlink is ever followed while writing;
@@ -185,6 +185,16 @@ class Flattener {
           entry.resume();
         }
       }
+    } catch (err) {
+      // tar-stream reports a malformed archive with a plain Error; say which layer and keep the kind typed.
+      if (err instanceof AppError) throw err;
+      throw new AppError(
+        "BadRequest",
+        `layer ${this.stats.layers} is not a valid tar archive: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     } finally {
       if (!source.destroyed) source.destroy();
       await feeding;

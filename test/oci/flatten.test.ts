@@ -249,6 +249,17 @@ describe("flatten: hostile layers are refused and nothing is written outside", (
     assert.deepEqual(tree(target), ["bin/ 755", "bin/sh -> /bin/busybox"]);
   });
 
+  it("a malformed tar archive is a BadRequest naming the layer, not a bare parser error", async () => {
+    const good = await rawTar([{ name: "a", content: "x".repeat(600) }]);
+    const broken = Buffer.from(good);
+    broken.fill(0x41, 100, 160); // scribble over mode/uid/gid/size/checksum of the first header
+    await assert.rejects(
+      flattenLayers([Readable.from([good]), Readable.from([broken])], target),
+      (err: unknown) => isAppError(err, "BadRequest") && /layer 2 is not a valid tar archive/.test(err.message),
+    );
+    assertNothingOutside();
+  });
+
   it("refuses a non-empty target", async () => {
     mkdirSync(target);
     writeFileSync(join(target, "old"), "");
