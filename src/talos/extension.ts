@@ -1,0 +1,255 @@
+// System extensions: the `manifest.yaml` model, its compatibility constraint, and validation of a
+// flattened extension image (a directory holding exactly `manifest.yaml` and `rootfs/`), as upstream's
+// extension loader does (siderolabs/talos pkg/machinery/extensions): every non-directory entry under an
+// allowed prefix for the Talos version, only directories, regular files and symlinks, nothing
+// world-writable. Errors name the extension and the offending path. Also the minimal model of an
+// extension service spec (`rootfs/usr/local/etc/containers/<name>.yaml`).
+
+import { lstat, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import semver from "semver";
+import { parseDocument } from "yaml";
+import { badRequest } from "../errors.ts";
+import { parseTalosVersion, rulesFor } from "./version-rules.ts";
+
+export interface ExtensionMetadata {
+  name: string;
+  version: string;
+  author: string;
+  description: string;
+  compatibility?: { talos?: { version?: string } };
+  extraInfo?: string;
+}
+
+export interface ExtensionManifest {
+  version: "v1alpha1";
+  metadata: ExtensionMetadata;
+}
+
+/** manifest.yaml is a few hundred bytes; refuse anything absurd before parsing. */
+const maxManifestBytes = 64 * 1024;
+const maxYamlAliases = 100;
+
+/** Parses YAML text with bounds (size, alias expansion), one document only. */
+export function parseBoundedYaml(text: string | Uint8Array, what: string, maxBytes = maxManifestBytes): unknown {
+  const source = typeof text === "string" ? text : Buffer.from(text).toString("utf8");
+  if (Buffer.byteLength(source) > maxBytes) throw badRequest(`${what}: larger than ${maxBytes} bytes`);
+  const doc = parseDocument(source, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) throw badRequest(`${what}: invalid YAML: ${doc.errors[0]?.message.split("\n")[0]}`);
+  try {
+    return doc.toJS({ maxAliasCount: maxYamlAliases });
+  } catch (err) {
+    throw badRequest(`${what}: ${(err as Error).message}`);
+  }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function stringField(
+  record: Record<string, unknown>,
+  key: string,
+  what: string,
+  required: boolean,
+): string | undefined {
+  const value = record[key];
+  if (value === undefined || value === null) {
+    if (required) throw badRequest(`${what}: metadata.${key} is required`);
+    return undefined;
+  }
+  if (typeof value !== "string" && typeof value !== "number")
+    throw badRequest(`${what}: metadata.${key} must be a string`);
+  return String(value);
+}
+
+/** Parses and checks a manifest.yaml. `source` names it in errors (e.g. the image reference). */
+export function parseExtensionManifest(text: string | Uint8Array, source: string): ExtensionManifest {
+  const what = `extension manifest ${source}`;
+  const raw = parseBoundedYaml(text, what);
+  if (!isRecord(raw)) throw badRequest(`${what}: not a YAML mapping`);
+  if (raw.version !== "v1alpha1") throw badRequest(`${what}: unsupported version ${JSON.stringify(raw.version)}`);
+  const meta = raw.metadata;
+  if (!isRecord(meta)) throw badRequest(`${what}: metadata is missing`);
+  const metadata: ExtensionMetadata = {
+    name: stringField(meta, "name", what, true) as string,
+    version: stringField(meta, "version", what, true) as string,
+    author: stringField(meta, "author", what, false) ?? "",
+    description: stringField(meta, "description", what, false) ?? "",
+  };
+  if (metadata.name === "") throw badRequest(`${what}: metadata.name is empty`);
+  if (meta.compatibility !== undefined) {
+    const talos = isRecord(meta.compatibility) ? meta.compatibility.talos : undefined;
+    const constraint = isRecord(talos) ? talos.version : undefined;
+    if (constraint !== undefined && typeof constraint !== "string")
+      throw badRequest(`${what}: metadata.compatibility.talos.version must be a string`);
+    metadata.compatibility = { talos: constraint === undefined ? {} : { version: constraint } };
+    if (constraint !== undefined) parseConstraint(constraint, what);
+  }
+  const extraInfo = stringField(meta, "extraInfo", what, false);
+  if (extraInfo !== undefined) metadata.extraInfo = extraInfo;
+  return { version: "v1alpha1", metadata };
+}
+
+/** A Talos constraint (">= v1.8.0", ">=1.8.0 <1.10.0") as a semver range: a `v` before digits is dropped. */
+export function parseConstraint(constraint: string, what = "constraint"): semver.Range {
+  const cleaned = constraint.replace(/v(?=\d)/g, "");
+  try {
+    return new semver.Range(cleaned, { includePrerelease: true });
+  } catch {
+    throw badRequest(`${what}: invalid Talos version constraint "${constraint}"`);
+  }
+}
+
+/**
+ * Whether the extension may be used with this Talos version. No constraint: yes. A Talos version that is
+ * not semver counts as the newest, so only constraints without an upper bound accept it.
+ */
+export function isCompatible(manifest: ExtensionManifest, talosVersion: string): boolean {
+  const constraint = manifest.metadata.compatibility?.talos?.version;
+  if (constraint === undefined || constraint.trim() === "") return true;
+  const range = parseConstraint(constraint, `extension "${manifest.metadata.name}"`);
+  const cleaned = talosVersion.trim().replace(/^v/, "");
+  const version = semver.valid(cleaned) ?? parseTalosVersion(talosVersion);
+  if (version === undefined) return semver.satisfies("999999.0.0", range);
+  return semver.satisfies(version, range, { includePrerelease: true });
+}
+
+export function checkCompatibility(manifest: ExtensionManifest, talosVersion: string): void {
+  if (!isCompatible(manifest, talosVersion))
+    throw badRequest(
+      `extension "${manifest.metadata.name}" (${manifest.metadata.version}) is not compatible with Talos ${talosVersion}: requires ${manifest.metadata.compatibility?.talos?.version}`,
+    );
+}
+
+/** Version strings upstream's extension build validator accepts. */
+export function isValidExtensionVersion(version: string): boolean {
+  const semverLike = /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+  if (semverLike.test(version)) return true;
+  if (/^\d{8}(\.\d)?$/.test(version)) return true; // firmware dates
+  const withTalos = /^(.+)-(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$/.exec(version); // <upstream>-v<talos semver>
+  if (withTalos !== null) return true;
+  return /^v?\d+\.\d+$/.test(version);
+}
+
+/** Whether `path` (absolute, inside the extension's rootfs) lies under one of the allowed prefixes. */
+export function isAllowedExtensionPath(path: string, allowed: readonly string[]): boolean {
+  return allowed.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+}
+
+export interface ValidateOptions {
+  talosVersion: string;
+  /** How to name the extension in errors (default: the manifest's name). */
+  name?: string;
+  /** Most entries walked in rootfs (default 1,000,000). */
+  maxEntries?: number;
+}
+
+/**
+ * Validates a flattened extension image in `dir` for a Talos version and returns its manifest: layout,
+ * manifest, compatibility, entries (types, permissions, allowed paths). Symlinks are judged by their own
+ * path, never followed.
+ */
+export async function validateExtensionTree(dir: string, options: ValidateOptions): Promise<ExtensionManifest> {
+  const label = options.name ?? dir;
+  const top = (await readdir(dir)).sort();
+  const unexpected = top.filter((name) => name !== "manifest.yaml" && name !== "rootfs");
+  if (unexpected.length > 0)
+    throw badRequest(
+      `extension "${label}": unexpected "${unexpected[0]}" at the image root (only manifest.yaml and rootfs/)`,
+    );
+  if (!top.includes("manifest.yaml")) throw badRequest(`extension "${label}": manifest.yaml is missing`);
+  if (!top.includes("rootfs") || !(await lstat(join(dir, "rootfs"))).isDirectory())
+    throw badRequest(`extension "${label}": rootfs/ is missing`);
+  const manifestInfo = await lstat(join(dir, "manifest.yaml"));
+  if (!manifestInfo.isFile() || manifestInfo.size > maxManifestBytes)
+    throw badRequest(`extension "${label}": manifest.yaml is not a small regular file`);
+  const manifest = parseExtensionManifest(await readFile(join(dir, "manifest.yaml")), `"${label}"`);
+  const name = options.name ?? manifest.metadata.name;
+  checkCompatibility(manifest, options.talosVersion);
+
+  const allowed = rulesFor(options.talosVersion).extensionAllowedPaths;
+  const maxEntries = options.maxEntries ?? 1_000_000;
+  let count = 0;
+  const walk = async (hostDir: string, path: string): Promise<void> => {
+    for (const entry of (await readdir(hostDir)).sort()) {
+      if (++count > maxEntries) throw badRequest(`extension "${name}": more than ${maxEntries} files`);
+      const hostPath = join(hostDir, entry);
+      const entryPath = `${path}/${entry}`;
+      const info = await lstat(hostPath);
+      if (!info.isDirectory() && !info.isFile() && !info.isSymbolicLink())
+        throw badRequest(`extension "${name}": ${entryPath} is a special file (only directories, files and symlinks)`);
+      if (!info.isSymbolicLink() && (info.mode & 0o002) !== 0)
+        throw badRequest(`extension "${name}": ${entryPath} is world-writable`);
+      if (info.isDirectory()) await walk(hostPath, entryPath);
+      else if (!isAllowedExtensionPath(entryPath, allowed))
+        throw badRequest(
+          `extension "${name}": ${entryPath} is outside the paths allowed for Talos ${options.talosVersion} (${allowed.join(", ")})`,
+        );
+    }
+  };
+  await walk(join(dir, "rootfs"), "");
+  return manifest;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Extension services
+
+export type ServiceDependency =
+  | { service: string }
+  | { path: string }
+  | { network: string[] }
+  | { time: boolean }
+  | { configuration: boolean };
+
+export interface ExtensionServiceSpec {
+  name: string;
+  container: {
+    entrypoint: string;
+    args?: string[];
+    environment?: string[];
+    mounts?: unknown[];
+    security?: Record<string, unknown>;
+  };
+  depends: ServiceDependency[];
+  restart: "always" | "never" | "untilSuccess";
+}
+
+/** Where extension service specs live in an extension's rootfs, and each service's own rootfs. */
+export const extensionServicesDir = "usr/local/etc/containers";
+export const extensionServiceRootfs = (name: string) => `usr/local/lib/containers/${name}`;
+
+/** Parses and checks an extension service spec; `fileName` (e.g. "hello.yaml") must match its name. */
+export function parseExtensionServiceSpec(text: string | Uint8Array, fileName?: string): ExtensionServiceSpec {
+  const what = `extension service ${fileName ?? "spec"}`;
+  const raw = parseBoundedYaml(text, what);
+  if (!isRecord(raw)) throw badRequest(`${what}: not a YAML mapping`);
+  const name = raw.name;
+  if (typeof name !== "string" || !/^[-_a-z0-9]+$/.test(name))
+    throw badRequest(`${what}: name must match ^[-_a-z0-9]+$`);
+  if (fileName !== undefined && fileName !== `${name}.yaml`)
+    throw badRequest(`${what}: file name must be ${name}.yaml`);
+  const container = raw.container;
+  if (!isRecord(container) || typeof container.entrypoint !== "string" || container.entrypoint === "")
+    throw badRequest(`${what}: container.entrypoint is required`);
+  const depends: ServiceDependency[] = [];
+  for (const dep of Array.isArray(raw.depends) ? raw.depends : raw.depends === undefined ? [] : [null]) {
+    const keys = isRecord(dep) ? Object.keys(dep) : [];
+    const kinds = ["service", "path", "network", "time", "configuration"];
+    if (keys.length !== 1 || !kinds.includes(keys[0] as string))
+      throw badRequest(`${what}: each dependency must be exactly one of ${kinds.join(", ")}`);
+    depends.push(dep as ServiceDependency);
+  }
+  const restart = raw.restart ?? "always";
+  if (restart !== "always" && restart !== "never" && restart !== "untilSuccess")
+    throw badRequest(`${what}: restart must be always, never or untilSuccess`);
+  const spec: ExtensionServiceSpec = {
+    name,
+    container: { entrypoint: container.entrypoint },
+    depends,
+    restart,
+  };
+  if (Array.isArray(container.args)) spec.container.args = container.args.map(String);
+  if (Array.isArray(container.environment)) spec.container.environment = container.environment.map(String);
+  if (Array.isArray(container.mounts)) spec.container.mounts = container.mounts;
+  if (isRecord(container.security)) spec.container.security = container.security;
+  return spec;
+}

@@ -1,0 +1,300 @@
+// THE Talos version rules table: the one place that says what changes at which Talos version. Everything
+// version-dependent (test bed, imager, cmdline builder, disk layout) reads `rulesFor(version)`; nowhere
+// else compares versions.
+//
+// Semantics follow upstream's quirks package (siderolabs/talos pkg/machinery/imager/quirks): a version is
+// parsed tolerantly ("v" prefix, missing minor/patch), pre-release and build parts are dropped (so
+// v1.10.0-alpha.1 follows the 1.10.0 rules), and a tag that does not parse gets the NEWEST rules.
+// (Upstream is inconsistent here in two places — UseSDBootForUEFI and SupportsIMA answer as for an OLD
+// version when the tag does not parse; we apply "newest" uniformly, as its comments intend.)
+//
+// The table is a baseline (the oldest behaviour we describe, Talos 1.0–1.3) plus rows, each with the
+// first version it applies to and the rule in words; rulesFor applies every row up to the version.
+
+import semver from "semver";
+
+export type InitramfsCompression = "zstd" | "xz";
+export type Bootloader = "grub" | "sd-boot" | "dual-boot";
+
+export interface VersionRules {
+  /** The version asked for, as given. */
+  readonly version: string;
+  /** major.minor.patch it was read as, or undefined when it is not a version (newest rules apply). */
+  readonly semver: string | undefined;
+  /** Where kernel modules live in the rootfs and in extensions (no leading slash). */
+  readonly modulesPath: "lib/modules" | "usr/lib/modules";
+  /** Where firmware lives (no leading slash). */
+  readonly firmwarePath: "lib/firmware" | "usr/lib/firmware";
+  /** Compression of the initramfs and of the cpio appended to it. */
+  readonly initramfsCompression: InitramfsCompression;
+  /** mksquashfs compressor for extension layers (with level 18 for zstd). */
+  readonly squashfsCompression: InitramfsCompression;
+  /** UEFI boots only through systemd-boot; BIOS still through GRUB (dual-boot). Before: GRUB for both. */
+  readonly sdBootForUefi: boolean;
+  /** The installer image repository: `installer-base` (unified installer) or `installer`. */
+  readonly installerImage: "installer" | "installer-base";
+  /** Boot files in the installer's artifacts layer, under `usr/install/<arch>/`. */
+  readonly installerArtifacts: readonly string[];
+  /** Paths (absolute) under which an extension's non-directory entries must lie. */
+  readonly extensionAllowedPaths: readonly string[];
+  /** Kernel args every image gets (after the platform's), in upstream's order. */
+  readonly defaultKernelArgs: readonly string[];
+  /** Kernel args added for secure boot images. */
+  readonly secureBootKernelArgs: readonly string[];
+  /** The metal platform's amd64 console args include console=ttyS0. */
+  readonly metalConsoleTtyS0: boolean;
+  /** ISO images get talos.halt_if_installed=1. */
+  readonly haltIfInstalled: boolean;
+  /** ISOs carry a volume label `Talos-<version>`. */
+  readonly isoVolumeLabel: boolean;
+  /** META may be gzip-compressed in talos.environment=INSTALLER_META_BASE64. */
+  readonly compressedMeta: boolean;
+  /** GRUB menus have a "Reset Talos installation" entry. */
+  readonly grubResetOption: boolean;
+  /** UKIs can be built. */
+  readonly uki: boolean;
+  /** UKIs carry .profile sections (main, reset). */
+  readonly ukiProfiles: boolean;
+  /** Overlays (board support) are supported. */
+  readonly overlays: boolean;
+  /** Disk images leave STATE/EPHEMERAL to Talos's first boot. */
+  readonly skipDataPartitions: boolean;
+  /** BOOT partition size in MiB (GRUB layout; the UKI layout's EFI is 100 + 1 + this). */
+  readonly bootPartitionMiB: number;
+  /** mkfs.xfs config file upstream passes for BOOT. */
+  readonly xfsMkfsConfig: string;
+}
+
+type MutableRules = { -readonly [K in keyof VersionRules]: VersionRules[K] } & {
+  /** Flags behind the default kernel args, turned into the ordered list at the end. */
+  args: {
+    initOnAlloc: boolean;
+    nvmeIoTimeout: boolean;
+    ima: boolean;
+    selinux: boolean;
+    moduleSigEnforce: boolean;
+    procMemOverride: boolean;
+    lockdown: boolean;
+  };
+};
+
+export interface VersionRule {
+  /** First version the rule applies to (major.minor.patch). */
+  readonly since: string;
+  /** The rule in words, as the reference states it. */
+  readonly rule: string;
+  readonly apply: (rules: MutableRules) => void;
+}
+
+const allowedPaths15 = [
+  "/etc/cri/conf.d",
+  "/lib/firmware",
+  "/lib/modules",
+  "/lib64/ld-linux-x86-64.so.2",
+  "/usr/etc/udev/rules.d",
+  "/usr/local",
+  "/usr/share/glvnd",
+  "/usr/share/egl",
+  "/etc/vulkan",
+];
+
+function baseline(): MutableRules {
+  return {
+    version: "",
+    semver: undefined,
+    modulesPath: "lib/modules",
+    firmwarePath: "lib/firmware",
+    initramfsCompression: "xz",
+    squashfsCompression: "xz",
+    sdBootForUefi: false,
+    installerImage: "installer",
+    installerArtifacts: ["vmlinuz", "initramfs.xz"],
+    extensionAllowedPaths: allowedPaths15,
+    defaultKernelArgs: [],
+    secureBootKernelArgs: [],
+    metalConsoleTtyS0: true,
+    haltIfInstalled: false,
+    isoVolumeLabel: false,
+    compressedMeta: false,
+    grubResetOption: false,
+    uki: false,
+    ukiProfiles: false,
+    overlays: false,
+    skipDataPartitions: false,
+    bootPartitionMiB: 1000,
+    xfsMkfsConfig: "/usr/share/xfsprogs/mkfs/lts_6.1.conf",
+    args: {
+      initOnAlloc: true,
+      nvmeIoTimeout: true,
+      ima: true,
+      selinux: false,
+      moduleSigEnforce: false,
+      procMemOverride: false,
+      lockdown: true,
+    },
+  };
+}
+
+/** The rows, oldest first. */
+export const versionRuleTable: readonly VersionRule[] = [
+  { since: "1.4.0", rule: "GRUB menus get a reset entry", apply: (r) => void (r.grubResetOption = true) },
+  { since: "1.5.0", rule: "UKIs can be built", apply: (r) => void (r.uki = true) },
+  {
+    since: "1.6.3",
+    rule: "META in talos.environment may be gzip-compressed",
+    apply: (r) => void (r.compressedMeta = true),
+  },
+  { since: "1.7.0", rule: "overlays are supported", apply: (r) => void (r.overlays = true) },
+  {
+    since: "1.8.0",
+    rule: "initramfs and extension squashfs use zstd instead of xz",
+    apply: (r) => {
+      r.initramfsCompression = "zstd";
+      r.squashfsCompression = "zstd";
+    },
+  },
+  { since: "1.8.0", rule: "metal amd64 no longer has console=ttyS0", apply: (r) => void (r.metalConsoleTtyS0 = false) },
+  { since: "1.8.0", rule: "ISOs get talos.halt_if_installed=1", apply: (r) => void (r.haltIfInstalled = true) },
+  { since: "1.8.0", rule: "ISOs get a volume label", apply: (r) => void (r.isoVolumeLabel = true) },
+  {
+    since: "1.8.0",
+    rule: "disk images leave STATE and EPHEMERAL to first boot",
+    apply: (r) => void (r.skipDataPartitions = true),
+  },
+  {
+    since: "1.8.0",
+    rule: "BOOT is made with the 6.6 LTS mkfs.xfs config",
+    apply: (r) => void (r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.6.conf"),
+  },
+  {
+    since: "1.9.0",
+    rule: "extensions may add /sbin/ldconfig and udev rules move to /usr/lib/udev/rules.d",
+    apply: (r) => {
+      r.extensionAllowedPaths = [
+        ...r.extensionAllowedPaths.filter((p) => p !== "/usr/etc/udev/rules.d"),
+        "/usr/lib/udev/rules.d",
+        "/sbin/ldconfig",
+      ];
+    },
+  },
+  {
+    since: "1.10.0",
+    rule: "/usr merge: modules in usr/lib/modules, firmware in usr/lib/firmware, and the extension paths follow",
+    apply: (r) => {
+      r.modulesPath = "usr/lib/modules";
+      r.firmwarePath = "usr/lib/firmware";
+      r.extensionAllowedPaths = [
+        "/etc/cri/conf.d",
+        "/usr/lib/firmware",
+        "/usr/lib/modules",
+        "/usr/lib/ld-linux-x86-64.so.2",
+        "/usr/bin/ldconfig",
+        "/usr/lib/udev/rules.d",
+        "/usr/local",
+        "/usr/share/glvnd",
+        "/usr/share/egl",
+        "/etc/vulkan",
+      ];
+    },
+  },
+  { since: "1.10.0", rule: "UEFI boots only through systemd-boot", apply: (r) => void (r.sdBootForUefi = true) },
+  {
+    since: "1.10.0",
+    rule: "unified installer: installer-base image, artifacts are the UKI and systemd-boot",
+    apply: (r) => {
+      r.installerImage = "installer-base";
+      r.installerArtifacts = ["systemd-boot.efi", "vmlinuz.efi"];
+    },
+  },
+  { since: "1.10.0", rule: "UKIs carry profiles", apply: (r) => void (r.ukiProfiles = true) },
+  { since: "1.10.0", rule: "SELinux is enabled (selinux=1)", apply: (r) => void (r.args.selinux = true) },
+  {
+    since: "1.10.0",
+    rule: "BOOT is made with the 6.12 LTS mkfs.xfs config",
+    apply: (r) => void (r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.12.conf"),
+  },
+  { since: "1.11.0", rule: "IMA args are dropped after 1.10.x", apply: (r) => void (r.args.ima = false) },
+  { since: "1.11.0", rule: "BOOT partition grows to 2000 MiB", apply: (r) => void (r.bootPartitionMiB = 2000) },
+  {
+    since: "1.12.0",
+    rule: "extensions may add /usr/lib/ld-linux-aarch64.so.1",
+    apply: (r) => void (r.extensionAllowedPaths = [...r.extensionAllowedPaths, "/usr/lib/ld-linux-aarch64.so.1"]),
+  },
+  {
+    since: "1.12.0",
+    rule: "modules must be signed (module.sig_enforce=1)",
+    apply: (r) => void (r.args.moduleSigEnforce = true),
+  },
+  {
+    since: "1.13.0",
+    rule: "proc_mem.force_override=never is a default arg",
+    apply: (r) => void (r.args.procMemOverride = true),
+  },
+  {
+    since: "1.14.0",
+    rule: "init_on_alloc=1, the nvme timeout (AWS only from now) and lockdown=confidentiality are no longer defaults",
+    apply: (r) => {
+      r.args.initOnAlloc = false;
+      r.args.nvmeIoTimeout = false;
+      r.args.lockdown = false;
+    },
+  },
+];
+
+function kernelArgs(args: MutableRules["args"]): string[] {
+  const out: string[] = [];
+  if (args.initOnAlloc) out.push("init_on_alloc=1");
+  out.push("slab_nomerge", "pti=on", "consoleblank=0");
+  if (args.nvmeIoTimeout) out.push("nvme_core.io_timeout=4294967295");
+  out.push("printk.devkmsg=on");
+  if (args.ima) out.push("ima_template=ima-ng", "ima_appraise=fix", "ima_hash=sha512");
+  if (args.selinux) out.push("selinux=1");
+  if (args.moduleSigEnforce) out.push("module.sig_enforce=1");
+  if (args.procMemOverride) out.push("proc_mem.force_override=never");
+  return out;
+}
+
+/**
+ * Reads a Talos version the way upstream's semver.ParseTolerant does ("v" prefix, missing parts as 0),
+ * keeping only major.minor.patch. Undefined when it is not a version.
+ */
+export function parseTalosVersion(version: string): string | undefined {
+  const match = /^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?\s*$/.exec(version);
+  if (match === null) return undefined;
+  const core = `${Number(match[1])}.${Number(match[2] ?? 0)}.${Number(match[3] ?? 0)}`;
+  return semver.valid(core) ?? undefined;
+}
+
+const cache = new Map<string, VersionRules>();
+
+/** The rules for a Talos version (e.g. "v1.8.2", "v1.10.0-beta.1"; anything unparseable → newest). */
+export function rulesFor(version: string): VersionRules {
+  const cached = cache.get(version);
+  if (cached !== undefined) return cached;
+  const parsed = parseTalosVersion(version);
+  const rules = baseline();
+  for (const row of versionRuleTable) if (parsed === undefined || semver.gte(parsed, row.since)) row.apply(rules);
+  const { args, ...rest } = rules;
+  const result: VersionRules = Object.freeze({
+    ...rest,
+    version,
+    semver: parsed,
+    defaultKernelArgs: Object.freeze(kernelArgs(args)),
+    secureBootKernelArgs: Object.freeze(args.lockdown ? ["lockdown=confidentiality"] : []),
+    extensionAllowedPaths: Object.freeze([...rest.extensionAllowedPaths]),
+    installerArtifacts: Object.freeze([...rest.installerArtifacts]),
+  });
+  if (cache.size < 1000) cache.set(version, result);
+  return result;
+}
+
+/**
+ * The bootloader upstream picks for an image: secure boot → sd-boot; arm64 with sd-boot-only UEFI →
+ * sd-boot; before sd-boot-only UEFI → GRUB; else dual-boot (GRUB for BIOS, sd-boot for UEFI).
+ */
+export function bootloaderFor(rules: VersionRules, options: { arch: string; secureBoot: boolean }): Bootloader {
+  if (options.secureBoot) return "sd-boot";
+  if (!rules.sdBootForUefi) return "grub";
+  if (options.arch === "arm64") return "sd-boot";
+  return "dual-boot";
+}

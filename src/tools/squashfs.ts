@@ -1,0 +1,120 @@
+// mksquashfs / unsquashfs (Debian squashfs-tools; 4.5.1 on Debian 12).
+//
+// Upstream Talos packs each extension rootfs with
+//   mksquashfs <rootfs> <n>.sqsh -all-root -noappend -no-progress -comp zstd -Xcompression-level 18
+// and with `-comp xz` (no level: the xz compressor takes none) before Talos 1.8. Timestamps: squashfs-tools
+// refuses SOURCE_DATE_EPOCH together with -mkfs-time/-all-time, so when we pin a time we pass the flags and
+// drop the variable from the child's environment.
+
+import { AppError } from "../errors.ts";
+import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
+
+export const mksquashfsTool: Tool = { command: "mksquashfs", debianPackage: "squashfs-tools" };
+export const unsquashfsTool: Tool = { command: "unsquashfs", debianPackage: "squashfs-tools" };
+
+export type SquashfsCompression = "zstd" | "xz" | "gzip";
+
+export interface MksquashfsOptions {
+  compression: SquashfsCompression;
+  /** -Xcompression-level (zstd 1–22, gzip 1–9); not accepted for xz. Upstream uses 18 for zstd. */
+  level?: number;
+  /** Data block size in bytes (power of two, 4 KiB–1 MiB); default the tool's 128 KiB. */
+  blockSize?: number;
+  /**
+   * One timestamp (seconds) for the filesystem and every file, for reproducible images. Default: the
+   * SOURCE_DATE_EPOCH environment variable (which squashfs-tools then applies itself) or the files' times.
+   */
+  mtime?: number;
+  /** Own every file by root (default true, as upstream). */
+  allRoot?: boolean;
+  /** Threads (default: all processors). */
+  processors?: number;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** The argument list for mksquashfs, exported so tests and docs can show it. */
+export function mksquashfsArgs(sourceDir: string, outFile: string, options: MksquashfsOptions): string[] {
+  const args = [sourceDir, outFile, "-noappend", "-no-progress", "-quiet", "-comp", options.compression];
+  if (options.allRoot ?? true) args.push("-all-root");
+  if (options.level !== undefined) {
+    if (options.compression === "xz")
+      throw new AppError("BadRequest", "mksquashfs: the xz compressor takes no compression level");
+    args.push("-Xcompression-level", String(options.level));
+  }
+  if (options.blockSize !== undefined) {
+    const size = options.blockSize;
+    if (!Number.isInteger(Math.log2(size)) || size < 4096 || size > 1024 * 1024)
+      throw new AppError("BadRequest", `mksquashfs: block size ${size} is not a power of two in 4 KiB–1 MiB`);
+    args.push("-b", String(size));
+  }
+  if (options.mtime !== undefined) {
+    if (!Number.isSafeInteger(options.mtime) || options.mtime < 0 || options.mtime > 0xffffffff)
+      throw new AppError("BadRequest", `mksquashfs: invalid timestamp ${options.mtime}`);
+    args.push("-mkfs-time", String(options.mtime), "-all-time", String(options.mtime));
+  }
+  if (options.processors !== undefined) args.push("-processors", String(options.processors));
+  return args;
+}
+
+/** Packs `sourceDir` (its contents become the root) into a new squashfs image `outFile`. */
+export async function mksquashfs(sourceDir: string, outFile: string, options: MksquashfsOptions): Promise<void> {
+  const run: RunOptions = { signal: options.signal, timeoutMs: options.timeoutMs };
+  if (options.mtime !== undefined) run.env = { SOURCE_DATE_EPOCH: undefined };
+  await runTool(mksquashfsTool, mksquashfsArgs(sourceDir, outFile, options), run);
+}
+
+export interface SquashfsListing {
+  /** Absolute path inside the image ("/" for the root). */
+  path: string;
+  /** The `ls -l` style mode string, e.g. "-rw-r--r--" or "lrwxrwxrwx". */
+  mode: string;
+  owner: string;
+  size: number;
+  /** Symlink target. */
+  target?: string;
+}
+
+// unsquashfs -lls line: "-rw-r--r-- root/root                 3 1970-01-01 00:00 /a/b/f"
+// (device nodes show "major,minor" instead of a size).
+const listingLine = /^(\S{10}) (\S+)\s+(\d+|\d+,\s*\d+) \d{4}-\d\d-\d\d \d\d:\d\d (.*)$/;
+
+/** Lists every entry of a squashfs image (unsquashfs -lls). */
+export async function listSquashfs(
+  image: string,
+  options?: Pick<RunOptions, "signal" | "timeoutMs">,
+): Promise<SquashfsListing[]> {
+  const text = await runToolText(unsquashfsTool, ["-d", "", "-lls", image], {
+    ...options,
+    maxStdoutBytes: 256 * 1024 * 1024,
+  });
+  const out: SquashfsListing[] = [];
+  for (const line of text.split("\n")) {
+    const match = listingLine.exec(line);
+    if (match === null) continue;
+    const [, mode, owner, size, rest] = match as unknown as [string, string, string, string, string];
+    const arrow = mode.startsWith("l") ? rest.indexOf(" -> ") : -1;
+    const path = arrow === -1 ? rest : rest.slice(0, arrow);
+    const entry: SquashfsListing = { path: path === "" ? "/" : path, mode, owner, size: Number.parseInt(size, 10) };
+    if (arrow !== -1) entry.target = rest.slice(arrow + 4);
+    out.push(entry);
+  }
+  return out;
+}
+
+export interface UnsquashfsOptions {
+  /** Only these paths inside the image (e.g. "/usr/lib/modules"); default everything. */
+  paths?: string[];
+  /** Skip extended attributes (default true: extracting as non-root or onto tmpfs may refuse them). */
+  noXattrs?: boolean;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** Extracts the image into `destDir` (created; existing files overwritten). */
+export async function unsquashfs(image: string, destDir: string, options: UnsquashfsOptions = {}): Promise<void> {
+  const args = ["-d", destDir, "-f", "-n"];
+  if (options.noXattrs ?? true) args.push("-no-xattrs");
+  args.push(image, ...(options.paths ?? []));
+  await runTool(unsquashfsTool, args, { signal: options.signal, timeoutMs: options.timeoutMs });
+}
