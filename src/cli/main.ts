@@ -2,6 +2,8 @@ import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
 import { registerImageCommands } from "./image.ts";
 import { registerRegistryCommand } from "./registry.ts";
+import { registerSignCommands } from "./sign.ts";
+import { registerVerifyCommand } from "./verify.ts";
 
 export function buildProgram(): Command {
   const program = new Command("boot-assets")
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRegistryCommand(program);
   registerImageCommands(program);
+  registerSignCommands(program);
+  registerVerifyCommand(program);
   return program;
 }
 

@@ -147,3 +147,23 @@ export function requireDigest(value: string, what: string): Digest {
   if (!isDigest(value)) throw badRequest(`${what} "${value}" is not a digest`, "DIGEST_INVALID");
   return value;
 }
+
+/** payloadType of the DSSE envelope in a cosign v3 bundle. */
+export const InTotoPayloadType = "application/vnd.in-toto+json";
+export const InTotoStatementType = "https://in-toto.io/Statement/v1";
+
+/**
+ * The in-toto statement cosign v3 signs for an image: one subject with the manifest digest (no name, empty
+ * annotations) and an empty cosign/sign predicate. Key order as cosign writes it.
+ */
+export function cosignSignStatement(manifestDigest: Digest): Buffer {
+  const [algorithm, hex] = manifestDigest.split(":") as [string, string];
+  return Buffer.from(
+    JSON.stringify({
+      _type: InTotoStatementType,
+      subject: [{ digest: { [algorithm]: hex }, annotations: {} }],
+      predicateType: CosignSignPredicateType,
+      predicate: {},
+    }),
+  );
+}

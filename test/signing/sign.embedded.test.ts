@@ -1,0 +1,4 @@
+import { startEmbeddedRegistry } from "../harness/embedded.ts";
+import { signSuite } from "./sign-suite.ts";
+
+signSuite(() => startEmbeddedRegistry());
