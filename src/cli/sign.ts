@@ -57,7 +57,7 @@ async function signerFrom(opts: SignCliOptions): Promise<Signer> {
 export function registerSignCommands(program: Command): void {
   const sign = program
     .command("sign")
-    .description("sign an image like cosign: a sha256-<digest>.sig signature, optionally a Sigstore bundle referrer")
+    .description("Sign an image like cosign: a sha256-<digest>.sig signature, optionally a Sigstore bundle referrer")
     .argument("<image>", "image reference (tag or digest)")
     .option("--key <file>", "private key (cosign.key, encrypted with COSIGN_PASSWORD, or a PEM private key)")
     .option("--keyless", "sign with a Fulcio certificate for the CI's OIDC identity (GitHub Actions)")
@@ -95,7 +95,7 @@ export function registerSignCommands(program: Command): void {
 
   program
     .command("generate-key-pair")
-    .description("write cosign.key (encrypted with COSIGN_PASSWORD, empty when unset) and cosign.pub")
+    .description("Write cosign.key (encrypted with COSIGN_PASSWORD, empty when unset) and cosign.pub")
     .option("--output-key-prefix <prefix>", "file name prefix", "cosign")
     .option("--force", "overwrite existing files")
     .action(async (opts: { outputKeyPrefix: string; force?: boolean }) => {
