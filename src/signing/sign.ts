@@ -18,7 +18,9 @@ import {
   signatureTag,
   simpleSigningPayload,
 } from "./cosign-format.ts";
+import { findBundleReferrers, readReferrerBundle } from "./signature-sources.ts";
 import type { SignatureMaterial, Signer } from "./signer.ts";
+import type { SigstoreBundleJson } from "./sigstore-bundle.ts";
 
 /** A `.sig` image with more layers than this is not appended to: nobody signs an image a thousand times. */
 export const maxSignatureLayers = 1000;
@@ -138,9 +140,32 @@ async function signLegacy(
   return { digest, format: "legacy", status: "signed", location: tag };
 }
 
-/** Pushes a v0.3 bundle referrer for one manifest. */
+/** A bundle referrer of `subject` that this signer already made over `statement`, if any. */
+async function existingBundleBy(
+  repository: Repository,
+  subject: Descriptor,
+  signer: Signer,
+  statement: Buffer,
+): Promise<Digest | undefined> {
+  for (const referrer of await findBundleReferrers(repository, subject.digest)) {
+    let bundle: SigstoreBundleJson;
+    try {
+      bundle = JSON.parse((await readReferrerBundle(repository, referrer, subject.digest)).toString("utf8"));
+    } catch (err) {
+      if (isAppError(err, "Integrity") || err instanceof SyntaxError) continue; // not ours to judge; not a match
+      throw err;
+    }
+    if (await signer.recognizesBundle(bundle, statement, InTotoPayloadType)) return referrer.digest;
+  }
+  return undefined;
+}
+
+/** Pushes a v0.3 bundle referrer for one manifest, unless this signer already has one there. */
 async function signBundle(repository: Repository, subject: Descriptor, signer: Signer): Promise<SignResult> {
-  const bundle = await signer.signBundle(cosignSignStatement(subject.digest), InTotoPayloadType);
+  const statement = cosignSignStatement(subject.digest);
+  const existing = await existingBundleBy(repository, subject, signer, statement);
+  if (existing) return { digest: subject.digest, format: "bundle", status: "already-signed", location: existing };
+  const bundle = await signer.signBundle(statement, InTotoPayloadType);
   const bundleBytes = Buffer.from(JSON.stringify(bundle));
   const layer = await putSmallBlob(repository, bundleBytes, SigstoreBundleMediaType);
   const emptyConfig = await putSmallBlob(repository, Buffer.from("{}"), MediaType.ociEmpty);

@@ -45,6 +45,29 @@ export interface Signer {
    * to answer, which costs no transparency log entry.
    */
   recognizes(annotations: Readonly<Record<string, string>>, payload: Buffer): Promise<boolean>;
+  /** The same question for an existing v0.3 bundle: is it this signer's DSSE signature over `payload`? */
+  recognizesBundle(bundle: SigstoreBundleJson, payload: Buffer, payloadType: string): Promise<boolean>;
+}
+
+/** The envelope's signatures when it carries exactly `payload` of `payloadType`; otherwise none. */
+function envelopeSignaturesOver(bundle: SigstoreBundleJson, payload: Buffer, payloadType: string): Buffer[] {
+  const envelope = bundle.dsseEnvelope;
+  if (envelope?.payloadType !== payloadType || typeof envelope.payload !== "string") return [];
+  if (!Buffer.from(envelope.payload, "base64").equals(payload)) return [];
+  return (envelope.signatures ?? []).map((s) => Buffer.from(s.sig ?? "", "base64"));
+}
+
+/** The signing certificate of a bundle (v0.3 `certificate`, or the first of an older chain), as PEM. */
+function bundleCertificatePem(bundle: SigstoreBundleJson): string | undefined {
+  const material = bundle.verificationMaterial as SigstoreBundleJson["verificationMaterial"] & {
+    x509CertificateChain?: { certificates?: { rawBytes: string }[] };
+  };
+  const raw = material?.certificate?.rawBytes ?? material?.x509CertificateChain?.certificates?.[0]?.rawBytes;
+  if (!raw) return undefined;
+  const body = Buffer.from(raw, "base64")
+    .toString("base64")
+    .replace(/.{1,64}/g, "$&\n");
+  return `-----BEGIN CERTIFICATE-----\n${body}-----END CERTIFICATE-----\n`;
 }
 
 /** SAN plus both issuer extensions: what makes two Fulcio certificates "the same identity". */
@@ -189,6 +212,18 @@ export class KeySigner implements Signer {
       return false;
     }
   }
+
+  async recognizesBundle(bundle: SigstoreBundleJson, payload: Buffer, payloadType: string): Promise<boolean> {
+    if (bundleCertificatePem(bundle)) return false;
+    const signed = preAuthEncoding(payloadType, payload);
+    return envelopeSignaturesOver(bundle, payload, payloadType).some((signature) => {
+      try {
+        return verify(signatureAlgorithm(this.publicKey), signed, this.publicKey, signature);
+      } catch {
+        return false;
+      }
+    });
+  }
 }
 
 export interface KeylessSignerOptions {
@@ -291,6 +326,17 @@ export class KeylessSigner implements Signer {
   async recognizes(annotations: Readonly<Record<string, string>>): Promise<boolean> {
     const existing = annotations[Annotation.certificate];
     if (!existing) return false;
+    const { leafPem } = await this.obtainCertificate();
+    try {
+      return certificateIdentityKey(existing) === certificateIdentityKey(leafPem);
+    } catch {
+      return false;
+    }
+  }
+
+  async recognizesBundle(bundle: SigstoreBundleJson, payload: Buffer, payloadType: string): Promise<boolean> {
+    const existing = bundleCertificatePem(bundle);
+    if (!existing || envelopeSignaturesOver(bundle, payload, payloadType).length === 0) return false;
     const { leafPem } = await this.obtainCertificate();
     try {
       return certificateIdentityKey(existing) === certificateIdentityKey(leafPem);

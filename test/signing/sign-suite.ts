@@ -259,6 +259,33 @@ export function signSuite(start: () => Promise<RunningRegistry>): void {
       const verified = verifier().verify(toSignedEntity(bundleFromJSON(bundleJson)));
       assert.equal(verified.identity?.subjectAlternativeName, "release@example.com");
       assert.equal(verified.identity?.extensions?.issuer, "https://accounts.google.com");
+
+      // Re-running with the same identity adds nothing and logs nothing; another signer adds its own bundle.
+      const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json";
+      const entriesBefore = server.entries.length;
+      const rerun = new KeylessSigner({ fulcioUrl: server.url, rekorUrl: server.url, identityToken: token });
+      const again = await signImage(repo, image.digest, rerun, { dockerReference: "x.test/b", bundle: true });
+      assert.deepEqual(
+        again.map((r) => `${r.format}:${r.status}`),
+        ["legacy:already-signed", "bundle:already-signed"],
+      );
+      assert.equal(server.entries.length, entriesBefore, "no Rekor entry for a bundle not written");
+      assert.equal((await repo.referrers(image.digest, bundleType)).length, 1);
+
+      const keySigner = new KeySigner(generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey, {
+        rekorUrl: server.url,
+      });
+      const byKey = await signImage(repo, image.digest, keySigner, { dockerReference: "x.test/b", bundle: true });
+      assert.deepEqual(
+        byKey.map((r) => r.status),
+        ["signed", "signed"],
+      );
+      const keyAgain = await signImage(repo, image.digest, keySigner, { dockerReference: "x.test/b", bundle: true });
+      assert.deepEqual(
+        keyAgain.map((r) => r.status),
+        ["already-signed", "already-signed"],
+      );
+      assert.equal((await repo.referrers(image.digest, bundleType)).length, 2);
     });
   });
 }
