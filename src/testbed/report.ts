@@ -1,0 +1,45 @@
+// The guest's one-line report ("TESTBED-REPORT {json}", printed by guest/init.sh on /dev/ttyS0) and how to
+// find it in a serial log.
+
+import { integrity } from "../errors.ts";
+
+export const reportPrefix = "TESTBED-REPORT ";
+
+export interface TestbedReport {
+  /** /proc/cmdline as the kernel got it. */
+  cmdline: string;
+  /** `uname -r`. */
+  kernelRelease: string;
+  firmware: "bios" | "uefi";
+  /** The SecureBoot EFI variable; null when there is none (BIOS, or firmware without it). */
+  secureBoot: boolean | null;
+  /** The layers of /extensions.yaml, in file order (name and version from their metadata). */
+  extensions: { image: string; name: string; version: string }[];
+  /** Module names in /proc/modules, sorted. */
+  modules: string[];
+  /** META tags keyed "0x<hex>", from the disk's META partition or the INSTALLER_META_BASE64 cmdline variable. */
+  meta: { source: "partition" | "cmdline" | "none"; tags: Record<string, string> };
+  /** The file name under /usr/local/share/schematic/, or null. */
+  schematicId: string | null;
+  /** Named (GPT) partitions the guest saw, or null when there were none. */
+  disk: { partitions: { device: string; name: string }[] } | null;
+  /** What failed in the guest (empty when everything worked). */
+  errors: string[];
+}
+
+/** The last report line in a serial log, parsed; undefined when the log has none. */
+export function findTestbedReport(serialLog: string): TestbedReport | undefined {
+  const lines = serialLog.split(/\r?\n/);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = (lines[i] as string).replace(/\r/g, "");
+    const at = line.indexOf(reportPrefix);
+    if (at === -1) continue;
+    const json = line.slice(at + reportPrefix.length);
+    try {
+      return JSON.parse(json) as TestbedReport;
+    } catch (err) {
+      throw integrity(`the guest's report is not valid JSON: ${(err as Error).message}: ${json.slice(0, 500)}`);
+    }
+  }
+  return undefined;
+}

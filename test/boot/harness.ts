@@ -1,0 +1,203 @@
+// Boots a test bed asset in QEMU (always TCG: KVM is not usable on these machines) and returns what the
+// guest reported on its serial port. Used by the boot tests and by bench scripts.
+//
+//   boot({ kernel, initrd, cmdline, firmware: "bios" })     direct kernel boot (-kernel/-initrd/-append)
+//   boot({ iso, firmware })                                 a CD-ROM
+//   boot({ disk, firmware })                                a raw disk image on virtio (never modified;
+//                                                           may also accompany a direct kernel boot)
+//   boot({ uki, firmware: "uefi" })                         a UKI as EFI/BOOT/BOOTX64.EFI on a FAT drive
+
+import { spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findTestbedReport, reportPrefix, type TestbedReport } from "../../src/testbed/report.ts";
+
+export type { TestbedReport };
+
+export interface BootOptions {
+  iso?: string;
+  disk?: string;
+  kernel?: string;
+  initrd?: string;
+  /** Kernel command line for a direct kernel boot; `console=ttyS0` is added when missing. */
+  cmdline?: string;
+  uki?: string;
+  firmware: "bios" | "uefi";
+  /** Give up after this long (default 120 s; a TCG boot takes 8–18 s). */
+  timeoutMs?: number;
+  memoryMiB?: number;
+}
+
+export interface BootResult {
+  report: TestbedReport;
+  serialLog: string;
+  seconds: number;
+}
+
+/** A boot that did not produce a report; the whole serial log is in `serialLog` and in the file `logFile`. */
+export class BootError extends Error {
+  readonly serialLog: string;
+  readonly logFile: string;
+  constructor(message: string, serialLog: string, logFile: string) {
+    super(`${message} (serial log: ${logFile})\n--- serial log (last 4000 chars) ---\n${serialLog.slice(-4000)}`);
+    this.name = "BootError";
+    this.serialLog = serialLog;
+    this.logFile = logFile;
+  }
+}
+
+const qemuBinary = "qemu-system-x86_64";
+export const ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+export const ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/** The serial log is bounded: a guest stuck in a loop must not fill memory. */
+const maxSerialBytes = 16 * 1024 * 1024;
+/** After the report, the guest powers off by itself; this long at most. */
+const poweroffGraceMs = 15_000;
+
+/** Why the harness cannot run here, or undefined when QEMU (and OVMF for UEFI) are installed. */
+export function bootUnavailable(firmware: "bios" | "uefi" = "bios"): string | undefined {
+  const missing: string[] = [];
+  if (!onPath(qemuBinary)) missing.push("qemu-system-x86");
+  if (firmware === "uefi" && !readable(ovmfCode)) missing.push("ovmf");
+  return missing.length === 0 ? undefined : `missing Debian packages: apt-get install ${missing.join(" ")}`;
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? "").split(":").some((dir) => {
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The QEMU argument list (exported for tests and for printing in bench output). */
+export function qemuArgs(options: BootOptions, scratch: string): string[] {
+  // A disk may accompany a direct kernel boot (a machine booted from the network still has its disk).
+  const media = [options.iso, options.kernel === undefined ? options.disk : undefined, options.kernel, options.uki];
+  if (media.filter((m) => m !== undefined).length !== 1)
+    throw new Error("boot: give exactly one of iso, disk, kernel (+initrd, optionally with a disk) or uki");
+  if (options.uki !== undefined && options.firmware !== "uefi") throw new Error("boot: a UKI needs firmware: 'uefi'");
+  const args = [
+    "-machine",
+    "q35,accel=tcg",
+    "-cpu",
+    "max",
+    "-m",
+    String(options.memoryMiB ?? 1024),
+    "-nographic",
+    "-monitor",
+    "none",
+    "-serial",
+    "stdio",
+    "-no-reboot",
+    // No network: the NIC's option ROM (iPXE) only slows firmware down.
+    "-nic",
+    "none",
+  ];
+  if (options.firmware === "uefi")
+    args.push(
+      "-drive",
+      `if=pflash,format=raw,unit=0,readonly=on,file=${ovmfCode}`,
+      "-drive",
+      `if=pflash,format=raw,unit=1,file=${join(scratch, "OVMF_VARS.fd")}`,
+    );
+  if (options.kernel !== undefined) {
+    const cmdline = options.cmdline ?? "";
+    args.push(
+      "-kernel",
+      options.kernel,
+      "-append",
+      /(^|\s)console=ttyS0/.test(cmdline) ? cmdline : `${cmdline} console=ttyS0`.trim(),
+    );
+    if (options.initrd !== undefined) args.push("-initrd", options.initrd);
+  } else if (options.iso !== undefined) args.push("-cdrom", options.iso, "-boot", "d");
+  if (options.disk !== undefined) args.push("-drive", `file=${options.disk},format=raw,if=virtio,snapshot=on`);
+  if (options.uki !== undefined) args.push("-drive", `file=fat:rw:${join(scratch, "esp")},format=raw`);
+  return args;
+}
+
+/** Boots the machine, waits for the guest's report, and returns it with the serial log. */
+export async function boot(options: BootOptions): Promise<BootResult> {
+  const unavailable = bootUnavailable(options.firmware);
+  if (unavailable !== undefined) throw new Error(`cannot boot: ${unavailable}`);
+  const scratch = await mkdtemp(join(tmpdir(), "boot-harness-"));
+  try {
+    if (options.firmware === "uefi") await copyFile(ovmfVars, join(scratch, "OVMF_VARS.fd"));
+    if (options.uki !== undefined) {
+      await mkdir(join(scratch, "esp", "EFI", "BOOT"), { recursive: true });
+      await copyFile(options.uki, join(scratch, "esp", "EFI", "BOOT", "BOOTX64.EFI"));
+    }
+    return await run(qemuArgs(options, scratch), options.timeoutMs ?? 120_000);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function run(args: string[], timeoutMs: number): Promise<BootResult> {
+  const started = performance.now();
+  const child = spawn(qemuBinary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let serial = "";
+  let stderr = "";
+  let sawReport = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const kill = () => child.kill("SIGKILL");
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk: string) => {
+    if (serial.length < maxSerialBytes) serial += chunk;
+    if (!sawReport && serial.includes(reportPrefix) && /TESTBED-REPORT [^\n]*\n/.test(serial)) {
+      sawReport = true;
+      graceTimer = setTimeout(kill, poweroffGraceMs);
+    }
+  });
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-16 * 1024);
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, timeoutMs);
+  const status = await new Promise<string>((resolve) => {
+    child.once("error", (err) => resolve(`could not start ${qemuBinary}: ${err.message}`));
+    child.once("close", (code, signal) => resolve(signal === null ? `exit code ${code}` : `signal ${signal}`));
+  });
+  clearTimeout(timer);
+  clearTimeout(graceTimer);
+  const seconds = Math.round((performance.now() - started) / 100) / 10;
+  const fail = async (why: string): Promise<never> => {
+    const dir = join(tmpdir(), "boot-harness-logs");
+    await mkdir(dir, { recursive: true });
+    const logFile = join(dir, `serial-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
+    const text = `qemu-system-x86_64 ${args.join(" ")}\n--- qemu stderr ---\n${stderr}\n--- serial ---\n${serial}`;
+    await writeFile(logFile, text);
+    throw new BootError(why, serial, logFile);
+  };
+  let report: TestbedReport | undefined;
+  try {
+    report = findTestbedReport(serial);
+  } catch (err) {
+    return await fail((err as Error).message);
+  }
+  if (report === undefined)
+    return await fail(
+      timedOut
+        ? `no report after ${timeoutMs} ms`
+        : `QEMU ended (${status}) without a report; stderr: ${stderr.trim().slice(-1000)}`,
+    );
+  return { report, serialLog: serial, seconds };
+}
