@@ -3,7 +3,15 @@
 // build the bad certificates an attacker would present.
 
 import "reflect-metadata";
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, webcrypto } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  KeyObject,
+  randomBytes,
+  webcrypto,
+} from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { derOctetString, derUtf8String } from "./der.ts";
 
@@ -121,6 +129,33 @@ export interface CertificateAuthorityOptions {
   notAfter?: Date;
 }
 
+/** One CA certificate and its private key, PEM (PKCS#8): what persisting a test CA stores. */
+export interface AuthorityMaterial {
+  certificatePem: string;
+  privateKeyPem: string;
+}
+
+export interface CertificateAuthorityMaterial {
+  root: AuthorityMaterial;
+  intermediate: AuthorityMaterial;
+}
+
+function authorityToMaterial(authority: Authority): AuthorityMaterial {
+  const privateKey = KeyObject.from(authority.keys.privateKey as Parameters<typeof KeyObject.from>[0]);
+  return {
+    certificatePem: authority.pem,
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+  };
+}
+
+async function authorityFromMaterial(material: AuthorityMaterial): Promise<Authority> {
+  const certificate = new x509.X509Certificate(material.certificatePem);
+  const privateKey = createPrivateKey(material.privateKeyPem);
+  const curve = curveOf(privateKey);
+  const keys = await toWebKeys({ privateKey, publicKey: createPublicKey(privateKey) }, curve);
+  return { ...issued(certificate), keys, curve };
+}
+
 /** A root and an intermediate, like Fulcio's `sigstore` / `sigstore-intermediate`. */
 export class TestCertificateAuthority {
   readonly root: Authority;
@@ -172,6 +207,19 @@ export class TestCertificateAuthority {
     return new TestCertificateAuthority(
       { ...issued(rootCert), keys: rootKeys, curve },
       { ...issued(intermediateCert), keys: intermediateKeys, curve },
+    );
+  }
+
+  /** The certificates and keys, to persist this CA and restore it later with `fromMaterial`. */
+  toMaterial(): CertificateAuthorityMaterial {
+    return { root: authorityToMaterial(this.root), intermediate: authorityToMaterial(this.intermediate) };
+  }
+
+  /** A CA restored from `toMaterial()`'s output: same certificates, same keys (e.g. the test bed's persisted CA). */
+  static async fromMaterial(material: CertificateAuthorityMaterial): Promise<TestCertificateAuthority> {
+    return new TestCertificateAuthority(
+      await authorityFromMaterial(material.root),
+      await authorityFromMaterial(material.intermediate),
     );
   }
 

@@ -15,7 +15,11 @@ export interface LogKey {
 }
 
 export function createLogKey(curve: EcCurve = "P-256"): LogKey {
-  const keys = generateEcKeyPair(curve);
+  return logKeyOf(generateEcKeyPair(curve));
+}
+
+/** The log key for an existing key pair (a persisted test log, e.g. the test bed's). */
+export function logKeyOf(keys: KeyPair): LogKey {
   const spki = keys.publicKey.export({ type: "spki", format: "der" });
   return { keys, spki, logId: createHash("sha256").update(spki).digest() };
 }
@@ -42,6 +46,8 @@ export interface LogOptions {
   /** Host-like name used as the checkpoint origin; it must appear in the trusted root's baseUrl. */
   origin?: string;
   curve?: EcCurve;
+  /** Sign with this key pair instead of a fresh one (`curve` is then ignored). */
+  keys?: KeyPair;
 }
 
 export interface AppendOptions {
@@ -89,7 +95,7 @@ export class TestTransparencyLog {
   private readonly leaves: Buffer[] = [];
 
   constructor(options: LogOptions = {}) {
-    this.key = createLogKey(options.curve);
+    this.key = options.keys ? logKeyOf(options.keys) : createLogKey(options.curve);
     this.origin = options.origin ?? "rekor.test";
     this.baseUrl = `https://${this.origin}`;
   }

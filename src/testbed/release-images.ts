@@ -1,0 +1,166 @@
+// Reproducible single-platform (linux/amd64) images for the test bed release: gzip layers from the
+// deterministic tar writer, a config whose every timestamp is the one fixed mtime, and an OCI manifest; so the
+// same inputs give the same digests on every run and machine. Layers are cached on disk under a key made of
+// what goes into them (paths, modes, link targets, the sha256 of every content), so a re-run only hashes its
+// inputs and pushes what the registry lacks.
+
+import { createHash, randomUUID } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Digest } from "../oci/digest.ts";
+import { sha256Digest } from "../oci/digest.ts";
+import { type BuiltLayer, buildLayer } from "../oci/layer.ts";
+import type { Descriptor, ImageManifest } from "../oci/manifest.ts";
+import { MediaType } from "../oci/mediatypes.ts";
+import type { Repository } from "../oci/repository.ts";
+import type { TarEntry } from "../oci/tar.ts";
+
+/** Bumped when the layer or config recipe changes, so cached layers from older code are not reused. */
+const layerRecipeRevision = 1;
+const gzipLevel = 6;
+
+export interface ImageSpec {
+  /** Repository path, e.g. "siderolabs/imager". */
+  repository: string;
+  tag: string;
+  /** One entry list per layer, lowest first. */
+  layers: TarEntry[][];
+  /** The config's `config` section (Entrypoint, Env, Labels…). */
+  runConfig?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; Labels?: Record<string, string> };
+}
+
+export interface CachedLayer extends BuiltLayer {
+  /** The compressed layer file in the cache. */
+  file: string;
+}
+
+export interface BuiltImage {
+  repository: string;
+  tag: string;
+  digest: Digest;
+  manifest: Buffer;
+  config: Buffer;
+  configDescriptor: Descriptor;
+  layers: CachedLayer[];
+}
+
+/** Content-keyed cache of gzip layers. One instance per run: it remembers file hashes it computed. */
+export class LayerCache {
+  readonly dir: string;
+  readonly mtime: number;
+  private readonly fileHashes = new Map<string, Promise<string>>();
+
+  constructor(dir: string, mtime: number) {
+    this.dir = dir;
+    this.mtime = mtime;
+  }
+
+  private hashFile(path: string): Promise<string> {
+    let hash = this.fileHashes.get(path);
+    if (hash === undefined) {
+      hash = (async () => {
+        const h = createHash("sha256");
+        await pipeline(createReadStream(path), h);
+        return h.digest("hex");
+      })();
+      this.fileHashes.set(path, hash);
+    }
+    return hash;
+  }
+
+  /** The cache key: everything that decides the layer's bytes. */
+  async keyOf(entries: readonly TarEntry[]): Promise<string> {
+    const described: unknown[] = [];
+    for (const entry of entries) {
+      if (entry.type !== "file") described.push(entry);
+      else if ("content" in entry)
+        described.push({ ...entry, content: createHash("sha256").update(entry.content).digest("hex") });
+      else described.push({ ...entry, sourcePath: undefined, sha256: await this.hashFile(entry.sourcePath) });
+    }
+    const sortKey = (e: unknown) => (e as { path: string }).path;
+    described.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
+    const recipe = { layerRecipeRevision, gzipLevel, mtime: this.mtime, entries: described };
+    return createHash("sha256").update(JSON.stringify(recipe)).digest("hex");
+  }
+
+  /** The layer for these entries: from the cache, else built into it. */
+  async layer(entries: readonly TarEntry[]): Promise<CachedLayer> {
+    const key = await this.keyOf(entries);
+    const file = join(this.dir, `${key}.tar.gz`);
+    const metaFile = join(this.dir, `${key}.json`);
+    if (existsSync(metaFile) && existsSync(file)) {
+      const meta = JSON.parse(await readFile(metaFile, "utf8")) as BuiltLayer;
+      if ((await stat(file)).size === meta.descriptor.size) return { ...meta, file };
+    }
+    await mkdir(this.dir, { recursive: true });
+    const temp = join(this.dir, `.${key}.${randomUUID()}.part`);
+    try {
+      const built = await buildLayer(entries, temp, { compression: "gzip", level: gzipLevel, mtime: this.mtime });
+      await rename(temp, file);
+      await writeFile(metaFile, `${JSON.stringify(built)}\n`);
+      return { ...built, file };
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+}
+
+/** The image config: fixed key order, every timestamp the fixed mtime, amd64/linux. */
+export function imageConfig(diffIds: readonly Digest[], mtime: number, runConfig: ImageSpec["runConfig"] = {}): Buffer {
+  const created = new Date(mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
+  return Buffer.from(
+    JSON.stringify({
+      created,
+      architecture: "amd64",
+      os: "linux",
+      config: runConfig,
+      rootfs: { type: "layers", diff_ids: diffIds },
+      history: diffIds.map(() => ({ created, created_by: "boot-assets testbed release" })),
+    }),
+  );
+}
+
+export async function buildImage(spec: ImageSpec, cache: LayerCache): Promise<BuiltImage> {
+  const layers: CachedLayer[] = [];
+  for (const entries of spec.layers) layers.push(await cache.layer(entries));
+  const config = imageConfig(
+    layers.map((l) => l.diffId),
+    cache.mtime,
+    spec.runConfig,
+  );
+  const configDescriptor: Descriptor = {
+    mediaType: MediaType.ociConfig,
+    digest: sha256Digest(config),
+    size: config.length,
+  };
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: configDescriptor,
+    layers: layers.map((l) => l.descriptor),
+  };
+  const body = Buffer.from(JSON.stringify(manifest));
+  return {
+    repository: spec.repository,
+    tag: spec.tag,
+    digest: sha256Digest(body),
+    manifest: body,
+    config,
+    configDescriptor,
+    layers,
+  };
+}
+
+/** Pushes blobs the repository lacks, then the manifest under its tag. Returns the manifest digest. */
+export async function pushImage(repository: Repository, image: BuiltImage): Promise<Digest> {
+  for (const layer of image.layers) {
+    const { digest, size } = layer.descriptor;
+    if (await repository.statBlob(digest)) continue;
+    await repository.putBlob(createReadStream(layer.file), { digest, size });
+  }
+  const { digest, size } = image.configDescriptor;
+  if (!(await repository.statBlob(digest))) await repository.putBlob(image.config, { digest, size });
+  return await repository.putManifest(image.manifest, MediaType.ociManifest, image.tag);
+}

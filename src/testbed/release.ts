@@ -1,0 +1,342 @@
+// The test bed release: a miniature Talos release with upstream's image layouts, built from Debian packages,
+// pushed to a registry under `siderolabs/` and signed like the real one. Per Talos version:
+//   siderolabs/imager:<v>                 usr/install/amd64/{vmlinuz,initramfs.xz,systemd-boot.efi,systemd-stub.efi}
+//   siderolabs/installer-base:<v> (≥1.10) the test bed's installer program (`installer:<v>` before 1.10)
+//   siderolabs/testbed-*:<ext version>    the extensions (extensions.ts), validated for the version
+//   siderolabs/extensions:<v>             image-digests + descriptions.yaml listing them (the incompatible one
+//                                         too: the factory must refuse it itself, not rely on the catalog)
+//   siderolabs/overlays:<v>               overlays.yaml with no overlays (the test bed has no board overlay)
+// Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
+// key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
+
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createGunzip } from "node:zlib";
+import { AppError, badRequest } from "../errors.ts";
+import type { RegistryClient } from "../oci/client/client.ts";
+import type { Digest } from "../oci/digest.ts";
+import { flattenLayers } from "../oci/flatten.ts";
+import type { Repository } from "../oci/repository.ts";
+import { resolveMtime, type TarEntry } from "../oci/tar.ts";
+import { type SignResult, signImage } from "../signing/sign.ts";
+import type { Signer } from "../signing/signer.ts";
+import { type CatalogEntry, ExtensionCatalog, writeOverlaysCatalog } from "../talos/catalog.ts";
+import { validateExtensionTree } from "../talos/extension.ts";
+import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
+import { depmodTool } from "../tools/kmod.ts";
+import { runToolText } from "../tools/run.ts";
+import { bootAssetsCacheDir, fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
+import { extensionModule, testbedExtensionImages } from "./extensions.ts";
+import {
+  type BaseBootAssets,
+  buildBaseBootAssets,
+  layoutForTalosVersion,
+  loadOrder,
+  moduleName,
+  parseModulesDep,
+} from "./initramfs.ts";
+import { type BuiltImage, buildImage, type ImageSpec, LayerCache, pushImage } from "./release-images.ts";
+import { installerLayer } from "./release-installer.ts";
+import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
+
+/**
+ * Released when no version is asked for: two minors on either side of the 1.10 changes (lib/modules, GRUB,
+ * `installer` vs usr/lib/modules, sd-boot, `installer-base`), a pre-release (follows its release's rules), and
+ * a tag that is not semver (gets the newest rules, as upstream treats unparseable versions).
+ */
+export const defaultTestbedVersions: readonly string[] = ["v1.8.2", "v1.10.3", "v1.11.0-beta.1", "latest-dev"];
+
+/** The host catalogs name images with, as upstream's do; consumers ignore it and pull from their registry. */
+export const catalogHost = "ghcr.io";
+
+const maxVersions = 32;
+
+export type ReleaseImageKind = "imager" | "installer" | "extension" | "extensions-catalog" | "overlays-catalog";
+
+export interface ReleaseImage {
+  kind: ReleaseImageKind;
+  /** Repository path, e.g. "siderolabs/imager". */
+  repository: string;
+  tag: string;
+  digest: Digest;
+  /** `<registry>/<repository>:<tag>@<digest>`. */
+  reference: string;
+  extension?: { name: string; version: string; compatible: boolean };
+}
+
+export interface ReleaseVersion {
+  version: string;
+  modulesPath: VersionRules["modulesPath"];
+  installerImage: VersionRules["installerImage"];
+  images: ReleaseImage[];
+}
+
+export interface ReleaseSummary {
+  registry: string;
+  kernel: { package: string; version: string; release: string; debSha256: string };
+  versions: ReleaseVersion[];
+  signatures: { written: number; present: number };
+  identity: KeylessIdentityClaim;
+  publicKeyPem: string;
+  /** Files written to `out`. */
+  outFiles: string[];
+}
+
+export interface PublishTestbedReleaseOptions {
+  /** host[:port] of the registry: the `docker-reference` of signatures and the host of summary references. */
+  registry: string;
+  /** The repository for a path like "siderolabs/imager" (e.g. an embedded store's); else `client` is used. */
+  repositoryFor?: (name: string) => Repository;
+  client?: RegistryClient;
+  /** Talos versions; default `defaultTestbedVersions`. */
+  versions?: readonly string[];
+  /** Directory receiving cosign.key, cosign.pub, trusted_root.json, identity.json. */
+  out?: string;
+  /** Default `${XDG_CACHE_HOME:-~/.cache}/boot-assets`. */
+  cacheDir?: string;
+  /** Where the signing keys live; default `<cacheDir>/testbed/keys`. */
+  keysDir?: string;
+  /** Where built layers are cached; default `<cacheDir>/testbed/layers` (an empty one forces rebuilding). */
+  layerCacheDir?: string;
+  /** Timestamp of every file and config; default SOURCE_DATE_EPOCH, else 0. */
+  mtime?: number;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+interface ReleaseContext {
+  registry: string;
+  repositoryFor: (name: string) => Repository;
+  packages: TestbedPackages;
+  cache: LayerCache;
+  cacheDir: string;
+  mtime: number;
+  signers: Signer[];
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  signatures: { written: number; present: number };
+}
+
+/** Builds, pushes and signs the release for every version; returns what was published. */
+export async function publishTestbedRelease(options: PublishTestbedReleaseOptions): Promise<ReleaseSummary> {
+  const versions = [...new Set(options.versions?.length ? options.versions : defaultTestbedVersions)];
+  if (versions.length > maxVersions) throw badRequest(`at most ${maxVersions} Talos versions per release`);
+  for (const version of versions)
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version))
+      throw badRequest(`Talos version "${version}" cannot be an image tag`);
+  const repositoryFor = options.repositoryFor ?? clientRepositories(options.client, options.registry);
+  const cacheDir = options.cacheDir ?? bootAssetsCacheDir();
+  const log = options.log ?? (() => {});
+  const mtime = resolveMtime(options.mtime);
+
+  const keys = await loadOrCreateReleaseKeys(options.keysDir ?? join(cacheDir, "testbed", "keys"), { log });
+  const packages = await fetchTestbedPackages({ cacheDir, log, signal: options.signal });
+  const context: ReleaseContext = {
+    registry: options.registry,
+    repositoryFor,
+    packages,
+    cache: new LayerCache(options.layerCacheDir ?? join(cacheDir, "testbed", "layers"), mtime),
+    cacheDir,
+    mtime,
+    signers: [keys.keySigner, keys.keylessSigner],
+    log,
+    signal: options.signal,
+    signatures: { written: 0, present: 0 },
+  };
+
+  const released: ReleaseVersion[] = [];
+  for (const version of versions) released.push(await publishVersion(context, version));
+  const outFiles = options.out === undefined ? [] : await writeVerificationFiles(keys, options.out);
+  return {
+    registry: options.registry,
+    kernel: {
+      package: packages.kernel.name,
+      version: packages.kernel.version,
+      release: packages.kernel.release,
+      debSha256: packages.kernel.sha256,
+    },
+    versions: released,
+    signatures: context.signatures,
+    identity: keys.identity,
+    publicKeyPem: keys.publicKeyPem,
+    outFiles,
+  };
+}
+
+function clientRepositories(client: RegistryClient | undefined, registry: string): (name: string) => Repository {
+  if (client === undefined) throw badRequest("publishTestbedRelease needs repositoryFor or a registry client");
+  return (name) => client.repository(`${registry}/${name}`);
+}
+
+async function publishVersion(context: ReleaseContext, version: string): Promise<ReleaseVersion> {
+  const rules = rulesFor(version);
+  context.log(`Talos ${version}: ${rules.modulesPath}, ${rules.initramfsCompression}, ${rules.installerImage}`);
+  const base = await buildBaseBootAssets({
+    layout: layoutForTalosVersion(version),
+    cacheDir: context.cacheDir,
+    packages: context.packages,
+    mtime: context.mtime,
+    log: context.log,
+    signal: context.signal,
+  });
+  const images: ReleaseImage[] = [];
+  const publish = async (kind: ReleaseImageKind, spec: ImageSpec, extension?: ReleaseImage["extension"]) => {
+    const image = await buildImage(spec, context.cache);
+    images.push(await pushAndSign(context, kind, image, extension));
+    return image;
+  };
+
+  await publish("imager", await imagerSpec(context.packages, base, version));
+  await publish("installer", {
+    repository: `siderolabs/${rules.installerImage}`,
+    tag: version,
+    layers: [installerLayer(rules, await sized(context.packages.busybox.binary))],
+    runConfig: { Entrypoint: [`/bin/installer`] },
+  });
+
+  const catalog: CatalogEntry[] = [];
+  const extensions = testbedExtensionImages({
+    talosVersion: version,
+    rules,
+    packages: context.packages,
+    kernelRelease: base.kernelRelease,
+    moduleFiles: await extensionModuleFiles(context, base),
+    busyboxSize: (await stat(context.packages.busybox.binary)).size,
+  });
+  for (const extension of extensions) {
+    const spec: ImageSpec = { repository: extension.repository, tag: extension.version, layers: [extension.entries] };
+    const image = await buildImage(spec, context.cache);
+    // Validated as the pushed bytes flatten; the incompatible one for everything but its constraint.
+    await validateExtensionImage(image, extension.compatible ? version : "v0.14.0", extension.name);
+    images.push(
+      await pushAndSign(context, "extension", image, {
+        name: extension.name,
+        version: extension.version,
+        compatible: extension.compatible,
+      }),
+    );
+    catalog.push({
+      name: extension.repository,
+      ref: `${catalogHost}/${extension.repository}:${extension.version}@${image.digest}`,
+      host: catalogHost,
+      tag: extension.version,
+      digest: image.digest,
+      author: "boot-assets test bed",
+      description: extension.description,
+    });
+  }
+  catalog.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  const extensionsCatalog = new ExtensionCatalog(catalog);
+  await publish("extensions-catalog", {
+    repository: "siderolabs/extensions",
+    tag: version,
+    layers: [
+      [
+        { type: "file", path: "image-digests", content: Buffer.from(extensionsCatalog.imageDigestsText()) },
+        { type: "file", path: "descriptions.yaml", content: Buffer.from(extensionsCatalog.descriptionsYamlText()) },
+      ],
+    ],
+  });
+  await publish("overlays-catalog", {
+    repository: "siderolabs/overlays",
+    tag: version,
+    layers: [[{ type: "file", path: "overlays.yaml", content: Buffer.from(writeOverlaysCatalog([])) }]],
+  });
+  return { version, modulesPath: rules.modulesPath, installerImage: rules.installerImage, images };
+}
+
+async function sized(path: string): Promise<{ path: string; size: number }> {
+  return { path, size: (await stat(path)).size };
+}
+
+async function imagerSpec(packages: TestbedPackages, base: BaseBootAssets, version: string): Promise<ImageSpec> {
+  const dir = "usr/install/amd64";
+  const files: [string, string][] = [
+    ["vmlinuz", base.vmlinuz],
+    ["initramfs.xz", base.initramfs],
+    ["systemd-boot.efi", packages.systemdBoot.bootEfi],
+    ["systemd-stub.efi", packages.systemdBoot.stubEfi],
+  ];
+  return {
+    repository: "siderolabs/imager",
+    tag: version,
+    layers: [
+      await Promise.all(
+        files.map(
+          async ([name, sourcePath]): Promise<TarEntry> => ({
+            type: "file",
+            path: `${dir}/${name}`,
+            mode: 0o644,
+            sourcePath,
+            size: (await stat(sourcePath)).size,
+          }),
+        ),
+      ),
+    ],
+  };
+}
+
+async function pushAndSign(
+  context: ReleaseContext,
+  kind: ReleaseImageKind,
+  image: BuiltImage,
+  extension?: ReleaseImage["extension"],
+): Promise<ReleaseImage> {
+  context.signal?.throwIfAborted();
+  const repository = context.repositoryFor(image.repository);
+  const digest = await pushImage(repository, image);
+  if (digest !== image.digest)
+    throw new AppError("Integrity", `${repository.displayName}: registry stored ${digest}, expected ${image.digest}`);
+  const dockerReference = `${context.registry}/${image.repository}`;
+  for (const signer of context.signers) {
+    const results: SignResult[] = await signImage(repository, digest, signer, { dockerReference });
+    for (const result of results) context.signatures[result.status === "signed" ? "written" : "present"]++;
+  }
+  const reference = `${context.registry}/${image.repository}:${image.tag}@${digest}`;
+  context.log(`pushed ${reference}`);
+  return { kind, repository: image.repository, tag: image.tag, digest, reference, ...(extension ? { extension } : {}) };
+}
+
+/** Flattens the image's (gzip) layers into a temporary directory and validates it as an extension. */
+async function validateExtensionImage(image: BuiltImage, talosVersion: string, name: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "testbed-extension-"));
+  try {
+    const tree = join(dir, "tree");
+    await flattenLayers(
+      image.layers.map((layer) => async () => createReadStream(layer.file).pipe(createGunzip())),
+      tree,
+    );
+    await validateExtensionTree(tree, { talosVersion, name });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The files of the module extension: `dummy.ko` and whatever it depends on that the base rootfs lacks, with
+ * their sizes. The dependency walk (depmod over the whole package) is cached per kernel package.
+ */
+async function extensionModuleFiles(
+  context: ReleaseContext,
+  base: BaseBootAssets,
+): Promise<{ path: string; size: number }[]> {
+  const { kernel } = context.packages;
+  const cacheFile = join(context.cacheDir, "testbed", "release", `modules-${kernel.sha256}-${extensionModule}.json`);
+  let files: string[];
+  if (existsSync(cacheFile)) files = JSON.parse(await readFile(cacheFile, "utf8")) as string[];
+  else {
+    const text = await runToolText(depmodTool, ["-n", "-b", kernel.root, kernel.release], {
+      signal: context.signal,
+      maxStdoutBytes: 64 * 1024 * 1024,
+    });
+    files = loadOrder([extensionModule], parseModulesDep(text));
+    await mkdir(join(context.cacheDir, "testbed", "release"), { recursive: true });
+    await writeFile(cacheFile, `${JSON.stringify(files)}\n`);
+  }
+  const inRootfs = new Set(base.rootfsModules);
+  const wanted = files.filter((file) => !inRootfs.has(moduleName(file)));
+  return Promise.all(wanted.map(async (path) => ({ path, size: (await stat(join(kernel.modulesDir, path))).size })));
+}

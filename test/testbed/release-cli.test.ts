@@ -1,0 +1,127 @@
+// `boot-assets testbed release` run as a user would, against the embedded registry server, then checked with
+// `boot-assets verify` using only what it wrote to --out: the test key, and the test trusted root with the
+// keyless identity. A second run adds no signature.
+
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { RegistryClient } from "../../src/oci/client/client.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { startEmbeddedRegistry } from "../harness/embedded.ts";
+import type { RunningRegistry } from "../harness/types.ts";
+import { signatureLayerCount } from "./release-helpers.ts";
+
+const versions = ["v1.8.2", "v1.10.3"];
+
+describe("boot-assets testbed release (CLI)", () => {
+  let registry: RunningRegistry;
+  let scratch: string;
+  let env: NodeJS.ProcessEnv;
+  let out: string;
+  let references: string[];
+  const client = new RegistryClient({ insecure: true });
+
+  const release = () =>
+    runCli(
+      [
+        "testbed",
+        "release",
+        "--registry",
+        registry.host,
+        "--insecure",
+        ...versions.flatMap((v) => ["--talos-version", v]),
+        "--out",
+        out,
+      ],
+      env,
+      180_000,
+    );
+
+  before(async () => {
+    registry = await startEmbeddedRegistry();
+    scratch = await mkdtemp(join(tmpdir(), "testbed-release-cli-"));
+    out = join(scratch, "out");
+    // The cache (Debian packages, base builds, the persisted test keys) stays the user's, as in real use.
+    env = { ...isolatedEnv(scratch), XDG_CACHE_HOME: process.env.XDG_CACHE_HOME || join(homedir(), ".cache") };
+    const result = await release();
+    assert.equal(result.code, 0, result.stderr);
+    references = result.stdout
+      .toString("utf8")
+      .split("\n")
+      .filter((l) => l !== "");
+  });
+  after(async () => {
+    await client.close();
+    await registry?.stop();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  test("prints one registry/repo:tag@digest line per image, progress going to stderr", () => {
+    assert.equal(references.length, versions.length * 9);
+    for (const ref of references)
+      assert.match(
+        ref,
+        new RegExp(`^${registry.host.replace(/\./g, "\\.")}/siderolabs/[a-z-]+:[\\w.-]+@sha256:[0-9a-f]{64}$`),
+      );
+    assert.ok(references.some((r) => r.includes("/siderolabs/installer:v1.8.2@")));
+    assert.ok(references.some((r) => r.includes("/siderolabs/installer-base:v1.10.3@")));
+  });
+
+  test("boot-assets verify accepts the release with --key <out>/cosign.pub", async () => {
+    const imager = references.find((r) => r.includes("/siderolabs/imager:v1.10.3@")) as string;
+    const result = await runCli(["verify", "--insecure", "--key", join(out, "cosign.pub"), imager], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout.toString(), /legacy key/);
+  });
+
+  test("boot-assets verify accepts it keyless with <out>/trusted_root.json and identity.json, and refuses another identity", async () => {
+    const identity = JSON.parse(await readFile(join(out, "identity.json"), "utf8")) as {
+      issuer: string;
+      subject: string;
+    };
+    assert.equal(identity.issuer, "https://token.actions.githubusercontent.com");
+    const extension = references.find((r) => r.includes("/siderolabs/testbed-dummy:")) as string;
+    const keyless = (subject: string) => [
+      "verify",
+      "--insecure",
+      "--trusted-root",
+      join(out, "trusted_root.json"),
+      "--certificate-identity",
+      subject,
+      "--certificate-oidc-issuer",
+      identity.issuer,
+      extension,
+    ];
+    const ok = await runCli(keyless(identity.subject), env);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout.toString(), new RegExp(`keyless ${identity.subject.replace(/[.]/g, "\\.")}`));
+    const wrong = await runCli(
+      keyless("https://github.com/evil/testbed/.github/workflows/release.yaml@refs/heads/main"),
+      env,
+    );
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /does not match/);
+  });
+
+  test("a second run reuses the keys and adds no signature layer", async () => {
+    const publicKey = await readFile(join(out, "cosign.pub"), "utf8");
+    const again = await release();
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, / 0 signature\(s\) written/);
+    assert.deepEqual(
+      again.stdout
+        .toString("utf8")
+        .split("\n")
+        .filter((l) => l !== ""),
+      references,
+    );
+    assert.equal(await readFile(join(out, "cosign.pub"), "utf8"), publicKey);
+    for (const ref of references) {
+      const [name, digest] = ref.split("@") as [string, string];
+      const repository = client.repository(name);
+      assert.equal(await signatureLayerCount(repository, digest), 2, ref);
+    }
+  });
+});
