@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-// Entry point for the installed CLI. The TypeScript sources are compiled to dist/ by `npm run build`
-// (run by `npm ci` through `prepare`), because Node does not strip types inside node_modules.
+// Entry point of the boot-assets CLI.
+// - From a checkout, it runs the TypeScript sources directly (Node 24 strips types), so what runs is always
+//   what is in src/.
+// - Installed as a dependency, it runs dist/, compiled by `npm run build` (`prepare`), because Node does not
+//   strip types inside node_modules.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
 const major = Number(process.versions.node.split(".")[0]);
 if (major < 24) {
   process.stderr.write(
@@ -8,4 +14,6 @@ if (major < 24) {
   );
   process.exit(1);
 }
-await import("../dist/cli/main.js");
+const source = new URL("../src/cli/main.ts", import.meta.url);
+const fromCheckout = existsSync(fileURLToPath(source)) && !fileURLToPath(source).includes("/node_modules/");
+await import(fromCheckout ? source.href : "../dist/cli/main.js");
