@@ -1,8 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
+import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
 import { registerRegistryCommand } from "./registry.ts";
 import { registerSignCommands } from "./sign.ts";
+import { registerTestbedCommands } from "./testbed.ts";
 import { registerVerifyCommand } from "./verify.ts";
 
 export function buildProgram(): Command {
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerSignCommands(program);
   registerVerifyCommand(program);
+  registerFactoryCommand(program);
+  registerTestbedCommands(program);
   return program;
 }
 

@@ -1,0 +1,100 @@
+// `boot-assets factory` as an operator runs it: Go-style flags reach the factory's parser untouched through
+// the CLI, --check-config prints the start-up summary and exits 0, a bad command line exits 2 with one line
+// per problem.
+
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+
+describe("boot-assets factory", () => {
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), "factory-cli-"));
+    env = isolatedEnv(home);
+    for (const name of Object.keys(env)) if (name.startsWith("IF_")) delete env[name];
+  });
+  after(() => rm(home, { recursive: true, force: true }));
+
+  it("--check-config prints where it listens, what it reads and trusts, and exits 0", async () => {
+    const result = await runCli(
+      [
+        "factory",
+        "-http-port",
+        "127.0.0.1:0",
+        "--data-dir",
+        join(home, "data"),
+        "-image-registry=registry.example.test:5000",
+        "-container-signature-subject-regexp",
+        "ci@example\\.test",
+        "--check-config",
+        "-metrics-listen-addr=",
+      ],
+      env,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const out = result.stdout.toString();
+    assert.match(out, /^listening on http:\/\/127\.0\.0\.1:0$/m);
+    assert.match(
+      out,
+      /^reading images from registry\.example\.test:5000: registry\.example\.test:5000\/siderolabs\/imager/m,
+    );
+    assert.match(
+      out,
+      /trusting keyless signatures of subject ~ \^\(\?:ci@example\\\.test\)\$, issuer https:\/\/accounts\.google\.com/,
+    );
+    assert.match(out, new RegExp(`^cache: embedded store ${join(home, "data", "store")}`, "m"));
+    assert.match(out, /^metrics disabled$/m);
+    assert.match(out, /serving is not built yet/);
+  });
+
+  it("reads the IF_ environment", async () => {
+    const result = await runCli(["factory", "--check-config"], { ...env, IF_HTTP_HTTPLISTENADDR: "127.0.0.1:0" });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout.toString(), /^listening on http:\/\/127\.0\.0\.1:0$/m);
+  });
+
+  it("a bad command line exits 2 with one line per problem naming the flag", async () => {
+    const result = await runCli(
+      ["factory", "-external-url", "not a url", "-cache-s3-enabled", "-http-port", "127.0.0.1:0"],
+      env,
+    );
+    assert.equal(result.code, 2);
+    const lines = result.stderr
+      .trim()
+      .split("\n")
+      .map((line) => line.replace(/^boot-assets: /, ""));
+    assert.deepEqual(lines.sort(), [
+      "-cache-s3-enabled is not supported yet (the S3 cache)",
+      '-external-url: not an absolute URL: "not a url"',
+    ]);
+    assert.equal(result.stdout.length, 0, "nothing is started or summarized");
+  });
+
+  it("`-secureboot false` is refused with the = form as the fix", async () => {
+    const result = await runCli(["factory", "-secureboot", "false"], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unexpected argument "false".*-secureboot=false/);
+  });
+
+  it("arguments after -- are refused, as Go's flag package leaves them positional", async () => {
+    const result = await runCli(["factory", "--", "-http-port", ":1"], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unexpected argument "-http-port" after "--"/);
+  });
+
+  it("-h prints the flags and exits 0", async () => {
+    const result = await runCli(["factory", "-h"], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout.toString(), /-container-signature-trusted-root value/);
+  });
+
+  it("without --check-config it says honestly that serving is not built yet", async () => {
+    const result = await runCli(["factory", "-http-port", "127.0.0.1:0"], env);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /serving is not built yet/);
+  });
+});
