@@ -41,6 +41,8 @@ export interface VersionRules {
   readonly defaultKernelArgs: readonly string[];
   /** Kernel args added for secure boot images. */
   readonly secureBootKernelArgs: readonly string[];
+  /** nvme_core.io_timeout=4294967295 is an AWS platform arg instead of a default arg for every platform. */
+  readonly nvmeIoTimeoutAwsOnly: boolean;
   /** The metal platform's amd64 console args include console=ttyS0. */
   readonly metalConsoleTtyS0: boolean;
   /** ISO images get talos.halt_if_installed=1. */
@@ -112,6 +114,7 @@ function baseline(): MutableRules {
     extensionAllowedPaths: allowedPaths15,
     defaultKernelArgs: [],
     secureBootKernelArgs: [],
+    nvmeIoTimeoutAwsOnly: false,
     metalConsoleTtyS0: true,
     haltIfInstalled: false,
     isoVolumeLabel: false,
@@ -238,6 +241,11 @@ export const versionRuleTable: readonly VersionRule[] = [
       r.args.nvmeIoTimeout = false;
       r.args.lockdown = false;
     },
+  },
+  {
+    since: "1.14.0",
+    rule: "the AWS platform args carry nvme_core.io_timeout=4294967295",
+    apply: (r) => void (r.nvmeIoTimeoutAwsOnly = true),
   },
 ];
 

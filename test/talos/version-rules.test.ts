@@ -124,6 +124,13 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "nvme_core.io_timeout moves from the default args to the AWS platform args at 1.14.0",
+    [
+      ["v1.13.9", (r) => r.nvmeIoTimeoutAwsOnly, false],
+      ["v1.14.0", (r) => r.nvmeIoTimeoutAwsOnly, true],
+    ],
+  ],
+  [
     "extension paths 1.5–1.8: /lib/modules, /lib/firmware, /usr/etc/udev/rules.d, … ",
     [
       ["v1.8.2", (r) => r.extensionAllowedPaths.includes("/lib/modules"), true],

@@ -1,0 +1,129 @@
+// Unified kernel images: systemd-stub.efi with the boot payload appended as PE sections, in the order
+// Talos's imager uses (internal/pkg/uki: .osrel, .cmdline, .uname, .splash, .pcrpkey, .linux, .initrd,
+// then per profile .profile [+ .cmdline], then .pcrsig). The stub's own sections (.sbat, .sdmagic, …) are
+// kept as they are. Multi-profile UKIs (`.profile` sections) need systemd-stub ≥ 257; older stubs would
+// boot the first profile's sections wrongly, so profiles are added only when the stub says it can.
+
+import type { Writable } from "node:stream";
+import { unsupported } from "../errors.ts";
+import {
+  type AppendLayout,
+  appendSections,
+  parsePe,
+  readSection,
+  type SectionInput,
+  type SectionSource,
+} from "./pe.ts";
+
+/** systemd-stub learnt multi-profile UKIs (.profile sections) in v257. */
+export const firstStubVersionWithProfiles = 257;
+
+export interface StubInfo {
+  /** From the stub's `.sdmagic`, e.g. "systemd-stub 252.39-1~deb12u2"; undefined when it has none. */
+  loaderInfo: string | undefined;
+  /** systemd's major version, e.g. 252. */
+  systemdVersion: number | undefined;
+  supportsProfiles: boolean;
+}
+
+/** What the stub is, read from its `.sdmagic` section ("#### LoaderInfo: systemd-stub 257.1 ####"). */
+export function systemdStubInfo(stub: Uint8Array): StubInfo {
+  const magic = readSection(stub, parsePe(stub), ".sdmagic")?.toString("latin1");
+  const match = magic === undefined ? null : /LoaderInfo: (systemd-stub (\d+)[^\s#]*)/.exec(magic);
+  const systemdVersion = match === null ? undefined : Number(match[2]);
+  return {
+    loaderInfo: match?.[1],
+    systemdVersion,
+    supportsProfiles: systemdVersion !== undefined && systemdVersion >= firstStubVersionWithProfiles,
+  };
+}
+
+/** `/etc/os-release` text Talos puts in `.osrel` (pkg/machinery/constants OSReleaseTemplate). */
+export function osReleaseFor(name: string, version: string): string {
+  const id = name.replaceAll(" ", "_").toLowerCase();
+  return [
+    `NAME="${name}"`,
+    `ID=${id}`,
+    `VERSION_ID=${version}`,
+    `PRETTY_NAME="${name} (${version})"`,
+    'HOME_URL="https://www.talos.dev/"',
+    'BUG_REPORT_URL="https://github.com/siderolabs/talos/issues"',
+    'VENDOR_NAME="Sidero Labs"',
+    'VENDOR_URL="https://www.siderolabs.com/"',
+    "",
+  ].join("\n");
+}
+
+export interface UkiProfile {
+  /** "main" is the default profile; Talos adds "reset". */
+  id: string;
+  title?: string;
+  /** A cmdline replacing the main one for this profile. */
+  cmdline?: string;
+}
+
+export interface UkiContents {
+  osRelease: string;
+  cmdline: string;
+  /** Kernel release (`uname -r`); left out when unknown, as upstream does. */
+  uname?: string;
+  splash?: SectionSource;
+  /** PEM public key for PCR policy signatures (secure boot). */
+  pcrPublicKey?: SectionSource;
+  linux: SectionSource;
+  initrd: SectionSource;
+  /** Profiles after "main" (which is implicit); used only when the stub supports them. */
+  profiles?: readonly UkiProfile[];
+  /** The `.pcrsig` JSON (secure boot, single-profile images). */
+  pcrSignature?: SectionSource;
+}
+
+const text = (s: string): SectionSource => ({ content: Buffer.from(s, "utf8") });
+
+function profileText(profile: UkiProfile): string {
+  return profile.title === undefined ? `ID=${profile.id}` : `ID=${profile.id}\nTITLE=${profile.title}`;
+}
+
+/** The sections of a UKI in Talos's order; profile sections only when `withProfiles`. */
+export function ukiSections(contents: UkiContents, withProfiles: boolean): SectionInput[] {
+  const sections: SectionInput[] = [
+    { name: ".osrel", source: text(contents.osRelease) },
+    { name: ".cmdline", source: text(contents.cmdline) },
+  ];
+  if (contents.uname !== undefined) sections.push({ name: ".uname", source: text(contents.uname) });
+  if (contents.splash !== undefined) sections.push({ name: ".splash", source: contents.splash });
+  if (contents.pcrPublicKey !== undefined) sections.push({ name: ".pcrpkey", source: contents.pcrPublicKey });
+  sections.push({ name: ".linux", source: contents.linux }, { name: ".initrd", source: contents.initrd });
+  if (withProfiles)
+    for (const profile of [{ id: "main" }, ...(contents.profiles ?? [])]) {
+      sections.push({ name: ".profile", source: text(profileText(profile)) });
+      if (profile.cmdline !== undefined) sections.push({ name: ".cmdline", source: text(profile.cmdline) });
+    }
+  if (contents.pcrSignature !== undefined) sections.push({ name: ".pcrsig", source: contents.pcrSignature });
+  return sections;
+}
+
+export interface AssembledUki {
+  layout: AppendLayout;
+  stub: StubInfo;
+  /** Whether `.profile` sections went in (profiles wanted and the stub supports them). */
+  profiles: boolean;
+}
+
+/**
+ * Writes the UKI to `out` (not ended here). `wantProfiles` comes from the version rules (ukiProfiles);
+ * profiles are added only if the stub supports them as well.
+ */
+export async function assembleUki(
+  stub: Uint8Array,
+  contents: UkiContents,
+  options: { wantProfiles: boolean },
+  out: Writable,
+): Promise<AssembledUki> {
+  const info = systemdStubInfo(stub);
+  const profiles = options.wantProfiles && info.supportsProfiles;
+  if (profiles && contents.pcrSignature !== undefined)
+    throw unsupported("per-profile PCR signatures are not implemented: multi-profile UKIs are built unsigned");
+  const layout = await appendSections(stub, ukiSections(contents, profiles), out);
+  return { layout, stub: info, profiles };
+}
