@@ -21,6 +21,7 @@ import {
   OidFulcioIssuerV2,
   type TestSigstore,
 } from "../../src/signing/testing/index.ts";
+import { legacyLayerAsBundle } from "./helpers.ts";
 
 const digest = `sha256:${"ab".repeat(32)}` as const;
 
@@ -28,33 +29,6 @@ function verifier(sigstore: TestSigstore): Verifier {
   const root = sigstore.trustedRoot();
   const material = toTrustMaterial(TrustedRoot.fromJSON(root));
   return new Verifier(material, { ctlogThreshold: root.ctlogs.length > 0 ? 1 : 0 });
-}
-
-/** A legacy keyless signature as a v0.1 message-signature bundle: how sigstore-js is fed cosign's annotations. */
-function legacyAsBundle(payload: Buffer, annotations: Record<string, string>) {
-  const rekor = parseLegacyRekorBundle(annotations[Annotation.bundle] as string);
-  const body = JSON.parse(Buffer.from(rekor.Payload.body, "base64").toString()) as { kind: string; apiVersion: string };
-  const certDer = new X509Certificate(annotations[Annotation.certificate] as string).raw;
-  return bundleFromJSON({
-    mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
-    verificationMaterial: {
-      x509CertificateChain: { certificates: [{ rawBytes: certDer.toString("base64") }] },
-      tlogEntries: [
-        {
-          logIndex: String(rekor.Payload.logIndex),
-          logId: { keyId: Buffer.from(rekor.Payload.logID, "hex").toString("base64") },
-          kindVersion: { kind: body.kind, version: body.apiVersion },
-          integratedTime: String(rekor.Payload.integratedTime),
-          inclusionPromise: { signedEntryTimestamp: rekor.SignedEntryTimestamp },
-          canonicalizedBody: rekor.Payload.body,
-        },
-      ],
-    },
-    messageSignature: {
-      messageDigest: { algorithm: "SHA2_256", digest: createHash("sha256").update(payload).digest("base64") },
-      signature: annotations[Annotation.signature],
-    },
-  });
 }
 
 describe("test sigstore", () => {
@@ -110,7 +84,7 @@ describe("test sigstore", () => {
       issuer: "https://accounts.google.com",
       subject: "me@example.com",
     });
-    const signer = verifier(sigstore).verify(toSignedEntity(legacyAsBundle(payload, sig.annotations), payload));
+    const signer = verifier(sigstore).verify(toSignedEntity(legacyLayerAsBundle(payload, sig.annotations), payload));
     assert.equal(signer.identity?.subjectAlternativeName, "me@example.com");
     assert.equal(signer.identity?.extensions?.issuer, "https://accounts.google.com");
 
@@ -119,12 +93,12 @@ describe("test sigstore", () => {
     const rekor = parseLegacyRekorBundle(tampered[Annotation.bundle] as string);
     rekor.Payload.integratedTime += 1;
     tampered[Annotation.bundle] = JSON.stringify(rekor);
-    assert.throws(() => verifier(sigstore).verify(toSignedEntity(legacyAsBundle(payload, tampered), payload)));
+    assert.throws(() => verifier(sigstore).verify(toSignedEntity(legacyLayerAsBundle(payload, tampered), payload)));
     const other = simpleSigningPayload("r.test/a", `sha256:${"cd".repeat(32)}`);
-    assert.throws(() => verifier(sigstore).verify(toSignedEntity(legacyAsBundle(other, sig.annotations), other)));
+    assert.throws(() => verifier(sigstore).verify(toSignedEntity(legacyLayerAsBundle(other, sig.annotations), other)));
     const attacker = await sigstore.keylessSign(payload, { ca: await createAttackerCa() });
     assert.throws(
-      () => verifier(sigstore).verify(toSignedEntity(legacyAsBundle(payload, attacker.annotations), payload)),
+      () => verifier(sigstore).verify(toSignedEntity(legacyLayerAsBundle(payload, attacker.annotations), payload)),
       /certificate/i,
     );
   });
