@@ -129,11 +129,16 @@ parse_extensions() {
 		return s
 	}
 	function flush() { if (inLayer) printf "%s\t%s\t%s\n", image, name, version; inLayer = 0 }
+	BEGIN { blockIndent = -1 }
 	{
 		sub(/\r$/, "")
 		if ($0 ~ /^[ \t]*(#|$)/) next
 		match($0, /^ */); indent = RLENGTH
 		line = substr($0, indent + 1)
+		# Inside a block scalar (e.g. extraInfo: | holding the schematic YAML): not keys, skip.
+		if (blockIndent >= 0 && indent > blockIndent) next
+		blockIndent = -1
+		if (line ~ /:[ \t]+[|>][-+0-9]*[ \t]*$/) blockIndent = indent
 		if (line ~ /^- /) {
 			flush(); inLayer = 1; image = ""; name = ""; version = ""; mdIndent = -1
 			indent += 2; line = substr(line, 3)

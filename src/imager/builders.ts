@@ -1,0 +1,329 @@
+// The asset builders, one per output kind, in one table, and `build`, the one entry point: it checks the
+// inputs against the profile, builds into a temporary file beside the output (with a work directory beside
+// it too: the same filesystem, and room for large files) and renames it into place only on success, so a
+// failed or cancelled build leaves nothing partial behind.
+//
+//   kernel     the imager's vmlinuz, as is
+//   cmdline    the kernel command line (talos/cmdline.ts), no trailing newline (upstream writes it so)
+//   initramfs  the imager's initramfs with the extensions appended (extensions.ts)
+//   uki        systemd-stub + .osrel .cmdline .uname .linux .initrd (formats/uki.ts); unsigned
+//   installer  docker-save tarball: the base installer's layers + one artifacts layer in the version's layout
+
+import { randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { badRequest, integrity, unsupported } from "../errors.ts";
+import { assembleUki, osReleaseFor } from "../formats/uki.ts";
+import type { Digest } from "../oci/digest.ts";
+import { writeDockerArchive } from "../oci/docker-archive.ts";
+import { buildLayer } from "../oci/layer.ts";
+import type { TarEntry } from "../oci/tar.ts";
+import { resolveMtime } from "../oci/tar.ts";
+import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
+import { rulesFor } from "../talos/version-rules.ts";
+import { buildExtendedInitramfs } from "./extensions.ts";
+import { type ImagerInputs, imagerAsset } from "./inputs.ts";
+import { bzImageKernelRelease } from "./kernel.ts";
+import type { BuildKind, BuildProfile } from "./profile.ts";
+
+export interface BuildOptions {
+  signal?: AbortSignal;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Timestamp of every file in the output; default SOURCE_DATE_EPOCH, else 0. */
+  mtime?: number;
+  /** The name an installer tarball loads as; default `ghcr.io/siderolabs/installer:<version>`. */
+  installerRepoTag?: string;
+}
+
+/** What a builder gets besides the profile: the inputs, scratch space and shared intermediate results. */
+export interface BuildContext {
+  profile: BuildProfile;
+  inputs: ImagerInputs;
+  /** Scratch directory, removed after the build. */
+  workDir: string;
+  mtime: number;
+  signal?: AbortSignal;
+  log: (line: string) => void;
+  installerRepoTag?: string;
+  /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
+  cache: Map<string, Promise<string>>;
+}
+
+export interface AssetBuilder {
+  readonly kind: BuildKind;
+  /** Writes the asset to `outPath` (a temporary file the caller renames). */
+  build(context: BuildContext, outPath: string): Promise<void>;
+}
+
+export interface BuildResult {
+  path: string;
+  size: number;
+  seconds: number;
+}
+
+/** A step's result, computed once per build. */
+function once(context: BuildContext, key: string, make: () => Promise<string>): Promise<string> {
+  let result = context.cache.get(key);
+  if (result === undefined) {
+    result = make();
+    context.cache.set(key, result);
+  }
+  return result;
+}
+
+function refuseSecureBoot(profile: BuildProfile): void {
+  if (profile.secureBoot)
+    throw unsupported(`${profile.filename}: secure boot assets (signed UKI and systemd-boot) are not built yet`);
+}
+
+/** The command line for an output kind, from the profile's (already normalized) customization. */
+export function cmdlineFor(profile: BuildProfile, outputKind: OutputKind): string {
+  return buildCmdline({
+    talosVersion: profile.talosVersion,
+    platform: profile.platform,
+    arch: profile.arch,
+    secureBoot: profile.secureBoot,
+    outputKind,
+    schematic: { extraKernelArgs: profile.schematic.extraKernelArgs, meta: profile.schematic.meta },
+  });
+}
+
+/** The extended initramfs, in the work directory. */
+function extendedInitramfs(context: BuildContext): Promise<string> {
+  return once(context, "initramfs", async () => {
+    const { profile } = context;
+    if (profile.schematic.id === undefined) throw badRequest(`${profile.filename}: the profile has no schematic`);
+    const out = join(context.workDir, "initramfs.xz");
+    const work = join(context.workDir, "initramfs-work");
+    await mkdir(work);
+    const result = await buildExtendedInitramfs({
+      talosVersion: profile.talosVersion,
+      baseInitramfs: await imagerAsset(context.inputs, profile.arch, "initramfs.xz"),
+      extensions: context.inputs.extensions,
+      schematic: { id: profile.schematic.id, yaml: profile.schematic.yaml, author: profile.schematic.author ?? "" },
+      outPath: out,
+      workDir: work,
+      mtime: context.mtime,
+      signal: context.signal,
+      log: context.log,
+    });
+    context.log(`initramfs layers: ${result.layers.map((l) => `${l.image}=${l.metadata.name}`).join(" ")}`);
+    await rm(work, { recursive: true, force: true });
+    return out;
+  });
+}
+
+/** The UKI for `outputKind`'s command line, in the work directory. */
+function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Promise<string> {
+  return once(context, `uki-${outputKind}`, async () => {
+    const { profile, inputs } = context;
+    refuseSecureBoot(profile);
+    const rules = rulesFor(profile.talosVersion);
+    if (!rules.uki) throw badRequest(`UKIs cannot be built for Talos ${profile.talosVersion}`);
+    const kernel = await imagerAsset(inputs, profile.arch, "vmlinuz");
+    const stubPath = await imagerAsset(inputs, profile.arch, "systemd-stub.efi");
+    if ((await stat(stubPath)).size > 16 * 1024 * 1024) throw integrity("systemd-stub.efi is larger than 16 MiB");
+    const initrd = await extendedInitramfs(context);
+    const uname = await bzImageKernelRelease(kernel);
+    const out = join(context.workDir, `uki-${outputKind}.efi`);
+    const file = createWriteStream(out);
+    const finished = new Promise<void>((resolve, reject) => {
+      file.once("finish", resolve);
+      file.once("error", reject);
+    });
+    const assembled = await assembleUki(
+      await readFile(stubPath),
+      {
+        osRelease: osReleaseFor("Talos", profile.talosVersion),
+        cmdline: cmdlineFor(profile, outputKind),
+        ...(uname === undefined ? {} : { uname }),
+        linux: { path: kernel },
+        initrd: { path: initrd },
+      },
+      { wantProfiles: rules.ukiProfiles },
+      file,
+    );
+    file.end();
+    await finished;
+    context.log(
+      `UKI on ${assembled.stub.loaderInfo ?? "an unknown stub"}${assembled.profiles ? " with profiles" : ""}`,
+    );
+    return out;
+  });
+}
+
+const kernelBuilder: AssetBuilder = {
+  kind: "kernel",
+  async build(context, outPath) {
+    await copyFile(await imagerAsset(context.inputs, context.profile.arch, "vmlinuz"), outPath);
+  },
+};
+
+const cmdlineBuilder: AssetBuilder = {
+  kind: "cmdline",
+  async build(context, outPath) {
+    await writeFile(outPath, cmdlineFor(context.profile, "cmdline"));
+  },
+};
+
+const initramfsBuilder: AssetBuilder = {
+  kind: "initramfs",
+  async build(context, outPath) {
+    await rename(await extendedInitramfs(context), outPath);
+  },
+};
+
+const ukiBuilder: AssetBuilder = {
+  kind: "uki",
+  async build(context, outPath) {
+    await rename(await unifiedKernelImage(context, "uki"), outPath);
+  },
+};
+
+/** Image config JSON, as far as the installer needs to read it. */
+interface ImageConfig {
+  config?: Record<string, unknown>;
+  rootfs?: { type?: string; diff_ids?: string[] };
+}
+
+const maxConfigBytes = 1024 * 1024;
+
+const installerBuilder: AssetBuilder = {
+  kind: "installer",
+  async build(context, outPath) {
+    const { profile, inputs } = context;
+    refuseSecureBoot(profile);
+    const rules = rulesFor(profile.talosVersion);
+    const base = inputs.installerBase;
+    if (base === undefined) throw badRequest(`${profile.filename}: the base installer image was not given`);
+    if (base.config.length > maxConfigBytes) throw integrity("the base installer's config is larger than 1 MiB");
+    const baseConfig = JSON.parse(Buffer.from(base.config).toString("utf8")) as ImageConfig;
+    const diffIds = baseConfig.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds) || diffIds.length !== base.layers.length)
+      throw integrity("the base installer's config does not describe its layers (rootfs.diff_ids)");
+    // Installers since Talos 1.5 keep their own boot assets in a second layer, which the artifacts replace.
+    const keep = base.layers.length === 2 ? 1 : base.layers.length;
+
+    const artifactSources: Record<string, () => Promise<string>> = {
+      vmlinuz: () => imagerAsset(inputs, profile.arch, "vmlinuz"),
+      "initramfs.xz": () => extendedInitramfs(context),
+      "systemd-boot.efi": () => imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
+      "vmlinuz.efi": () => unifiedKernelImage(context, "installer"),
+    };
+    const entries: TarEntry[] = [];
+    for (const name of rules.installerArtifacts) {
+      const source = artifactSources[name];
+      if (source === undefined) throw integrity(`no source for installer artifact ${name}`);
+      const sourcePath = await source();
+      entries.push({
+        type: "file",
+        path: `usr/install/${profile.arch}/${name}`,
+        mode: 0o644,
+        sourcePath,
+        size: (await stat(sourcePath)).size,
+      });
+    }
+    const layerFile = join(context.workDir, "artifacts.tar.gz");
+    context.log(`writing the artifacts layer (${rules.installerArtifacts.join(", ")})`);
+    const layer = await buildLayer(entries, layerFile, { compression: "gzip", mtime: context.mtime });
+
+    const created = new Date(context.mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
+    const allDiffIds = [...diffIds.slice(0, keep), layer.diffId];
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: profile.arch,
+        created,
+        history: allDiffIds.map(() => ({ created, created_by: "boot-assets imager" })),
+        os: "linux",
+        rootfs: { type: "layers", diff_ids: allDiffIds },
+        config: baseConfig.config ?? {},
+      }),
+    );
+    await writeDockerArchive(
+      {
+        config,
+        layers: [
+          ...base.layers.slice(0, keep),
+          {
+            path: layerFile,
+            digest: layer.descriptor.digest as Digest,
+            size: layer.descriptor.size,
+            mediaType: layer.descriptor.mediaType,
+          },
+        ],
+        repoTags: [context.installerRepoTag ?? `ghcr.io/siderolabs/installer:${profile.talosVersion}`],
+      },
+      outPath,
+      { mtime: context.mtime },
+    );
+  },
+};
+
+/** Every builder, by output kind. */
+export const assetBuilders: Readonly<Record<BuildKind, AssetBuilder>> = {
+  kernel: kernelBuilder,
+  cmdline: cmdlineBuilder,
+  initramfs: initramfsBuilder,
+  uki: ukiBuilder,
+  installer: installerBuilder,
+};
+
+/** The inputs must be what the profile (and so its hash) describes. */
+function checkInputs(profile: BuildProfile, inputs: ImagerInputs): void {
+  const wanted = profile.inputs.extensions;
+  const given = inputs.extensions;
+  const same =
+    wanted.length === given.length &&
+    wanted.every((w, i) => w.name === given[i]?.name && w.digest === given[i]?.digest);
+  if (!same)
+    throw badRequest(
+      `the extensions given (${given.map((e) => `${e.name}@${e.digest}`).join(", ") || "none"}) are not the profile's (${wanted.map((e) => `${e.name}@${e.digest}`).join(", ") || "none"})`,
+    );
+}
+
+/** Builds the profile's asset at `outPath` (replaced only when the build succeeds). */
+export async function build(
+  profile: BuildProfile,
+  inputs: ImagerInputs,
+  outPath: string,
+  options: BuildOptions = {},
+): Promise<BuildResult> {
+  const started = performance.now();
+  const builder = assetBuilders[profile.kind];
+  if (builder === undefined) throw unsupported(`${profile.filename}: ${profile.kind} assets are not built here`);
+  checkInputs(profile, inputs);
+  const mtime = resolveMtime(options.mtime);
+  const stem = join(dirname(outPath), `.${basename(outPath)}.${randomUUID()}`);
+  const temp = `${stem}.part`;
+  const workDir = `${stem}.work`;
+  await mkdir(workDir, { recursive: true });
+  const log = options.log ?? (() => {});
+  try {
+    options.signal?.throwIfAborted();
+    log(`building ${profile.filename} for Talos ${profile.talosVersion}`);
+    await builder.build(
+      {
+        profile,
+        inputs,
+        workDir,
+        mtime,
+        signal: options.signal,
+        log,
+        installerRepoTag: options.installerRepoTag,
+        cache: new Map(),
+      },
+      temp,
+    );
+    options.signal?.throwIfAborted();
+    await rename(temp, outPath);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const seconds = Math.round((performance.now() - started) / 10) / 100;
+  return { path: outPath, size: (await stat(outPath)).size, seconds };
+}

@@ -1,0 +1,447 @@
+// System extensions into the initramfs, as upstream's imager does it (talos pkg/imager/extensions and
+// internal/pkg/extensions; talos-formats.md "Adding extensions to the initramfs"):
+//   1. each extension gets a directory named by its index (the virtual `schematic` extension last), and the
+//      list is read back sorted by that name as a string — upstream's order, "10" before "2" included;
+//      each is validated for the Talos version (errors name the extension and the path);
+//   2. CPU microcode (`<fw>/intel-ucode/*`, `<fw>/amd-ucode/microcode_amd*.bin`) is concatenated per vendor
+//      into `kernel/x86/microcode/{GenuineIntel,AuthenticAMD}.bin`, packed as an uncompressed cpio that is
+//      PREPENDED; the rest of `<fw>` leaves the extension for the appended cpio;
+//   3. when an extension has kernel modules, the base rootfs.sqsh's module tree (read out of the base
+//      initramfs) gets every extension's modules merged over it (earlier extensions win, as in upstream's
+//      overlay; never writing through a symlink), `depmod --all` indexes it, and its `modules.*` files become a last extension `modules.dep`;
+//   4. each extension rootfs → `<dir>.sqsh` (mksquashfs -all-root, zstd level 18 or xz by version, one fixed
+//      timestamp), run in parallel, one per core;
+//   5. `extensions.yaml` lists the layers with their manifest metadata, printed as Go's yaml.v3 prints it;
+//   6. the squashfs images, extensions.yaml and the firmware go in one newc cpio, compressed like the
+//      version's initramfs, APPENDED to the base initramfs: the kernel unpacks concatenated archives in order.
+// Inputs are never modified: an extension whose firmware moves out is copied (without it) into the work dir.
+// Nothing is held in memory: every file is streamed.
+
+import { createReadStream, createWriteStream } from "node:fs";
+import { copyFile, cp, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join, sep } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { badRequest, integrity } from "../errors.ts";
+import { type CpioEntry, cpioEntriesFromDirectory, cpioMtime, createCpio } from "../formats/cpio.ts";
+import type { ExtensionMetadata } from "../talos/extension.ts";
+import { validateExtensionTree } from "../talos/extension.ts";
+import { emitGoYaml, type YamlNode } from "../talos/go-yaml-emitter.ts";
+import { goStringCanBePlain } from "../talos/go-yaml-resolve.ts";
+import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
+import { readInitramfs, writeCompressedCpio } from "../tools/compression.ts";
+import { depmod } from "../tools/kmod.ts";
+import { mksquashfs, unsquashfs } from "../tools/squashfs.ts";
+import type { LocalExtension } from "./inputs.ts";
+
+/** The name of the virtual extension carrying the schematic ID (image-factory's SchematicIDExtensionName). */
+export const schematicExtensionName = "schematic";
+export const modulesDepExtensionName = "modules.dep";
+export const extensionsConfigFile = "extensions.yaml";
+
+export interface SchematicExtensionSpec {
+  id: string;
+  /** Canonical schematic YAML for `extraInfo` (Talos ≥ 1.7), or undefined. */
+  yaml?: string;
+  /** e.g. "Image Factory" or "Image Factory (https://factory.example)". */
+  author: string;
+}
+
+export interface ExtendInitramfsOptions {
+  talosVersion: string;
+  /** The imager's initramfs.xz. */
+  baseInitramfs: string;
+  /** The schematic's extensions, in its order. */
+  extensions: readonly LocalExtension[];
+  schematic: SchematicExtensionSpec;
+  /** Written (replaced) with the extended initramfs. */
+  outPath: string;
+  /** Scratch directory (empty, removed by the caller). */
+  workDir: string;
+  /** Timestamp of every file; default SOURCE_DATE_EPOCH, else 0. */
+  mtime?: number;
+  /** Parallel mksquashfs runs; default one per core. */
+  concurrency?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+export interface ExtensionLayer {
+  image: string;
+  metadata: ExtensionMetadata;
+}
+
+export interface ExtendedInitramfs {
+  layers: ExtensionLayer[];
+  /** Kernel release of the merged module tree, when an extension has modules. */
+  kernelRelease?: string;
+  /** Microcode files prepended (paths inside the early cpio). */
+  microcode: string[];
+}
+
+interface StagedExtension {
+  /** Directory name upstream would give it (its index), which also names its squashfs image. */
+  directory: string;
+  /** How errors name it. */
+  label: string;
+  metadata: ExtensionMetadata;
+  /** The tree that becomes the squashfs image. */
+  rootfs: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// extensions.yaml and manifests, in yaml.v3's output
+
+/** A Go string as yaml.v3 encodes it: literal when multi-line, plain when it reads back as a string. */
+function goString(value: string): YamlNode {
+  if (value.includes("\n")) return { kind: "scalar", value, style: "literal" };
+  return { kind: "scalar", value, style: goStringCanBePlain(value) ? "plain" : "double" };
+}
+
+const key = (name: string): YamlNode => ({ kind: "scalar", value: name, style: "plain" });
+
+/** Upstream's extensions.Metadata struct, field order and `extraInfo,omitempty` included. */
+function metadataNode(metadata: ExtensionMetadata): YamlNode {
+  const entries: Array<[YamlNode, YamlNode]> = [
+    [key("name"), goString(metadata.name)],
+    [key("version"), goString(metadata.version)],
+    [key("author"), goString(metadata.author)],
+    [key("description"), goString(metadata.description)],
+    [
+      key("compatibility"),
+      {
+        kind: "map",
+        entries: [
+          [
+            key("talos"),
+            { kind: "map", entries: [[key("version"), goString(metadata.compatibility?.talos?.version ?? "")]] },
+          ],
+        ],
+      },
+    ],
+  ];
+  if (metadata.extraInfo !== undefined && metadata.extraInfo !== "")
+    entries.push([key("extraInfo"), goString(metadata.extraInfo)]);
+  return { kind: "map", entries };
+}
+
+/** `extensions.yaml`: `layers: [{image, metadata}]`. */
+export function extensionsConfigYaml(layers: readonly ExtensionLayer[]): string {
+  return emitGoYaml({
+    kind: "map",
+    entries: [
+      [
+        key("layers"),
+        {
+          kind: "seq",
+          items: layers.map(
+            (layer): YamlNode => ({
+              kind: "map",
+              entries: [
+                [key("image"), goString(layer.image)],
+                [key("metadata"), metadataNode(layer.metadata)],
+              ],
+            }),
+          ),
+        },
+      ],
+    ],
+  });
+}
+
+/** manifest.yaml of an extension, as yaml.v3 marshals upstream's Manifest struct. */
+export function extensionManifestYaml(metadata: ExtensionMetadata): string {
+  return emitGoYaml({
+    kind: "map",
+    entries: [
+      [key("version"), goString("v1alpha1")],
+      [key("metadata"), metadataNode(metadata)],
+    ],
+  });
+}
+
+/** The virtual extension's metadata (image-factory's schematicExtension). */
+export function schematicExtensionMetadata(spec: SchematicExtensionSpec): ExtensionMetadata {
+  const metadata: ExtensionMetadata = {
+    name: schematicExtensionName,
+    version: spec.id,
+    author: spec.author,
+    description: "Virtual extension which specifies the schematic of the image built with Image Factory.",
+    compatibility: { talos: { version: ">= 1.0.0" } },
+  };
+  if (spec.yaml !== undefined && spec.yaml !== "") metadata.extraInfo = spec.yaml;
+  return metadata;
+}
+
+/** Writes the virtual schematic extension (manifest.yaml, empty `rootfs/usr/local/share/schematic/<id>`). */
+export async function writeSchematicExtension(dir: string, spec: SchematicExtensionSpec): Promise<void> {
+  if (!/^[0-9a-f]{64}$/.test(spec.id)) throw badRequest(`invalid schematic ID "${spec.id}"`);
+  const share = join(dir, "rootfs", "usr", "local", "share", "schematic");
+  await mkdir(share, { recursive: true, mode: 0o755 });
+  await writeFile(join(dir, "manifest.yaml"), extensionManifestYaml(schematicExtensionMetadata(spec)), {
+    mode: 0o644,
+  });
+  await writeFile(join(share, spec.id), "", { mode: 0o644 });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// helpers
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await lstat(path).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+const isUnder = (path: string, dir: string) => path === dir || path.startsWith(`${dir}${sep}`);
+
+/** Upstream's microcode globs, per firmware path. */
+function microcodeSources(firmwarePath: string) {
+  return [
+    {
+      dir: `${firmwarePath}/intel-ucode`,
+      match: (_name: string) => true,
+      dst: "kernel/x86/microcode/GenuineIntel.bin",
+    },
+    {
+      dir: `${firmwarePath}/amd-ucode`,
+      match: (name: string) => name.startsWith("microcode_amd") && name.endsWith(".bin"),
+      dst: "kernel/x86/microcode/AuthenticAMD.bin",
+    },
+  ];
+}
+
+/**
+ * Copies `source` over `target` the way an overlay shows an upper layer over a lower one: entries replace
+ * what is there, directories merge. Nothing is ever written through a symlink: an existing link in the
+ * target is replaced, never followed, so a hostile tree cannot make the copy land outside `target`.
+ */
+async function mergeTree(source: string, target: string): Promise<void> {
+  for (const name of (await readdir(source)).sort()) {
+    const from = join(source, name);
+    const to = join(target, name);
+    const info = await lstat(from);
+    const existing = await lstat(to).catch(() => undefined);
+    if (info.isDirectory()) {
+      if (existing !== undefined && !existing.isDirectory()) await rm(to, { recursive: true, force: true });
+      if (!existing?.isDirectory()) await mkdir(to, { mode: 0o755 });
+      await mergeTree(from, to);
+      continue;
+    }
+    if (existing !== undefined) await rm(to, { recursive: true, force: true });
+    if (info.isSymbolicLink()) await symlink(await readlink(from), to);
+    else if (info.isFile()) await copyFile(from, to);
+  }
+}
+
+/** Runs `tasks` with at most `limit` at a time; the first failure aborts the rest. */
+async function inParallel(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const task = tasks[next++] as () => Promise<void>;
+      await task();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the build
+
+/** The base initramfs's rootfs.sqsh, streamed out through the decompressor into `outPath`. */
+export async function extractRootfsImage(initramfs: string, outPath: string, signal?: AbortSignal): Promise<void> {
+  for await (const record of readInitramfs(initramfs, { signal })) {
+    if (record.path !== "rootfs.sqsh" || record.type !== "file") continue;
+    await pipeline(record.data, createWriteStream(outPath));
+    return;
+  }
+  throw integrity("the imager's initramfs has no rootfs.sqsh");
+}
+
+/**
+ * The merged module index as a `modules.dep` extension rootfs (in `workDir/modules.dep`), from the base
+ * rootfs modules plus the extensions' modules.
+ */
+async function modulesDepExtension(
+  rules: VersionRules,
+  baseInitramfs: string,
+  withModules: readonly StagedExtension[],
+  workDir: string,
+  signal?: AbortSignal,
+): Promise<StagedExtension> {
+  const rootfsImage = join(workDir, "rootfs.sqsh");
+  await extractRootfsImage(baseInitramfs, rootfsImage, signal);
+  const tree = join(workDir, "modules-tree");
+  await unsquashfs(rootfsImage, tree, { paths: [`/${rules.modulesPath}`], signal });
+  const moduleRoot = join(tree, rules.modulesPath);
+  const releases = (await readdir(moduleRoot).catch(() => [] as string[])).sort();
+  if (releases.length !== 1)
+    throw integrity(
+      `the imager's rootfs.sqsh must hold one kernel under /${rules.modulesPath}, found ${releases.length ? releases.join(", ") : "none"}`,
+    );
+  const kernelRelease = releases[0] as string;
+  // Upstream stacks the extension module trees as overlay lower dirs, the first extension on top: copying in
+  // reverse order lets earlier extensions win the same way.
+  for (const extension of [...withModules].reverse())
+    await mergeTree(join(extension.rootfs, rules.modulesPath), moduleRoot);
+  const basedir = rules.modulesPath.startsWith("usr/") ? join(tree, "usr") : tree;
+  await depmod({ basedir, kernelVersion: kernelRelease, signal });
+
+  const rootfs = join(workDir, modulesDepExtensionName);
+  const indexDir = join(rootfs, rules.modulesPath, kernelRelease);
+  await mkdir(indexDir, { recursive: true, mode: 0o755 });
+  for (const name of (await readdir(join(moduleRoot, kernelRelease))).sort()) {
+    const source = join(moduleRoot, kernelRelease, name);
+    if (name.startsWith("modules.") && (await lstat(source)).isFile()) await copyFile(source, join(indexDir, name));
+  }
+  return {
+    directory: modulesDepExtensionName,
+    label: modulesDepExtensionName,
+    metadata: {
+      name: modulesDepExtensionName,
+      version: kernelRelease,
+      author: "Talos Machinery",
+      description: "Combined modules.dep for all extensions",
+      compatibility: { talos: { version: "" } },
+    },
+    rootfs,
+  };
+}
+
+/** Builds the extended initramfs into `options.outPath`. */
+export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): Promise<ExtendedInitramfs> {
+  const rules = rulesFor(options.talosVersion);
+  const mtime = cpioMtime(options.mtime);
+  const log = options.log ?? (() => {});
+  const work = options.workDir;
+  const signal = options.signal;
+
+  // 1. Directories by index, the schematic extension last; upstream lists them sorted by name.
+  const schematicDir = join(work, "schematic-extension");
+  await writeSchematicExtension(schematicDir, options.schematic);
+  const sources = [
+    ...options.extensions.map((e, i) => ({ directory: String(i), label: e.name, dir: e.dir })),
+    { directory: String(options.extensions.length), label: schematicExtensionName, dir: schematicDir },
+  ].sort((a, b) => (a.directory < b.directory ? -1 : a.directory > b.directory ? 1 : 0));
+
+  log(`validating ${sources.length} system extensions for Talos ${options.talosVersion}`);
+  const staged: StagedExtension[] = [];
+  for (const source of sources) {
+    signal?.throwIfAborted();
+    const manifest = await validateExtensionTree(source.dir, {
+      talosVersion: options.talosVersion,
+      name: source.label,
+    });
+    staged.push({
+      directory: source.directory,
+      label: source.label,
+      metadata: manifest.metadata,
+      rootfs: join(source.dir, "rootfs"),
+    });
+  }
+
+  // 2. Microcode and firmware move out of the extensions.
+  const initramfsTree = new Map<string, CpioEntry>();
+  const microcode = new Map<string, string[]>();
+  for (const extension of staged) {
+    const firmwareDir = join(extension.rootfs, rules.firmwarePath);
+    if (!(await isDirectory(firmwareDir))) continue;
+    const consumed = new Set<string>();
+    for (const source of microcodeSources(rules.firmwarePath)) {
+      const dir = join(extension.rootfs, source.dir);
+      if (!(await isDirectory(dir))) continue;
+      for (const name of (await readdir(dir)).sort()) {
+        const path = join(dir, name);
+        if (!source.match(name) || !(await lstat(path)).isFile()) continue;
+        consumed.add(path);
+        microcode.set(source.dst, [...(microcode.get(source.dst) ?? []), path]);
+      }
+    }
+    for (const entry of await cpioEntriesFromDirectory(firmwareDir, rules.firmwarePath)) {
+      if (entry.type === "file" && "sourcePath" in entry && consumed.has(entry.sourcePath)) continue;
+      // Later extensions overwrite files of earlier ones, as upstream's move into one tree does.
+      if (entry.type !== "directory" || !initramfsTree.has(entry.path)) initramfsTree.set(entry.path, entry);
+    }
+    const copy = join(work, `rootfs-${extension.directory}`);
+    await cp(extension.rootfs, copy, {
+      recursive: true,
+      verbatimSymlinks: true,
+      filter: (path) => !isUnder(path, firmwareDir),
+    });
+    extension.rootfs = copy;
+  }
+
+  // 3. The merged module index.
+  let kernelRelease: string | undefined;
+  const withModules: StagedExtension[] = [];
+  for (const extension of staged)
+    if (await isDirectory(join(extension.rootfs, rules.modulesPath))) withModules.push(extension);
+  if (withModules.length > 0) {
+    log(`running depmod over the base modules and ${withModules.length} extensions with modules`);
+    const modulesDep = await modulesDepExtension(rules, options.baseInitramfs, withModules, work, signal);
+    kernelRelease = modulesDep.metadata.version;
+    staged.push(modulesDep);
+  }
+
+  // 4. One squashfs per extension, in parallel.
+  const imagesDir = join(work, "initramfs");
+  await mkdir(imagesDir, { recursive: true });
+  log(`compressing ${staged.length} system extensions (${rules.squashfsCompression})`);
+  const layers: ExtensionLayer[] = staged.map((e) => ({ image: `${e.directory}.sqsh`, metadata: e.metadata }));
+  await inParallel(
+    staged.map((extension) => async () => {
+      signal?.throwIfAborted();
+      await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
+        compression: rules.squashfsCompression,
+        level: rules.squashfsCompression === "zstd" ? 18 : undefined,
+        mtime,
+        processors: 1,
+        signal,
+      });
+    }),
+    options.concurrency ?? availableParallelism(),
+  );
+
+  // 5, 6. The appended archive.
+  const entries: CpioEntry[] = [...initramfsTree.values()];
+  for (const layer of layers) {
+    const sourcePath = join(imagesDir, layer.image);
+    entries.push({ type: "file", path: layer.image, mode: 0o644, sourcePath, size: (await lstat(sourcePath)).size });
+  }
+  entries.push({
+    type: "file",
+    path: extensionsConfigFile,
+    mode: 0o644,
+    content: Buffer.from(extensionsConfigYaml(layers)),
+  });
+
+  const microcodeFiles = [...microcode.keys()].sort();
+  if (microcodeFiles.length > 0) {
+    const early: CpioEntry[] = [];
+    for (const dst of microcodeFiles) {
+      const blob = join(work, dst.replaceAll("/", "_"));
+      const out = createWriteStream(blob);
+      for (const source of microcode.get(dst) ?? []) await pipeline(createReadStream(source), out, { end: false });
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      early.push({ type: "file", path: dst, mode: 0o644, sourcePath: blob, size: (await lstat(blob)).size });
+    }
+    await pipeline(createCpio(early, { mtime }), createWriteStream(options.outPath), { signal });
+    await pipeline(createReadStream(options.baseInitramfs), createWriteStream(options.outPath, { flags: "a" }), {
+      signal,
+    });
+  } else await copyFile(options.baseInitramfs, options.outPath);
+
+  log(`appending the extensions archive (${rules.initramfsCompression})`);
+  await writeCompressedCpio(entries, options.outPath, {
+    compression: rules.initramfsCompression,
+    // Upstream: zstd -18 (multithreaded CLI), xz -0 with the crc32 check the kernel verifies.
+    ...(rules.initramfsCompression === "zstd" ? { level: 18, engine: "cli" as const } : { level: 0 }),
+    append: true,
+    mtime,
+    signal,
+  });
+  return {
+    layers,
+    ...(kernelRelease === undefined ? {} : { kernelRelease }),
+    microcode: microcodeFiles,
+  };
+}

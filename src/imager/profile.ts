@@ -1,0 +1,147 @@
+// The build profile: everything that decides an asset's bytes, and nothing else — the Talos version (its
+// rules follow from it), the asset (kind, arch, platform, secure boot), what of the schematic the asset uses,
+// and the digests of the images it is built from. Its hash is the factory's cache key.
+//
+// Normalization follows what upstream's factory feeds its imager (image-factory EnhanceFromSchematic), so two
+// requests that must give the same bytes share a key:
+//   - kernel and cmdline use no extensions (and the kernel no schematic at all);
+//   - initramfs, kernel and the non-secure-boot installer carry no extra kernel args, and the installer no
+//     META (its UKI, from 1.10, gets the platform's plain cmdline);
+//   - kernel, initramfs and installer are platform-independent (`metal`) except an installer whose version
+//     embeds a UKI (its cmdline names the platform).
+
+import { createHash } from "node:crypto";
+import { badRequest, unsupported } from "../errors.ts";
+import type { AssetRequest } from "../talos/asset-path.ts";
+import type { OutputKind } from "../talos/cmdline.ts";
+import type { MetaValue } from "../talos/meta.ts";
+import type { Arch } from "../talos/platforms.ts";
+import { canonicalYaml, type Schematic, schematicId } from "../talos/schematic.ts";
+import { rulesFor } from "../talos/version-rules.ts";
+
+/** Bump to rebuild every cached asset (e.g. after fixing a bug that changed output bytes). */
+export const profileHashSalt = "boot-assets imager profile 1";
+
+/** The output kinds this imager builds (disk images and ISOs come in part 2). */
+export type BuildKind = Extract<OutputKind, "kernel" | "initramfs" | "cmdline" | "uki" | "installer">;
+export const buildKinds: readonly BuildKind[] = ["kernel", "initramfs", "cmdline", "uki", "installer"];
+
+export interface ProfileExtension {
+  /** Repository path, e.g. `siderolabs/zfs`. */
+  name: string;
+  /** Manifest digest it is pulled by. */
+  digest: string;
+}
+
+export interface BuildProfile {
+  kind: BuildKind;
+  /** Talos version tag with its `v`. */
+  talosVersion: string;
+  arch: Arch;
+  platform: string;
+  secureBoot: boolean;
+  /** The output name (`initramfs-amd64.xz`, `metal-amd64-uki.efi`…); not part of the hash. */
+  filename: string;
+  schematic: {
+    /** Undefined when the asset does not depend on the schematic (kernel, cmdline). */
+    id?: string;
+    /** Canonical YAML, carried by the virtual schematic extension (extraInfo) from Talos 1.7. */
+    yaml?: string;
+    /** Author of the virtual schematic extension, e.g. `Image Factory (https://factory.example)`. */
+    author?: string;
+    extraKernelArgs: string[];
+    meta: MetaValue[];
+  };
+  inputs: {
+    /** Imager image digest (undefined for cmdline, which reads nothing). */
+    imager?: string;
+    installerBase?: string;
+    /** The schematic's extensions, in its order (empty when the asset has none). */
+    extensions: ProfileExtension[];
+  };
+}
+
+export interface ProfileSources {
+  imager: string;
+  installerBase?: string;
+  /** One per schematic extension, in the schematic's order. */
+  extensions: ProfileExtension[];
+  /** Shown as the virtual schematic extension's author; default "Image Factory". */
+  schematicAuthor?: string;
+}
+
+const digestPattern = /^sha256:[0-9a-f]{64}$/;
+
+function checkDigest(digest: string, what: string): string {
+  if (!digestPattern.test(digest)) throw badRequest(`${what}: "${digest}" is not a sha256 digest`, "DIGEST_INVALID");
+  return digest;
+}
+
+function isBuildKind(kind: OutputKind): kind is BuildKind {
+  return (buildKinds as readonly string[]).includes(kind);
+}
+
+/** The profile for one asset request, built from the schematic and the digests of its sources. */
+export function createBuildProfile(request: AssetRequest, schematic: Schematic, sources: ProfileSources): BuildProfile {
+  const kind = request.kind;
+  if (!isBuildKind(kind)) throw unsupported(`${request.filename}: ${kind} images are not built by this imager yet`);
+  const id = schematicId(schematic);
+  if (id !== request.schematicId)
+    throw badRequest(`schematic ${request.schematicId} does not match the schematic given (its ID is ${id})`);
+  const rules = rulesFor(request.talosVersion);
+  if (kind === "uki" && !rules.uki) throw badRequest(`UKIs cannot be built for Talos ${request.talosVersion}`);
+  const names = schematic.customization.systemExtensions?.officialExtensions ?? [];
+  const usesExtensions = kind !== "kernel" && kind !== "cmdline";
+  if (usesExtensions && sources.extensions.length !== names.length)
+    throw badRequest(`the schematic names ${names.length} extensions but ${sources.extensions.length} were resolved`);
+
+  const customization = !(kind === "initramfs" || kind === "kernel" || (kind === "installer" && !request.secureBoot));
+  const platformMatters =
+    kind === "cmdline" || kind === "uki" || (kind === "installer" && (rules.sdBootForUefi || request.secureBoot));
+  return {
+    kind,
+    talosVersion: request.talosVersion,
+    arch: request.arch,
+    platform: platformMatters ? request.platform : "metal",
+    secureBoot: request.secureBoot,
+    filename: request.filename,
+    schematic: {
+      ...(usesExtensions
+        ? {
+            id,
+            ...(rules.overlays ? { yaml: canonicalYaml(schematic) } : {}),
+            author: sources.schematicAuthor ?? "Image Factory",
+          }
+        : {}),
+      extraKernelArgs: customization ? [...(schematic.customization.extraKernelArgs ?? [])] : [],
+      meta: customization && kind !== "installer" ? (schematic.customization.meta ?? []).map((m) => ({ ...m })) : [],
+    },
+    inputs: {
+      ...(kind === "cmdline" ? {} : { imager: checkDigest(sources.imager, "imager image") }),
+      ...(kind === "installer"
+        ? { installerBase: checkDigest(sources.installerBase ?? "", "installer base image") }
+        : {}),
+      extensions: usesExtensions
+        ? sources.extensions.map((e) => ({ name: e.name, digest: checkDigest(e.digest, `extension ${e.name}`) }))
+        : [],
+    },
+  };
+}
+
+/** JSON with object keys sorted at every level: one text per value. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The cache key: hex sha256 of the salt and the canonical JSON of the profile without its file name. */
+export function profileHash(profile: BuildProfile): string {
+  const { filename: _filename, ...content } = profile;
+  return createHash("sha256").update(`${profileHashSalt}\n`).update(canonicalJson(content)).digest("hex");
+}

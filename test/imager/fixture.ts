@@ -1,0 +1,126 @@
+// Local imager inputs from the test bed release: the release is published into an embedded store in
+// process (cached layers make re-runs quick), then the imager image, the installer base image and every
+// extension image are pulled back out and flattened, as the factory's sources will do from a registry.
+
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { ImagerInputs, InstallerBaseInput, LocalExtension } from "../../src/imager/inputs.ts";
+import type { Digest } from "../../src/oci/digest.ts";
+import { flattenLayers } from "../../src/oci/flatten.ts";
+import { decompressLayer } from "../../src/oci/layer.ts";
+import type { ImageManifest } from "../../src/oci/manifest.ts";
+import type { Repository } from "../../src/oci/repository.ts";
+import { openStore, type RegistryStore } from "../../src/registry/store.ts";
+import { fetchTestbedPackages, type TestbedPackages } from "../../src/testbed/debian.ts";
+import { publishTestbedRelease, type ReleaseSummary, type ReleaseVersion } from "../../src/testbed/release.ts";
+
+export const fixtureRegistry = "registry.test:5000";
+
+export interface ReleaseFixture {
+  scratch: string;
+  store: RegistryStore;
+  summary: ReleaseSummary;
+  packages: TestbedPackages;
+  close(): Promise<void>;
+}
+
+/** Publishes the test bed release for `versions` into a fresh embedded store under a temp dir. */
+export async function openReleaseFixture(versions: string[]): Promise<ReleaseFixture> {
+  const scratch = await mkdtemp(join(tmpdir(), "imager-fixture-"));
+  const store = await openStore(join(scratch, "store"));
+  const packages = await fetchTestbedPackages();
+  const summary = await publishTestbedRelease({
+    registry: fixtureRegistry,
+    repositoryFor: (name) => store.repository(name),
+    versions,
+  });
+  return {
+    scratch,
+    store,
+    summary,
+    packages,
+    async close() {
+      await store.close();
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+async function readManifest(repository: Repository, reference: string): Promise<ImageManifest> {
+  const record = await repository.getManifest(reference);
+  return JSON.parse(record.body.toString("utf8")) as ImageManifest;
+}
+
+async function flattenInto(repository: Repository, manifest: ImageManifest, dir: string): Promise<void> {
+  await flattenLayers(
+    manifest.layers.map(
+      (layer) => async () => decompressLayer((await repository.getBlob(layer.digest)).stream, layer.mediaType),
+    ),
+    dir,
+  );
+}
+
+export function releaseVersion(fixture: ReleaseFixture, version: string): ReleaseVersion {
+  const found = fixture.summary.versions.find((v) => v.version === version);
+  if (found === undefined) throw new Error(`version ${version} was not published`);
+  return found;
+}
+
+/**
+ * The local inputs for one version: the imager flattened, the installer base's blobs copied to files, and the
+ * named extensions (short names such as "testbed-dummy", in the order given) flattened.
+ */
+export async function localInputs(
+  fixture: ReleaseFixture,
+  version: string,
+  extensionNames: readonly string[],
+): Promise<ImagerInputs & { imagerDigest: Digest; installerDigest: Digest }> {
+  const release = releaseVersion(fixture, version);
+  const root = await mkdtemp(join(fixture.scratch, `inputs-${version}-`));
+  const image = (kind: string) => {
+    const found = release.images.find((i) => i.kind === kind);
+    if (found === undefined) throw new Error(`no ${kind} image for ${version}`);
+    return found;
+  };
+
+  const imager = image("imager");
+  const imagerRepository = fixture.store.repository(imager.repository);
+  const imagerDir = join(root, "imager");
+  await flattenInto(imagerRepository, await readManifest(imagerRepository, imager.digest), imagerDir);
+
+  const installer = image("installer");
+  const installerRepository = fixture.store.repository(installer.repository);
+  const installerManifest = await readManifest(installerRepository, installer.digest);
+  const blobsDir = join(root, "installer-blobs");
+  await mkdir(blobsDir);
+  const layers: InstallerBaseInput["layers"] = [];
+  for (const layer of installerManifest.layers) {
+    const path = join(blobsDir, layer.digest.replace(":", "-"));
+    await pipeline((await installerRepository.getBlob(layer.digest)).stream, createWriteStream(path));
+    layers.push({ path, digest: layer.digest, size: layer.size, mediaType: layer.mediaType });
+  }
+  const configRecord = await installerRepository.getBlob(installerManifest.config.digest);
+  const configChunks: Buffer[] = [];
+  for await (const chunk of configRecord.stream) configChunks.push(chunk as Buffer);
+
+  const extensions: LocalExtension[] = [];
+  for (const name of extensionNames) {
+    const found = release.images.find((i) => i.kind === "extension" && i.extension?.name === name);
+    if (found === undefined) throw new Error(`no extension ${name} for ${version}`);
+    const repository = fixture.store.repository(found.repository);
+    const dir = join(root, "extensions", name);
+    await flattenInto(repository, await readManifest(repository, found.digest), dir);
+    extensions.push({ name: found.repository, dir, digest: found.digest });
+  }
+
+  return {
+    imagerDir,
+    imagerDigest: imager.digest,
+    installerDigest: installer.digest,
+    installerBase: { config: Buffer.concat(configChunks), layers },
+    extensions,
+  };
+}

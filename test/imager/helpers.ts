@@ -1,0 +1,63 @@
+// Building assets from the test bed release fixture: a schematic naming test bed extensions, the profile for
+// an asset path, and the build with local inputs.
+
+import { join } from "node:path";
+import { type BuildOptions, type BuildResult, build } from "../../src/imager/builders.ts";
+import type { ImagerInputs } from "../../src/imager/inputs.ts";
+import { type BuildProfile, createBuildProfile } from "../../src/imager/profile.ts";
+import { parseAssetRequest } from "../../src/talos/asset-path.ts";
+import { type Schematic, schematicId } from "../../src/talos/schematic.ts";
+import { localInputs, type ReleaseFixture } from "./fixture.ts";
+
+/** Every test bed extension whose constraint admits the release (testbed-legacy is the one that does not). */
+export const compatibleExtensions = ["testbed-dummy", "testbed-ucode", "testbed-hello", "testbed-glibc"] as const;
+
+export function testSchematic(
+  extensions: readonly string[],
+  customization: Omit<Schematic["customization"], "systemExtensions"> = {},
+): Schematic {
+  return {
+    customization: {
+      ...customization,
+      ...(extensions.length > 0
+        ? { systemExtensions: { officialExtensions: extensions.map((name) => `siderolabs/${name}`) } }
+        : {}),
+    },
+  };
+}
+
+export interface PreparedVersion {
+  version: string;
+  inputs: ImagerInputs & { imagerDigest: string; installerDigest: string };
+}
+
+export async function prepareVersion(
+  fixture: ReleaseFixture,
+  version: string,
+  extensions: readonly string[],
+): Promise<PreparedVersion> {
+  return { version, inputs: await localInputs(fixture, version, extensions) };
+}
+
+export function profileFor(prepared: PreparedVersion, schematic: Schematic, path: string): BuildProfile {
+  const request = parseAssetRequest(schematicId(schematic), prepared.version, path);
+  return createBuildProfile(request, schematic, {
+    imager: prepared.inputs.imagerDigest,
+    installerBase: prepared.inputs.installerDigest,
+    extensions: prepared.inputs.extensions.map((e) => ({ name: e.name, digest: e.digest })),
+  });
+}
+
+/** Builds `path` into `outDir/path` (the profile decides whether the extensions are used). */
+export async function buildAsset(
+  prepared: PreparedVersion,
+  schematic: Schematic,
+  path: string,
+  outDir: string,
+  options?: BuildOptions,
+): Promise<BuildResult & { profile: BuildProfile }> {
+  const profile = profileFor(prepared, schematic, path);
+  const inputs = { ...prepared.inputs, extensions: profile.inputs.extensions.length ? prepared.inputs.extensions : [] };
+  const result = await build(profile, inputs, join(outDir, path), options);
+  return { ...result, profile };
+}

@@ -1,0 +1,94 @@
+// Proof by boot: assets the imager built from the test bed release, booted in QEMU through the test bed
+// harness. A schematic with every compatible test bed extension (testbed-dummy carries a kernel module), an
+// extra kernel arg, a removed default (-consoleblank) and a META value; for Talos 1.10 and 1.8 the kernel +
+// initramfs + cmdline boot directly (the PXE path, BIOS), and the 1.10 UKI boots under UEFI. The guest's
+// report must show every extension with its version, the module loaded, the arg present, consoleblank gone,
+// the META value from talos.environment, and the schematic ID.
+
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parseExtensionManifest } from "../../src/talos/extension.ts";
+import { schematicId } from "../../src/talos/schematic.ts";
+import { boot, bootUnavailable, type TestbedReport } from "../boot/harness.ts";
+import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
+import { buildAsset, compatibleExtensions, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
+
+const skip = bootUnavailable("uefi");
+
+describe("imager assets boot", { skip }, () => {
+  let fixture: ReleaseFixture;
+  let out: string;
+  const prepared = new Map<string, PreparedVersion>();
+  const schematic = testSchematic(compatibleExtensions, {
+    extraKernelArgs: ["-consoleblank", "testbed.extra=yes"],
+    meta: [{ key: 0xc, value: "hello from META" }],
+  });
+  const id = schematicId(schematic);
+
+  before(async () => {
+    fixture = await openReleaseFixture(["v1.8.2", "v1.10.3"]);
+    for (const version of ["v1.8.2", "v1.10.3"])
+      prepared.set(version, await prepareVersion(fixture, version, compatibleExtensions));
+    out = await mkdtemp(join(fixture.scratch, "boot-out-"));
+  });
+  after(async () => {
+    await fixture?.close();
+  });
+
+  /** What the report must say, from the extensions' own manifests and the reference. */
+  async function checkReport(report: TestbedReport, version: PreparedVersion): Promise<void> {
+    assert.deepEqual(report.errors, []);
+    const expected: [string, string, string][] = [];
+    for (const [i, extension] of version.inputs.extensions.entries()) {
+      const manifest = parseExtensionManifest(await readFile(join(extension.dir, "manifest.yaml")), extension.name);
+      expected.push([`${i}.sqsh`, manifest.metadata.name, manifest.metadata.version]);
+    }
+    expected.push([`${expected.length}.sqsh`, "schematic", id]);
+    expected.push(["modules.dep.sqsh", "modules.dep", fixture.packages.kernel.release]);
+    assert.deepEqual(
+      report.extensions.map((e) => [e.image, e.name, e.version]),
+      expected,
+    );
+    assert.ok(report.modules.includes("dummy"), `dummy not loaded: ${report.modules.join(" ")}`);
+    const args = report.cmdline.split(/\s+/);
+    assert.ok(args.includes("testbed.extra=yes"), report.cmdline);
+    assert.ok(!args.some((a) => a.startsWith("consoleblank")), report.cmdline);
+    assert.ok(args.includes("talos.platform=metal"), report.cmdline);
+    assert.deepEqual(report.meta, { source: "cmdline", tags: { "0xc": "hello from META" } });
+    assert.equal(report.schematicId, id);
+  }
+
+  for (const version of ["v1.10.3", "v1.8.2"])
+    test(`${version}: kernel + initramfs + cmdline boot directly (BIOS)`, async () => {
+      const v = prepared.get(version) as PreparedVersion;
+      const dir = join(out, version);
+      await mkdir(dir);
+      const kernel = await buildAsset(v, schematic, "kernel-amd64", dir);
+      const initramfs = await buildAsset(v, schematic, "initramfs-amd64.xz", dir);
+      const cmdline = await buildAsset(v, schematic, "cmdline-metal-amd64", dir);
+      console.log(`${version} build: kernel ${kernel.seconds} s, initramfs ${initramfs.seconds} s`);
+      const { report, seconds } = await boot({
+        kernel: kernel.path,
+        initrd: initramfs.path,
+        cmdline: await readFile(cmdline.path, "utf8"),
+        firmware: "bios",
+      });
+      console.log(`${version} BIOS boot: ${seconds} s`);
+      assert.equal(report.firmware, "bios");
+      await checkReport(report, v);
+    });
+
+  test("v1.10.3: the UKI boots under UEFI", async () => {
+    const v = prepared.get("v1.10.3") as PreparedVersion;
+    const dir = join(out, "uki");
+    await mkdir(dir);
+    const uki = await buildAsset(v, schematic, "metal-amd64-uki.efi", dir);
+    console.log(`UKI build: ${uki.seconds} s`);
+    const { report, seconds } = await boot({ uki: uki.path, firmware: "uefi" });
+    console.log(`UKI UEFI boot: ${seconds} s`);
+    assert.equal(report.firmware, "uefi");
+    await checkReport(report, v);
+  });
+});
