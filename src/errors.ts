@@ -9,6 +9,8 @@ export type ErrorKind =
   | "Integrity" // content does not match its digest or size, or a signature fails
   | "Unauthorized" // credentials missing or refused
   | "Unsupported" // a valid request for something not implemented
+  | "TooLarge" // the caller sent more than a limit allows (a request body over its cap)
+  | "NotImplemented" // a valid request for a feature that is planned but not built yet
   | "Internal"; // a bug or an unexpected local failure
 
 export class AppError extends Error {
@@ -33,6 +35,9 @@ export const integrity = (message: string, code?: string) => new AppError("Integ
 export const upstream = (message: string, cause?: unknown, code?: string) =>
   new AppError("Upstream", message, { cause, code });
 export const unsupported = (message: string, code = "UNSUPPORTED") => new AppError("Unsupported", message, { code });
+export const tooLarge = (message: string, code = "TOO_LARGE") => new AppError("TooLarge", message, { code });
+export const notImplemented = (message: string, code = "NOT_IMPLEMENTED") =>
+  new AppError("NotImplemented", message, { code });
 
 export function isAppError(err: unknown, kind?: ErrorKind): err is AppError {
   return err instanceof AppError && (kind === undefined || err.kind === kind);
@@ -46,6 +51,8 @@ const httpStatusByKind: Record<ErrorKind, number> = {
   Integrity: 400,
   Unauthorized: 401,
   Unsupported: 405,
+  TooLarge: 413,
+  NotImplemented: 501,
   Internal: 500,
 };
 
@@ -62,6 +69,8 @@ const exitCodeByKind: Record<ErrorKind, number> = {
   Integrity: 6,
   Unauthorized: 7,
   Unsupported: 8,
+  TooLarge: 2,
+  NotImplemented: 8,
   Internal: 1,
 };
 

@@ -3,23 +3,54 @@
 // own parser untouched.
 
 import type { Command } from "commander";
+import { pino } from "pino";
 import { readFactoryCommandLine } from "../factory/config/index.ts";
 import { describeFactoryConfig } from "../factory/config/summary.ts";
 import { runFactory } from "../factory/run.ts";
+import { startTestbed, type TestbedRegistry } from "../factory/testbed.ts";
 
 export async function factoryCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const commandLine = await readFactoryCommandLine(args, env);
+  let commandLine = await readFactoryCommandLine(args, env);
   if (commandLine.help) {
     process.stdout.write(commandLine.usage);
     return;
   }
-  const { config } = commandLine;
-  for (const line of describeFactoryConfig(config)) process.stdout.write(`${line}\n`);
-  if (commandLine.checkOnly) {
-    process.stdout.write("configuration is valid (--check-config): not starting; serving is not built yet\n");
-    return;
+  let testbed: TestbedRegistry | undefined;
+  if (commandLine.testbed) {
+    // The data directory comes from the command line as given; the test bed's flags go before the
+    // operator's own, so an explicit -http-port (or any other) still wins.
+    const started = Date.now();
+    process.stderr.write(`testbed: publishing the test bed release under ${commandLine.config.dataDir.testbed}\n`);
+    testbed = await startTestbed({
+      dir: commandLine.config.dataDir.testbed,
+      log: (line) => process.stderr.write(`testbed: ${line}\n`),
+      logger: pino({ level: commandLine.config.logLevel }),
+    });
+    process.stderr.write(
+      `testbed: registry ${testbed.registry} ready in ${((Date.now() - started) / 1000).toFixed(1)}s ` +
+        `(Talos ${testbed.summary.versions.map((v) => v.version).join(", ")}; ` +
+        `${testbed.summary.signatures.written} signature(s) written, ${testbed.summary.signatures.present} already present)\n`,
+    );
+    try {
+      const withTestbed = await readFactoryCommandLine([...testbed.factoryArgs, ...args], env);
+      if (withTestbed.help) throw new Error("unreachable: -help was handled above");
+      commandLine = withTestbed;
+    } catch (err) {
+      await testbed.close();
+      throw err;
+    }
   }
-  await runFactory(config);
+  try {
+    const { config } = commandLine;
+    for (const line of describeFactoryConfig(config)) process.stdout.write(`${line}\n`);
+    if (commandLine.checkOnly) {
+      process.stdout.write("configuration is valid (--check-config): not starting\n");
+      return;
+    }
+    await runFactory(config);
+  } finally {
+    await testbed?.close();
+  }
 }
 
 /** The arguments after `factory` exactly as given (commander would treat `-http-port` as short options). */

@@ -1,12 +1,232 @@
-// Starting the factory service from a validated configuration. The HTTP service is built in its own work
-// item; until it lands this refuses honestly instead of pretending to serve.
+// Starting the factory from a validated configuration: open the stores (the embedded one under --data-dir
+// when any store is embedded), build the services, serve HTTP and metrics, and on SIGINT/SIGTERM shut down
+// gracefully: stop accepting, let requests in flight finish, then close the stores (nothing half-written:
+// schematics are pushed layer, config, then the tagged manifest, and the store writes by rename).
 
-import { unsupported } from "../errors.ts";
-import type { FactoryConfig } from "./config/config.ts";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { dirname } from "node:path";
+import { type Logger, pino } from "pino";
+import { RegistryClient } from "../oci/client/client.ts";
+import { sha256Digest } from "../oci/digest.ts";
+import type { Repository } from "../oci/repository.ts";
+import { openStore, type RegistryStore } from "../registry/store.ts";
+import { buildFactoryApp } from "./app.ts";
+import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
+import { type MetricsServer, startMetricsServer } from "./http/metrics-server.ts";
+import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
+import { SchematicService } from "./schematics.ts";
+import { createSources, registerSourceRoutes } from "./sources/index.ts";
 
-export async function runFactory(_config: FactoryConfig): Promise<void> {
-  throw unsupported(
-    "serving is not built yet: the configuration is valid (boot-assets factory --check-config prints it and exits)",
-    "NOT_BUILT_YET",
-  );
+export interface StartFactoryOptions {
+  /** Default: pino JSON lines on stdout at the configured level. */
+  logger?: Logger;
+  /** Start-up lines for the operator (default: stdout). */
+  print?: (line: string) => void;
+  /** Process metrics (off in tests that start several factories). Default on. */
+  processMetrics?: boolean;
+}
+
+export interface RunningFactory {
+  /** Where the factory answers, e.g. http://127.0.0.1:8080 (the bound port, also when 0 was asked for). */
+  url: string;
+  metricsUrl: string | undefined;
+  logger: Logger;
+  schematics: SchematicService;
+  /** Stops accepting, waits for requests in flight, then closes sources, clients and stores. */
+  close(): Promise<void>;
+}
+
+/** localhost, 127.0.0.0/8 or ::1, with or without a port. */
+function isLoopbackRegistry(registry: string): boolean {
+  const host = registry.startsWith("[") ? registry.slice(1, registry.indexOf("]")) : registry.replace(/:\d+$/, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Registries reached without verified TLS: those flagged insecure, and loopback ones, which upstream's
+ * registry library (go-containerregistry) reaches over plain HTTP unasked, and which the seed deployment
+ * relies on (`-cache-repository localhost:5000/cache` with no insecure flag).
+ */
+function insecureHosts(config: FactoryConfig): Set<string> {
+  const hosts = new Set<string>();
+  if (config.images.insecure || isLoopbackRegistry(config.images.registry)) hosts.add(config.images.registry);
+  for (const store of [config.stores.cache, config.stores.schematics, config.stores.installerInternal])
+    if (store.kind === "remote" && (store.insecure || isLoopbackRegistry(store.registry))) hosts.add(store.registry);
+  return hosts;
+}
+
+function usesEmbeddedStore(config: FactoryConfig): boolean {
+  const { cache, schematics, installerInternal } = config.stores;
+  return [cache, schematics, installerInternal].some((store) => store.kind === "embedded");
+}
+
+/** Creates the data directory's cache signing key when it is missing (the config said it would be). */
+async function ensureCacheSigningKey(config: FactoryConfig, log: Logger): Promise<void> {
+  const key = config.cacheSigningKey;
+  if (key.explicit || key.privateKey !== undefined) return;
+  await mkdir(dirname(key.file), { recursive: true, mode: 0o700 });
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const pem = privateKey.export({ type: "sec1", format: "pem" }) as string;
+  try {
+    await writeFile(key.file, pem, { mode: 0o600, flag: "wx" });
+    log.info({ file: key.file }, "generated the cache signing key (ECDSA P-256)");
+  } catch (err) {
+    // Another start created it meanwhile: keep that one.
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    await readFile(key.file);
+  }
+}
+
+async function listen(app: ReturnType<typeof buildFactoryApp>, address: ListenAddress): Promise<AddressInfo> {
+  if (address.host !== undefined) {
+    await app.listen({ host: address.host, port: address.port });
+  } else {
+    // Go's ":8080" means every interface, IPv6 and IPv4; fall back to IPv4 where IPv6 is off.
+    try {
+      await app.listen({ host: "::", port: address.port });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw err;
+      await app.listen({ host: "0.0.0.0", port: address.port });
+    }
+  }
+  return app.server.address() as AddressInfo;
+}
+
+function urlOf(bound: AddressInfo, tls: boolean): string {
+  const host =
+    bound.address === "::" || bound.address === "0.0.0.0"
+      ? "127.0.0.1"
+      : bound.family === "IPv6"
+        ? `[${bound.address}]`
+        : bound.address;
+  return `${tls ? "https" : "http"}://${host}:${bound.port}`;
+}
+
+/** Starts the factory and returns once it listens; `close()` shuts it down gracefully. */
+export async function startFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<RunningFactory> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "boot-assets-factory" } });
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  // What is open so far, closed in this order at shutdown: nothing new comes in, requests in flight finish,
+  // then background reads stop, and the stores close last.
+  const shutdownOrder = ["http", "metrics", "sources", "client", "store"] as const;
+  const closers = new Map<(typeof shutdownOrder)[number], () => Promise<unknown>>();
+  const closeAll = async () => {
+    for (const name of shutdownOrder) {
+      const close = closers.get(name);
+      if (close === undefined) continue;
+      closers.delete(name);
+      try {
+        await close();
+      } catch (err) {
+        logger.warn({ err, step: name }, "shutdown step failed");
+      }
+    }
+  };
+
+  try {
+    const store = usesEmbeddedStore(config) ? await openStore(config.dataDir.store) : undefined;
+    if (store) closers.set("store", () => store.close());
+    await ensureCacheSigningKey(config, logger);
+    const client = new RegistryClient({ insecure: insecureHosts(config) });
+    closers.set("client", () => client.close());
+    const repositoryAt = (location: StoreLocation): Repository =>
+      location.kind === "embedded"
+        ? (store as RegistryStore).repository(location.repository)
+        : client.repository(`${location.registry}/${location.repository}`);
+
+    const metrics = createFactoryMetrics({ processMetrics: options.processMetrics });
+    const schematicRepository = repositoryAt(config.stores.schematics);
+    const schematics = new SchematicService({
+      repository: schematicRepository,
+      cacheCapacity: config.schematicCache.capacity,
+      negativeTtlMs: config.schematicCache.negativeTtlMs,
+      metrics,
+    });
+
+    const sources = createSources(config, {
+      client,
+      log: logger.child({ component: "sources" }),
+      metrics: sourcesMetricsHooks(metrics),
+    });
+    closers.set("sources", () => sources.stop());
+
+    // A blob nobody stores: asking for it shows the store answers, without touching real content.
+    const probeDigest = sha256Digest("boot-assets readiness probe");
+    const probed = new Map<string, Repository>();
+    for (const location of [config.stores.schematics, config.stores.cache]) {
+      const repository = repositoryAt(location);
+      probed.set(repository.displayName, repository);
+    }
+    const readinessChecks = [...probed.values()].map((repository) => async () => {
+      await repository.statBlob(probeDigest);
+    });
+
+    const tls = config.http.tls
+      ? { cert: await readFile(config.http.tls.certFile), key: await readFile(config.http.tls.keyFile) }
+      : undefined;
+    const app = buildFactoryApp({
+      logger,
+      schematics,
+      versions: { ready: () => sources.ready(), has: (tag) => sources.versions.has(tag) },
+      metrics,
+      allowedOrigins: config.http.allowedOrigins,
+      tls,
+      readinessChecks,
+      registerRoutes: (app) => registerSourceRoutes(app, sources),
+    });
+    closers.set("http", () => app.close());
+    const metricsServer =
+      config.metricsListen === undefined
+        ? undefined
+        : await startMetricsServer(metrics.registry, config.metricsListen, (err) =>
+            logger.warn({ err }, "collecting metrics failed"),
+          );
+    if (metricsServer) closers.set("metrics", () => metricsServer.close());
+    const bound = await listen(app, config.http.listen);
+    const url = urlOf(bound, tls !== undefined);
+    void sources.start(); // the first version list loads in the background; /readyz says when it has
+    print(`factory serving on ${url}`);
+    if (metricsServer) print(`metrics on ${metricsServer.url}`);
+    logger.info({ url, metrics: metricsServer?.url }, "factory started");
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      metricsUrl: metricsServer?.url,
+      logger,
+      schematics,
+      close: () => {
+        closing ??= closeAll().then(() => logger.info("factory stopped"));
+        return closing;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Runs the factory until SIGINT or SIGTERM, then shuts down gracefully. A second signal exits at once. */
+export async function runFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<void> {
+  const factory = await startFactory(config, options);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  factory.logger.info({ signal }, "shutting down: finishing requests in flight");
+  const forced = (second: NodeJS.Signals) => {
+    factory.logger.warn({ signal: second }, "second signal: exiting without waiting");
+    process.exit(130);
+  };
+  process.once("SIGINT", forced);
+  process.once("SIGTERM", forced);
+  try {
+    await factory.close();
+  } finally {
+    process.off("SIGINT", forced);
+    process.off("SIGTERM", forced);
+  }
 }

@@ -4,6 +4,8 @@
 
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -48,7 +50,7 @@ describe("boot-assets factory", () => {
     );
     assert.match(out, new RegExp(`^cache: embedded store ${join(home, "data", "store")}`, "m"));
     assert.match(out, /^metrics disabled$/m);
-    assert.match(out, /serving is not built yet/);
+    assert.match(out, /configuration is valid \(--check-config\): not starting/);
   });
 
   it("reads the IF_ environment", async () => {
@@ -92,9 +94,19 @@ describe("boot-assets factory", () => {
     assert.match(result.stdout.toString(), /-container-signature-trusted-root value/);
   });
 
-  it("without --check-config it says honestly that serving is not built yet", async () => {
-    const result = await runCli(["factory", "-http-port", "127.0.0.1:0"], env);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /serving is not built yet/);
+  it("without --check-config it starts, and a listen address in use stops it with the reason", async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const result = await runCli(
+        ["factory", "-http-port", `127.0.0.1:${port}`, "-metrics-listen-addr=", "--data-dir", join(home, "data")],
+        env,
+      );
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /EADDRINUSE/);
+    } finally {
+      busy.close();
+    }
   });
 });

@@ -10,7 +10,8 @@ export type FlagTarget =
   | { kind: "setting"; setting: SettingSpec }
   | { kind: "repository"; group: RepositoryGroupSpec }
   | { kind: "config" }
-  | { kind: "check-config" };
+  | { kind: "check-config" }
+  | { kind: "testbed" };
 
 export interface FactoryFlag extends GoFlagDefinition {
   target: FlagTarget;
@@ -47,6 +48,12 @@ function buildFlagTable(): Map<string, FactoryFlag> {
     kind: "bool",
     target: { kind: "check-config" },
     help: "validate the configuration, print the start-up summary and exit",
+  });
+  add({
+    name: "testbed",
+    kind: "bool",
+    target: { kind: "testbed" },
+    help: "demo: publish the test bed release to a local registry under <data-dir>/testbed and serve it (loopback, signatures verified)",
   });
   return table;
 }

@@ -17,7 +17,7 @@ import { SettingValues } from "./values.ts";
 
 export type FactoryCommandLine =
   | { help: true; usage: string }
-  | { help: false; config: FactoryConfig; checkOnly: boolean };
+  | { help: false; config: FactoryConfig; checkOnly: boolean; testbed: boolean };
 
 export interface FactoryCommandLineOptions {
   /** Directory relative paths are resolved against; default process.cwd(). */
@@ -66,6 +66,7 @@ export async function readFactoryCommandLine(
   apply(readEnvironmentSource(defaultEnvPrefix, env));
 
   let checkOnly = false;
+  let testbed = false;
   for (const occurrence of parsed.flags) {
     const flag = factoryFlags.get(occurrence.name);
     if (flag === undefined) throw new Error(`flag ${occurrence.name} parsed but not in the table`); // a bug
@@ -73,6 +74,9 @@ export async function readFactoryCommandLine(
     switch (target.kind) {
       case "check-config":
         checkOnly = occurrence.value === "true";
+        break;
+      case "testbed":
+        testbed = occurrence.value === "true";
         break;
       case "setting":
         values.setFromFlag(target.setting, occurrence.spelling, occurrence.value, problems);
@@ -105,7 +109,7 @@ export async function readFactoryCommandLine(
   }
   // A source that could not be read stops here: validating without its settings would only add noise.
   if (!sourceProblems.empty) throw new ConfigError([...sourceProblems.lines, ...problems.lines]);
-  return { help: false, config: await validateSettings(values, { cwd, problems }), checkOnly };
+  return { help: false, config: await validateSettings(values, { cwd, problems }), checkOnly, testbed };
 }
 
 /** Parses and validates the factory's command line (flags, `--config` sources, `IF_` environment). */

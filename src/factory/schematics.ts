@@ -1,0 +1,269 @@
+// The schematic service: creates schematics (parse, canonicalize, store) and reads them back by ID.
+//
+// Storage follows upstream image-factory (internal/schematic/storage/registry): each schematic is an image in
+// the schematic repository whose single layer, of media type `schematicMediaType`, is the canonical YAML,
+// tagged with the ID. The ID is the layer blob's sha256 hex, so a schematic is read back as that blob (a
+// repository written by upstream reads the same) and the store checks its bytes against the ID. The manifest
+// only exists so registries keep the blob (no garbage collection of unreferenced blobs); it has upstream's
+// shape (go-containerregistry's empty image plus one layer: Docker schema 2 manifest and config).
+//
+// In front of the repository: an LRU cache of known schematics, a negative cache of unknown IDs (an ID
+// asked for before it is created is found again once the TTL passes), and single-flight per ID so a burst of
+// requests for one schematic reads the repository once.
+
+import type { Readable } from "node:stream";
+import { integrity, isAppError, notFound } from "../errors.ts";
+import type { Digest } from "../oci/digest.ts";
+import { sha256Digest } from "../oci/digest.ts";
+import { MediaType } from "../oci/mediatypes.ts";
+import type { Repository } from "../oci/repository.ts";
+import { parseSchematicId } from "../talos/asset-path.ts";
+import { canonicalYaml, parseSchematic, type Schematic, schematicMediaType } from "../talos/schematic.ts";
+import type { FactoryMetrics } from "./metrics.ts";
+
+/** A stored schematic larger than this is refused on read (canonical YAML of a 1 MiB request stays far below). */
+const maxStoredSchematicBytes = 8 * 1024 * 1024;
+/** go-containerregistry's zero time, which its empty image carries. */
+const zeroTime = "0001-01-01T00:00:00Z";
+
+export interface CreatedSchematic {
+  id: string;
+  /** The canonical YAML. */
+  yaml: string;
+  /** false when the schematic was already stored (a duplicate create). */
+  created: boolean;
+}
+
+export interface StoredSchematic {
+  id: string;
+  yaml: string;
+  schematic: Schematic;
+}
+
+export interface SchematicServiceOptions {
+  repository: Repository;
+  /** Most schematics kept in memory. */
+  cacheCapacity: number;
+  /** How long an unknown ID is answered from memory as unknown; 0 disables the negative cache. */
+  negativeTtlMs: number;
+  metrics?: Pick<
+    FactoryMetrics,
+    "schematicGets" | "schematicCreates" | "schematicDuplicateCreates" | "schematicCacheSize"
+  >;
+  /** Clock for the negative cache (tests). */
+  now?: () => number;
+}
+
+export const schematicNotFoundMessage = "schematic not found";
+
+function schematicNotFound(): Error {
+  return notFound(schematicNotFoundMessage, "SCHEMATIC_NOT_FOUND");
+}
+
+/** The image config upstream's schematic images carry (go-containerregistry's empty image, one layer appended). */
+export function schematicImageConfig(id: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      architecture: "",
+      created: zeroTime,
+      history: [{ created: zeroTime }],
+      os: "",
+      rootfs: { type: "layers", diff_ids: [`sha256:${id}`] },
+      config: {},
+    }),
+  );
+}
+
+/** The manifest of a schematic image. */
+export function schematicImageManifest(
+  layer: { digest: Digest; size: number },
+  config: { digest: Digest; size: number },
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifest,
+      config: { mediaType: MediaType.dockerConfig, size: config.size, digest: config.digest },
+      layers: [{ mediaType: schematicMediaType, size: layer.size, digest: layer.digest }],
+    }),
+  );
+}
+
+async function readBounded(stream: Readable, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      stream.destroy();
+      throw integrity(`${what} is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** The schematic repository as upstream lays it out: put and get by ID, nothing cached. */
+export class SchematicStorage {
+  readonly repository: Repository;
+
+  constructor(repository: Repository) {
+    this.repository = repository;
+  }
+
+  /** The canonical YAML stored under `id`, or undefined when there is none. */
+  async get(id: string): Promise<string | undefined> {
+    let blob: Awaited<ReturnType<Repository["getBlob"]>>;
+    try {
+      blob = await this.repository.getBlob(`sha256:${id}`);
+    } catch (err) {
+      if (isAppError(err, "NotFound")) return undefined;
+      throw err;
+    }
+    // The reader fails the stream when the bytes do not hash to the ID.
+    const bytes = await readBounded(
+      blob.stream,
+      maxStoredSchematicBytes,
+      `schematic ${id} in ${this.repository.displayName}`,
+    );
+    return bytes.toString("utf8");
+  }
+
+  /** Whether `id` is stored (its blob is there). */
+  async has(id: string): Promise<boolean> {
+    return (await this.repository.statBlob(`sha256:${id}`)) !== undefined;
+  }
+
+  /** Stores the canonical YAML under its ID: layer, config, then the tagged manifest, so a tag never dangles. */
+  async put(id: string, yaml: string): Promise<void> {
+    const layerBytes = Buffer.from(yaml, "utf8");
+    const layer = { digest: `sha256:${id}` as Digest, size: layerBytes.length };
+    if (sha256Digest(layerBytes) !== layer.digest) throw new Error(`schematic ${id}: ID is not the digest of its YAML`);
+    const configBytes = schematicImageConfig(id);
+    const config = { digest: sha256Digest(configBytes), size: configBytes.length };
+    await this.repository.putBlob(layerBytes, layer);
+    await this.repository.putBlob(configBytes, config);
+    await this.repository.putManifest(schematicImageManifest(layer, config), MediaType.dockerManifest, id);
+  }
+}
+
+/** Creates and reads schematics through an in-memory LRU and negative cache. */
+export class SchematicService {
+  readonly storage: SchematicStorage;
+  private readonly capacity: number;
+  private readonly negativeTtlMs: number;
+  private readonly metrics: SchematicServiceOptions["metrics"];
+  private readonly now: () => number;
+  /** id → canonical YAML; Map order is recency (oldest first). */
+  private readonly known = new Map<string, string>();
+  /** id → time until which it is answered as unknown; oldest first. */
+  private readonly unknown = new Map<string, number>();
+  private readonly loading = new Map<string, Promise<string | undefined>>();
+  private readonly storing = new Map<string, Promise<boolean>>();
+
+  constructor(options: SchematicServiceOptions) {
+    this.storage = new SchematicStorage(options.repository);
+    this.capacity = Math.max(1, options.cacheCapacity);
+    this.negativeTtlMs = Math.max(0, options.negativeTtlMs);
+    this.metrics = options.metrics;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Schematics held in memory. */
+  get cacheSize(): number {
+    return this.known.size;
+  }
+
+  /** Parses a request body, stores the schematic unless it exists, and returns its ID and canonical YAML. */
+  async create(body: Buffer | string): Promise<CreatedSchematic> {
+    const schematic = parseSchematic(body); // BadRequest naming the problem
+    const yaml = canonicalYaml(schematic);
+    const id = sha256Digest(yaml).slice("sha256:".length);
+    const created = await this.store(id, yaml);
+    this.metrics?.schematicCreates.inc();
+    if (!created) this.metrics?.schematicDuplicateCreates.inc();
+    return { id, yaml, created };
+  }
+
+  /** The canonical YAML of schematic `id`; BadRequest for a malformed ID, NotFound "schematic not found". */
+  async get(id: string): Promise<string> {
+    parseSchematicId(id);
+    const yaml = await this.lookup(id);
+    if (yaml === undefined) throw schematicNotFound();
+    this.metrics?.schematicGets.inc();
+    return yaml;
+  }
+
+  /** The schematic `id` parsed back, for building assets. */
+  async load(id: string): Promise<StoredSchematic> {
+    const yaml = await this.get(id);
+    return { id, yaml, schematic: parseSchematic(yaml) };
+  }
+
+  private async lookup(id: string): Promise<string | undefined> {
+    const cached = this.known.get(id);
+    if (cached !== undefined) {
+      this.remember(id, cached); // refresh recency
+      return cached;
+    }
+    const until = this.unknown.get(id);
+    if (until !== undefined) {
+      if (until > this.now()) return undefined;
+      this.unknown.delete(id);
+    }
+    let pending = this.loading.get(id);
+    if (pending === undefined) {
+      pending = this.storage.get(id).then((yaml) => {
+        // A create that finished meanwhile wins over a read that started before it.
+        if (yaml !== undefined) this.remember(id, yaml);
+        else if (!this.known.has(id)) this.forget(id);
+        return this.known.get(id) ?? yaml;
+      });
+      pending.finally(() => this.loading.delete(id)).catch(() => {});
+      this.loading.set(id, pending);
+    }
+    return pending;
+  }
+
+  /** Stores unless present; true when it was stored now. One store per ID at a time. */
+  private async store(id: string, yaml: string): Promise<boolean> {
+    if (this.known.has(id)) {
+      this.remember(id, yaml);
+      return false;
+    }
+    let pending = this.storing.get(id);
+    if (pending !== undefined) {
+      await pending;
+      return false;
+    }
+    pending = (async () => {
+      if (await this.storage.has(id)) return false;
+      await this.storage.put(id, yaml);
+      return true;
+    })();
+    this.storing.set(id, pending);
+    try {
+      const created = await pending;
+      this.remember(id, yaml);
+      return created;
+    } finally {
+      this.storing.delete(id);
+    }
+  }
+
+  private remember(id: string, yaml: string): void {
+    this.unknown.delete(id);
+    this.known.delete(id);
+    this.known.set(id, yaml);
+    while (this.known.size > this.capacity) this.known.delete(this.known.keys().next().value as string);
+    this.metrics?.schematicCacheSize.set(this.known.size);
+  }
+
+  private forget(id: string): void {
+    if (this.negativeTtlMs === 0) return;
+    this.unknown.delete(id);
+    this.unknown.set(id, this.now() + this.negativeTtlMs);
+    // Bounded like the positive cache, so a scan of random IDs cannot grow memory without limit.
+    while (this.unknown.size > this.capacity) this.unknown.delete(this.unknown.keys().next().value as string);
+  }
+}

@@ -1,0 +1,106 @@
+// `boot-assets factory --testbed`: the demo that needs no internet. The test bed release (a miniature,
+// signed Talos release built from Debian packages; src/testbed/) is published into an embedded registry
+// served on a loopback port, and the factory is pointed at it with signature verification ON: the test bed's
+// key and its keyless identity under its own trusted root.
+//
+// Layout under <data-dir>/testbed/: registry/ (the registry's store), registry.json (its last port, reused
+// so signatures, which name the registry, are not re-made at every start), and the verification material
+// the release writes: cosign.key, cosign.pub, trusted_root.json, identity.json.
+
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { type RegistryServer, startRegistryServer } from "../registry/server.ts";
+import { publishTestbedRelease, type ReleaseSummary } from "../testbed/release.ts";
+
+export interface TestbedRegistry {
+  /** 127.0.0.1:<port> */
+  registry: string;
+  dir: string;
+  summary: ReleaseSummary;
+  /** Factory flags pointing at the test bed; placed before the operator's own, which win. */
+  factoryArgs: string[];
+  close(): Promise<void>;
+}
+
+export interface StartTestbedOptions {
+  /** <data-dir>/testbed */
+  dir: string;
+  /** Progress lines (publishing). */
+  log: (line: string) => void;
+  /** Logger of the test bed registry (it logs warnings only). */
+  logger: Logger;
+}
+
+/** Defaults of the demo: loopback only, on upstream's ports. */
+export const testbedListen = "127.0.0.1:8080";
+export const testbedMetricsListen = "127.0.0.1:2122";
+
+const portFile = "registry.json";
+
+async function lastPort(dir: string): Promise<number> {
+  try {
+    const port = (JSON.parse(await readFile(join(dir, portFile), "utf8")) as { port?: unknown }).port;
+    return typeof port === "number" && Number.isInteger(port) && port > 0 && port < 65536 ? port : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function startOnLastPort(dir: string, logger: Logger): Promise<RegistryServer> {
+  const root = join(dir, "registry");
+  const port = await lastPort(dir);
+  const start = (p: number) =>
+    startRegistryServer({ root, listen: `127.0.0.1:${p}`, logger: logger.child({ component: "testbed-registry" }) });
+  if (port === 0) return start(0);
+  try {
+    return await start(port);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    return start(0); // taken by something else: any free port (the release is re-signed for it)
+  }
+}
+
+/** RE2 source matching exactly `text`. */
+function literalRegExp(text: string): string {
+  return text.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&");
+}
+
+export async function startTestbed(options: StartTestbedOptions): Promise<TestbedRegistry> {
+  await mkdir(options.dir, { recursive: true });
+  const server = await startOnLastPort(options.dir, options.logger.child({}, { level: "warn" }));
+  try {
+    const port = Number(server.address.slice(server.address.lastIndexOf(":") + 1));
+    await writeFile(join(options.dir, portFile), `${JSON.stringify({ port })}\n`);
+    const summary = await publishTestbedRelease({
+      registry: server.address,
+      repositoryFor: (name) => server.store.repository(name),
+      out: options.dir,
+      log: options.log,
+    });
+    const { identity } = summary;
+    const factoryArgs = [
+      "-image-registry",
+      server.address,
+      "-insecure-image-registry",
+      "-container-signature-pubkey",
+      join(options.dir, "cosign.pub"),
+      "-container-signature-trusted-root",
+      join(options.dir, "trusted_root.json"),
+      "-container-signature-subject-regexp",
+      literalRegExp(identity.subject),
+      "-container-signature-issuer",
+      identity.issuer,
+      "-http-port",
+      testbedListen,
+      "-metrics-listen-addr",
+      testbedMetricsListen,
+      "-external-url",
+      `http://${testbedListen}/`,
+    ];
+    return { registry: server.address, dir: options.dir, summary, factoryArgs, close: () => server.close() };
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+}

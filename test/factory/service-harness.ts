@@ -1,0 +1,162 @@
+// The factory service under test: the test bed release published once per test file into an embedded
+// registry server on a loopback port (the layers are cached, so this takes seconds), and the seed deployment
+// command of talos-boot-assets-README.md pointed at it, started in process with `startFactory`.
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
+import { type RunningFactory, startFactory } from "../../src/factory/run.ts";
+import { type RegistryServer, startRegistryServer } from "../../src/registry/server.ts";
+import { publishTestbedRelease, type ReleaseSummary } from "../../src/testbed/release.ts";
+import { type KeyFiles, makeKeyFiles } from "./config-fixtures.ts";
+
+export interface PublishedTestbed {
+  /** 127.0.0.1:<port>: the test bed images, and room for the seed's cache/schematics/installer repositories. */
+  registry: string;
+  /** cosign.pub, trusted_root.json, identity.json */
+  outDir: string;
+  summary: ReleaseSummary;
+  server: RegistryServer;
+  stop(): Promise<void>;
+}
+
+export async function publishTestbed(): Promise<PublishedTestbed> {
+  const dir = await mkdtemp(join(tmpdir(), "factory-testbed-"));
+  const server = await startRegistryServer({ root: join(dir, "registry"), listen: "127.0.0.1:0", logger: false });
+  try {
+    const outDir = join(dir, "out");
+    const summary = await publishTestbedRelease({
+      registry: server.address,
+      repositoryFor: (name) => server.store.repository(name),
+      out: outDir,
+    });
+    return {
+      registry: server.address,
+      outDir,
+      summary,
+      server,
+      async stop() {
+        await server.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The seed's identity regexps as the program receives them once a shell has quoted them. */
+export const seedIssuerRegExp = "(https://token\\.actions\\.githubusercontent\\.com)|(https://accounts\\.google.com)";
+export const seedSubjectRegExp =
+  "(https://github.com/jfroy/talos-boot-assets/\\.github/workflows/assets\\.yaml@refs/heads/release-.+)|(.+@siderolabs\\.com)";
+
+/**
+ * The seed deployment command, flag for flag, with its paths, addresses and domain changed: the registry
+ * (`localhost:5000` there) is the test bed's, listening on loopback port 0; plus `-insecure-image-registry`
+ * and the test bed's key, since the test bed is not signed by the seed's identities.
+ */
+export function seedArgv(testbed: PublishedTestbed, keys: KeyFiles, dataDir: string): string[] {
+  const registry = testbed.registry;
+  return [
+    "-cache-repository",
+    `${registry}/cache`,
+    "-cache-signing-key-path",
+    keys.cacheKey,
+    "-container-signature-issuer-regexp",
+    seedIssuerRegExp,
+    "-container-signature-subject-regexp",
+    seedSubjectRegExp,
+    "-external-url",
+    "https://factory.example.test/",
+    "-http-port",
+    "127.0.0.1:0",
+    "-image-registry",
+    registry,
+    "-installer-external-repository",
+    "factory.example.test/installer",
+    "-installer-internal-repository",
+    `${registry}/installer`,
+    "-min-talos-version",
+    "1.8.2",
+    "-schematic-service-repository",
+    `${registry}/schematics`,
+    "-secureboot",
+    "-secureboot-pcr-key-path",
+    keys.pcrKey,
+    "-secureboot-signing-cert-path",
+    keys.ukiCert,
+    "-secureboot-signing-key-path",
+    keys.ukiKey,
+    "-talos-versions-recheck-interval",
+    "1h",
+    // changed/added for the test: the test bed registry is plain HTTP and signed by the test bed key
+    "-insecure-image-registry",
+    "-container-signature-pubkey",
+    join(testbed.outDir, "cosign.pub"),
+    "-metrics-listen-addr",
+    "127.0.0.1:0",
+    "--data-dir",
+    dataDir,
+  ];
+}
+
+export interface FactoryUnderTest {
+  factory: RunningFactory;
+  /** Every JSON log line the factory wrote. */
+  logs: Array<Record<string, unknown>>;
+  keys: KeyFiles;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** A pino logger whose lines are parsed into `lines` (nothing printed). */
+export function capturingLogger(lines: Array<Record<string, unknown>>) {
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
+      callback();
+    },
+  });
+  return pino({ level: "info" }, sink);
+}
+
+/** Starts the factory from the seed command line (argv as given, then `extra`). */
+export async function startSeedFactory(testbed: PublishedTestbed, extra: string[] = []): Promise<FactoryUnderTest> {
+  const keys = await makeKeyFiles();
+  const dataDir = join(keys.dir, "data");
+  const logs: Array<Record<string, unknown>> = [];
+  const config = await parseFactoryCommandLine([...seedArgv(testbed, keys, dataDir), ...extra], {});
+  const factory = await startFactory(config, {
+    logger: capturingLogger(logs),
+    print: () => {},
+    processMetrics: false,
+  });
+  return {
+    factory,
+    logs,
+    keys,
+    dataDir,
+    async stop() {
+      await factory.close();
+      await keys.cleanup();
+    },
+  };
+}
+
+/** Polls `url` until it answers 200 (the version list loads in the background). */
+export async function waitFor200(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const res = await fetch(url);
+    last = `${res.status} ${await res.text()}`;
+    if (res.status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}
