@@ -1,7 +1,7 @@
 // Proof by boot: assets the imager built from the test bed release, booted in QEMU through the test bed
 // harness. A schematic with every compatible test bed extension (testbed-dummy carries a kernel module), an
 // extra kernel arg, a removed default (-consoleblank) and a META value; for Talos 1.10 and 1.8 the kernel +
-// initramfs + cmdline boot directly (the PXE path, BIOS), and the 1.10 UKI boots under UEFI. The guest's
+// initramfs + cmdline boot directly (the PXE path, BIOS), and the UKI boots under UEFI. The guest's
 // report must show every extension with its version, the module loaded, the arg present, consoleblank gone,
 // the META value from talos.environment, and the schematic ID.
 
@@ -80,15 +80,16 @@ describe("imager assets boot", { skip }, () => {
       await checkReport(report, v);
     });
 
-  test("v1.10.3: the UKI boots under UEFI", async () => {
-    const v = prepared.get("v1.10.3") as PreparedVersion;
-    const dir = join(out, "uki");
-    await mkdir(dir);
-    const uki = await buildAsset(v, schematic, "metal-amd64-uki.efi", dir);
-    console.log(`UKI build: ${uki.seconds} s`);
-    const { report, seconds } = await boot({ uki: uki.path, firmware: "uefi" });
-    console.log(`UKI UEFI boot: ${seconds} s`);
-    assert.equal(report.firmware, "uefi");
-    await checkReport(report, v);
-  });
+  for (const version of ["v1.10.3", "v1.8.2"])
+    test(`${version}: the UKI boots under UEFI`, async () => {
+      const v = prepared.get(version) as PreparedVersion;
+      const dir = join(out, `uki-${version}`);
+      await mkdir(dir);
+      const uki = await buildAsset(v, schematic, "metal-amd64-uki.efi", dir);
+      console.log(`${version} UKI build: ${uki.seconds} s`);
+      const { report, seconds } = await boot({ uki: uki.path, firmware: "uefi" });
+      console.log(`${version} UKI UEFI boot: ${seconds} s`);
+      assert.equal(report.firmware, "uefi");
+      await checkReport(report, v);
+    });
 });
