@@ -1,0 +1,150 @@
+// Puts a disk image together: a sparse file of the disk's size, the GPT written by our code, each
+// partition's content (an image file or bytes) copied to its offset, and optionally GRUB for BIOS
+// embedded. Copies skip all-zero blocks, so the empty parts of file system images stay holes and a
+// 1–8 GiB image costs only what its partitions hold.
+
+import { type FileHandle, open, stat, truncate, writeFile } from "node:fs/promises";
+import { badRequest } from "../../errors.ts";
+import {
+  encodeGpt,
+  type GptLayout,
+  type GptPartitionSpec,
+  type GptTable,
+  guidFromLabel,
+  planGpt,
+  readGpt,
+} from "../../formats/gpt.ts";
+import { embedGrubBios } from "./grub-bios.ts";
+
+/** Upstream's image-mode disk GUID label (cmd/installer/pkg/install: diskImageLabel). */
+export const diskImageGuidLabel = "talos-image-disk";
+
+export type PartitionContentSource = { file: string } | { data: Uint8Array };
+
+export interface DiskPartitionInput extends GptPartitionSpec {
+  /** What the partition holds from its first byte; the rest stays zero. */
+  content?: PartitionContentSource;
+}
+
+export interface AssembleDiskOptions {
+  /** The image file (replaced). */
+  path: string;
+  sizeBytes: number;
+  partitions: readonly DiskPartitionInput[];
+  /** Default guidFromLabel("talos-image-disk"). */
+  diskGuid?: string;
+  sectorSize?: number;
+  /** Embed GRUB for BIOS: core.img goes into the partition named `partition` (default "BIOS"). */
+  grubBios?: { coreImage: string; bootImage?: string; partition?: string };
+  signal?: AbortSignal;
+}
+
+const copyChunk = 1024 * 1024;
+
+/** Copies `source` into `target` at `offset`, skipping all-zero chunks (the target is zero there). */
+async function copySparse(source: string, target: FileHandle, offset: number, signal?: AbortSignal): Promise<number> {
+  const input = await open(source, "r");
+  const buffer = Buffer.alloc(copyChunk);
+  const zero = Buffer.alloc(copyChunk);
+  let position = 0;
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { bytesRead } = await input.read(buffer, 0, copyChunk, position);
+      if (bytesRead === 0) break;
+      const chunk = buffer.subarray(0, bytesRead);
+      if (!chunk.equals(zero.subarray(0, bytesRead))) await writeFully(target, chunk, offset + position);
+      position += bytesRead;
+    }
+  } finally {
+    await input.close();
+  }
+  return position;
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function contentSize(content: PartitionContentSource): Promise<number> {
+  return "file" in content ? (await stat(content.file)).size : content.data.length;
+}
+
+/** Writes the disk image and returns its layout. */
+export async function assembleDisk(options: AssembleDiskOptions): Promise<GptLayout> {
+  const layout = planGpt({
+    diskSizeBytes: options.sizeBytes,
+    partitions: options.partitions,
+    diskGuid: options.diskGuid ?? guidFromLabel(diskImageGuidLabel),
+    sectorSize: options.sectorSize,
+  });
+  // Check every content fits before writing anything.
+  for (const [i, input] of options.partitions.entries()) {
+    if (input.content === undefined) continue;
+    const size = await contentSize(input.content);
+    const partition = layout.partitions[i] as GptLayout["partitions"][number];
+    if (size > partition.sizeBytes)
+      throw badRequest(`content of partition ${partition.name} (${size} bytes) exceeds it (${partition.sizeBytes})`);
+  }
+  await writeFile(options.path, "");
+  await truncate(options.path, options.sizeBytes);
+  const handle = await open(options.path, "r+");
+  try {
+    for (const [i, input] of options.partitions.entries()) {
+      const partition = layout.partitions[i] as GptLayout["partitions"][number];
+      if (input.content === undefined) continue;
+      if ("file" in input.content) await copySparse(input.content.file, handle, partition.offsetBytes, options.signal);
+      else await writeFully(handle, input.content.data, partition.offsetBytes);
+    }
+    for (const { offset, data } of encodeGpt(layout)) await writeFully(handle, data, offset);
+  } finally {
+    await handle.close();
+  }
+  if (options.grubBios !== undefined) {
+    const name = options.grubBios.partition ?? "BIOS";
+    const bios = layout.partitions.find((p) => p.name === name);
+    if (bios === undefined) throw badRequest(`GRUB for BIOS needs a partition named ${name}`);
+    await embedGrubBios(options.path, {
+      partition: bios,
+      coreImage: options.grubBios.coreImage,
+      bootImage: options.grubBios.bootImage,
+    });
+  }
+  return layout;
+}
+
+/** Reads the GPT of a disk image file. */
+export async function readDiskGpt(path: string, sectorSize = 512): Promise<GptTable> {
+  const handle = await open(path, "r");
+  try {
+    const { size } = await handle.stat();
+    return await readGpt(
+      async (offset, length) => {
+        const buffer = Buffer.alloc(length);
+        const { bytesRead } = await handle.read(buffer, 0, length, offset);
+        if (bytesRead !== length) throw badRequest(`disk image ${path} is truncated`);
+        return buffer;
+      },
+      size,
+      sectorSize,
+    );
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads `length` bytes of a disk image at `offset` (e.g. a partition's first bytes). */
+export async function readDiskBytes(path: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await open(path, "r");
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,225 @@
+// Disk image outputs: the compressions and formats upstream offers (pkg/imager/post.go, qemuimg, ova), each
+// streamed from the raw image into the output file.
+//   .xz      xz -0 -T0            .zst  zstd -T0 -18         .gz  gzip -6 without a timestamp
+//   .tar.gz  tar of disk.raw (sparse, sorted, root-owned, mtime) then gzip
+//   qcow2 / vpc (VHD) via qemu-img convert with the platform's -o options
+//   ova      streamOptimized vmdk + OVF + manifest (SHA-256 lines) in a tar
+
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { PassThrough } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import tar from "tar-stream";
+import { qemuImgConvert } from "../../tools/qemu-img.ts";
+import { tarSparseFile } from "../../tools/tar.ts";
+import { xzCompressFile } from "../../tools/xz.ts";
+import { zstdCompressFile } from "../../tools/zstd.ts";
+
+export type DiskCompression = "xz" | "zst" | "gz" | "tar.gz";
+
+export interface OutputOptions {
+  signal?: AbortSignal;
+  /** Timestamp recorded in archives (seconds); default SOURCE_DATE_EPOCH, else now (as upstream). */
+  mtime?: number;
+}
+
+function mtimeOf(options: OutputOptions): number {
+  if (options.mtime !== undefined) return options.mtime;
+  const env = process.env.SOURCE_DATE_EPOCH;
+  return env !== undefined && /^\d+$/.test(env) ? Number(env) : Math.floor(Date.now() / 1000);
+}
+
+/** Compresses the raw image `raw` into `out`. */
+export async function compressDiskImage(
+  raw: string,
+  out: string,
+  compression: DiskCompression,
+  options: OutputOptions = {},
+): Promise<void> {
+  // Compressing a multi-GB image can take a while; the default 10-minute tool timeout is too short.
+  const timeoutMs = 60 * 60 * 1000;
+  switch (compression) {
+    case "xz":
+      return await xzCompressFile(raw, out, { level: 0, threads: 0, signal: options.signal, timeoutMs });
+    case "zst":
+      return await zstdCompressFile(raw, out, { level: 18, threads: 0, signal: options.signal, timeoutMs });
+    case "gz":
+      // Node's gzip header carries no timestamp (mtime 0), as `gzip --no-time`.
+      return await pipeline(createReadStream(raw), createGzip({ level: 6 }), createWriteStream(out), {
+        signal: options.signal,
+      });
+    case "tar.gz": {
+      const archive = new PassThrough();
+      const written = pipeline(archive, createGzip({ level: 6 }), createWriteStream(out), { signal: options.signal });
+      await Promise.all([
+        tarSparseFile(dirname(raw), basename(raw), archive, {
+          memberName: "disk.raw",
+          mtime: mtimeOf(options),
+          signal: options.signal,
+          timeoutMs,
+        }),
+        written,
+      ]);
+      return;
+    }
+  }
+}
+
+/** qcow2 or VHD (qemu's "vpc") from the raw image. */
+export async function convertDiskImage(
+  raw: string,
+  out: string,
+  format: "qcow2" | "vpc",
+  formatOptions: string | undefined,
+  options: OutputOptions = {},
+): Promise<void> {
+  await qemuImgConvert(raw, out, {
+    from: "raw",
+    to: format,
+    formatOptions,
+    signal: options.signal,
+    timeoutMs: 3600_000,
+  });
+}
+
+/** The OVF descriptor of a Talos VM with one streamOptimized disk (the shape of upstream's ova template). */
+export function ovfDescriptor(options: { vmdkName: string; vmdkBytes: number; capacityMiB: number }): string {
+  const item = (fields: Record<string, string | number>) =>
+    [
+      "      <Item>",
+      ...Object.entries(fields).map(([k, v]) => `        <rasd:${k}>${v}</rasd:${k}>`),
+      "      </Item>",
+    ].join("\n");
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:vmw="http://www.vmware.com/schema/ovf" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <References>
+    <File ovf:href="${options.vmdkName}" ovf:id="file1" ovf:size="${options.vmdkBytes}"/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+    <Disk ovf:capacity="${options.capacityMiB}" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <NetworkSection>
+    <Info>The list of logical networks</Info>
+    <Network ovf:name="VM Network">
+      <Description>The VM Network network</Description>
+    </Network>
+  </NetworkSection>
+  <VirtualSystem ovf:id="vm">
+    <Info>A virtual machine</Info>
+    <Name>talos</Name>
+    <ProductSection ovf:required="false">
+      <Info>Talos Virtual Appliance</Info>
+      <Property ovf:userConfigurable="true" ovf:type="string" ovf:key="talos.config" ovf:value="">
+        <Label>Talos config data</Label>
+        <Description>Inline Talos config</Description>
+      </Property>
+    </ProductSection>
+    <OperatingSystemSection ovf:id="101" vmw:osType="other3xLinux64Guest">
+      <Info>The kind of installed guest operating system</Info>
+    </OperatingSystemSection>
+    <VirtualHardwareSection ovf:transport="com.vmware.guestInfo">
+      <Info>Virtual hardware requirements</Info>
+      <System>
+        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
+        <vssd:InstanceID>0</vssd:InstanceID>
+        <vssd:VirtualSystemIdentifier>talos</vssd:VirtualSystemIdentifier>
+        <vssd:VirtualSystemType>vmx-15</vssd:VirtualSystemType>
+      </System>
+${[
+  item({
+    AllocationUnits: "hertz * 10^6",
+    Description: "Number of Virtual CPUs",
+    ElementName: "2 virtual CPU(s)",
+    InstanceID: 1,
+    ResourceType: 3,
+    VirtualQuantity: 2,
+  }),
+  item({
+    AllocationUnits: "byte * 2^20",
+    Description: "Memory Size",
+    ElementName: "2048MB of memory",
+    InstanceID: 2,
+    ResourceType: 4,
+    VirtualQuantity: 2048,
+  }),
+  item({
+    Address: 0,
+    Description: "SCSI Controller",
+    ElementName: "scsiController0",
+    InstanceID: 3,
+    ResourceSubType: "VirtualSCSI",
+    ResourceType: 6,
+  }),
+  item({
+    AddressOnParent: 0,
+    ElementName: "disk0",
+    HostResource: "ovf:/disk/vmdisk1",
+    InstanceID: 4,
+    Parent: 3,
+    ResourceType: 17,
+  }),
+  item({
+    AddressOnParent: 2,
+    AutomaticAllocation: "true",
+    Connection: "VM Network",
+    ElementName: "ethernet0",
+    InstanceID: 5,
+    ResourceSubType: "VmxNet3",
+    ResourceType: 10,
+  }),
+].join("\n")}
+      <vmw:ExtraConfig ovf:required="false" vmw:key="disk.EnableUUID" vmw:value="true"/>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+`;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  await pipeline(createReadStream(path), hash);
+  return hash.digest("hex");
+}
+
+/** An OVA (tar of disk.ovf, disk.mf, disk.vmdk) from the raw image; `diskSizeBytes` is the VM's disk size. */
+export async function buildOva(
+  raw: string,
+  out: string,
+  options: OutputOptions & { diskSizeBytes: number; scratchDir: string },
+): Promise<void> {
+  const work = await mkdtemp(join(options.scratchDir, "ova-"));
+  try {
+    const vmdk = join(work, "disk.vmdk");
+    await qemuImgConvert(raw, vmdk, {
+      from: "raw",
+      to: "vmdk",
+      formatOptions: "subformat=streamOptimized",
+      signal: options.signal,
+      timeoutMs: 3600_000,
+    });
+    const vmdkBytes = (await stat(vmdk)).size;
+    const ovf = ovfDescriptor({
+      vmdkName: "disk.vmdk",
+      vmdkBytes,
+      capacityMiB: Math.floor(options.diskSizeBytes / (1024 * 1024)),
+    });
+    const ovfSha = createHash("sha256").update(ovf).digest("hex");
+    const mf = `SHA256(disk.vmdk)= ${await sha256File(vmdk)}\nSHA256(disk.ovf)= ${ovfSha}\n`;
+    const mtime = new Date(mtimeOf(options) * 1000);
+    const pack = tar.pack();
+    const written = pipeline(pack, createWriteStream(out), { signal: options.signal });
+    const header = (name: string, size: number) => ({ name, size, mtime, mode: 0o644, uid: 0, gid: 0 });
+    pack.entry(header("disk.ovf", Buffer.byteLength(ovf)), ovf);
+    pack.entry(header("disk.mf", Buffer.byteLength(mf)), mf);
+    const entry = pack.entry(header("disk.vmdk", vmdkBytes));
+    await pipeline(createReadStream(vmdk), entry);
+    pack.finalize();
+    await written;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

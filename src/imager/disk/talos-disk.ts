@@ -1,0 +1,156 @@
+// A Talos disk image from local boot assets: the partitions of the version's layout (src/talos/disk-layout)
+// filled as upstream's image mode fills them —
+//   GRUB:      EFI = GRUB's BOOTX64.efi; BIOS = core.img; BOOT (XFS) = A/vmlinuz, A/initramfs.xz, grub/grub.cfg
+//   sd-boot:   EFI = systemd-boot as EFI/boot/BOOTX64.efi, the UKI as EFI/Linux/Talos-<ver>.efi, loader/loader.conf
+//   dual-boot: EFI as sd-boot, BIOS and BOOT as GRUB (META records the choice: DiskImageBootloader)
+//   all:       META = the schematic's meta values in the META format
+// then assembled by assembleDisk.
+
+import { copyFile, link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { badRequest } from "../../errors.ts";
+import { diskGrubConfig, loaderConf } from "../../formats/boot-config.ts";
+import type { GptLayout } from "../../formats/gpt.ts";
+import { encodeMetaPartition, type MetaRecord, MetaTag } from "../../formats/meta-partition.ts";
+import { diskLayoutFor } from "../../talos/disk-layout.ts";
+import type { Bootloader, VersionRules } from "../../talos/version-rules.ts";
+import { assembleDisk, type DiskPartitionInput } from "./assemble.ts";
+import { buildFatImage, type FileSource } from "./fat.ts";
+import { buildGrubCoreImage, buildGrubEfiImage } from "./grub-bios.ts";
+import { buildXfsImage } from "./xfs.ts";
+
+export interface TalosDiskOptions {
+  out: string;
+  sizeBytes: number;
+  rules: VersionRules;
+  bootloader: Bootloader;
+  arch: "amd64" | "arm64";
+  /** The Talos version as named in file names and menus ("v1.8.2"). */
+  version: string;
+  /** GRUB: the kernel command line (sd-boot takes it from the UKI). */
+  cmdline?: string;
+  kernel?: string;
+  initramfs?: string;
+  /** sd-boot / dual-boot. */
+  uki?: string;
+  sdBoot?: string;
+  meta?: readonly MetaRecord[];
+  /** Where intermediate images go (a temp dir under it, removed afterwards). */
+  scratchDir: string;
+  mtime?: number;
+  signal?: AbortSignal;
+}
+
+export interface TalosDiskResult {
+  layout: GptLayout;
+  /** The XFS mkfs config used for BOOT (may be an older LTS one than the version's; see buildXfsImage). */
+  xfsConfig: string | undefined;
+}
+
+async function linkOrCopy(source: string, dest: string): Promise<void> {
+  try {
+    await link(source, dest);
+  } catch {
+    await copyFile(source, dest);
+  }
+}
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw badRequest(`a disk image with this boot loader needs ${what}`);
+  return value;
+}
+
+export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDiskResult> {
+  const { rules, bootloader } = options;
+  if (options.arch !== "amd64" && bootloader !== "sd-boot")
+    throw badRequest(`${bootloader} disk images are amd64 only`);
+  const work = await mkdtemp(join(options.scratchDir, "talos-disk-"));
+  const common = { signal: options.signal };
+  try {
+    const withGrub = bootloader === "grub" || bootloader === "dual-boot";
+    const withSdBoot = bootloader === "sd-boot" || bootloader === "dual-boot";
+    const efiName = options.arch === "amd64" ? "BOOTX64.efi" : "BOOTAA64.efi";
+    const efiFiles = new Map<string, FileSource>();
+    let xfsConfig: string | undefined;
+    const contents = new Map<string, DiskPartitionInput["content"]>();
+    let coreImage: string | undefined;
+    if (withGrub) {
+      coreImage = join(work, "core.img");
+      await buildGrubCoreImage(coreImage, common);
+      const bootDir = join(work, "boot");
+      await mkdir(join(bootDir, "A"), { recursive: true });
+      await mkdir(join(bootDir, "grub"), { recursive: true });
+      await linkOrCopy(need(options.kernel, "a kernel"), join(bootDir, "A", "vmlinuz"));
+      await linkOrCopy(need(options.initramfs, "an initramfs"), join(bootDir, "A", "initramfs.xz"));
+      const grubCfg = diskGrubConfig({
+        cmdline: need(options.cmdline, "a kernel command line"),
+        version: options.version,
+        resetEntry: rules.grubResetOption,
+      });
+      await writeFile(join(bootDir, "grub", "grub.cfg"), grubCfg, { mode: 0o600 });
+      const bootImage = join(work, "BOOT.img");
+      const layoutBoot = diskLayoutFor(rules, bootloader).find((p) => p.label === "BOOT");
+      const result = await buildXfsImage(bootImage, {
+        ...common,
+        sizeBytes: need(layoutBoot?.sizeBytes, "a BOOT size"),
+        label: "BOOT",
+        sourceDir: bootDir,
+        configFile: rules.xfsMkfsConfig,
+      });
+      xfsConfig = result.configFile;
+      contents.set("BOOT", { file: bootImage });
+      if (!withSdBoot) {
+        const grubEfi = join(work, "grub-efi.img");
+        await buildGrubEfiImage(grubEfi, common);
+        efiFiles.set(`EFI/boot/${efiName}`, grubEfi);
+      }
+    }
+    if (withSdBoot) {
+      efiFiles.set(`EFI/boot/${efiName}`, need(options.sdBoot, "systemd-boot"));
+      efiFiles.set(`EFI/Linux/Talos-${options.version}.efi`, need(options.uki, "a UKI"));
+      efiFiles.set("loader/loader.conf", Buffer.from(loaderConf({ medium: "disk" })));
+    }
+    const layout = diskLayoutFor(rules, bootloader);
+    const efiImage = join(work, "EFI.img");
+    await buildFatImage(efiImage, {
+      ...common,
+      sizeBytes: need(layout[0]?.sizeBytes, "an EFI size"),
+      label: "EFI",
+      files: efiFiles,
+      mtime: options.mtime,
+    });
+    contents.set("EFI", { file: efiImage });
+    const meta = [...(options.meta ?? [])];
+    if (bootloader === "dual-boot" && !meta.some((r) => r.tag === MetaTag.DiskImageBootloader))
+      meta.push({ tag: MetaTag.DiskImageBootloader, value: Buffer.from("dual-boot") });
+    contents.set("META", { data: encodeMetaPartition(meta) });
+    // EPHEMERAL (the rest of the disk) is left for Talos to format; STATE gets an empty file system.
+    for (const p of layout)
+      if (p.content === "empty-xfs" && p.sizeBytes !== undefined) {
+        const image = join(work, `${p.label}.img`);
+        await buildXfsImage(image, {
+          ...common,
+          sizeBytes: p.sizeBytes,
+          label: p.label,
+          configFile: rules.xfsMkfsConfig,
+        });
+        contents.set(p.label, { file: image });
+      }
+    const gpt = await assembleDisk({
+      path: options.out,
+      sizeBytes: options.sizeBytes,
+      partitions: layout.map((p) => ({
+        name: p.label,
+        typeGuid: p.typeGuid,
+        sizeBytes: p.sizeBytes,
+        attributes: p.attributes,
+        content: contents.get(p.label),
+      })),
+      grubBios: coreImage === undefined ? undefined : { coreImage },
+      signal: options.signal,
+    });
+    return { layout: gpt, xfsConfig };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,83 @@
+// mkfs.xfs / xfs_repair (Debian xfsprogs 6.1). BOOT is an XFS file system made in an image file and filled
+// from a protofile (`-p <protofile>`, the 6.1 syntax: a bare path; newer releases also take `file=…`), so
+// no mount, loop device or root privilege is needed.
+
+import { existsSync, readdirSync } from "node:fs";
+import { truncate, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
+
+export const mkfsXfsTool: Tool = { command: "mkfs.xfs", debianPackage: "xfsprogs" };
+export const xfsRepairTool: Tool = { command: "xfs_repair", debianPackage: "xfsprogs" };
+
+type Options = Pick<RunOptions, "signal" | "timeoutMs">;
+
+export interface MkfsXfsOptions extends Options {
+  sizeBytes: number;
+  label: string;
+  /** File system UUID (upstream: the GUID derived from the label, for reproducible images). */
+  uuid?: string;
+  /** Protofile describing the content. */
+  protofile?: string;
+  /** `-c options=<file>`: an mkfs config (e.g. /usr/share/xfsprogs/mkfs/lts_6.1.conf). */
+  configFile?: string;
+}
+
+export function mkfsXfsArgs(image: string, options: MkfsXfsOptions): string[] {
+  if (!/^[^\s]{1,12}$/.test(options.label)) throw new RangeError(`XFS label "${options.label}" is not 1–12 characters`);
+  // ftype=1: overlayfs needs it (upstream passes it for every XFS it makes).
+  const args = ["-n", "ftype=1"];
+  if (options.configFile !== undefined) args.push("-c", `options=${options.configFile}`);
+  args.push("-f", "-L", options.label);
+  if (options.uuid !== undefined) args.push("-m", `uuid=${options.uuid.toLowerCase()}`);
+  if (options.protofile !== undefined) args.push("-p", options.protofile);
+  args.push(image);
+  return args;
+}
+
+/** Creates `image` (replacing it) as a sparse file of the size and makes the file system in it. */
+export async function mkfsXfs(image: string, options: MkfsXfsOptions): Promise<void> {
+  if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes <= 0 || options.sizeBytes % 4096 !== 0)
+    throw new RangeError(`XFS image size ${options.sizeBytes} is not a positive multiple of 4096`);
+  await writeFile(image, "");
+  await truncate(image, options.sizeBytes);
+  await runTool(mkfsXfsTool, mkfsXfsArgs(image, options), options);
+}
+
+/** `xfs_repair -n` (no modify) on an image file; rejects when it finds problems. */
+export async function xfsRepairCheck(image: string, options: Options = {}): Promise<string> {
+  return (await runTool(xfsRepairTool, ["-n", "-f", image], options)).stderr;
+}
+
+/** mkfs config files installed here, by LTS kernel version ("6.1" → path), oldest first. */
+export function installedXfsConfigs(dir = "/usr/share/xfsprogs/mkfs"): { kernel: string; path: string }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((name) => /^lts_(\d+)\.(\d+)\.conf$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ kernel: `${m[1]}.${m[2]}`, path: join(dir, m[0]), order: Number(m[1]) * 1000 + Number(m[2]) }))
+    .sort((a, b) => a.order - b.order)
+    .map(({ kernel, path }) => ({ kernel, path }));
+}
+
+/**
+ * The config to use for `wanted` (upstream's per-version lts_X.Y.conf): itself when installed, else the
+ * newest installed LTS config that is not newer — an older LTS config only turns features off, so the
+ * file system still mounts on the kernel the wanted config targets. Undefined when there is none.
+ */
+export function resolveXfsConfig(wanted: string): string | undefined {
+  if (existsSync(wanted)) return wanted;
+  const m = /^lts_(\d+)\.(\d+)\.conf$/.exec(basename(wanted));
+  if (m === null) return undefined;
+  const limit = Number(m[1]) * 1000 + Number(m[2]);
+  const candidates = installedXfsConfigs(dirname(wanted)).filter((c) => {
+    const [major, minor] = c.kernel.split(".").map(Number) as [number, number];
+    return major * 1000 + minor <= limit;
+  });
+  return candidates.at(-1)?.path;
+}
+
+/** mkfs.xfs's version line, e.g. "mkfs.xfs version 6.1.0". */
+export async function mkfsXfsVersion(options: Options = {}): Promise<string> {
+  return (await runToolText(mkfsXfsTool, ["-V"], options)).trim();
+}

@@ -1,0 +1,44 @@
+// xorriso (Debian xorriso 1.5.4): makes the UEFI ISO (through its mkisofs emulation, as upstream's
+// `xorrisofs`) and reads ISOs back for checks (table of contents, file list, file extraction).
+
+import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
+
+export const xorrisoTool: Tool = { command: "xorriso", debianPackage: "xorriso" };
+
+type Options = Pick<RunOptions, "signal" | "timeoutMs" | "env">;
+
+/** `xorriso -as mkisofs <args>` (what `xorrisofs` runs). */
+export async function xorrisofs(args: readonly string[], options: Options = {}): Promise<void> {
+  await runTool(xorrisoTool, ["-as", "mkisofs", ...args], options);
+}
+
+/** `xorriso -indev ISO -toc`: sessions, volume id, boot records (text on stdout and stderr). */
+export async function isoToc(iso: string, options: Options = {}): Promise<string> {
+  const { stdout, stderr } = await runTool(xorrisoTool, ["-indev", iso, "-toc"], options);
+  return `${stderr}\n${stdout.toString("utf8")}`;
+}
+
+/** `-report_el_torito plain` and `-report_system_area plain`: boot images and partition tables. */
+export async function isoBootReport(iso: string, options: Options = {}): Promise<string> {
+  return await runToolText(
+    xorrisoTool,
+    ["-indev", iso, "-report_el_torito", "plain", "-report_system_area", "plain"],
+    options,
+  );
+}
+
+/** Every regular file's path in the ISO ("/boot/vmlinuz"…), sorted. */
+export async function isoFiles(iso: string, options: Options = {}): Promise<string[]> {
+  const text = await runToolText(xorrisoTool, ["-indev", iso, "-find", "/", "-type", "f", "-exec", "echo"], options);
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith("'/") || line.startsWith("/"))
+    .map((line) => line.replace(/^'(.*)'$/, "$1"))
+    .sort();
+}
+
+/** Copies one file out of the ISO. */
+export async function isoExtract(iso: string, path: string, dest: string, options: Options = {}): Promise<void> {
+  await runTool(xorrisoTool, ["-osirrox", "on", "-indev", iso, "-extract", path, dest], options);
+}
