@@ -8,6 +8,7 @@ import { readFactoryCommandLine } from "../factory/config/index.ts";
 import { describeFactoryConfig } from "../factory/config/summary.ts";
 import { runFactory } from "../factory/run.ts";
 import { startTestbed, type TestbedRegistry } from "../factory/testbed.ts";
+import { rawSubcommandArgs } from "./raw-args.ts";
 
 export async function factoryCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   let commandLine = await readFactoryCommandLine(args, env);
@@ -53,14 +54,6 @@ export async function factoryCommand(args: readonly string[], env: NodeJS.Proces
   }
 }
 
-/** The arguments after `factory` exactly as given (commander would treat `-http-port` as short options). */
-function rawFactoryArgs(command: Command, parsed: string[]): string[] {
-  // commander keeps the program's raw arguments in `rawArgs` (not in its typings).
-  const raw = (command.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs;
-  const at = raw?.indexOf(command.name()) ?? -1;
-  return raw !== undefined && at !== -1 ? raw.slice(at + 1) : parsed;
-}
-
 export function registerFactoryCommand(program: Command): void {
   program
     .command("factory")
@@ -72,6 +65,6 @@ export function registerFactoryCommand(program: Command): void {
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (parsed: string[], _options: unknown, command: Command) => {
-      await factoryCommand(rawFactoryArgs(command, parsed), process.env);
+      await factoryCommand(rawSubcommandArgs(command, parsed), process.env);
     });
 }

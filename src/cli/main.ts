@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
+import { registerBuildCommand } from "./build.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
 import { registerRegistryCommand } from "./registry.ts";
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerSignCommands(program);
   registerVerifyCommand(program);
   registerFactoryCommand(program);
+  registerBuildCommand(program);
   registerTestbedCommands(program);
   return program;
 }

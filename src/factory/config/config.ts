@@ -714,3 +714,41 @@ export async function validateSettings(
   };
   return deepFreeze(config, new Set([loaded]));
 }
+
+/** What a command that only pulls source images needs of the factory's settings (`boot-assets build`). */
+export type SourceSettings = Pick<FactoryConfig, "images" | "signatures" | "versions" | "extraExtensionCatalogs">;
+
+/**
+ * Validates only the settings that say where the imager, installer and catalogs come from and how their
+ * signatures are checked, with the factory's rules and messages: commands that pull what the factory pulls
+ * take the same flags and mean the same by them.
+ */
+export async function validateSourceSettings(values: SettingValues, options: { cwd: string }): Promise<SourceSettings> {
+  const problems = new Problems();
+  const ctx: ValidationContext = { values, problems, cwd: options.cwd };
+  const images = validateImages(ctx);
+  const extraExtensionCatalogs = validateExtraCatalogs(ctx);
+  const minTalosVersion = check(ctx, "build.minTalosVersion", () =>
+    normalizeTalosVersion(str(ctx, "build.minTalosVersion")),
+  );
+  const signature = validateSignatureOptions(ctx);
+  const loaded = signature.refused
+    ? undefined
+    : await loadVerification(signature.options, signature.flagNames).catch((err: unknown) => {
+        if (!isAppError(err)) throw err;
+        problems.add(err.message);
+        return undefined;
+      });
+  problems.throwIfAny();
+  const settings: SourceSettings = {
+    images: images as ImageSources,
+    extraExtensionCatalogs,
+    versions: {
+      minTalosVersion: minTalosVersion as string,
+      brokenTalosVersions: [],
+      recheckIntervalMs: values.value<number>("artifacts.talosVersionRecheckInterval"),
+    },
+    signatures: { options: signature.options, flagNames: signature.flagNames, loaded: loaded as LoadedVerification },
+  };
+  return deepFreeze(settings, new Set([loaded]));
+}

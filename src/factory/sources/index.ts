@@ -12,6 +12,16 @@ import { TalosVersionService } from "./versions.ts";
 
 export type { ExtensionInfo, ExtensionSource, OverlayInfo, OverlaySource } from "./catalogs.ts";
 export { CatalogService } from "./catalogs.ts";
+export { type ContentCacheOptions, type ContentLease, SourceContentCache } from "./content-cache.ts";
+export {
+  defaultSourceImageLimits,
+  ImagerInputResolver,
+  type ImagerInputResolverOptions,
+  type ImagerSourceImages,
+  type ResolvedImagerInputs,
+  type ResolveImagerInputsRequest,
+  type SourceProgress,
+} from "./imager-inputs.ts";
 export { registerSourceRoutes } from "./routes.ts";
 export type { Clock, SourcesLog, SourcesMetrics } from "./runtime.ts";
 export type { TalosVersion } from "./version-selection.ts";

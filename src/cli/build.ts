@@ -1,0 +1,317 @@
+// `boot-assets build [flags] ASSET…`: builds boot assets offline, without a factory, from the same sources
+// the factory uses: the imager, installer and extensions of a Talos version in an image registry, each
+// signature verified before anything is pulled, pulled by digest into a local content cache, then built by
+// the imager. Assets are named as the factory's `/image/:schematic/:version/:path` routes name them.
+//
+// Flags follow Go's flag rules like the factory's (one or two dashes; flags before the asset names), and
+// the source and signature flags ARE the factory's (same names, defaults, checks and messages), so an
+// operator learns them once.
+
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import { badRequest, unsupported } from "../errors.ts";
+import { validateSourceSettings } from "../factory/config/config.ts";
+import { factoryFlags } from "../factory/config/flags.ts";
+import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/config/go-flags.ts";
+import { ConfigError, Problems } from "../factory/config/problems.ts";
+import type { SettingSpec } from "../factory/config/settings.ts";
+import { SettingValues } from "../factory/config/values.ts";
+import { SourceContentCache } from "../factory/sources/content-cache.ts";
+import { ImagerInputResolver } from "../factory/sources/imager-inputs.ts";
+import { createSources } from "../factory/sources/index.ts";
+import { build } from "../imager/builders.ts";
+import { type BuildKind, buildKinds, createBuildProfile } from "../imager/profile.ts";
+import { RegistryClient } from "../oci/client/index.ts";
+import { type AssetRequest, parseAssetRequest, parseVersionTag } from "../talos/asset-path.ts";
+import type { Arch } from "../talos/platforms.ts";
+import { MAX_SCHEMATIC_BYTES, parseSchematic, type Schematic, schematicId } from "../talos/schematic.ts";
+import { bootAssetsCacheDir } from "../testbed/debian.ts";
+import { BuildProgress, formatBytes } from "./build-progress.ts";
+import { rawSubcommandArgs } from "./raw-args.ts";
+import { explainRegistryFailure } from "./registry-options.ts";
+
+/** The factory's flags `build` takes as they are: where sources come from and how they are verified. */
+const sharedFactoryFlags = [
+  "image-registry",
+  "insecure-image-registry",
+  "imager-image",
+  "installer-base-image",
+  "installer-image",
+  "extension-manifest-image",
+  "container-signature-pubkey",
+  "container-signature-pubkey-hashalgo",
+  "container-signature-trusted-root",
+  "container-signature-subject-regexp",
+  "container-signature-issuer-regexp",
+  "container-signature-issuer",
+  "container-signature-disabled",
+] as const;
+
+interface BuildFlag extends GoFlagDefinition {
+  help: string;
+  /** The factory setting it sets, for the shared ones. */
+  setting?: SettingSpec;
+}
+
+const ownFlags: BuildFlag[] = [
+  { name: "talos-version", kind: "value", help: "Talos version to build for, e.g. v1.10.3 (required)" },
+  { name: "schematic", kind: "value", help: "schematic file (YAML or JSON), as POSTed to a factory (required)" },
+  { name: "output-dir", kind: "value", help: 'directory the assets are written to (default ".")' },
+  {
+    name: "cache-dir",
+    kind: "value",
+    help: "cache directory; pulled images are kept under <dir>/sources (default ${XDG_CACHE_HOME:-~/.cache}/boot-assets)",
+  },
+  {
+    name: "insecure",
+    kind: "bool",
+    help: "plain HTTP / unverified TLS to the image registry (as -insecure-image-registry)",
+  },
+];
+
+function buildFlagTable(): Map<string, BuildFlag> {
+  const table = new Map<string, BuildFlag>(ownFlags.map((f) => [f.name, f]));
+  for (const name of sharedFactoryFlags) {
+    const flag = factoryFlags.get(name);
+    if (flag === undefined || flag.target.kind !== "setting") throw new Error(`factory flag -${name} is missing`); // a bug
+    table.set(name, { name, kind: flag.kind, help: flag.help, setting: flag.target.setting });
+  }
+  return table;
+}
+
+const buildFlags: ReadonlyMap<string, BuildFlag> = buildFlagTable();
+
+export function buildUsage(): string {
+  const lines = [
+    "Usage: boot-assets build [flags] ASSET...",
+    "",
+    "Builds Talos boot assets offline from a registry's imager, installer and extensions (signatures verified",
+    "before anything is pulled). ASSET names are the factory's /image paths, e.g. kernel-amd64,",
+    "initramfs-amd64.xz, cmdline-metal-amd64, metal-amd64-uki.efi, installer-amd64.tar.",
+    "Flags take one or two dashes and go before the assets (Go flag rules).",
+    "",
+  ];
+  for (const flag of [...buildFlags.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    const fallback = flag.setting?.default;
+    const shown =
+      flag.setting !== undefined && typeof fallback === "string" && fallback !== "" ? ` (default "${fallback}")` : "";
+    lines.push(`  -${flag.name}${flag.kind === "bool" ? "" : " value"}`, `    \t${flag.help}${shown}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export interface BuildCommandLine {
+  talosVersion: string;
+  schematicFile: string;
+  outputDir: string;
+  cacheDir: string;
+  assets: string[];
+  settings: Awaited<ReturnType<typeof validateSourceSettings>>;
+}
+
+/** Reads and checks the command line; every problem is reported at once (ConfigError, exit code 2). */
+export async function readBuildCommandLine(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd = process.cwd(),
+): Promise<BuildCommandLine | { help: true }> {
+  let parsed: ReturnType<typeof parseGoFlags>;
+  try {
+    parsed = parseGoFlags(args, [...buildFlags.values()]);
+  } catch (err) {
+    if (err instanceof GoFlagError) throw new ConfigError([err.message]);
+    throw err;
+  }
+  if (parsed.help) return { help: true };
+  const problems = new Problems();
+  const values = new SettingValues();
+  const own = new Map<string, string>();
+  const insecureSpec = buildFlags.get("insecure-image-registry")?.setting as SettingSpec;
+  for (const occurrence of parsed.flags) {
+    const flag = buildFlags.get(occurrence.name) as BuildFlag;
+    if (flag.setting !== undefined) values.setFromFlag(flag.setting, occurrence.spelling, occurrence.value, problems);
+    else if (flag.name === "insecure")
+      values.setFromFlag(insecureSpec, occurrence.spelling, occurrence.value, problems);
+    else own.set(flag.name, occurrence.value);
+  }
+  const misplaced = parsed.positional.find((arg) => arg.length > 1 && arg.startsWith("-"));
+  if (misplaced !== undefined)
+    problems.add(`${misplaced}: flags go before the asset names (Go flag rules stop reading flags at the first asset)`);
+  for (const required of ["talos-version", "schematic"])
+    if (!own.get(required)) problems.add(`-${required} is required`);
+  if (parsed.positional.length === 0)
+    problems.add("no asset to build: name at least one, e.g. kernel-amd64 initramfs-amd64.xz cmdline-metal-amd64");
+  let settings: Awaited<ReturnType<typeof validateSourceSettings>> | undefined;
+  try {
+    settings = await validateSourceSettings(values, { cwd });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const problem of err.problems) problems.add(problem);
+  }
+  problems.throwIfAny();
+  return {
+    talosVersion: parseVersionTag(own.get("talos-version") as string),
+    schematicFile: resolve(cwd, own.get("schematic") as string),
+    outputDir: resolve(cwd, own.get("output-dir") ?? "."),
+    cacheDir: resolve(cwd, own.get("cache-dir") ?? bootAssetsCacheDir(env)),
+    assets: [...new Set(parsed.positional)],
+    settings: settings as NonNullable<typeof settings>,
+  };
+}
+
+async function readSchematicFile(file: string): Promise<Schematic> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, "r");
+  } catch (err) {
+    throw badRequest(`-schematic ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw badRequest(`-schematic ${file}: not a regular file`);
+    if (info.size > MAX_SCHEMATIC_BYTES)
+      throw badRequest(`-schematic ${file}: larger than ${MAX_SCHEMATIC_BYTES} bytes`);
+    const body = await handle.readFile();
+    try {
+      return parseSchematic(body);
+    } catch (err) {
+      throw badRequest(`-schematic ${file}: ${(err as Error).message}`);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  await pipeline(createReadStream(path), hash);
+  return hash.digest("hex");
+}
+
+const placeholderDigest = `sha256:${"0".repeat(64)}`;
+
+/**
+ * Every asset request, checked as far as it can be before anything is pulled: path grammar, kinds this
+ * imager builds, and the profile rules (e.g. no UKI before 1.10) — with placeholder digests, so a typo or an
+ * impossible asset fails in a second rather than after a download.
+ */
+function planAssets(line: BuildCommandLine, schematic: Schematic): AssetRequest[] {
+  const id = schematicId(schematic);
+  const extensions = (schematic.customization.systemExtensions?.officialExtensions ?? []).map((name) => ({
+    name,
+    digest: placeholderDigest,
+  }));
+  return line.assets.map((path) => {
+    const request = parseAssetRequest(id, line.talosVersion, path);
+    if (!(buildKinds as readonly string[]).includes(request.kind))
+      throw unsupported(`${path}: ${request.kind} images are not built by this command yet`);
+    createBuildProfile(request, schematic, {
+      imager: placeholderDigest,
+      installerBase: placeholderDigest,
+      extensions,
+    });
+    return request;
+  });
+}
+
+export async function buildCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const line = await readBuildCommandLine(args, env);
+  if ("help" in line) {
+    process.stdout.write(buildUsage());
+    return;
+  }
+  const schematic = await readSchematicFile(line.schematicFile);
+  const requests = planAssets(line, schematic);
+  const progress = new BuildProgress(process.stderr, process.stderr.isTTY === true);
+  const { images, signatures } = line.settings;
+
+  const controller = new AbortController();
+  const interrupt = () => {
+    // The first signal cancels cleanly (temporary files removed); a second one does not wait for that.
+    if (controller.signal.aborted) process.exit(130);
+    progress.line("interrupted: cleaning up (again to quit at once)");
+    controller.abort(new Error("interrupted"));
+  };
+  process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
+  const client = new RegistryClient({ insecure: images.insecure ? new Set([images.registry]) : undefined });
+  const sources = createSources(
+    { ...line.settings, registryRefreshIntervalMs: 60 * 60 * 1000 },
+    {
+      client,
+      log: {
+        info: () => {},
+        warn: (details, message) => progress.line(`warning: ${message} ${JSON.stringify(details)}`),
+      },
+    },
+  );
+  const resolver = new ImagerInputResolver({
+    verifier: sources.verifier,
+    catalogs: sources.catalogs,
+    images,
+    cache: new SourceContentCache({ dir: join(line.cacheDir, "sources") }),
+  });
+  try {
+    progress.line(
+      `Talos ${line.talosVersion}, schematic ${schematicId(schematic)}, from ${images.registry}` +
+        (signatures.loaded.disabled ? " (signature verification DISABLED)" : ""),
+    );
+    await mkdir(line.outputDir, { recursive: true });
+    const byArch = new Map<Arch, AssetRequest[]>();
+    for (const request of requests) byArch.set(request.arch, [...(byArch.get(request.arch) ?? []), request]);
+    for (const [arch, group] of byArch) {
+      const resolved = await resolver.resolve({
+        talosVersion: line.talosVersion,
+        arch,
+        schematic,
+        kinds: group.map((r) => r.kind as BuildKind),
+        progress: (event) => progress.source(event),
+        signal: controller.signal,
+      });
+      try {
+        for (const request of group) {
+          const profile = createBuildProfile(request, schematic, resolved.sources);
+          const inputs = {
+            ...resolved.inputs,
+            extensions: profile.inputs.extensions.length > 0 ? resolved.inputs.extensions : [],
+          };
+          const outPath = join(line.outputDir, request.filename);
+          const result = await progress.step(`building ${request.filename}`, (note) =>
+            build(profile, inputs, outPath, { signal: controller.signal, log: note }),
+          );
+          const digest = await sha256File(result.path);
+          progress.line(`built    ${request.filename} in ${result.seconds}s (${formatBytes(result.size)})`);
+          process.stdout.write(`${result.path} ${result.size} sha256:${digest}\n`);
+        }
+      } finally {
+        resolved.release();
+      }
+    }
+  } catch (err) {
+    throw explainRegistryFailure(err);
+  } finally {
+    process.off("SIGINT", interrupt);
+    process.off("SIGTERM", interrupt);
+    await sources.stop();
+    await client.close();
+  }
+}
+
+export function registerBuildCommand(program: Command): void {
+  program
+    .command("build")
+    .description(
+      "Build boot assets offline (kernel, initramfs, cmdline, UKI, installer) from a registry's signed Talos release; -h for the flags",
+    )
+    .argument("[args...]", "flags (the factory's source and signature flags), then asset names, e.g. kernel-amd64")
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (parsed: string[], _options: unknown, command: Command) => {
+      await buildCommand(rawSubcommandArgs(command, parsed), process.env);
+    });
+}

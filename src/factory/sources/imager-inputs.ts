@@ -1,0 +1,387 @@
+// The imager's inputs for one Talos version, architecture and schematic, fetched the one way source images
+// are fetched: resolve → verify → pull by that digest → unpack into the local content cache.
+//
+//   imager          `<imager>:<v>`, flattened (its usr/install/<arch>/ boot assets)
+//   installer base  `installer-base:<v>` from 1.10, `installer:<v>` before (rulesFor), kept as layer blobs
+//   extensions      each name of the schematic looked up in the version's catalog (pulled by the catalog's
+//                   digest), flattened, then validated for the version (manifest, constraint, paths, modes)
+//
+// Every signature is verified before anything is pulled, and content is read only through the VerifiedImage
+// (by digest, re-hashed). Layers are downloaded to files first and checked against their digests before a
+// single byte is unpacked, so a tampered blob fails as Integrity and leaves nothing in the cache. What is
+// only needed by some outputs is only fetched for them (cmdline needs nothing; kernel only the imager).
+
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { AppError, badRequest, integrity, isAppError } from "../../errors.ts";
+import type { ImagerInputs, InstallerBaseInput, LocalExtension } from "../../imager/inputs.ts";
+import type { BuildKind, ProfileExtension } from "../../imager/profile.ts";
+import type { Digest } from "../../oci/digest.ts";
+import { type FlattenLimits, flattenLayers } from "../../oci/flatten.ts";
+import { decompressLayer } from "../../oci/layer.ts";
+import { type Descriptor, type ImageManifest, isImageIndex } from "../../oci/manifest.ts";
+import { describeSigner } from "../../signing/sigstore-checks.ts";
+import type { SignatureVerifier, VerifiedImage } from "../../signing/verify.ts";
+import { validateExtensionTree } from "../../talos/extension.ts";
+import type { Arch } from "../../talos/platforms.ts";
+import type { Schematic } from "../../talos/schematic.ts";
+import { rulesFor } from "../../talos/version-rules.ts";
+import type { CatalogService } from "./catalogs.ts";
+import type { ContentLease, SourceContentCache } from "./content-cache.ts";
+
+/** Where the imager and installer images come from: full names without tag (as FactoryConfig.images). */
+export interface ImagerSourceImages {
+  imager: string;
+  installerBase: string;
+  installer: string;
+}
+
+export interface SourceImageLimits {
+  maxLayers: number;
+  /** Sum of an image's compressed layer sizes, as its manifest declares them. */
+  maxCompressedBytes: number;
+  maxConfigBytes: number;
+  /** While unpacking (uncompressed). */
+  flatten: FlattenLimits;
+}
+
+export const defaultSourceImageLimits: SourceImageLimits = {
+  maxLayers: 128,
+  maxCompressedBytes: 16 * 1024 ** 3,
+  maxConfigBytes: 1024 * 1024,
+  flatten: { maxTotalBytes: 32 * 1024 ** 3, maxEntries: 400_000 },
+};
+
+export type SourceRole = "imager" | "installer" | "extension";
+
+/** What the resolver is doing, for progress displays. `image` is the reference as resolved from. */
+export type SourceProgress =
+  | { step: "verify"; role: SourceRole; image: string }
+  | { step: "verified"; role: SourceRole; image: string; pinned: string; signers: string[] }
+  | { step: "cached"; role: SourceRole; image: string; pinned: string }
+  | { step: "pull"; role: SourceRole; image: string; bytes: number; total: number }
+  | { step: "unpack"; role: SourceRole; image: string }
+  | { step: "ready"; role: SourceRole; image: string; pinned: string }
+  | { step: "discard"; role: SourceRole; image: string; reason: string };
+
+export interface ResolveImagerInputsRequest {
+  /** Talos version tag with its `v`. */
+  talosVersion: string;
+  arch: Arch;
+  schematic: Schematic;
+  /** The outputs to be built: decide what is fetched. */
+  kinds: readonly BuildKind[];
+  progress?: (event: SourceProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ResolvedImagerInputs {
+  /** For `build`; `imagerDir` is "" when only cmdline outputs were asked for (they read nothing). */
+  inputs: ImagerInputs;
+  /** For `createBuildProfile`: the digests the inputs were pulled by. */
+  sources: { imager: string; installerBase?: string; extensions: ProfileExtension[] };
+  /** Lets the cache evict the entries again; call when the builds are done. */
+  release(): void;
+}
+
+export interface ImagerInputResolverOptions {
+  verifier: SignatureVerifier;
+  catalogs: Pick<CatalogService, "extensionSources">;
+  images: ImagerSourceImages;
+  cache: SourceContentCache;
+  limits?: SourceImageLimits;
+  /** Images pulled at once. Default 3. */
+  concurrency?: number;
+}
+
+/** Kept with an installer entry: `content/config.json`, and `content/layers/<i>` for each of these. */
+interface InstallerMeta {
+  layers: { digest: Digest; size: number; mediaType: string }[];
+}
+
+interface Wanted {
+  role: SourceRole;
+  reference: string;
+  /** Extension name (repository path) for extensions. */
+  name?: string;
+}
+
+const extensionKinds: readonly BuildKind[] = ["initramfs", "uki", "installer"];
+
+/**
+ * Runs `work` over `items`, at most `limit` at a time, keeping the order of results. After a failure no new
+ * item starts, and the first error is thrown only once the items under way have settled (so nothing keeps
+ * writing after the caller has been told it failed).
+ */
+async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const index = next++;
+      try {
+        results[index] = await work(items[index] as T);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
+  return results;
+}
+
+function counting(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      onBytes(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
+/** The error with the image named first; a failed signature check says so. */
+function aboutImage(reference: string, err: unknown): unknown {
+  if (!isAppError(err)) return err;
+  const message =
+    err.kind === "Integrity"
+      ? `signature verification failed for ${reference}: ${err.message}`
+      : `${reference}: ${err.message}`;
+  return new AppError(err.kind, message, { code: err.code, cause: err });
+}
+
+export class ImagerInputResolver {
+  readonly #options: ImagerInputResolverOptions;
+  readonly #limits: SourceImageLimits;
+
+  constructor(options: ImagerInputResolverOptions) {
+    this.#options = options;
+    this.#limits = options.limits ?? defaultSourceImageLimits;
+  }
+
+  async resolve(request: ResolveImagerInputsRequest): Promise<ResolvedImagerInputs> {
+    const { talosVersion, arch, kinds, signal } = request;
+    const progress = request.progress ?? (() => {});
+    const rules = rulesFor(talosVersion);
+    const needsImager = kinds.some((k) => k !== "cmdline");
+    const needsExtensions = kinds.some((k) => extensionKinds.includes(k));
+    const needsInstaller = kinds.includes("installer");
+    const { images } = this.#options;
+
+    const wanted: Wanted[] = [{ role: "imager", reference: `${images.imager}:${talosVersion}` }];
+    if (needsInstaller) {
+      const base = rules.installerImage === "installer-base" ? images.installerBase : images.installer;
+      wanted.push({ role: "installer", reference: `${base}:${talosVersion}` });
+    }
+    const names = request.schematic.customization.systemExtensions?.officialExtensions ?? [];
+    if (needsExtensions && names.length > 0) {
+      const catalog = await this.#options.catalogs.extensionSources(talosVersion);
+      for (const name of names) {
+        const found = catalog.find((e) => e.name === name);
+        if (found === undefined)
+          throw badRequest(
+            `extension "${name}" is not available for Talos version ${talosVersion}`,
+            "EXTENSION_UNKNOWN",
+          );
+        wanted.push({ role: "extension", reference: found.pull, name });
+      }
+    }
+
+    // Every signature first: nothing is pulled from a release that is not entirely trusted.
+    const verified = await Promise.all(
+      wanted.map(async (item) => {
+        signal?.throwIfAborted();
+        progress({ step: "verify", role: item.role, image: item.reference });
+        let image: VerifiedImage;
+        try {
+          image = await this.#options.verifier.verify(item.reference);
+        } catch (err) {
+          throw aboutImage(item.reference, err);
+        }
+        progress({
+          step: "verified",
+          role: item.role,
+          image: item.reference,
+          pinned: image.pinned,
+          signers: image.verified ? image.signatures.map((s) => `${s.kind} ${describeSigner(s.signer)}`) : [],
+        });
+        return { ...item, image };
+      }),
+    );
+
+    const leases: ContentLease<unknown>[] = [];
+    const release = () => {
+      for (const lease of leases) lease.release();
+    };
+    try {
+      const pulled = await mapLimit(
+        verified.filter((item) => item.role !== "imager" || needsImager),
+        this.#options.concurrency ?? 3,
+        async (item) => {
+          signal?.throwIfAborted();
+          const lease =
+            item.role === "installer"
+              ? await this.#pullLayers(item, arch, progress, signal)
+              : await this.#pullTree(item, arch, progress, signal);
+          leases.push(lease);
+          progress({ step: "ready", role: item.role, image: item.reference, pinned: item.image.pinned });
+          return { ...item, lease };
+        },
+      );
+
+      const imager = verified[0] as (typeof verified)[number];
+      const installer = pulled.find((p) => p.role === "installer");
+      const extensions: LocalExtension[] = [];
+      for (const item of pulled.filter((p) => p.role === "extension")) {
+        signal?.throwIfAborted();
+        // Refused here, before any build starts; the imager checks again as it stages them.
+        await validateExtensionTree(item.lease.dir, { talosVersion, name: item.name });
+        extensions.push({ name: item.name as string, dir: item.lease.dir, digest: item.image.digest });
+      }
+      return {
+        inputs: {
+          imagerDir: pulled.find((p) => p.role === "imager")?.lease.dir ?? "",
+          ...(installer === undefined
+            ? {}
+            : { installerBase: await installerInput(installer.lease as ContentLease<InstallerMeta>) }),
+          extensions,
+        },
+        sources: {
+          imager: imager.image.digest,
+          ...(installer === undefined ? {} : { installerBase: installer.image.digest }),
+          extensions: extensions.map((e) => ({ name: e.name, digest: e.digest })),
+        },
+        release,
+      };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** The image manifest for the architecture, its limits checked. */
+  async #platformManifest(image: VerifiedImage, arch: Arch): Promise<{ digest: Digest; manifest: ImageManifest }> {
+    const { record, manifest } = await image.platformManifest({ os: "linux", architecture: arch });
+    if (isImageIndex(manifest)) throw badRequest(`${image.pinned}: an index nested in an index is not an image`);
+    const limits = this.#limits;
+    if (manifest.layers.length > limits.maxLayers)
+      throw badRequest(`${image.pinned}: more than ${limits.maxLayers} layers`);
+    const compressed = manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
+    if (compressed > limits.maxCompressedBytes)
+      throw badRequest(`${image.pinned}: layers total ${compressed} bytes, over ${limits.maxCompressedBytes}`);
+    return { digest: record.digest as Digest, manifest };
+  }
+
+  /** Downloads the layers into `dir`, each checked against its digest; reports bytes as they arrive. */
+  async #download(
+    item: Wanted & { image: VerifiedImage },
+    layers: readonly Descriptor[],
+    dir: string,
+    progress: (event: SourceProgress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
+    await mkdir(dir, { recursive: true });
+    const total = layers.reduce((sum, layer) => sum + layer.size, 0);
+    let bytes = 0;
+    const report = () => progress({ step: "pull", role: item.role, image: item.reference, bytes, total });
+    report();
+    const files: string[] = [];
+    for (const [index, layer] of layers.entries()) {
+      const file = join(dir, String(index));
+      const blob = await item.image.blob(layer);
+      await pipeline(
+        blob.stream,
+        counting((n) => {
+          bytes += n;
+          report();
+        }),
+        createWriteStream(file, { flags: "wx" }),
+        ...(signal === undefined ? [] : [{ signal }]),
+      );
+      files.push(file);
+    }
+    return files;
+  }
+
+  async #pullTree(
+    item: Wanted & { image: VerifiedImage },
+    arch: Arch,
+    progress: (event: SourceProgress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<ContentLease<unknown>> {
+    const { digest, manifest } = await this.#platformManifest(item.image, arch);
+    const lease = await this.#options.cache.obtain(
+      digest,
+      "tree",
+      async (dir) => {
+        const scratch = join(dirname(dir), "blobs");
+        try {
+          const files = await this.#download(item, manifest.layers, scratch, progress, signal);
+          progress({ step: "unpack", role: item.role, image: item.reference });
+          await flattenLayers(
+            files.map(
+              (file, i) => async () =>
+                decompressLayer(createReadStream(file), (manifest.layers[i] as Descriptor).mediaType),
+            ),
+            dir,
+            this.#limits.flatten,
+          );
+          return null;
+        } finally {
+          await rm(scratch, { recursive: true, force: true });
+        }
+      },
+      { onDiscard: (reason) => progress({ step: "discard", role: item.role, image: item.reference, reason }) },
+    );
+    if (lease.hit) progress({ step: "cached", role: item.role, image: item.reference, pinned: item.image.pinned });
+    return lease;
+  }
+
+  async #pullLayers(
+    item: Wanted & { image: VerifiedImage },
+    arch: Arch,
+    progress: (event: SourceProgress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<ContentLease<InstallerMeta>> {
+    const { digest, manifest } = await this.#platformManifest(item.image, arch);
+    if (manifest.config.size > this.#limits.maxConfigBytes)
+      throw badRequest(`${item.image.pinned}: its config is over ${this.#limits.maxConfigBytes} bytes`);
+    const lease = await this.#options.cache.obtain<InstallerMeta>(
+      digest,
+      "layers",
+      async (dir) => {
+        await pipeline((await item.image.blob(manifest.config)).stream, createWriteStream(join(dir, "config.json")));
+        await this.#download(item, manifest.layers, join(dir, "layers"), progress, signal);
+        return {
+          layers: manifest.layers.map((layer) => ({
+            digest: layer.digest,
+            size: layer.size,
+            mediaType: layer.mediaType,
+          })),
+        };
+      },
+      { onDiscard: (reason) => progress({ step: "discard", role: item.role, image: item.reference, reason }) },
+    );
+    if (lease.hit) progress({ step: "cached", role: item.role, image: item.reference, pinned: item.image.pinned });
+    return lease;
+  }
+}
+
+async function installerInput(lease: ContentLease<InstallerMeta>): Promise<InstallerBaseInput> {
+  const meta = lease.meta;
+  if (meta === null || typeof meta !== "object" || !Array.isArray(meta.layers))
+    throw integrity(`the cached installer entry for ${lease.digest} has no layer list`);
+  return {
+    config: await readFile(join(lease.dir, "config.json")),
+    layers: meta.layers.map((layer, i) => ({
+      path: join(lease.dir, "layers", String(i)),
+      digest: layer.digest,
+      size: layer.size,
+      mediaType: layer.mediaType,
+    })),
+  };
+}
