@@ -6,14 +6,9 @@ import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import {
-  createGunzip,
-  createGzip,
-  createZstdCompress,
-  createZstdDecompress,
-  constants as zlibConstants,
-} from "node:zlib";
+import { createGunzip, createGzip, createZstdCompress, constants as zlibConstants } from "node:zlib";
 import { AppError, integrity } from "../errors.ts";
+import { zstdDecompress } from "../tools/zstd.ts";
 import { type Digest, VerifyingStream } from "./digest.ts";
 import type { Descriptor } from "./manifest.ts";
 import { layerCompression, MediaType } from "./mediatypes.ts";
@@ -152,7 +147,8 @@ export function decompressLayer(source: Readable, mediaType: string): Readable {
         yield* everything();
         return;
       }
-      const inflate = actual === "gzip" ? createGunzip() : createZstdDecompress();
+      // zstd through the CLI: Node's zstd stream stops after the first frame, and a layer may hold several.
+      const inflate = actual === "gzip" ? createGunzip() : zstdDecompress();
       let inflateError: unknown;
       inflate.once("error", (err) => {
         inflateError = err;

@@ -91,6 +91,15 @@ describe("decompressLayer", () => {
     assert.equal(sha256(plain), sha256(tarBytes));
   });
 
+  it("reads every frame of a zstd layer made of several frames (as zstd:chunked layers are)", async () => {
+    const tarBytes = await expectedTar();
+    const half = Math.floor(tarBytes.length / 2);
+    const first = execFileSync("zstd", ["-qc"], { input: tarBytes.subarray(0, half) });
+    const second = execFileSync("zstd", ["-qc"], { input: tarBytes.subarray(half) });
+    const out = await buffer(decompressLayer(Readable.from([Buffer.concat([first, second])]), MediaType.ociLayerZstd));
+    assert.equal(sha256(out), sha256(tarBytes));
+  });
+
   it("sniffs compressed content mislabelled as plain tar", async () => {
     const tarBytes = await expectedTar();
     for (const compression of ["gzip", "zstd"] as const) {
