@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages boot-assets drives, when any is missing.
+#   runtime  what the factory and the toolkit run (squashfs, depmod, compressors, FAT/XFS/ISO/GRUB tools)
+#   test     runtime, plus the real components the tests drive (registry, skopeo, containerd, QEMU, Go, …)
+# As root it installs them; otherwise it uses sudo when there is one, or says what to run.
+set -euo pipefail
+
+runtime=(apt dpkg ca-certificates squashfs-tools kmod zstd xz-utils cpio tar binutils dosfstools mtools xfsprogs
+  xorriso grub-pc-bin grub-efi-amd64-bin grub-common qemu-utils gdisk)
+test_only=(docker-registry skopeo containerd curl openssl fdisk qemu-system-x86 ovmf systemd-boot-efi sbsigntool
+  golang-go golang-gopkg-yaml.v3-dev)
+
+case "${1:-runtime}" in
+  runtime) wanted=("${runtime[@]}") ;;
+  test) wanted=("${runtime[@]}" "${test_only[@]}") ;;
+  *) echo "usage: $0 [runtime|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+((${#missing[@]})) || exit 0
+
+install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
+if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+  echo "boot-assets needs these Debian packages: ${missing[*]}" >&2
+  echo "run as root: apt-get update && ${install[*]}" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" "${install[@]}"
