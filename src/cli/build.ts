@@ -4,8 +4,8 @@
 // the imager. Assets are named as the factory's `/image/:schematic/:version/:path` routes name them.
 //
 // Flags follow Go's flag rules like the factory's (one or two dashes; flags before the asset names), and
-// the source and signature flags ARE the factory's (same names, defaults, checks and messages), so an
-// operator learns them once.
+// the source, signature and registry trust (-ca-file, -certs-dir) flags ARE the factory's (same names,
+// defaults, checks and messages), so an operator learns them once.
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -49,6 +49,8 @@ const sharedFactoryFlags = [
   "container-signature-issuer-regexp",
   "container-signature-issuer",
   "container-signature-disabled",
+  "ca-file",
+  "certs-dir",
 ] as const;
 
 interface BuildFlag extends GoFlagDefinition {
@@ -73,12 +75,17 @@ const ownFlags: BuildFlag[] = [
   },
 ];
 
+/** Help of shared flags whose factory wording names what only the factory reaches. */
+const buildHelp: Partial<Record<(typeof sharedFactoryFlags)[number], string>> = {
+  "ca-file": "PEM file of extra CA certificates trusted for the image registry (besides the system roots)",
+};
+
 function buildFlagTable(): Map<string, BuildFlag> {
   const table = new Map<string, BuildFlag>(ownFlags.map((f) => [f.name, f]));
   for (const name of sharedFactoryFlags) {
     const flag = factoryFlags.get(name);
     if (flag === undefined || flag.target.kind !== "setting") throw new Error(`factory flag -${name} is missing`); // a bug
-    table.set(name, { name, kind: flag.kind, help: flag.help, setting: flag.target.setting });
+    table.set(name, { name, kind: flag.kind, help: buildHelp[name] ?? flag.help, setting: flag.target.setting });
   }
   return table;
 }
@@ -238,7 +245,12 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
   };
   process.once("SIGINT", interrupt);
   process.once("SIGTERM", interrupt);
-  const client = new RegistryClient({ insecure: images.insecure ? new Set([images.registry]) : undefined });
+  const { caFile, certsDirs } = line.settings.registryTls;
+  const client = new RegistryClient({
+    insecure: images.insecure ? new Set([images.registry]) : undefined,
+    ...(caFile !== undefined ? { caFile } : {}),
+    ...(certsDirs !== undefined ? { certsDirs } : {}),
+  });
   const sources = createSources(
     { ...line.settings, registryRefreshIntervalMs: 60 * 60 * 1000 },
     {

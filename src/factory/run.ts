@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { type Logger, pino } from "pino";
-import { RegistryClient } from "../oci/client/client.ts";
+import { RegistryClient, type RegistryClientOptions } from "../oci/client/client.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
@@ -55,6 +55,14 @@ function insecureHosts(config: FactoryConfig): Set<string> {
   for (const store of [config.stores.cache, config.stores.schematics, config.stores.installerInternal])
     if (store.kind === "remote" && (store.insecure || isLoopbackRegistry(store.registry))) hosts.add(store.registry);
   return hosts;
+}
+
+/** How the factory's one registry client reaches registries: insecure hosts, and `-ca-file` / `-certs-dir`. */
+export function registryClientOptionsFor(config: FactoryConfig): RegistryClientOptions {
+  const options: RegistryClientOptions = { insecure: insecureHosts(config) };
+  if (config.registryTls.caFile !== undefined) options.caFile = config.registryTls.caFile;
+  if (config.registryTls.certsDirs !== undefined) options.certsDirs = config.registryTls.certsDirs;
+  return options;
 }
 
 function usesEmbeddedStore(config: FactoryConfig): boolean {
@@ -130,7 +138,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     const store = usesEmbeddedStore(config) ? await openStore(config.dataDir.store) : undefined;
     if (store) closers.set("store", () => store.close());
     await ensureCacheSigningKey(config, logger);
-    const client = new RegistryClient({ insecure: insecureHosts(config) });
+    const client = new RegistryClient(registryClientOptionsFor(config));
     closers.set("client", () => client.close());
     const repositoryAt = (location: StoreLocation): Repository =>
       location.kind === "embedded"

@@ -61,6 +61,44 @@ describe("boot-assets build: command line", () => {
     );
   });
 
+  test("-ca-file and repeatable -certs-dir: the factory's registry trust flags, paths from the working directory", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { mkdir } = await import("node:fs/promises");
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].concat([
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        join(dir, "ca.key"),
+        "-out",
+        join(dir, "ca.pem"),
+      ]),
+      {
+        stdio: "ignore",
+      },
+    );
+    await mkdir(join(dir, "certs.d"), { recursive: true });
+    const args = ["--talos-version", "v1.10.3", "--schematic", "s.yaml"];
+    const line = await readBuildCommandLine(
+      [...args, "--ca-file", "ca.pem", "-certs-dir=certs.d", "--certs-dir", dir, "kernel-amd64"],
+      {},
+      dir,
+    );
+    assert.ok(!("help" in line));
+    assert.deepEqual(line.settings.registryTls, {
+      caFile: join(dir, "ca.pem"),
+      certsDirs: [join(dir, "certs.d"), dir],
+    });
+    await assert.rejects(readBuildCommandLine([...args, "-certs-dir", "nowhere", "kernel-amd64"], {}, dir), (err) => {
+      assert.ok(isConfigError(err));
+      assert.deepEqual(err.problems, ["-certs-dir nowhere: no such directory"]);
+      return true;
+    });
+  });
+
   test("an undefined flag and a flag after an asset are refused by name", async () => {
     await assert.rejects(
       readBuildCommandLine(["-no-such-flag"], {}, dir),

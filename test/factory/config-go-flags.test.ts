@@ -1,6 +1,10 @@
 // Go's `flag` rules, one row per rule, as the factory's command line follows them; and Go's duration syntax.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseGoDurationMilliseconds } from "../../src/factory/config/go-duration.ts";
 import { type GoFlagDefinition, parseGoFlags } from "../../src/factory/config/go-flags.ts";
@@ -120,6 +124,41 @@ describe("the factory's use of the Go flag rules", () => {
     ]);
   });
 
+  it("-ca-file and the repeatable -certs-dir take one or two dashes, = optional", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factory-trust-"));
+    try {
+      const ca = join(dir, "ca.pem");
+      execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].concat([
+          "-days",
+          "1",
+          "-subj",
+          "/CN=test CA",
+          "-keyout",
+          join(dir, "ca.key"),
+          "-out",
+          ca,
+        ]),
+        {
+          stdio: "ignore",
+        },
+      );
+      for (const sub of ["a", "b"]) await mkdir(join(dir, sub));
+      const result = await read(
+        "-metrics-listen-addr=",
+        `--ca-file=${ca}`,
+        "-certs-dir",
+        join(dir, "a"),
+        `--certs-dir=${join(dir, "b")}`,
+      );
+      assert.ok(!result.help);
+      assert.deepEqual(result.config.registryTls, { caFile: ca, certsDirs: [join(dir, "a"), join(dir, "b")] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a positional argument after a boolean is refused with the = form as the fix", async () => {
     const [problem, ...rest] = await problemsOf("-secureboot", "false", "-http-port", ":1");
     assert.deepEqual(rest, []);
@@ -147,6 +186,8 @@ describe("the factory's use of the Go flag rules", () => {
     assert.ok(result.help);
     assert.match(result.usage, /-container-signature-subject-regexp value/);
     assert.match(result.usage, /-cache-s3-enabled/);
+    assert.match(result.usage, /-ca-file value\n\s+PEM file of extra CA certificates trusted for every registry/);
+    assert.match(result.usage, /-certs-dir value\n\s+certs\.d directory .*repeatable; replaces the default/);
   });
 });
 

@@ -3,10 +3,11 @@
 // and unusable key files, each one line naming the flag or key.
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ConfigError, type FactoryConfig, parseFactoryCommandLine } from "../../src/factory/config/index.ts";
+import { describeFactoryConfig } from "../../src/factory/config/summary.ts";
 import { type KeyFiles, makeKeyFiles } from "./config-fixtures.ts";
 
 let keys: KeyFiles;
@@ -122,6 +123,24 @@ describe("configuration files", () => {
     assert.equal((await parse([`--config=${b},${a}`])).maxConcurrency, 4);
   });
 
+  it("registry trust (this project's registry.caFile, registry.certsDirs) from YAML and from IF_", async () => {
+    await mkdir(join(keys.dir, "certs-a"), { recursive: true });
+    await mkdir(join(keys.dir, "certs-b"), { recursive: true });
+    const yaml = await file(
+      "trust.yaml",
+      "registry:\n  caFile: uki-signing-cert.pem\n  certsDirs: [certs-a, certs-b]\n",
+    );
+    const fromFile = await parse(["--config", yaml]);
+    assert.deepEqual(fromFile.registryTls, {
+      caFile: keys.ukiCert,
+      certsDirs: [join(keys.dir, "certs-a"), join(keys.dir, "certs-b")],
+    });
+    const summary = describeFactoryConfig(fromFile);
+    assert.ok(summary.includes(`trusting registries' certificates also from ${keys.ukiCert}`), summary.join("\n"));
+    const fromEnv = await parse([], { IF_REGISTRY_CAFILE: keys.otherCert, IF_REGISTRY_CERTSDIRS: '["certs-b"]' });
+    assert.deepEqual(fromEnv.registryTls, { caFile: keys.otherCert, certsDirs: [join(keys.dir, "certs-b")] });
+  });
+
   it("an empty file configures nothing", async () => {
     const empty = await file("empty.yaml", "");
     assert.equal((await parse(["--config", empty])).http.externalUrl, "https://localhost/");
@@ -198,6 +217,7 @@ describe("defaults", () => {
     assert.equal(config.cacheSigningKey.privateKey, undefined);
     assert.deepEqual(config.http.listen, { host: undefined, port: 8080, text: ":8080" });
     assert.equal(config.images.imager, "ghcr.io/siderolabs/imager");
+    assert.deepEqual(config.registryTls, { caFile: undefined, certsDirs: undefined }, "system roots, default certs.d");
     const policy = config.signatures.loaded.keyless?.policy;
     const google = "https://accounts.google.com";
     assert.ok(policy?.match({ issuer: google, subject: "someone@siderolabs.com" }));
@@ -387,6 +407,38 @@ describe("refusals, one line each naming the flag or key", () => {
         keys.cosignPub,
       ]),
       /^-container-signature-pubkey-hashalgo: "md5" is not sha256/,
+    );
+  });
+
+  it("an unusable -ca-file or -certs-dir names the flag (or key) and the path", async () => {
+    assert.equal(await singleProblem(["-ca-file", "missing.pem"]), "-ca-file missing.pem: cannot read it (ENOENT)");
+    assert.equal(
+      await singleProblem(["--ca-file", keys.notAKey]),
+      `--ca-file ${keys.notAKey}: no PEM certificate in it`,
+    );
+    assert.equal(
+      await singleProblem(["-ca-file", keys.cacheKey]),
+      `-ca-file ${keys.cacheKey}: no PEM certificate in it`,
+      "a private key is not a CA",
+    );
+    const mangled = await file(
+      "mangled-ca.pem",
+      (await readFile(keys.ukiCert, "utf8")).replace(/\n[A-Za-z0-9+/]{64}\n/, "\nAAAA\n"),
+    );
+    assert.match(
+      await singleProblem(["-ca-file", mangled]),
+      /^-ca-file .*mangled-ca\.pem: certificate 1 is not usable/,
+    );
+    assert.equal(await singleProblem(["-ca-file", keys.dir]), `-ca-file ${keys.dir}: not a regular file`);
+    assert.equal(await singleProblem(["-certs-dir", "no-such-dir"]), "-certs-dir no-such-dir: no such directory");
+    assert.equal(
+      await singleProblem(["-certs-dir", keys.dir, "-certs-dir", keys.ukiCert]),
+      `-certs-dir ${keys.ukiCert}: not a directory`,
+    );
+    const yaml = await file("bad-trust.yaml", "registry: {caFile: not-a-key.pem}\n");
+    assert.equal(
+      await singleProblem(["--config", yaml]),
+      `registry.caFile (in ${yaml}) not-a-key.pem: no PEM certificate in it`,
     );
   });
 

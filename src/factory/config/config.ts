@@ -26,6 +26,7 @@ import {
   certificateMatchesKey,
   FileProblem,
   pathKind,
+  readPemCaBundle,
   readPemCertificate,
   readPemPrivateKey,
   readSmallTextFile,
@@ -90,6 +91,14 @@ export interface ImageSources {
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "fatal";
 
+/** Trust for every registry the factory reaches (this project's `-ca-file` and `-certs-dir`). */
+export interface RegistryTls {
+  /** Absolute path of a PEM bundle of extra CAs; undefined: none. */
+  readonly caFile: string | undefined;
+  /** Absolute certs.d directories replacing the defaults; undefined: the defaults (docker's, containers'). */
+  readonly certsDirs: readonly string[] | undefined;
+}
+
 export type SecureBootConfig =
   | { readonly enabled: false }
   | {
@@ -126,6 +135,7 @@ export interface FactoryConfig {
   readonly registryRefreshIntervalMs: number;
   readonly maxConcurrency: number;
   readonly images: ImageSources;
+  readonly registryTls: RegistryTls;
   /** Catalog image references; "{version}" stands for the Talos version tag, e.g. v1.9.0. */
   readonly extraExtensionCatalogs: readonly string[];
   readonly stores: {
@@ -404,6 +414,34 @@ function validateExtraCatalogs(ctx: ValidationContext): string[] {
   return valid;
 }
 
+/** `-ca-file` must be a readable PEM CA bundle, each `-certs-dir` an existing directory: checked once, here. */
+async function validateRegistryTls(ctx: ValidationContext): Promise<RegistryTls | undefined> {
+  const caKey = "registry.caFile";
+  const dirsKey = "registry.certsDirs";
+  let ok = true;
+  let caFile: string | undefined;
+  if (str(ctx, caKey) !== "") {
+    const read = await checkedFile(ctx, caKey, readPemCaBundle);
+    if (read === undefined) ok = false;
+    else caFile = resolve(ctx.cwd, str(ctx, caKey));
+  }
+  const given = ctx.values.value<readonly string[]>(dirsKey);
+  const certsDirs: string[] = [];
+  for (const dir of given) {
+    const path = resolve(ctx.cwd, dir);
+    const kind = dir === "" ? "missing" : await pathKind(path);
+    if (kind === "directory") certsDirs.push(path);
+    else {
+      ok = false;
+      ctx.problems.add(
+        `${ctx.values.nameOf(dirsKey)} ${dir}: ${kind === "missing" ? "no such directory" : "not a directory"}`,
+      );
+    }
+  }
+  if (!ok) return undefined;
+  return { caFile, certsDirs: given.length > 0 ? certsDirs : undefined };
+}
+
 function validateSignatureOptions(ctx: ValidationContext): {
   options: VerificationOptions;
   flagNames: VerificationFlagNames;
@@ -666,10 +704,11 @@ export async function validateSettings(
   };
 
   const signature = validateSignatureOptions(ctx);
-  const [tls, secureBoot, cacheSigningKey, loaded] = await Promise.all([
+  const [tls, secureBoot, cacheSigningKey, registryTls, loaded] = await Promise.all([
     validateHttpTls(ctx),
     validateSecureBoot(ctx),
     validateCacheSigningKey(ctx, layout),
+    validateRegistryTls(ctx),
     (signature.refused ? Promise.resolve(undefined) : loadVerification(signature.options, signature.flagNames)).catch(
       (err: unknown) => {
         if (!isAppError(err)) throw err;
@@ -700,6 +739,7 @@ export async function validateSettings(
     registryRefreshIntervalMs: registryRefreshIntervalMs as number,
     maxConcurrency: maxConcurrency as number,
     images: images as ImageSources,
+    registryTls: registryTls as RegistryTls,
     extraExtensionCatalogs,
     stores: {
       cache: stores.cache as StoreLocation,
@@ -716,7 +756,10 @@ export async function validateSettings(
 }
 
 /** What a command that only pulls source images needs of the factory's settings (`boot-assets build`). */
-export type SourceSettings = Pick<FactoryConfig, "images" | "signatures" | "versions" | "extraExtensionCatalogs">;
+export type SourceSettings = Pick<
+  FactoryConfig,
+  "images" | "registryTls" | "signatures" | "versions" | "extraExtensionCatalogs"
+>;
 
 /**
  * Validates only the settings that say where the imager, installer and catalogs come from and how their
@@ -732,6 +775,7 @@ export async function validateSourceSettings(values: SettingValues, options: { c
     normalizeTalosVersion(str(ctx, "build.minTalosVersion")),
   );
   const signature = validateSignatureOptions(ctx);
+  const registryTls = await validateRegistryTls(ctx);
   const loaded = signature.refused
     ? undefined
     : await loadVerification(signature.options, signature.flagNames).catch((err: unknown) => {
@@ -742,6 +786,7 @@ export async function validateSourceSettings(values: SettingValues, options: { c
   problems.throwIfAny();
   const settings: SourceSettings = {
     images: images as ImageSources,
+    registryTls: registryTls as RegistryTls,
     extraExtensionCatalogs,
     versions: {
       minTalosVersion: minTalosVersion as string,

@@ -57,6 +57,25 @@ export async function readPemCertificate(path: string): Promise<X509Certificate>
   }
 }
 
+/** Bound on a CA bundle: one with every public root is about 250 KiB. */
+const maxCaBundleBytes = 4 * 1024 * 1024;
+const pemCertificatePattern = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** A PEM bundle of CA certificates (text between them, as in distribution bundles, is allowed); their count. */
+export async function readPemCaBundle(path: string): Promise<number> {
+  const text = await readSmallTextFile(path, maxCaBundleBytes);
+  const blocks = text.match(pemCertificatePattern) ?? [];
+  if (blocks.length === 0) throw new FileProblem("no PEM certificate in it");
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new FileProblem(`certificate ${index + 1} is not usable (${(err as Error).message})`);
+    }
+  }
+  return blocks.length;
+}
+
 /** Whether the certificate certifies this private key's public key. */
 export function certificateMatchesKey(certificate: X509Certificate, privateKey: KeyObject): boolean {
   const fromCert = certificate.publicKey.export({ type: "spki", format: "der" });

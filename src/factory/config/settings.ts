@@ -10,7 +10,8 @@
 //   - `containerSignature.publicKeyHashAlgo` defaults to empty, meaning "by key type" (sha256 for P-256 and
 //     RSA keys, as upstream's fixed sha256; sha384/sha512 for P-384/P-521 keys, as cosign signs them);
 //   - additions: `containerSignature.trustedRootFile`, `artifacts.extraExtensionCatalogs`, `dataDir`,
-//     `log.level`.
+//     `log.level`, and `registry.caFile` / `registry.certsDirs` (upstream's `registry` section only tunes
+//     its client's concurrency; it trusts the system roots and nothing else).
 // Settings for features not built yet carry `unsupported`: they are read (so an upstream configuration file
 // or command line parses) but any value other than the default is refused by name at validation.
 
@@ -447,6 +448,20 @@ export const scalarSettings: readonly SettingSpec[] = [
     default: "./data",
     flag: "data-dir",
     help: "directory of the embedded store and generated keys",
+  },
+  {
+    key: "registry.caFile",
+    type: "string",
+    default: "",
+    flag: "ca-file",
+    help: "PEM file of extra CA certificates trusted for every registry the factory talks to (image registry, cache, schematic and installer repositories)",
+  },
+  {
+    key: "registry.certsDirs",
+    type: "list",
+    default: [],
+    flag: "certs-dir",
+    help: "certs.d directory holding <host[:port]>/ca.crt (and client *.cert/*.key) files, repeatable; replaces the default /etc/docker/certs.d, /etc/containers/certs.d, ~/.config/containers/certs.d",
   },
   // upstream features not built here
   { key: "registry.jobs", type: "int", default: 64, unsupported: registryTuning, help: "" },

@@ -27,6 +27,9 @@ export function describeFactoryConfig(config: FactoryConfig): string[] {
   lines.push(
     `reading images from ${images.registry}${images.insecure ? " (insecure)" : ""}: ${images.imager}, ${images.installerBase}, ${images.extensionManifest}, ${images.overlayManifest}`,
   );
+  const { caFile, certsDirs } = config.registryTls;
+  if (caFile !== undefined) lines.push(`trusting registries' certificates also from ${caFile}`);
+  if (certsDirs !== undefined) lines.push(`certs.d directories: ${certsDirs.join(", ")}`);
   for (const catalog of config.extraExtensionCatalogs) lines.push(`extra extensions catalog ${catalog}`);
   lines.push(
     `Talos versions from ${config.versions.minTalosVersion}, rechecked every ${formatGoDuration(config.versions.recheckIntervalMs)}`,
