@@ -139,6 +139,38 @@ export function formatLegacyRekorBundle(bundle: LegacyRekorBundle): string {
   });
 }
 
+/** Upper bound on one RFC 3161 timestamp (a TimeStampResp with its TSA certificate is a few KiB). */
+export const maxTimestampBytes = 64 * 1024;
+
+const strictBase64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * The RFC 3161 timestamp annotation of a legacy signature layer: cosign's `bundle.RFC3161Timestamp` as JSON,
+ * `{"SignedRFC3161Timestamp":"<base64 of the DER TimeStampResp>"}` (Go encodes the []byte field as base64).
+ * Returns the DER bytes.
+ */
+export function parseLegacyTimestampAnnotation(annotation: string): Buffer {
+  if (annotation.length > 2 * maxTimestampBytes) throw integrity("RFC 3161 timestamp annotation is too large");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(annotation);
+  } catch (err) {
+    throw integrity(`RFC 3161 timestamp annotation is not JSON: ${(err as Error).message}`);
+  }
+  const encoded = (parsed as { SignedRFC3161Timestamp?: unknown } | null)?.SignedRFC3161Timestamp;
+  if (typeof encoded !== "string" || encoded === "" || !strictBase64Pattern.test(encoded))
+    throw integrity("RFC 3161 timestamp annotation lacks a base64 SignedRFC3161Timestamp");
+  const der = Buffer.from(encoded, "base64");
+  if (der.length > maxTimestampBytes)
+    throw integrity(`RFC 3161 timestamp is ${der.length} bytes, over the ${maxTimestampBytes} byte limit`);
+  return der;
+}
+
+/** Serializes an RFC 3161 timestamp annotation as cosign does. */
+export function formatLegacyTimestampAnnotation(timestamp: Uint8Array): string {
+  return JSON.stringify({ SignedRFC3161Timestamp: Buffer.from(timestamp).toString("base64") });
+}
+
 export function payloadDigest(payload: Uint8Array): Digest {
   return sha256Digest(payload);
 }

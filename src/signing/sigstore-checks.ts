@@ -7,10 +7,11 @@
 // chain shipped next to the signature (the legacy chain annotation, extra bundle certificates) never anchors.
 
 import type { Bundle, TransparencyLogEntry } from "@sigstore/bundle";
-import { pem, X509Certificate } from "@sigstore/core";
+import { ASN1Obj, pem, X509Certificate } from "@sigstore/core";
 import { type SignedEntity, type TrustMaterial, toSignedEntity, Verifier } from "@sigstore/verify";
 import { integrity } from "../errors.ts";
 import { leafIdentity } from "./certificate-identity.ts";
+import { maxTimestampBytes } from "./cosign-format.ts";
 import type { IdentityMatcher } from "./policy.ts";
 import type { KeylessTrust, VerificationKey } from "./verify-options.ts";
 
@@ -24,6 +25,8 @@ export type SignerInfo =
       matched: IdentityMatcher;
       /** The transparency log's time for the signature, when it has one. */
       integratedTime?: Date;
+      /** The time a timestamp authority certified (RFC 3161 genTime), when the signature has a timestamp. */
+      timestampAuthorityTime?: Date;
     };
 
 export function describeSigner(signer: SignerInfo): string {
@@ -93,17 +96,84 @@ function tlogBodyCertificate(entry: TransparencyLogEntry): Buffer | undefined {
   throw integrity(`unsupported transparency-log entry kind ${String(body.kind)} ${String(body.apiVersion)}`);
 }
 
+const OidExtKeyUsage = "2.5.29.37";
+const OidTimeStamping = "1.3.6.1.5.5.7.3.8";
+
+/**
+ * RFC 3161 §2.3: a TSA certificate has one extended key usage, timeStamping, marked critical. cosign and
+ * sigstore-go refuse a TSA whose certificate says otherwise; sigstore-js does not look, so TSAs of the trusted
+ * root that fail it are left out before it runs.
+ */
+function isTimestampingCertificate(cert: X509Certificate | undefined): boolean {
+  const eku = cert?.extension(OidExtKeyUsage);
+  if (!eku?.critical) return false;
+  try {
+    const usages = ASN1Obj.parseBuffer(Buffer.from(eku.value)).subs;
+    return usages.length === 1 && usages[0]?.tag.isOID() === true && usages[0].toOID() === OidTimeStamping;
+  } catch {
+    return false;
+  }
+}
+
 function verifierFor(trustMaterial: TrustMaterial): Verifier {
-  // SCTs are required exactly when the trusted root lists CT logs (a self-made test root may have none).
-  return new Verifier(trustMaterial, { ctlogThreshold: trustMaterial.ctlogs.length > 0 ? 1 : 0 });
+  const timestampAuthorities = trustMaterial.timestampAuthorities.filter((tsa) =>
+    isTimestampingCertificate(tsa.certChain[0]),
+  );
+  return new Verifier(
+    { ...trustMaterial, timestampAuthorities },
+    {
+      // SCTs are required exactly when the trusted root lists CT logs (a self-made test root may have none).
+      ctlogThreshold: trustMaterial.ctlogs.length > 0 ? 1 : 0,
+      // The signing time must be proven by at least one verified timestamp, and sigstore-js counts both kinds
+      // here: a Rekor SET (inclusion promise) or an RFC 3161 token from a TSA of the trusted root over the
+      // signature bytes. The leaf must be valid at every one of them.
+      timestampThreshold: 1,
+      // Every tlog entry present is still verified (SET, inclusion proof, body), but none is required on its own:
+      // a TSA-timestamped signature (cosign `--timestamp-server-url`, no Rekor upload) has none.
+      tlogThreshold: 0,
+    },
+  );
+}
+
+const isSequence = (obj: ASN1Obj) => obj.tag.isUniversal() && obj.tag.constructed && obj.tag.number === 0x10;
+
+/** At most this many RFC 3161 timestamps per signature (cosign writes one). */
+const maxTimestamps = 4;
+
+/**
+ * Bounds the bundle's RFC 3161 timestamps before sigstore-js parses them, and refuses a response whose status
+ * is not granted: sigstore-js reads the token without looking at the status, cosign's parser refuses it.
+ */
+function checkRfc3161Timestamps(bundle: Bundle): void {
+  const timestamps = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? [];
+  if (timestamps.length > maxTimestamps)
+    throw integrity(`the signature has ${timestamps.length} RFC 3161 timestamps, over the limit of ${maxTimestamps}`);
+  for (const { signedTimestamp } of timestamps) {
+    if (signedTimestamp.length > maxTimestampBytes)
+      throw integrity(`an RFC 3161 timestamp is ${signedTimestamp.length} bytes, over ${maxTimestampBytes}`);
+    let status: bigint | undefined;
+    try {
+      const response = ASN1Obj.parseBuffer(Buffer.from(signedTimestamp));
+      const statusInfo = response.subs[0];
+      if (isSequence(response) && response.subs.length === 2 && statusInfo && isSequence(statusInfo))
+        status = statusInfo.subs[0]?.toInteger();
+    } catch {
+      status = undefined;
+    }
+    if (status === undefined) throw integrity("an RFC 3161 timestamp is not a DER TimeStampResp with a token");
+    // 0 granted, 1 grantedWithMods (RFC 3161 PKIStatus); anything else carries no valid token.
+    if (status !== 0n && status !== 1n) throw integrity(`an RFC 3161 timestamp response has status ${status}`);
+  }
 }
 
 /**
- * Keyless: chain to the trusted root's CAs, timestamps (Rekor SET / inclusion proof, TSA), certificate valid at
- * that time, SCTs, tlog body ↔ signature, signature over the content; then EKU, issuer, identity policy.
+ * Keyless: chain to the trusted root's CAs, timestamps (a Rekor SET or a TSA's RFC 3161 token, at least one),
+ * certificate valid at each of them, SCTs, tlog body ↔ signature, signature over the content; then EKU, issuer,
+ * identity policy.
  */
 export function verifyKeylessBundle(bundle: Bundle, artifact: Buffer | undefined, trust: KeylessTrust): SignerInfo {
   const leaf = leafOf(bundle);
+  checkRfc3161Timestamps(bundle);
   let entity: SignedEntity;
   try {
     entity = toSignedEntity(bundle, artifact);
@@ -128,6 +198,11 @@ export function verifyKeylessBundle(bundle: Bundle, artifact: Buffer | undefined
     .map((e) => new Date(Number(e.integratedTime) * 1000));
   const signer: SignerInfo = { mode: "keyless", issuer: identity.issuer, subject: identity.subject, matched };
   if (times[0] !== undefined) signer.integratedTime = times[0];
+  for (const timestamp of entity.timestamps)
+    if (timestamp.$case === "timestamp-authority") {
+      signer.timestampAuthorityTime = timestamp.timestamp.signingTime;
+      break;
+    }
   return signer;
 }
 

@@ -1,8 +1,9 @@
 // One layer of a legacy `sha256-<hex>.sig` image: the simple-signing payload must claim this image's digest,
 // and its signature annotation must verify — with the configured key, or keyless by rebuilding a v0.1 Sigstore
-// bundle (message signature + leaf certificate + Rekor entry whose inclusion promise is the SET) from the
-// annotations and verifying that like any bundle. The chain annotation is ignored on purpose: only the
-// trusted root's CAs anchor a certificate.
+// bundle (message signature + leaf certificate + Rekor entry whose inclusion promise is the SET, and/or the
+// RFC 3161 timestamp of the `rfc3161timestamp` annotation as timestampVerificationData) from the annotations and
+// verifying that like any bundle. The chain annotation is ignored on purpose: only the trusted root's CAs
+// anchor a certificate.
 
 import { createHash, verify as verifySignature } from "node:crypto";
 import { type Bundle, bundleFromJSON, isBundleV01 } from "@sigstore/bundle";
@@ -14,6 +15,7 @@ import {
   Annotation,
   CosignSignatureType,
   parseLegacyRekorBundle,
+  parseLegacyTimestampAnnotation,
   parseSimpleSigningPayload,
   SimpleSigningMediaType,
 } from "./cosign-format.ts";
@@ -57,17 +59,10 @@ function verifyWithKey(payload: Buffer, signature: Buffer, key: VerificationKey)
   return { mode: "key", key: key.description };
 }
 
-/** Rebuilds the v0.1 bundle that the legacy annotations amount to. */
-export function legacyAnnotationsToBundle(
-  annotations: Record<string, string>,
-  payload: Buffer,
-  signature: Buffer,
-): Bundle {
-  const certificate = annotations[Annotation.certificate];
-  const rekorAnnotation = annotations[Annotation.bundle];
-  if (certificate === undefined) throw integrity("no certificate annotation (a key signature?)");
-  if (rekorAnnotation === undefined)
-    throw integrity("no Rekor bundle annotation: a keyless signature needs its transparency-log entry");
+type TlogEntryJson = Record<string, unknown>;
+
+/** The v0.1 tlog entry (with its SET as inclusion promise) that the Rekor bundle annotation amounts to. */
+function legacyTlogEntry(rekorAnnotation: string): TlogEntryJson {
   const rekor = parseLegacyRekorBundle(rekorAnnotation);
   const body = strictBase64(rekor.Payload.body, "the Rekor entry body");
   let parsedBody: { kind?: unknown; apiVersion?: unknown };
@@ -79,20 +74,46 @@ export function legacyAnnotationsToBundle(
   if (typeof parsedBody.kind !== "string" || typeof parsedBody.apiVersion !== "string")
     throw integrity("the Rekor entry body has no kind or apiVersion");
   if (!/^[0-9a-f]{64}$/.test(rekor.Payload.logID)) throw integrity("the Rekor logID is not 64 hex digits");
+  return {
+    logIndex: String(rekor.Payload.logIndex),
+    logId: { keyId: Buffer.from(rekor.Payload.logID, "hex").toString("base64") },
+    kindVersion: { kind: parsedBody.kind, version: parsedBody.apiVersion },
+    integratedTime: String(rekor.Payload.integratedTime),
+    inclusionPromise: { signedEntryTimestamp: rekor.SignedEntryTimestamp },
+    canonicalizedBody: body.toString("base64"),
+  };
+}
+
+/**
+ * Rebuilds the v0.1 bundle that the legacy annotations amount to. Its time evidence is the Rekor entry (bundle
+ * annotation), the TSA's RFC 3161 timestamp over the signature bytes (rfc3161timestamp annotation, what
+ * cosign writes with `--timestamp-server-url`), or both; with neither there is nothing to check the
+ * short-lived certificate against, so it is refused here (and the verifier demands one verified timestamp).
+ */
+export function legacyAnnotationsToBundle(
+  annotations: Record<string, string>,
+  payload: Buffer,
+  signature: Buffer,
+): Bundle {
+  const certificate = annotations[Annotation.certificate];
+  const rekorAnnotation = annotations[Annotation.bundle];
+  const timestampAnnotation = annotations[Annotation.rfc3161Timestamp];
+  if (certificate === undefined) throw integrity("no certificate annotation (a key signature?)");
+  if (rekorAnnotation === undefined && timestampAnnotation === undefined)
+    throw integrity(
+      "no Rekor bundle annotation and no RFC 3161 timestamp annotation: a keyless signature needs its transparency-log entry or a signed timestamp",
+    );
+  const tlogEntries = rekorAnnotation === undefined ? [] : [legacyTlogEntry(rekorAnnotation)];
+  const rfc3161Timestamps =
+    timestampAnnotation === undefined
+      ? []
+      : [{ signedTimestamp: parseLegacyTimestampAnnotation(timestampAnnotation).toString("base64") }];
   const serialized = {
     mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
     verificationMaterial: {
       x509CertificateChain: { certificates: [{ rawBytes: singleCertificate(certificate).toString("base64") }] },
-      tlogEntries: [
-        {
-          logIndex: String(rekor.Payload.logIndex),
-          logId: { keyId: Buffer.from(rekor.Payload.logID, "hex").toString("base64") },
-          kindVersion: { kind: parsedBody.kind, version: parsedBody.apiVersion },
-          integratedTime: String(rekor.Payload.integratedTime),
-          inclusionPromise: { signedEntryTimestamp: rekor.SignedEntryTimestamp },
-          canonicalizedBody: body.toString("base64"),
-        },
-      ],
+      tlogEntries,
+      timestampVerificationData: { rfc3161Timestamps },
     },
     messageSignature: {
       messageDigest: { algorithm: "SHA2_256", digest: createHash("sha256").update(payload).digest("base64") },

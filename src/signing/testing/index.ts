@@ -4,7 +4,13 @@
 
 import { createHash, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import { Annotation, formatLegacyRekorBundle, InTotoPayloadType, type LegacyRekorBundle } from "../cosign-format.ts";
+import {
+  Annotation,
+  formatLegacyRekorBundle,
+  formatLegacyTimestampAnnotation,
+  InTotoPayloadType,
+  type LegacyRekorBundle,
+} from "../cosign-format.ts";
 import { dsseBundle, dsseEnvelope, preAuthEncoding, type SigstoreBundleJson } from "../sigstore-bundle.ts";
 import {
   type CertificateAuthorityOptions,
@@ -15,9 +21,11 @@ import {
   TestCertificateAuthority,
 } from "./ca.ts";
 import { type LogEntry, TestCtLog, TestTransparencyLog } from "./tlog.ts";
+import { TestTimestampAuthority, type TimestampAuthorityOptions } from "./tsa.ts";
 
 export * from "./ca.ts";
 export * from "./tlog.ts";
+export * from "./tsa.ts";
 
 export interface TestSigstoreOptions {
   /** Options for the Fulcio-like CA (curve, name, validity). */
@@ -28,6 +36,8 @@ export interface TestSigstoreOptions {
   ctlog?: boolean;
   /** Checkpoint origin / host name of the Rekor log. */
   rekorOrigin?: string;
+  /** Also run an RFC 3161 timestamp authority listed in the trusted root (`true` or its options). Default false. */
+  tsa?: boolean | TimestampAuthorityOptions;
 }
 
 /** Who a keyless signature claims to be, and how to bend the certificate and log entry for negative tests. */
@@ -63,6 +73,42 @@ export interface KeylessBundle {
   privateKey: KeyObject;
 }
 
+/** How a signature gets its RFC 3161 timestamp (`keylessSignTimestamped`, `keylessBundleTimestamped`). */
+export interface TimestampingOptions {
+  /** The authority that timestamps; default this Sigstore's own (e.g. a stranger's TSA, absent from the root). */
+  authority?: TestTimestampAuthority;
+  /** Timestamp these bytes instead of the signature: a timestamp that belongs to something else. */
+  over?: Buffer;
+  /** The time the token certifies; default the identity's `integratedTime`, else now. */
+  genTime?: Date;
+  /** Also log the signature in Rekor (SET and bundle annotation / tlog entry), as cosign does with both. */
+  rekor?: boolean;
+}
+
+/** A keyless legacy signature timestamped by a TSA: the annotations carry `rfc3161timestamp`. */
+export interface TimestampedKeylessSignature {
+  payload: Buffer;
+  signature: Buffer;
+  certificatePem: string;
+  chainPem: string;
+  /** DER TimeStampResp over the signature bytes. */
+  timestamp: Buffer;
+  /** The Rekor entry, when `rekor` was asked for. */
+  logEntry?: LogEntry;
+  annotations: Record<string, string>;
+  privateKey: KeyObject;
+}
+
+/** A keyless v0.3 bundle with `timestampVerificationData.rfc3161Timestamps`. */
+export interface TimestampedKeylessBundle {
+  bundle: SigstoreBundleJson;
+  certificatePem: string;
+  /** DER TimeStampResp over the DSSE signature bytes. */
+  timestamp: Buffer;
+  logEntry?: LogEntry;
+  privateKey: KeyObject;
+}
+
 export interface TrustedRootJson {
   mediaType: string;
   tlogs: unknown[];
@@ -85,11 +131,18 @@ export class TestSigstore {
   readonly ca: TestCertificateAuthority;
   readonly rekor: TestTransparencyLog;
   readonly ctlog: TestCtLog | undefined;
+  readonly tsa: TestTimestampAuthority | undefined;
 
-  constructor(ca: TestCertificateAuthority, rekor: TestTransparencyLog, ctlog: TestCtLog | undefined) {
+  constructor(
+    ca: TestCertificateAuthority,
+    rekor: TestTransparencyLog,
+    ctlog: TestCtLog | undefined,
+    tsa?: TestTimestampAuthority,
+  ) {
     this.ca = ca;
     this.rekor = rekor;
     this.ctlog = ctlog;
+    this.tsa = tsa;
   }
 
   /** The trusted_root.json object naming this CA, log and (optional) CT log. */
@@ -121,7 +174,7 @@ export class TestSigstore {
         },
       ],
       ctlogs: this.ctlog ? [logJson(this.ctlog.baseUrl, this.ctlog.key)] : [],
-      timestampAuthorities: [],
+      timestampAuthorities: this.tsa ? [this.tsa.trustedRootEntry()] : [],
     };
   }
 
@@ -220,13 +273,88 @@ export class TestSigstore {
       privateKey,
     };
   }
+
+  private timestampOver(signature: Buffer, identity: KeylessIdentity, options: TimestampingOptions): Buffer {
+    const authority = options.authority ?? this.tsa;
+    if (!authority) throw new Error("this test Sigstore has no TSA: create it with { tsa: true } or pass an authority");
+    const genTime =
+      options.genTime ?? (identity.integratedTime !== undefined ? new Date(identity.integratedTime * 1000) : undefined);
+    return authority.timestamp(options.over ?? signature, { genTime });
+  }
+
+  /**
+   * A keyless legacy signature timestamped by a TSA, as `cosign sign --timestamp-server-url … --tlog-upload=false`
+   * writes it: signature, certificate, chain and `rfc3161timestamp` annotations, no Rekor bundle (unless `rekor`).
+   */
+  async keylessSignTimestamped(
+    payload: Buffer,
+    identity: KeylessIdentity = {},
+    options: TimestampingOptions = {},
+  ): Promise<TimestampedKeylessSignature> {
+    const privateKey = identity.privateKey ?? generateEcKeyPair("P-256").privateKey;
+    let base: Omit<TimestampedKeylessSignature, "timestamp">;
+    if (options.rekor) {
+      const signed = await this.keylessSign(payload, { ...identity, privateKey });
+      base = { ...signed, annotations: { ...signed.annotations } };
+    } else {
+      const signingTime = identity.integratedTime ?? Math.floor(Date.now() / 1000);
+      const leaf = await this.leafFor(identity, privateKey, signingTime);
+      const signature = sign(hashFor(privateKey), payload, privateKey);
+      base = {
+        payload,
+        signature,
+        certificatePem: leaf.pem,
+        chainPem: leaf.chainPem,
+        annotations: {
+          [Annotation.signature]: signature.toString("base64"),
+          [Annotation.certificate]: leaf.pem,
+          [Annotation.chain]: leaf.chainPem,
+        },
+        privateKey,
+      };
+    }
+    const timestamp = this.timestampOver(base.signature, identity, options);
+    base.annotations[Annotation.rfc3161Timestamp] = formatLegacyTimestampAnnotation(timestamp);
+    return { ...base, timestamp };
+  }
+
+  /** A keyless v0.3 bundle whose time comes from the TSA (over the DSSE signature), no tlog entry (unless `rekor`). */
+  async keylessBundleTimestamped(
+    payload: Buffer,
+    identity: KeylessIdentity = {},
+    options: TimestampingOptions = {},
+    payloadType: string = InTotoPayloadType,
+  ): Promise<TimestampedKeylessBundle> {
+    const privateKey = identity.privateKey ?? generateEcKeyPair("P-256").privateKey;
+    let made: Omit<TimestampedKeylessBundle, "timestamp">;
+    if (options.rekor) {
+      made = await this.keylessBundle(payload, { ...identity, privateKey }, payloadType);
+    } else {
+      const signingTime = identity.integratedTime ?? Math.floor(Date.now() / 1000);
+      const leaf = await this.leafFor(identity, privateKey, signingTime);
+      const signature = sign(hashFor(privateKey), preAuthEncoding(payloadType, payload), privateKey);
+      const envelope = dsseEnvelope(payload, payloadType, signature);
+      made = {
+        bundle: dsseBundle({ envelope, certificatePem: leaf.pem, tlogEntries: [] }),
+        certificatePem: leaf.pem,
+        privateKey,
+      };
+    }
+    const sig = made.bundle.dsseEnvelope.signatures[0]?.sig ?? "";
+    const timestamp = this.timestampOver(Buffer.from(sig, "base64"), identity, options);
+    made.bundle.verificationMaterial.timestampVerificationData = {
+      rfc3161Timestamps: [{ signedTimestamp: timestamp.toString("base64") }],
+    };
+    return { ...made, timestamp };
+  }
 }
 
 export async function createTestSigstore(options: TestSigstoreOptions = {}): Promise<TestSigstore> {
   const ca = await TestCertificateAuthority.create(options.ca);
   const rekor = new TestTransparencyLog({ curve: options.rekorCurve, origin: options.rekorOrigin });
   const ctlog = options.ctlog ? new TestCtLog() : undefined;
-  return new TestSigstore(ca, rekor, ctlog);
+  const tsa = options.tsa ? await TestTimestampAuthority.create(options.tsa === true ? {} : options.tsa) : undefined;
+  return new TestSigstore(ca, rekor, ctlog, tsa);
 }
 
 /** An attacker's CA: same shape as the trusted one, absent from any trusted root. */
