@@ -8,12 +8,18 @@
 //   initramfs  the imager's initramfs with the extensions appended (extensions.ts)
 //   uki        systemd-stub + .osrel .cmdline .uname .linux .initrd (formats/uki.ts); unsigned
 //   installer  docker-save tarball: the base installer's layers + one artifacts layer in the version's layout
+//   iso        GRUB ISO (grub boot loader), hybrid GRUB-BIOS + systemd-boot-UEFI ISO (dual-boot) or UEFI ISO
+//              (sd-boot), with the ISO command line (iso/iso.ts)
+//   disk       the raw image with the version's partitions and META (disk/talos-disk.ts), then compressed or
+//              converted (disk/outputs.ts)
+// Intermediate results (the extended initramfs, the UKI) are made once per build and shared by the steps.
 
 import { randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { badRequest, integrity, unsupported } from "../errors.ts";
+import type { MetaRecord } from "../formats/meta-partition.ts";
 import { assembleUki, osReleaseFor } from "../formats/uki.ts";
 import type { Digest } from "../oci/digest.ts";
 import { writeDockerArchive } from "../oci/docker-archive.ts";
@@ -21,9 +27,12 @@ import { buildLayer } from "../oci/layer.ts";
 import type { TarEntry } from "../oci/tar.ts";
 import { resolveMtime } from "../oci/tar.ts";
 import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
-import { rulesFor } from "../talos/version-rules.ts";
+import { type Bootloader, rulesFor } from "../talos/version-rules.ts";
+import { buildOva, compressDiskImage, convertDiskImage } from "./disk/outputs.ts";
+import { buildTalosDisk } from "./disk/talos-disk.ts";
 import { buildExtendedInitramfs } from "./extensions.ts";
 import { type ImagerInputs, imagerAsset } from "./inputs.ts";
+import { buildGrubIso, buildHybridIso, buildUefiIso } from "./iso/iso.ts";
 import { bzImageKernelRelease } from "./kernel.ts";
 import type { BuildKind, BuildProfile } from "./profile.ts";
 
@@ -261,6 +270,109 @@ const installerBuilder: AssetBuilder = {
   },
 };
 
+function bootloaderOf(profile: BuildProfile): Bootloader {
+  if (profile.bootloader === undefined) throw badRequest(`${profile.filename}: the profile names no boot loader`);
+  // GRUB here is GRUB for x86 (BIOS core image, x86_64-efi); upstream's arm64 GRUB images are not made.
+  if (profile.arch !== "amd64" && profile.bootloader !== "sd-boot")
+    throw unsupported(`${profile.filename}: ${profile.bootloader} images are built for amd64 only`);
+  return profile.bootloader;
+}
+
+const isoBuilder: AssetBuilder = {
+  kind: "iso",
+  async build(context, outPath) {
+    const { profile, inputs } = context;
+    refuseSecureBoot(profile);
+    const bootloader = bootloaderOf(profile);
+    const rules = rulesFor(profile.talosVersion);
+    const common = {
+      out: outPath,
+      version: profile.talosVersion,
+      volumeLabel: rules.isoVolumeLabel,
+      mtime: context.mtime,
+      scratchDir: context.workDir,
+      signal: context.signal,
+    };
+    const grub = async () => ({
+      kernel: await imagerAsset(inputs, profile.arch, "vmlinuz"),
+      initramfs: await extendedInitramfs(context),
+      cmdline: cmdlineFor(profile, "iso"),
+      resetEntry: rules.grubResetOption,
+    });
+    const uefi = async () => ({
+      uki: await unifiedKernelImage(context, "iso"),
+      sdBoot: await imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
+      arch: profile.arch,
+    });
+    context.log(`ISO with ${bootloader}`);
+    if (bootloader === "grub") await buildGrubIso({ ...common, ...(await grub()) });
+    else if (bootloader === "dual-boot") await buildHybridIso({ ...common, ...(await grub()), ...(await uefi()) });
+    else await buildUefiIso({ ...common, ...(await uefi()) });
+  },
+};
+
+const diskBuilder: AssetBuilder = {
+  kind: "disk",
+  async build(context, outPath) {
+    const { profile, inputs } = context;
+    refuseSecureBoot(profile);
+    const bootloader = bootloaderOf(profile);
+    const disk = profile.disk;
+    if (disk === undefined) throw badRequest(`${profile.filename}: the profile has no disk image options`);
+    const rules = rulesFor(profile.talosVersion);
+    const withGrub = bootloader !== "sd-boot";
+    const withUki = bootloader !== "grub";
+    const plainRaw = disk.format === "raw" && disk.compression === "none";
+    const raw = plainRaw ? outPath : join(context.workDir, "disk.raw");
+    const meta: MetaRecord[] = profile.schematic.meta.map((m) => ({ tag: m.key, value: Buffer.from(m.value) }));
+    context.log(`disk image with ${bootloader}, ${disk.sizeBytes / (1024 * 1024)} MiB`);
+    const { layout } = await buildTalosDisk({
+      out: raw,
+      sizeBytes: disk.sizeBytes,
+      rules,
+      bootloader,
+      arch: profile.arch,
+      version: profile.talosVersion,
+      ...(withGrub
+        ? {
+            cmdline: cmdlineFor(profile, "disk"),
+            kernel: await imagerAsset(inputs, profile.arch, "vmlinuz"),
+            initramfs: await extendedInitramfs(context),
+          }
+        : {}),
+      ...(withUki
+        ? {
+            uki: await unifiedKernelImage(context, "disk"),
+            sdBoot: await imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
+          }
+        : {}),
+      meta,
+      scratchDir: context.workDir,
+      mtime: context.mtime,
+      signal: context.signal,
+    });
+    context.log(`partitions: ${layout.partitions.map((p) => p.name).join(" ")}`);
+    if (plainRaw) return;
+    // The boot assets are no longer needed: free their room before the image is copied once more.
+    for (const key of context.cache.keys())
+      await rm(await (context.cache.get(key) as Promise<string>), { force: true });
+    context.cache.clear();
+    const outputOptions = { mtime: context.mtime, signal: context.signal };
+    if (disk.format === "ova") {
+      await buildOva(raw, outPath, { ...outputOptions, diskSizeBytes: disk.sizeBytes, scratchDir: context.workDir });
+      return;
+    }
+    let image = raw;
+    if (disk.format !== "raw") {
+      image = disk.compression === "none" ? outPath : join(context.workDir, `disk.${disk.format}`);
+      const qemuFormat = disk.format === "vhd" ? "vpc" : "qcow2";
+      await convertDiskImage(raw, image, qemuFormat, disk.formatOptions, outputOptions);
+      await rm(raw, { force: true });
+    }
+    if (disk.compression !== "none") await compressDiskImage(image, outPath, disk.compression, outputOptions);
+  },
+};
+
 /** Every builder, by output kind. */
 export const assetBuilders: Readonly<Record<BuildKind, AssetBuilder>> = {
   kernel: kernelBuilder,
@@ -268,6 +380,8 @@ export const assetBuilders: Readonly<Record<BuildKind, AssetBuilder>> = {
   initramfs: initramfsBuilder,
   uki: ukiBuilder,
   installer: installerBuilder,
+  iso: isoBuilder,
+  disk: diskBuilder,
 };
 
 /** The inputs must be what the profile (and so its hash) describes. */

@@ -8,23 +8,38 @@
 //   - initramfs, kernel and the non-secure-boot installer carry no extra kernel args, and the installer no
 //     META (its UKI, from 1.10, gets the platform's plain cmdline);
 //   - kernel, initramfs and installer are platform-independent (`metal`) except an installer whose version
-//     embeds a UKI (its cmdline names the platform).
+//     embeds a UKI (its cmdline names the platform);
+//   - ISOs and disk images keep the platform, the extra kernel args and META (a disk image puts META in its
+//     META partition, an ISO on the command line) and record the boot loader the version picks; disk images
+//     also record their size and qemu-img options, from the platform's defaults as image-factory's
+//     ParseFromPath takes them (8 GiB for a platform without defaults).
 
 import { createHash } from "node:crypto";
 import { badRequest, unsupported } from "../errors.ts";
-import type { AssetRequest } from "../talos/asset-path.ts";
+import type { AssetRequest, DiskCompression, DiskFormat } from "../talos/asset-path.ts";
 import type { OutputKind } from "../talos/cmdline.ts";
+import { diskImageBytes, diskImageDefaults } from "../talos/disk-layout.ts";
 import type { MetaValue } from "../talos/meta.ts";
 import type { Arch } from "../talos/platforms.ts";
 import { canonicalYaml, type Schematic, schematicId } from "../talos/schematic.ts";
-import { rulesFor } from "../talos/version-rules.ts";
+import { type Bootloader, bootloaderFor, rulesFor, type VersionRules } from "../talos/version-rules.ts";
 
 /** Bump to rebuild every cached asset (e.g. after fixing a bug that changed output bytes). */
 export const profileHashSalt = "boot-assets imager profile 1";
 
-/** The output kinds this imager builds (disk images and ISOs come in part 2). */
-export type BuildKind = Extract<OutputKind, "kernel" | "initramfs" | "cmdline" | "uki" | "installer">;
-export const buildKinds: readonly BuildKind[] = ["kernel", "initramfs", "cmdline", "uki", "installer"];
+/** The output kinds this imager builds. */
+export type BuildKind = Extract<OutputKind, "kernel" | "initramfs" | "cmdline" | "uki" | "installer" | "iso" | "disk">;
+export const buildKinds: readonly BuildKind[] = ["kernel", "initramfs", "cmdline", "uki", "installer", "iso", "disk"];
+
+/** How a disk image is made: what decides its bytes beyond the boot assets. */
+export interface DiskImageProfile {
+  format: DiskFormat;
+  compression: DiskCompression;
+  /** The image's size (the platform's base size grown as the version and boot loader need). */
+  sizeBytes: number;
+  /** qemu-img `-o` options (qcow2, vhd), from the platform's defaults. */
+  formatOptions?: string;
+}
 
 export interface ProfileExtension {
   /** Repository path, e.g. `siderolabs/zfs`. */
@@ -40,6 +55,10 @@ export interface BuildProfile {
   arch: Arch;
   platform: string;
   secureBoot: boolean;
+  /** ISOs and disk images: the boot loader(s) they carry (version rules, arch, secure boot). */
+  bootloader?: Bootloader;
+  /** Disk images only. */
+  disk?: DiskImageProfile;
   /** The output name (`initramfs-amd64.xz`, `metal-amd64-uki.efi`…); not part of the hash. */
   filename: string;
   schematic: {
@@ -81,6 +100,45 @@ function isBuildKind(kind: OutputKind): kind is BuildKind {
   return (buildKinds as readonly string[]).includes(kind);
 }
 
+const mib = 1024 * 1024;
+/** image-factory's size for a platform without defaults (profile.DefaultRAWDiskSize). */
+const defaultDiskBaseBytes = 8192 * mib;
+
+/** qemu's name for the format (a `.vhd` is qemu's "vpc"). */
+function qemuFormat(format: DiskFormat): string {
+  return format === "vhd" ? "vpc" : format;
+}
+
+/**
+ * The disk image options: size and qemu-img options from the platform's defaults. The options only apply
+ * when the request asks for the platform's own format (image-factory passes them whatever the format, so
+ * `azure-amd64.qcow2` would hand VHD options to the qcow2 driver and fail).
+ */
+export function diskImageProfile(
+  platform: string,
+  disk: { format: DiskFormat; compression: DiskCompression },
+  rules: VersionRules,
+  bootloader: Bootloader,
+): DiskImageProfile {
+  let defaults: ReturnType<typeof diskImageDefaults> | undefined;
+  try {
+    defaults = diskImageDefaults(platform);
+  } catch {
+    defaults = undefined;
+  }
+  const base = defaults?.baseBytes ?? defaultDiskBaseBytes;
+  const formatOptions =
+    defaults?.formatOptions !== undefined && defaults.format === qemuFormat(disk.format)
+      ? defaults.formatOptions
+      : undefined;
+  return {
+    format: disk.format,
+    compression: disk.compression,
+    sizeBytes: diskImageBytes(base, rules, bootloader),
+    ...(formatOptions === undefined ? {} : { formatOptions }),
+  };
+}
+
 /** The profile for one asset request, built from the schematic and the digests of its sources. */
 export function createBuildProfile(request: AssetRequest, schematic: Schematic, sources: ProfileSources): BuildProfile {
   const kind = request.kind;
@@ -97,13 +155,28 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
 
   const customization = !(kind === "initramfs" || kind === "kernel" || (kind === "installer" && !request.secureBoot));
   const platformMatters =
-    kind === "cmdline" || kind === "uki" || (kind === "installer" && (rules.sdBootForUefi || request.secureBoot));
+    kind === "cmdline" ||
+    kind === "uki" ||
+    kind === "iso" ||
+    kind === "disk" ||
+    (kind === "installer" && (rules.sdBootForUefi || request.secureBoot));
+  const bootloader =
+    kind === "iso" || kind === "disk"
+      ? bootloaderFor(rules, { arch: request.arch, secureBoot: request.secureBoot })
+      : undefined;
+  let disk: DiskImageProfile | undefined;
+  if (kind === "disk") {
+    if (request.disk === undefined) throw badRequest(`${request.filename}: a disk image request names no format`);
+    disk = diskImageProfile(request.platform, request.disk, rules, bootloader as Bootloader);
+  }
   return {
     kind,
     talosVersion: request.talosVersion,
     arch: request.arch,
     platform: platformMatters ? request.platform : "metal",
     secureBoot: request.secureBoot,
+    ...(bootloader === undefined ? {} : { bootloader }),
+    ...(disk === undefined ? {} : { disk }),
     filename: request.filename,
     schematic: {
       ...(usesExtensions

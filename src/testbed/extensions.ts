@@ -268,3 +268,61 @@ export function testbedExtensionImages(inputs: ExtensionInputs): ExtensionImageS
     };
   });
 }
+
+export interface BenchExtensionInputs {
+  talosVersion: string;
+  /** The incompressible blob `testbed-bulky` carries; no bulky extension when undefined. */
+  bulkyFile?: { path: string; size: number };
+  /** How many small `testbed-filler-NN` extensions to add. */
+  fillers: number;
+}
+
+/**
+ * Bench-only extensions (publishTestbedRelease's `benchExtensions`), never in a default release:
+ * `testbed-bulky` holds one large file of incompressible bytes under /usr/local/share (the worst case for
+ * squashfs and the compressors, like a GPU driver), and `testbed-filler-NN` one small file each, to make up
+ * the number of extensions a real schematic has.
+ */
+export function benchExtensionImages(inputs: BenchExtensionInputs): ExtensionImageSpec[] {
+  const suffix = talosVersionSuffix(inputs.talosVersion);
+  const specs: { name: string; description: string; rootfs: TarEntry[] }[] = [];
+  if (inputs.bulkyFile !== undefined)
+    specs.push({
+      name: "testbed-bulky",
+      description: `${inputs.bulkyFile.size} bytes of incompressible data (bench only).\n`,
+      rootfs: [
+        {
+          type: "file",
+          path: "usr/local/share/testbed-bulky/blob",
+          mode: 0o644,
+          sourcePath: inputs.bulkyFile.path,
+          size: inputs.bulkyFile.size,
+        },
+      ],
+    });
+  for (let i = 1; i <= inputs.fillers; i++) {
+    const name = `testbed-filler-${String(i).padStart(2, "0")}`;
+    specs.push({
+      name,
+      description: "A small extension that only adds one file (bench only).\n",
+      rootfs: [file(`usr/local/share/${name}/README`, standIn(`filler extension ${i}`))],
+    });
+  }
+  return specs.map(({ name, description, rootfs }) => {
+    const version = `1.0.0-${suffix}`;
+    const manifest = extensionManifestYaml({ name, version, description, constraint: compatibleConstraint });
+    return {
+      name,
+      repository: `siderolabs/${name}`,
+      version,
+      description,
+      constraint: compatibleConstraint,
+      compatible: isCompatible(parseExtensionManifest(manifest, name), inputs.talosVersion),
+      entries: [
+        file("manifest.yaml", manifest),
+        { type: "directory", path: "rootfs", mode: 0o755 },
+        ...rootfs.map((entry) => ({ ...entry, path: `rootfs/${entry.path}` })),
+      ],
+    };
+  });
+}

@@ -9,10 +9,13 @@
 // Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
 // key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
 
-import { createReadStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createCipheriv } from "node:crypto";
+import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { AppError, badRequest } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/client.ts";
@@ -28,7 +31,7 @@ import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
 import { depmodTool } from "../tools/kmod.ts";
 import { runToolText } from "../tools/run.ts";
 import { bootAssetsCacheDir, fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
-import { extensionModule, testbedExtensionImages } from "./extensions.ts";
+import { benchExtensionImages, extensionModule, testbedExtensionImages } from "./extensions.ts";
 import {
   type BaseBootAssets,
   buildBaseBootAssets,
@@ -105,6 +108,11 @@ export interface PublishTestbedReleaseOptions {
   /** Progress lines. */
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /**
+   * Bench only: extra extensions in every version — `testbed-bulky` with `bulkyBytes` of incompressible
+   * data (generated once under `<cacheDir>/testbed/bench/`) and `fillers` small `testbed-filler-NN` ones.
+   */
+  benchExtensions?: { bulkyBytes?: number; fillers?: number };
 }
 
 interface ReleaseContext {
@@ -118,6 +126,33 @@ interface ReleaseContext {
   log: (line: string) => void;
   signal?: AbortSignal;
   signatures: { written: number; present: number };
+  bench?: { bulkyFile?: { path: string; size: number }; fillers: number };
+}
+
+const maxBulkyBytes = 4 * 1024 * 1024 * 1024;
+const maxFillers = 64;
+
+/**
+ * A file of `size` incompressible, deterministic bytes: the AES-256-CTR keystream of a fixed key, streamed
+ * (never held in memory), made once and kept.
+ */
+async function bulkyFile(cacheDir: string, size: number): Promise<{ path: string; size: number }> {
+  if (!Number.isInteger(size) || size < 1 || size > maxBulkyBytes)
+    throw badRequest(`bulkyBytes must be 1 byte to 4 GiB, not ${size}`);
+  const dir = join(cacheDir, "testbed", "bench");
+  const path = join(dir, `bulky-${size}.bin`);
+  if (existsSync(path) && (await stat(path)).size === size) return { path, size };
+  await mkdir(dir, { recursive: true });
+  const cipher = createCipheriv("aes-256-ctr", Buffer.alloc(32, 7), Buffer.alloc(16));
+  const zeros = Buffer.alloc(1024 * 1024);
+  async function* keystream() {
+    for (let left = size; left > 0; left -= zeros.length)
+      yield cipher.update(zeros.subarray(0, Math.min(left, zeros.length)));
+  }
+  const partial = `${path}.part`;
+  await pipeline(Readable.from(keystream()), createWriteStream(partial));
+  await rename(partial, path);
+  return { path, size };
 }
 
 /** Builds, pushes and signs the release for every version; returns what was published. */
@@ -146,6 +181,16 @@ export async function publishTestbedRelease(options: PublishTestbedReleaseOption
     signal: options.signal,
     signatures: { written: 0, present: 0 },
   };
+  const bench = options.benchExtensions;
+  if (bench !== undefined) {
+    const fillers = bench.fillers ?? 0;
+    if (!Number.isInteger(fillers) || fillers < 0 || fillers > maxFillers)
+      throw badRequest(`fillers must be 0–${maxFillers}, not ${fillers}`);
+    context.bench = {
+      fillers,
+      ...(bench.bulkyBytes === undefined ? {} : { bulkyFile: await bulkyFile(cacheDir, bench.bulkyBytes) }),
+    };
+  }
 
   const released: ReleaseVersion[] = [];
   for (const version of versions) released.push(await publishVersion(context, version));
@@ -206,6 +251,8 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
     moduleFiles: await extensionModuleFiles(context, base),
     busyboxSize: (await stat(context.packages.busybox.binary)).size,
   });
+  if (context.bench !== undefined)
+    extensions.push(...benchExtensionImages({ talosVersion: version, ...context.bench }));
   for (const extension of extensions) {
     const spec: ImageSpec = { repository: extension.repository, tag: extension.version, layers: [extension.entries] };
     const image = await buildImage(spec, context.cache);

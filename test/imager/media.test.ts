@@ -1,0 +1,312 @@
+// ISOs and disk images built by the imager (build() with iso/disk profiles) from the test bed release, read
+// back with independent tools: xorriso -toc / -report_el_torito for ISOs, sgdisk -v and sfdisk --json for
+// the partition table, fsck.vfat -n on the EFI partition and xfs_repair -n on BOOT (each cut out of the
+// image with dd), the META partition decoded, qemu-img check / info for qcow2 and VHD, tar for .tar.gz and
+// OVA, zstd for .zst; and the GPT, META and EFI FAT byte-identical across two builds.
+// Expected values come from talos-formats.md (sizes, labels, META tags, cmdline rules), not from the code.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { after, before, describe, test } from "node:test";
+import { isAppError } from "../../src/errors.ts";
+import { decodeMetaPartition } from "../../src/formats/meta-partition.ts";
+import { profileHash } from "../../src/imager/profile.ts";
+import { fsckVfat } from "../../src/tools/dosfstools.ts";
+import { type SfdiskTable, sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
+import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
+import { qemuImgCheck, qemuImgInfo } from "../../src/tools/qemu-img.ts";
+import { xfsRepairCheck } from "../../src/tools/xfsprogs.ts";
+import { isoBootReport, isoExtract, isoFiles, isoToc } from "../../src/tools/xorriso.ts";
+import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
+import {
+  buildAsset,
+  compatibleExtensions,
+  type PreparedVersion,
+  prepareVersion,
+  profileFor,
+  testSchematic,
+} from "./helpers.ts";
+
+const mib = 1024 * 1024;
+const sector = 512;
+const epoch = 1700000000;
+const metaValue = "hello from META";
+
+function sh(command: string, args: string[]): string {
+  return execFileSync(command, args, { maxBuffer: 64 * mib }).toString("utf8");
+}
+
+async function sha256(path: string, start?: number, end?: number): Promise<string> {
+  const hash = createHash("sha256");
+  await pipeline(createReadStream(path, { start, end }), hash);
+  return hash.digest("hex");
+}
+
+/** A partition as sfdisk reads it (start and size in sectors). */
+function partition(table: SfdiskTable, name: string) {
+  const found = table.partitions.find((p) => p.name === name);
+  assert.ok(found, `partition ${name} in ${table.partitions.map((p) => p.name).join(",")}`);
+  return found;
+}
+
+/** Copies one partition out of the image (sparse, with dd) for a file system checker. */
+function cutPartition(image: string, table: SfdiskTable, name: string, out: string): string {
+  const p = partition(table, name);
+  sh("dd", [
+    `if=${image}`,
+    `of=${out}`,
+    "bs=1M",
+    "iflag=skip_bytes,count_bytes",
+    `skip=${p.start * sector}`,
+    `count=${p.size * sector}`,
+    "conv=sparse",
+    "status=none",
+  ]);
+  return out;
+}
+
+async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of createReadStream(path, { start: offset, end: offset + length - 1 }))
+    chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe("imager: ISOs and disk images", () => {
+  let fixture: ReleaseFixture;
+  let out: string;
+  const prepared = new Map<string, PreparedVersion>();
+  const schematic = testSchematic(compatibleExtensions, {
+    extraKernelArgs: ["-consoleblank", "testbed.extra=yes"],
+    meta: [{ key: 0xc, value: metaValue }],
+  });
+  const v = (version: string) => prepared.get(version) as PreparedVersion;
+
+  before(async () => {
+    fixture = await openReleaseFixture(["v1.8.2", "v1.10.3"]);
+    for (const version of ["v1.8.2", "v1.10.3"])
+      prepared.set(version, await prepareVersion(fixture, version, compatibleExtensions));
+    out = await mkdtemp(join(fixture.scratch, "media-"));
+  });
+  after(async () => {
+    await fixture?.close();
+  });
+
+  test("profiles: ISOs and disk images keep platform, args and META; boot loader, size and qemu options by platform", () => {
+    const iso18 = profileFor(v("v1.8.2"), schematic, "nocloud-amd64.iso");
+    assert.equal(iso18.platform, "nocloud");
+    assert.equal(iso18.bootloader, "grub");
+    assert.deepEqual(iso18.schematic.extraKernelArgs, ["-consoleblank", "testbed.extra=yes"]);
+    assert.deepEqual(iso18.schematic.meta, [{ key: 0xc, value: metaValue }]);
+    assert.equal(iso18.inputs.extensions.length, compatibleExtensions.length);
+    assert.equal(profileFor(v("v1.10.3"), schematic, "metal-amd64.iso").bootloader, "dual-boot");
+    assert.equal(profileFor(v("v1.10.3"), schematic, "metal-arm64.iso").bootloader, "sd-boot");
+    assert.equal(profileFor(v("v1.10.3"), schematic, "metal-amd64-secureboot.iso").bootloader, "sd-boot");
+
+    // metal: 1246 MiB; 1.10 dual-boot adds BIOS (1 MiB) + BOOT (1000 MiB); 1.11 BOOT is 2000 MiB.
+    const raw18 = profileFor(v("v1.8.2"), schematic, "metal-amd64.raw");
+    assert.deepEqual(raw18.disk, { format: "raw", compression: "none", sizeBytes: 1246 * mib });
+    assert.equal(profileFor(v("v1.10.3"), schematic, "metal-amd64.raw.zst").disk?.sizeBytes, 2247 * mib);
+    assert.equal(profileFor(v("v1.10.3"), schematic, "metal-amd64.raw.zst").disk?.compression, "zst");
+    // azure: 8 GiB, VHD fixed; its options are not handed to another format.
+    assert.deepEqual(profileFor(v("v1.8.2"), schematic, "azure-amd64.vhd").disk, {
+      format: "vhd",
+      compression: "none",
+      sizeBytes: 8192 * mib,
+      formatOptions: "subformat=fixed,force_size",
+    });
+    assert.equal(profileFor(v("v1.8.2"), schematic, "azure-amd64.qcow2").disk?.formatOptions, undefined);
+    assert.equal(profileFor(v("v1.8.2"), schematic, "exoscale-amd64.qcow2").disk?.formatOptions, "cluster_size=8k");
+    // No defaults for equinixMetal: image-factory's 8 GiB.
+    assert.equal(profileFor(v("v1.8.2"), schematic, "equinixMetal-amd64.raw").disk?.sizeBytes, 8192 * mib);
+    const hashes = [
+      "metal-amd64.raw",
+      "metal-amd64.raw.xz",
+      "metal-amd64.qcow2",
+      "nocloud-amd64.raw",
+      "metal-amd64.iso",
+    ].map((path) => profileHash(profileFor(v("v1.8.2"), schematic, path)));
+    assert.equal(new Set(hashes).size, hashes.length, "every format, compression and platform has its own key");
+  });
+
+  test("Talos 1.10 metal-amd64.iso: hybrid (GRUB BIOS + systemd-boot UEFI), volume id, ISO cmdline", async () => {
+    const dir = join(out, "iso-1.10");
+    await mkdir(dir);
+    const { path, seconds } = await buildAsset(v("v1.10.3"), schematic, "metal-amd64.iso", dir, { mtime: epoch });
+    console.log(`v1.10.3 ISO: ${seconds} s`);
+    assert.match(await isoToc(path), /Volume id\s*:\s*'TALOS_V1_10_3'/);
+    const report = await isoBootReport(path);
+    assert.match(report, /El Torito boot img.*BIOS/);
+    assert.match(report, /El Torito boot img.*UEFI/);
+    // The appended efiboot.img is a GPT partition of type EFI System (C12A7328-…, stored mixed-endian).
+    assert.match(report, /GPT type GUID\s*:\s*2\s+28732ac11ff8d211ba4b00a0c93ec93b/, report);
+    const files = await isoFiles(path);
+    for (const f of [
+      "/boot/vmlinuz",
+      "/boot/initramfs.xz",
+      "/boot/grub/grub.cfg",
+      "/EFI/BOOT/BOOTX64.EFI",
+      "/EFI/Linux/Talos-v1.10.3.efi",
+      "/loader/loader.conf",
+    ])
+      assert.ok(files.includes(f), `${f} in ${files.join(" ")}`);
+    const cfg = join(dir, "grub.cfg");
+    await isoExtract(path, "/boot/grub/grub.cfg", cfg);
+    const linux = (await readFile(cfg, "utf8")).split("\n").find((l) => l.trim().startsWith("linux "));
+    const args = (linux ?? "").trim().split(/\s+/);
+    assert.equal(args[1], "/boot/vmlinuz");
+    for (const arg of ["talos.platform=metal", "talos.halt_if_installed=1", "selinux=1", "testbed.extra=yes"])
+      assert.ok(args.includes(arg), `${arg} in ${linux}`);
+    assert.ok(!args.some((a) => a.startsWith("consoleblank")), linux);
+    // ISOs carry META on the command line: base64 of "0xc=<value>".
+    const env = `talos.environment=INSTALLER_META_BASE64=${Buffer.from(`0xc=${metaValue}`).toString("base64")}`;
+    assert.ok(args.includes(env), `${env} in ${linux}`);
+    // The UKI in the ISO embeds the same ISO command line.
+    const uki = join(dir, "uki.efi");
+    await isoExtract(path, "/EFI/Linux/Talos-v1.10.3.efi", uki);
+    sh("objcopy", ["-O", "binary", "--only-section=.cmdline", uki, join(dir, "cmdline")]);
+    const ukiCmdline = (await readFile(join(dir, "cmdline"), "utf8")).replace(/\0+$/, "");
+    assert.ok(ukiCmdline.split(" ").includes("talos.halt_if_installed=1"), ukiCmdline);
+    assert.ok(ukiCmdline.includes(env), ukiCmdline);
+  });
+
+  test("Talos 1.8 metal-amd64.iso: GRUB ISO (grub-mkrescue: BIOS and UEFI El Torito), volume id", async () => {
+    const dir = join(out, "iso-1.8");
+    await mkdir(dir);
+    const { path } = await buildAsset(v("v1.8.2"), schematic, "metal-amd64.iso", dir, { mtime: epoch });
+    assert.match(await isoToc(path), /Volume id\s*:\s*'TALOS_V1_8_2'/);
+    const report = await isoBootReport(path);
+    assert.match(report, /El Torito boot img.*BIOS/);
+    assert.match(report, /El Torito boot img.*UEFI/);
+    const files = await isoFiles(path);
+    assert.ok(!files.some((f) => f.startsWith("/EFI/Linux/")), "no UKI before 1.10");
+    const cfg = join(dir, "grub.cfg");
+    await isoExtract(path, "/boot/grub/grub.cfg", cfg);
+    const text = await readFile(cfg, "utf8");
+    assert.match(text, /menuentry "Talos ISO"/);
+    assert.match(text, /menuentry "Reset Talos installation"/);
+    assert.match(text, /linux \/boot\/vmlinuz talos\.platform=metal console=tty0 .*talos\.halt_if_installed=1/);
+  });
+
+  async function checkDisk(
+    version: string,
+    expected: { names: string[]; efiMiB: number; meta: Record<string, string> },
+  ) {
+    const dir = join(out, `raw-${version}`);
+    await mkdir(dir, { recursive: true });
+    const built = await buildAsset(v(version), schematic, "metal-amd64.raw", dir, { mtime: epoch });
+    console.log(`${version} raw: ${built.seconds} s`);
+    const image = built.path;
+    assert.match(await sgdiskVerify(image), /No problems found/);
+    const table = await sfdiskJson(image);
+    assert.equal(table.label, "gpt");
+    assert.deepEqual(
+      table.partitions.map((p) => p.name),
+      expected.names,
+    );
+    assert.equal(partition(table, "EFI").size * sector, expected.efiMiB * mib);
+    assert.equal(partition(table, "META").size * sector, mib);
+    if (expected.names.includes("BOOT")) {
+      assert.equal(partition(table, "BOOT").size * sector, 1000 * mib);
+      assert.equal(partition(table, "BIOS").size * sector, mib);
+      await xfsRepairCheck(cutPartition(image, table, "BOOT", join(dir, "boot.img")));
+    }
+    await fsckVfat(cutPartition(image, table, "EFI", join(dir, "efi.img")));
+    const efiListing = await mdirRecursive(join(dir, "efi.img"));
+    assert.ok(
+      efiListing.some((l) => /EFI\/boot\/BOOTX64\.efi$/i.test(l)),
+      efiListing.join("\n"),
+    );
+    const meta = partition(table, "META");
+    const records = decodeMetaPartition(await readRange(image, meta.start * sector, meta.size * sector));
+    assert.deepEqual(
+      Object.fromEntries(records.map((r) => [`0x${r.tag.toString(16)}`, Buffer.from(r.value).toString()])),
+      expected.meta,
+    );
+    assert.equal(records.length, Object.keys(expected.meta).length, "no tag twice");
+    return { image, table, efiListing, dir };
+  }
+
+  test("Talos 1.10 metal-amd64.raw: dual-boot layout, checked by sgdisk/sfdisk/fsck.vfat/xfs_repair; META with 0x11", async () => {
+    const { efiListing, dir } = await checkDisk("v1.10.3", {
+      names: ["EFI", "BIOS", "BOOT", "META"],
+      efiMiB: 1101,
+      meta: { "0xc": metaValue, "0x11": "dual-boot" },
+    });
+    assert.ok(efiListing.some((l) => /EFI\/Linux\/Talos-v1\.10\.3\.efi$/.test(l)));
+    assert.match(await mtype(join(dir, "efi.img"), "loader/loader.conf"), /^timeout 10$/m);
+  });
+
+  test("Talos 1.8 metal-amd64.raw: GRUB layout (EFI 100 MiB), META from the schematic", async () => {
+    await checkDisk("v1.8.2", { names: ["EFI", "BIOS", "BOOT", "META"], efiMiB: 100, meta: { "0xc": metaValue } });
+  });
+
+  test("reproducible: GPT, META and the EFI FAT are byte-identical across two builds", async () => {
+    const digests: string[][] = [];
+    for (const n of [1, 2]) {
+      const dir = join(out, `repro-${n}`);
+      await mkdir(dir);
+      const { path } = await buildAsset(v("v1.10.3"), schematic, "metal-amd64.raw", dir, { mtime: epoch });
+      const table = await sfdiskJson(path);
+      const size = Number(sh("stat", ["-c", "%s", path]).trim());
+      const part = (name: string) => partition(table, name);
+      digests.push([
+        // Protective MBR minus GRUB's boot code (fixed too, but the MBR's table is what matters) + primary GPT.
+        await sha256(path, 0, 34 * sector - 1),
+        await sha256(path, size - 33 * sector, size - 1),
+        await sha256(path, part("META").start * sector, (part("META").start + part("META").size) * sector - 1),
+        await sha256(path, part("EFI").start * sector, (part("EFI").start + part("EFI").size) * sector - 1),
+      ]);
+      await rm(dir, { recursive: true });
+    }
+    assert.deepEqual(digests[0], digests[1]);
+  });
+
+  test("formats: .raw.zst, .qcow2, .vhd, .raw.tar.gz and .ova from the 1.8 image", async () => {
+    const dir = join(out, "formats");
+    await mkdir(dir);
+    const rawSize = 1246 * mib;
+    const zst = await buildAsset(v("v1.8.2"), schematic, "metal-amd64.raw.zst", dir, { mtime: epoch });
+    const unpacked = join(dir, "unpacked.raw");
+    sh("zstd", ["-d", "-q", "-o", unpacked, zst.path]);
+    assert.equal(Number(sh("stat", ["-c", "%s", unpacked]).trim()), rawSize);
+    assert.match(await sgdiskVerify(unpacked), /No problems found/);
+    await rm(unpacked);
+    const qcow2 = await buildAsset(v("v1.8.2"), schematic, "exoscale-amd64.qcow2", dir, { mtime: epoch });
+    await qemuImgCheck(qcow2.path, { format: "qcow2" });
+    const qInfo = await qemuImgInfo(qcow2.path);
+    assert.equal(qInfo.format, "qcow2");
+    assert.equal(qInfo["cluster-size"], 8192);
+    assert.equal(qInfo["virtual-size"], 10 * 1024 * mib);
+    const vhd = await buildAsset(v("v1.8.2"), schematic, "azure-amd64.vhd", dir, { mtime: epoch });
+    const vInfo = await qemuImgInfo(vhd.path, { format: "vpc" });
+    assert.equal(vInfo.format, "vpc");
+    assert.equal(vInfo["virtual-size"], 8192 * mib);
+    const tgz = await buildAsset(v("v1.8.2"), schematic, "gcp-amd64.raw.tar.gz", dir, { mtime: epoch });
+    assert.match(
+      sh("tar", ["-tvzf", tgz.path]).trim(),
+      new RegExp(`^-\\S+ (?:root/root|0/0)\\s+${8192 * mib} 2023-11-14 \\d\\d:\\d\\d disk\\.raw$`),
+    );
+    const ova = await buildAsset(v("v1.8.2"), schematic, "vmware-amd64.ova", dir, { mtime: epoch });
+    assert.deepEqual(sh("tar", ["-tf", ova.path]).trim().split("\n"), ["disk.ovf", "disk.mf", "disk.vmdk"]);
+    assert.deepEqual(
+      (await readdir(dir)).sort(),
+      ["azure-amd64.vhd", "exoscale-amd64.qcow2", "gcp-amd64.raw.tar.gz", "metal-amd64.raw.zst", "vmware-amd64.ova"],
+      "nothing but the outputs is left behind",
+    );
+  });
+
+  test("secure boot ISOs and disks are refused (no signing keys yet)", async () => {
+    const dir = join(out, "secureboot");
+    await mkdir(dir);
+    await assert.rejects(
+      buildAsset(v("v1.10.3"), schematic, "metal-amd64-secureboot.iso", dir),
+      (err: unknown) => isAppError(err, "Unsupported") && /secure boot/.test(err.message),
+    );
+  });
+});
