@@ -174,6 +174,21 @@ describe("ImagerInputResolver against the test bed release", () => {
     assert.deepEqual(kernel.sources.extensions, []);
   });
 
+  test("ISOs and disk images get the schematic's extensions, as the initramfs does", async () => {
+    const resolver = await resolverVia(release.front, cacheDir());
+    const schematic = schematicWith("testbed-dummy", "testbed-hello");
+    for (const kind of ["iso", "disk"] as const) {
+      const media = await resolver.resolve({ talosVersion: v110, arch: "amd64", schematic, kinds: [kind] });
+      media.release();
+      assert.deepEqual(
+        media.sources.extensions.map((e) => e.name),
+        ["siderolabs/testbed-dummy", "siderolabs/testbed-hello"],
+        kind,
+      );
+      assert.equal(media.inputs.extensions.length, 2, kind);
+    }
+  });
+
   test("a second process reuses the content cache: no layer blob is fetched again", async () => {
     const dir = cacheDir();
     const layers = await sourceLayers();

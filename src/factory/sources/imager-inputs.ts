@@ -109,7 +109,7 @@ interface Wanted {
   name?: string;
 }
 
-const extensionKinds: readonly BuildKind[] = ["initramfs", "uki", "installer"];
+const extensionKinds: readonly BuildKind[] = ["initramfs", "uki", "installer", "iso", "disk"];
 
 /**
  * Runs `work` over `items`, at most `limit` at a time, keeping the order of results. After a failure no new
