@@ -1,12 +1,16 @@
 // Building assets from the test bed release fixture: a schematic naming test bed extensions, the profile for
 // an asset path, and the build with local inputs.
 
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type BuildOptions, type BuildResult, build } from "../../src/imager/builders.ts";
 import type { ImagerInputs } from "../../src/imager/inputs.ts";
 import { type BuildProfile, createBuildProfile } from "../../src/imager/profile.ts";
 import { parseAssetRequest } from "../../src/talos/asset-path.ts";
+import { parseExtensionManifest } from "../../src/talos/extension.ts";
 import { type Schematic, schematicId } from "../../src/talos/schematic.ts";
+import type { TestbedReport } from "../boot/harness.ts";
 import { localInputs, type ReleaseFixture } from "./fixture.ts";
 
 /** Every test bed extension whose constraint admits the release (testbed-legacy is the one that does not). */
@@ -60,4 +64,34 @@ export async function buildAsset(
   const inputs = { ...prepared.inputs, extensions: profile.inputs.extensions.length ? prepared.inputs.extensions : [] };
   const result = await build(profile, inputs, join(outDir, path), options);
   return { ...result, profile };
+}
+
+/**
+ * What every booted asset's report must say for the boot schematic (every compatible test bed extension,
+ * `-consoleblank`, `testbed.extra=yes`): each extension with its version from its own manifest, then the
+ * schematic and modules.dep layers, the dummy module loaded, the extra arg present, consoleblank gone, metal.
+ */
+export async function assertBootReport(
+  report: TestbedReport,
+  version: PreparedVersion,
+  expected: { schematicId: string; kernelRelease: string },
+): Promise<void> {
+  assert.deepEqual(report.errors, []);
+  const layers: [string, string, string][] = [];
+  for (const [i, extension] of version.inputs.extensions.entries()) {
+    const manifest = parseExtensionManifest(await readFile(join(extension.dir, "manifest.yaml")), extension.name);
+    layers.push([`${i}.sqsh`, manifest.metadata.name, manifest.metadata.version]);
+  }
+  layers.push([`${layers.length}.sqsh`, "schematic", expected.schematicId]);
+  layers.push(["modules.dep.sqsh", "modules.dep", expected.kernelRelease]);
+  assert.deepEqual(
+    report.extensions.map((e) => [e.image, e.name, e.version]),
+    layers,
+  );
+  assert.ok(report.modules.includes("dummy"), `dummy not loaded: ${report.modules.join(" ")}`);
+  const args = report.cmdline.split(/\s+/);
+  assert.ok(args.includes("testbed.extra=yes"), report.cmdline);
+  assert.ok(!args.some((a) => a.startsWith("consoleblank")), report.cmdline);
+  assert.ok(args.includes("talos.platform=metal"), report.cmdline);
+  assert.equal(report.schematicId, expected.schematicId);
 }

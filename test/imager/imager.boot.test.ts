@@ -9,11 +9,17 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parseExtensionManifest } from "../../src/talos/extension.ts";
 import { schematicId } from "../../src/talos/schematic.ts";
-import { boot, bootUnavailable, type TestbedReport } from "../boot/harness.ts";
+import { boot, bootUnavailable } from "../boot/harness.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
-import { buildAsset, compatibleExtensions, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
+import {
+  assertBootReport,
+  buildAsset,
+  compatibleExtensions,
+  type PreparedVersion,
+  prepareVersion,
+  testSchematic,
+} from "./helpers.ts";
 
 const skip = bootUnavailable("uefi");
 
@@ -37,29 +43,6 @@ describe("imager assets boot", { skip }, () => {
     await fixture?.close();
   });
 
-  /** What the report must say, from the extensions' own manifests and the reference. */
-  async function checkReport(report: TestbedReport, version: PreparedVersion): Promise<void> {
-    assert.deepEqual(report.errors, []);
-    const expected: [string, string, string][] = [];
-    for (const [i, extension] of version.inputs.extensions.entries()) {
-      const manifest = parseExtensionManifest(await readFile(join(extension.dir, "manifest.yaml")), extension.name);
-      expected.push([`${i}.sqsh`, manifest.metadata.name, manifest.metadata.version]);
-    }
-    expected.push([`${expected.length}.sqsh`, "schematic", id]);
-    expected.push(["modules.dep.sqsh", "modules.dep", fixture.packages.kernel.release]);
-    assert.deepEqual(
-      report.extensions.map((e) => [e.image, e.name, e.version]),
-      expected,
-    );
-    assert.ok(report.modules.includes("dummy"), `dummy not loaded: ${report.modules.join(" ")}`);
-    const args = report.cmdline.split(/\s+/);
-    assert.ok(args.includes("testbed.extra=yes"), report.cmdline);
-    assert.ok(!args.some((a) => a.startsWith("consoleblank")), report.cmdline);
-    assert.ok(args.includes("talos.platform=metal"), report.cmdline);
-    assert.deepEqual(report.meta, { source: "cmdline", tags: { "0xc": "hello from META" } });
-    assert.equal(report.schematicId, id);
-  }
-
   for (const version of ["v1.10.3", "v1.8.2"])
     test(`${version}: kernel + initramfs + cmdline boot directly (BIOS)`, async () => {
       const v = prepared.get(version) as PreparedVersion;
@@ -77,7 +60,7 @@ describe("imager assets boot", { skip }, () => {
       });
       console.log(`${version} BIOS boot: ${seconds} s`);
       assert.equal(report.firmware, "bios");
-      await checkReport(report, v);
+      await assertBootReport(report, v, { schematicId: id, kernelRelease: fixture.packages.kernel.release });
     });
 
   for (const version of ["v1.10.3", "v1.8.2"])
@@ -90,6 +73,6 @@ describe("imager assets boot", { skip }, () => {
       const { report, seconds } = await boot({ uki: uki.path, firmware: "uefi" });
       console.log(`${version} UKI UEFI boot: ${seconds} s`);
       assert.equal(report.firmware, "uefi");
-      await checkReport(report, v);
+      await assertBootReport(report, v, { schematicId: id, kernelRelease: fixture.packages.kernel.release });
     });
 });

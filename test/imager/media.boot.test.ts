@@ -7,14 +7,20 @@
 // partition names the guest saw).
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parseExtensionManifest } from "../../src/talos/extension.ts";
 import { schematicId } from "../../src/talos/schematic.ts";
 import { boot, bootUnavailable, type TestbedReport } from "../boot/harness.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
-import { buildAsset, compatibleExtensions, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
+import {
+  assertBootReport,
+  buildAsset,
+  compatibleExtensions,
+  type PreparedVersion,
+  prepareVersion,
+  testSchematic,
+} from "./helpers.ts";
 
 const skip = bootUnavailable("uefi");
 const metaValue = "hello from META";
@@ -39,28 +45,6 @@ describe("imager ISOs and disk images boot", { skip }, () => {
     await fixture?.close();
   });
 
-  /** What every report must say, from the extensions' own manifests and the reference. */
-  async function checkReport(report: TestbedReport, version: PreparedVersion): Promise<void> {
-    assert.deepEqual(report.errors, []);
-    const expected: [string, string, string][] = [];
-    for (const [i, extension] of version.inputs.extensions.entries()) {
-      const manifest = parseExtensionManifest(await readFile(join(extension.dir, "manifest.yaml")), extension.name);
-      expected.push([`${i}.sqsh`, manifest.metadata.name, manifest.metadata.version]);
-    }
-    expected.push([`${expected.length}.sqsh`, "schematic", id]);
-    expected.push(["modules.dep.sqsh", "modules.dep", fixture.packages.kernel.release]);
-    assert.deepEqual(
-      report.extensions.map((e) => [e.image, e.name, e.version]),
-      expected,
-    );
-    assert.ok(report.modules.includes("dummy"), `dummy not loaded: ${report.modules.join(" ")}`);
-    const args = report.cmdline.split(/\s+/);
-    assert.ok(args.includes("testbed.extra=yes"), report.cmdline);
-    assert.ok(!args.some((a) => a.startsWith("consoleblank")), report.cmdline);
-    assert.ok(args.includes("talos.platform=metal"), report.cmdline);
-    assert.equal(report.schematicId, id);
-  }
-
   const summary = (report: TestbedReport) =>
     `extensions ${report.extensions.map((e) => `${e.name}@${e.version}`).join(",")}; modules ${report.modules.join(",")}; meta ${JSON.stringify(report.meta)}; partitions ${report.disk?.partitions.map((p) => p.name).join(",") ?? "none"}`;
 
@@ -75,7 +59,7 @@ describe("imager ISOs and disk images boot", { skip }, () => {
         const { report, seconds } = await boot({ iso: iso.path, firmware });
         console.log(`${version} ISO ${firmware}: ${seconds} s; ${summary(report)}`);
         assert.equal(report.firmware, firmware);
-        await checkReport(report, v);
+        await assertBootReport(report, v, { schematicId: id, kernelRelease: fixture.packages.kernel.release });
         assert.ok(report.cmdline.split(/\s+/).includes("talos.halt_if_installed=1"), report.cmdline);
         assert.deepEqual(report.meta, { source: "cmdline", tags: { "0xc": metaValue } });
       }
@@ -96,7 +80,7 @@ describe("imager ISOs and disk images boot", { skip }, () => {
         const { report, seconds } = await boot({ disk: disk.path, firmware });
         console.log(`${version} disk ${firmware}: ${seconds} s; ${summary(report)}`);
         assert.equal(report.firmware, firmware);
-        await checkReport(report, v);
+        await assertBootReport(report, v, { schematicId: id, kernelRelease: fixture.packages.kernel.release });
         assert.deepEqual(
           report.disk?.partitions.map((p) => p.name),
           ["EFI", "BIOS", "BOOT", "META"],
