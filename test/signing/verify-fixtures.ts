@@ -1,9 +1,11 @@
 // Helpers for the verification tests: a test client, and pushing signature artifacts (legacy `.sig` images,
 // bundle referrers with their fallback index) into a real registry.
 
+import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { AppError } from "../../src/errors.ts";
 import { RegistryClient } from "../../src/oci/client/index.ts";
 import type { RemoteRepository } from "../../src/oci/client/remote-repository.ts";
 import type { Digest } from "../../src/oci/digest.ts";
@@ -115,3 +117,13 @@ export const realBundleSubjectDescriptor: Descriptor = {
   size: 696,
   digest: realBundleImageDigest,
 };
+
+/** Expects an Integrity AppError whose message matches `pattern`. */
+export async function expectIntegrity(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
+    assert.equal(err.kind, "Integrity", err.message);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}

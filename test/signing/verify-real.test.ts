@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { AppError } from "../../src/errors.ts";
 import type { RegistryClient } from "../../src/oci/client/index.ts";
 import { MediaType } from "../../src/oci/mediatypes.ts";
 import { parseLegacyRekorBundle, signatureImageConfig, signatureTag } from "../../src/signing/cosign-format.ts";
@@ -17,6 +16,7 @@ import { startDistribution } from "../harness/distribution.ts";
 import { startEmbeddedRegistry } from "../harness/embedded.ts";
 import type { RunningRegistry } from "../harness/types.ts";
 import {
+  expectIntegrity,
   fakeDigest,
   pushBundleReferrer,
   pushLegacySignatures,
@@ -36,15 +36,6 @@ import {
 
 const legacyIdentity: IdentityMatcher = { issuer: realLegacyIssuer, subject: realLegacySubject };
 const bundleIdentity: IdentityMatcher = { issuer: realBundleIssuer, subjectRegExp: ".+@siderolabs\\.com" };
-
-async function expectIntegrity(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
-    assert.equal(err.kind, "Integrity", err.message);
-    assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 test("the rebuilt legacy signature config has the digest the real manifest names", async () => {
   const { manifest, payload } = await realLegacyLayer();

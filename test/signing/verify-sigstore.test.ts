@@ -8,7 +8,6 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { AppError } from "../../src/errors.ts";
 import type { RegistryClient } from "../../src/oci/client/index.ts";
 import type { RemoteRepository } from "../../src/oci/client/remote-repository.ts";
 import type { Digest } from "../../src/oci/digest.ts";
@@ -34,7 +33,7 @@ import type { VerificationOptions } from "../../src/signing/verify-options.ts";
 import { startDistribution } from "../harness/distribution.ts";
 import { startEmbeddedRegistry } from "../harness/embedded.ts";
 import type { RunningRegistry } from "../harness/types.ts";
-import { pushBundleReferrer, pushLegacySignatures, sha256, testClient } from "./verify-fixtures.ts";
+import { expectIntegrity, pushBundleReferrer, pushLegacySignatures, sha256, testClient } from "./verify-fixtures.ts";
 
 const githubIssuer = "https://token.actions.githubusercontent.com";
 const workflow = "https://github.com/OWNER/REPO/.github/workflows/release.yaml@refs/heads/main";
@@ -72,15 +71,6 @@ async function pushImage(repo: RemoteRepository, tag: string, content: string): 
   );
   const digest = await repo.putManifest(manifest, MediaType.ociManifest, tag);
   return { digest, descriptor: { mediaType: MediaType.ociManifest, size: manifest.length, digest }, config, layer };
-}
-
-async function expectIntegrity(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
-    assert.equal(err.kind, "Integrity", err.message);
-    assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 function keyPair(type: "ec-p256" | "ec-p384" | "rsa" | "ed25519"): { privateKey: KeyObject; publicKey: KeyObject } {

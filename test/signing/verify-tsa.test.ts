@@ -15,7 +15,6 @@ import { bundleFromJSON } from "@sigstore/bundle";
 import { RFC3161Timestamp, crypto as sigstoreCrypto, X509Certificate } from "@sigstore/core";
 import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { toSignedEntity, toTrustMaterial, Verifier } from "@sigstore/verify";
-import { AppError } from "../../src/errors.ts";
 import type { RegistryClient } from "../../src/oci/client/index.ts";
 import type { RemoteRepository } from "../../src/oci/client/remote-repository.ts";
 import type { Digest } from "../../src/oci/digest.ts";
@@ -38,7 +37,7 @@ import {
 import { SignatureVerifier } from "../../src/signing/verify.ts";
 import { startEmbeddedRegistry } from "../harness/embedded.ts";
 import type { RunningRegistry } from "../harness/types.ts";
-import { pushBundleReferrer, pushLegacySignatures, sha256, testClient } from "./verify-fixtures.ts";
+import { expectIntegrity, pushBundleReferrer, pushLegacySignatures, sha256, testClient } from "./verify-fixtures.ts";
 
 const run = promisify(execFile);
 
@@ -46,15 +45,6 @@ const githubIssuer = "https://token.actions.githubusercontent.com";
 const workflow = "https://github.com/OWNER/REPO/.github/workflows/release.yaml@refs/heads/main";
 const ciIdentity: IdentityMatcher = { issuer: githubIssuer, subject: workflow };
 const signer = { issuer: githubIssuer, subject: workflow };
-
-async function expectIntegrity(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
-    assert.equal(err.kind, "Integrity", err.message);
-    assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 let sigstore: TestSigstore;
 let dir: string;
