@@ -20,7 +20,7 @@ const tiers: Tier[] = [
     name: "static",
     commands: [
       ["tsc", "--noEmit"],
-      ["biome", "check", "."],
+      ["biome", "check", "--error-on-warnings", "."],
     ],
   },
   { name: "unit", commands: [[process.execPath, "--test", "--test-concurrency=2", ...unitTests]] },

@@ -49,7 +49,9 @@ async function timed(command: string, args: string[]): Promise<Timed> {
   const child = spawn("/usr/bin/time", ["-v", command, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (d: Buffer) => void (stdout += d.toString()));
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
   child.stderr.on("data", (d: Buffer) => {
     // Progress lines go through; /usr/bin/time's report (tab-indented) is only parsed.
     for (const line of d.toString().split("\n")) if (line.startsWith("  ")) log(line);

@@ -66,6 +66,7 @@ const ownFlags: BuildFlag[] = [
   {
     name: "cache-dir",
     kind: "value",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell syntax of the default, shown to the user
     help: "cache directory; pulled images are kept under <dir>/sources (default ${XDG_CACHE_HOME:-~/.cache}/boot-assets)",
   },
   {

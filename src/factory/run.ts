@@ -14,7 +14,7 @@ import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
 import { buildFactoryApp } from "./app.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
-import { type MetricsServer, startMetricsServer } from "./http/metrics-server.ts";
+import { startMetricsServer } from "./http/metrics-server.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
 import { SchematicService } from "./schematics.ts";
 import { createSources, registerSourceRoutes } from "./sources/index.ts";

@@ -10,7 +10,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { Writable } from "node:stream";
-import { AppError, badRequest, integrity } from "../errors.ts";
+import { type AppError, badRequest, integrity } from "../errors.ts";
 
 export const peMagic32 = 0x10b;
 export const peMagic64 = 0x20b;

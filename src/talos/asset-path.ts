@@ -112,18 +112,23 @@ type Parsed = Omit<AssetPath, "filename" | "mimeType">;
 
 function parseKind(path: string): Parsed {
   let rest: string | undefined;
-  if ((rest = cutPrefix(path, "kernel-")) !== undefined)
-    return { kind: "kernel", platform: "metal", arch: parseArch(rest, path), secureBoot: false };
-  if ((rest = cutPrefix(path, "cmdline-")) !== undefined) return { kind: "cmdline", ...parsePlatformArch(rest, path) };
-  if ((rest = cutPrefix(path, "initramfs-")) !== undefined) {
+  rest = cutPrefix(path, "kernel-");
+  if (rest !== undefined) return { kind: "kernel", platform: "metal", arch: parseArch(rest, path), secureBoot: false };
+  rest = cutPrefix(path, "cmdline-");
+  if (rest !== undefined) return { kind: "cmdline", ...parsePlatformArch(rest, path) };
+  rest = cutPrefix(path, "initramfs-");
+  if (rest !== undefined) {
     const arch = cutSuffix(rest, ".xz");
     if (arch === undefined)
       throw badRequest(`invalid asset path ${shown(path)}: the initramfs is initramfs-<arch>.xz`, "PATH_INVALID");
     return { kind: "initramfs", platform: "metal", arch: parseArch(arch, path), secureBoot: false };
   }
-  if ((rest = cutSuffix(path, ".iso")) !== undefined) return { kind: "iso", ...parsePlatformArch(rest, path) };
-  if ((rest = cutSuffix(path, "-uki.efi")) !== undefined) return { kind: "uki", ...parsePlatformArch(rest, path) };
-  if ((rest = cutSuffix(path, ".tar")) !== undefined) {
+  rest = cutSuffix(path, ".iso");
+  if (rest !== undefined) return { kind: "iso", ...parsePlatformArch(rest, path) };
+  rest = cutSuffix(path, "-uki.efi");
+  if (rest !== undefined) return { kind: "uki", ...parsePlatformArch(rest, path) };
+  rest = cutSuffix(path, ".tar");
+  if (rest !== undefined) {
     const plain = cutPrefix(rest, "installer-");
     if (plain !== undefined) {
       const secureBoot = plain.endsWith(secureBootSuffix);

@@ -274,7 +274,10 @@ class Emitter {
 
   private node(n: YamlNode, simpleKey: boolean): void {
     this.simpleKeyContext = simpleKey;
-    if (n.kind === "scalar") return this.scalar(n.value, n.style);
+    if (n.kind === "scalar") {
+      this.scalar(n.value, n.style);
+      return;
+    }
     const empty = n.kind === "seq" ? n.items.length === 0 : n.entries.length === 0;
     if (this.flowLevel > 0 || empty) {
       if (!empty) throw new Error("flow collections with content are not emitted");

@@ -401,7 +401,7 @@ function toGoUint(r: Resolved, bits: 8 | 64): bigint | undefined {
     u = v >= 0n ? v : undefined;
   } else if (r.tag === "!!float") {
     const f = (r as { value: number }).value;
-    if (!(f <= 18446744073709551615)) return undefined;
+    if (!(f <= 2 ** 64)) return undefined; // Go's bound, 2^64 - 1, is 2^64 as a double
     const t = BigInt(Math.trunc(f));
     // amd64 converts through a signed 64-bit integer: negatives wrap, far negatives become 2^63.
     u = t >= 0n ? t : t < -(1n << 63n) ? 1n << 63n : (1n << 64n) + t;
@@ -516,6 +516,7 @@ export function parseSchematic(body: Buffer | string): Schematic {
   // yaml.v3's reader refuses characters outside YAML's printable set; NEL, LS, PS and a lone CR are line
   // breaks to it (YAML 1.1) but not to the YAML 1.2 parser used here, so they are refused rather than
   // read differently.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the set spells out YAML's printable characters
   if (/[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u.test(text.replace(/^\uFEFF/, "")))
     throw badRequest("invalid schematic: control characters are not allowed");
   if (/[\x85\u2028\u2029]|\r(?!\n)/.test(text))

@@ -140,14 +140,34 @@ function baseline(): MutableRules {
 
 /** The rows, oldest first. */
 export const versionRuleTable: readonly VersionRule[] = [
-  { since: "1.4.0", rule: "GRUB menus get a reset entry", apply: (r) => void (r.grubResetOption = true) },
-  { since: "1.5.0", rule: "UKIs can be built", apply: (r) => void (r.uki = true) },
+  {
+    since: "1.4.0",
+    rule: "GRUB menus get a reset entry",
+    apply: (r) => {
+      r.grubResetOption = true;
+    },
+  },
+  {
+    since: "1.5.0",
+    rule: "UKIs can be built",
+    apply: (r) => {
+      r.uki = true;
+    },
+  },
   {
     since: "1.6.3",
     rule: "META in talos.environment may be gzip-compressed",
-    apply: (r) => void (r.compressedMeta = true),
+    apply: (r) => {
+      r.compressedMeta = true;
+    },
   },
-  { since: "1.7.0", rule: "overlays are supported", apply: (r) => void (r.overlays = true) },
+  {
+    since: "1.7.0",
+    rule: "overlays are supported",
+    apply: (r) => {
+      r.overlays = true;
+    },
+  },
   {
     since: "1.8.0",
     rule: "initramfs and extension squashfs use zstd instead of xz",
@@ -156,18 +176,40 @@ export const versionRuleTable: readonly VersionRule[] = [
       r.squashfsCompression = "zstd";
     },
   },
-  { since: "1.8.0", rule: "metal amd64 no longer has console=ttyS0", apply: (r) => void (r.metalConsoleTtyS0 = false) },
-  { since: "1.8.0", rule: "ISOs get talos.halt_if_installed=1", apply: (r) => void (r.haltIfInstalled = true) },
-  { since: "1.8.0", rule: "ISOs get a volume label", apply: (r) => void (r.isoVolumeLabel = true) },
+  {
+    since: "1.8.0",
+    rule: "metal amd64 no longer has console=ttyS0",
+    apply: (r) => {
+      r.metalConsoleTtyS0 = false;
+    },
+  },
+  {
+    since: "1.8.0",
+    rule: "ISOs get talos.halt_if_installed=1",
+    apply: (r) => {
+      r.haltIfInstalled = true;
+    },
+  },
+  {
+    since: "1.8.0",
+    rule: "ISOs get a volume label",
+    apply: (r) => {
+      r.isoVolumeLabel = true;
+    },
+  },
   {
     since: "1.8.0",
     rule: "disk images leave STATE and EPHEMERAL to first boot",
-    apply: (r) => void (r.skipDataPartitions = true),
+    apply: (r) => {
+      r.skipDataPartitions = true;
+    },
   },
   {
     since: "1.8.0",
     rule: "BOOT is made with the 6.6 LTS mkfs.xfs config",
-    apply: (r) => void (r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.6.conf"),
+    apply: (r) => {
+      r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.6.conf";
+    },
   },
   {
     since: "1.9.0",
@@ -200,7 +242,13 @@ export const versionRuleTable: readonly VersionRule[] = [
       ];
     },
   },
-  { since: "1.10.0", rule: "UEFI boots only through systemd-boot", apply: (r) => void (r.sdBootForUefi = true) },
+  {
+    since: "1.10.0",
+    rule: "UEFI boots only through systemd-boot",
+    apply: (r) => {
+      r.sdBootForUefi = true;
+    },
+  },
   {
     since: "1.10.0",
     rule: "unified installer: installer-base image, artifacts are the UKI and systemd-boot",
@@ -209,29 +257,61 @@ export const versionRuleTable: readonly VersionRule[] = [
       r.installerArtifacts = ["systemd-boot.efi", "vmlinuz.efi"];
     },
   },
-  { since: "1.10.0", rule: "UKIs carry profiles", apply: (r) => void (r.ukiProfiles = true) },
-  { since: "1.10.0", rule: "SELinux is enabled (selinux=1)", apply: (r) => void (r.args.selinux = true) },
+  {
+    since: "1.10.0",
+    rule: "UKIs carry profiles",
+    apply: (r) => {
+      r.ukiProfiles = true;
+    },
+  },
+  {
+    since: "1.10.0",
+    rule: "SELinux is enabled (selinux=1)",
+    apply: (r) => {
+      r.args.selinux = true;
+    },
+  },
   {
     since: "1.10.0",
     rule: "BOOT is made with the 6.12 LTS mkfs.xfs config",
-    apply: (r) => void (r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.12.conf"),
+    apply: (r) => {
+      r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.12.conf";
+    },
   },
-  { since: "1.11.0", rule: "IMA args are dropped after 1.10.x", apply: (r) => void (r.args.ima = false) },
-  { since: "1.11.0", rule: "BOOT partition grows to 2000 MiB", apply: (r) => void (r.bootPartitionMiB = 2000) },
+  {
+    since: "1.11.0",
+    rule: "IMA args are dropped after 1.10.x",
+    apply: (r) => {
+      r.args.ima = false;
+    },
+  },
+  {
+    since: "1.11.0",
+    rule: "BOOT partition grows to 2000 MiB",
+    apply: (r) => {
+      r.bootPartitionMiB = 2000;
+    },
+  },
   {
     since: "1.12.0",
     rule: "extensions may add /usr/lib/ld-linux-aarch64.so.1",
-    apply: (r) => void (r.extensionAllowedPaths = [...r.extensionAllowedPaths, "/usr/lib/ld-linux-aarch64.so.1"]),
+    apply: (r) => {
+      r.extensionAllowedPaths = [...r.extensionAllowedPaths, "/usr/lib/ld-linux-aarch64.so.1"];
+    },
   },
   {
     since: "1.12.0",
     rule: "modules must be signed (module.sig_enforce=1)",
-    apply: (r) => void (r.args.moduleSigEnforce = true),
+    apply: (r) => {
+      r.args.moduleSigEnforce = true;
+    },
   },
   {
     since: "1.13.0",
     rule: "proc_mem.force_override=never is a default arg",
-    apply: (r) => void (r.args.procMemOverride = true),
+    apply: (r) => {
+      r.args.procMemOverride = true;
+    },
   },
   {
     since: "1.14.0",
@@ -245,7 +325,9 @@ export const versionRuleTable: readonly VersionRule[] = [
   {
     since: "1.14.0",
     rule: "the AWS platform args carry nvme_core.io_timeout=4294967295",
-    apply: (r) => void (r.nvmeIoTimeoutAwsOnly = true),
+    apply: (r) => {
+      r.nvmeIoTimeoutAwsOnly = true;
+    },
   },
 ];
 

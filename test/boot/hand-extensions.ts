@@ -7,7 +7,7 @@ import { createWriteStream } from "node:fs";
 import { copyFile, cp, mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { type CpioEntry } from "../../src/formats/cpio.ts";
+import type { CpioEntry } from "../../src/formats/cpio.ts";
 import type { BaseBootAssets } from "../../src/testbed/initramfs.ts";
 import { readInitramfs, writeCompressedCpio } from "../../src/tools/compression.ts";
 import { depmod } from "../../src/tools/kmod.ts";

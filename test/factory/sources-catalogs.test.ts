@@ -16,7 +16,6 @@ import { isAppError } from "../../src/errors.ts";
 import type { FactoryConfig } from "../../src/factory/config/config.ts";
 import { createSources, type FactorySources } from "../../src/factory/sources/index.ts";
 import { RegistryClient } from "../../src/oci/client/index.ts";
-import { KeySigner } from "../../src/signing/signer.ts";
 import { bootAssetsCacheDir } from "../../src/testbed/debian.ts";
 import { publishTestbedRelease, type ReleaseSummary } from "../../src/testbed/release.ts";
 import { loadOrCreateReleaseKeys, type ReleaseKeys } from "../../src/testbed/release-keys.ts";

@@ -380,7 +380,10 @@ describe("disk image outputs", () => {
     );
     const info = await qemuImgInfo(join(x, "disk.vmdk"));
     assert.equal(info.format, "vmdk");
-    assert.equal((info["format-specific"]?.data as { "create-type"?: string })["create-type"], "streamOptimized");
+    assert.equal(
+      (info["format-specific"]?.data as { "create-type"?: string } | undefined)?.["create-type"],
+      "streamOptimized",
+    );
     const ovf = await readFile(join(x, "disk.ovf"), "utf8");
     assert.match(ovf, /ovf:capacity="32"/);
     assert.match(ovf, new RegExp(`ovf:size="${(await stat(join(x, "disk.vmdk"))).size}"`));

@@ -9,16 +9,7 @@ import { text } from "node:stream/consumers";
 import { after, describe, test } from "node:test";
 import { AppError } from "../../src/errors.ts";
 import { openStore } from "../../src/registry/store.ts";
-import {
-  assertStoreConsistent,
-  descriptor,
-  imageIndex,
-  imageManifest,
-  ociManifest,
-  sha256,
-  testBlob,
-  testImage,
-} from "./fixtures.ts";
+import { assertStoreConsistent, descriptor, imageIndex, ociManifest, sha256, testBlob, testImage } from "./fixtures.ts";
 
 const nodeBinary = process.execPath;
 const storeModule = new URL("../../src/registry/store.ts", import.meta.url).href;

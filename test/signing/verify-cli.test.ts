@@ -153,7 +153,7 @@ describe("boot-assets verify", () => {
     const result = await runCli(
       [
         "verify",
-        "127.0.0.1:1/none@" + realLegacyDigest,
+        `127.0.0.1:1/none@${realLegacyDigest}`,
         "--certificate-identity-regexp",
         "(x",
         "--certificate-oidc-issuer",

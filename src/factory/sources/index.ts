@@ -5,7 +5,7 @@
 import { parseReference } from "../../oci/reference.ts";
 import { type RepositoryAccess, SignatureVerifier } from "../../signing/verify.ts";
 import type { FactoryConfig } from "../config/config.ts";
-import { type CatalogImageLimits } from "./catalog-image.ts";
+import type { CatalogImageLimits } from "./catalog-image.ts";
 import { CatalogService } from "./catalogs.ts";
 import type { Clock, SourcesLog, SourcesMetrics } from "./runtime.ts";
 import { TalosVersionService } from "./versions.ts";
