@@ -32,7 +32,6 @@ import { MAX_SCHEMATIC_BYTES, parseSchematic, type Schematic, schematicId } from
 import { bootAssetsCacheDir } from "../testbed/debian.ts";
 import { BuildProgress, formatBytes } from "./build-progress.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";
-import { explainRegistryFailure } from "./registry-options.ts";
 
 /** The factory's flags `build` takes as they are: where sources come from and how they are verified. */
 const sharedFactoryFlags = [
@@ -304,8 +303,6 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
         resolved.release();
       }
     }
-  } catch (err) {
-    throw explainRegistryFailure(err);
   } finally {
     process.off("SIGINT", interrupt);
     process.off("SIGTERM", interrupt);

@@ -27,7 +27,6 @@ import {
 } from "../oci/reference.ts";
 import {
   addRegistryClientOptions,
-  explainRegistryFailure,
   type RegistryClientCliOptions,
   registryClientFromOptions,
 } from "./registry-options.ts";
@@ -73,8 +72,6 @@ async function withClient<T>(
   const client = registryClientFromOptions(options, registries);
   try {
     return await work(registries.length > 0 ? client : undefined);
-  } catch (err) {
-    throw explainRegistryFailure(err);
   } finally {
     await client.close();
   }

@@ -1,16 +1,27 @@
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
 import { registerBuildCommand } from "./build.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
 import { registerRegistryCommand } from "./registry.ts";
+import { explainRegistryFailure } from "./registry-options.ts";
 import { registerSignCommands } from "./sign.ts";
 import { registerTestbedCommands } from "./testbed.ts";
 import { registerVerifyCommand } from "./verify.ts";
 
+/** The package's version, read from package.json (two levels up from src/cli and from dist/cli alike). */
+export function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return manifest.version;
+}
+
 export function buildProgram(): Command {
   const program = new Command("boot-assets")
     .description("Self-hosted factory and toolkit for Talos Linux boot assets")
+    .version(packageVersion(), "-v, --version", "print the version and exit")
     .showHelpAfterError()
     // Options belong to the command they follow, so subcommands may reuse names (`registry export --root`).
     .enablePositionalOptions()
@@ -31,7 +42,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    process.stderr.write(`boot-assets: ${err instanceof Error ? err.message : String(err)}\n`);
+    // One mapping for every command: registry failures read the same whatever command met them.
+    const explained = explainRegistryFailure(err);
+    process.stderr.write(`boot-assets: ${explained instanceof Error ? explained.message : String(explained)}\n`);
     return exitCodeOf(err);
   }
 }

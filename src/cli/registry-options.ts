@@ -144,7 +144,8 @@ const untrustedCertificateCodes = new Set([
 
 /**
  * Makes a registry failure's message one line (OpenSSL's carry newlines) and, for the TLS failures these
- * options cure, says which option to use. Returns the same error, for `throw explainRegistryFailure(err)`.
+ * options cure, says which option to use. Returns the same error. The CLI's
+ * top-level handler (main.ts) applies it to every command's failure.
  */
 export function explainRegistryFailure(err: unknown): unknown {
   if (!(err instanceof AppError)) return err;

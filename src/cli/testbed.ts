@@ -7,7 +7,6 @@ import { badRequest } from "../errors.ts";
 import { defaultTestbedVersions, publishTestbedRelease } from "../testbed/release.ts";
 import {
   addRegistryClientOptions,
-  explainRegistryFailure,
   type RegistryClientCliOptions,
   registryClientFromOptions,
 } from "./registry-options.ts";
@@ -57,8 +56,6 @@ export function registerTestbedCommands(program: Command): void {
           `${summary.signatures.written} signature(s) written, ${summary.signatures.present} already present\n`,
       );
       for (const file of summary.outFiles) process.stderr.write(`wrote ${file}\n`);
-    } catch (err) {
-      throw explainRegistryFailure(err);
     } finally {
       await client.close();
     }
