@@ -503,6 +503,16 @@ function goKeyIdentity(k: GoValue): string {
 // ---------------------------------------------------------------------------------------------------
 
 /** Parses a request body (YAML or JSON) into a schematic, refusing what upstream refuses. */
+/**
+ * The yaml library's message is "REASON at line L, column C:" followed by a code excerpt; the excerpt goes
+ * and the position becomes a parenthesis, so the one-line message does not end on a dangling colon.
+ */
+function describeYamlError(err: Error): string {
+  const first = (err.message.split("\n")[0] ?? "").trim();
+  const at = /^(.*?)\s+at line (\d+), column (\d+):?$/.exec(first);
+  return at ? `${at[1]} (line ${at[2]}, column ${at[3]})` : first.replace(/:$/, "");
+}
+
 export function parseSchematic(body: Buffer | string): Schematic {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
   if (bytes.length > MAX_SCHEMATIC_BYTES)
@@ -537,7 +547,7 @@ export function parseSchematic(body: Buffer | string): Schematic {
     if (err instanceof RangeError) throw badRequest("invalid schematic: nesting too deep");
     throw err;
   }
-  if (doc.errors.length > 0) throw badRequest(`invalid schematic: ${(doc.errors[0] as Error).message.split("\n")[0]}`);
+  if (doc.errors.length > 0) throw badRequest(`invalid schematic: ${describeYamlError(doc.errors[0] as Error)}`);
 
   const decoder = new Decoder(doc, lines);
   let decoded: Decoded;

@@ -360,6 +360,11 @@ describe("refused inputs", () => {
     ["JSON scalar", '"customization"', /cannot unmarshal !!str `customi...` into schematic\.Schematic/],
     ["number", "42", /cannot unmarshal !!int `42` into schematic\.Schematic/],
     ["syntax error", "customization: {extraKernelArgs: [a", /invalid schematic/],
+    [
+      "syntax error: the position is a parenthesis, the message never ends on a dangling colon",
+      "customization:\n  extraKernelArgs: 'x\n",
+      /^invalid schematic: Missing closing 'quote \(line 3, column 1\)$/,
+    ],
     ["invalid UTF-8", Buffer.from([0x63, 0x3a, 0x20, 0xff, 0xfe]), /not valid UTF-8/],
     ["raw control character", 'customization: {extraKernelArgs: ["a\u0001"]}', /control characters/],
     ["raw YAML 1.1 line break (NEL)", 'customization: {extraKernelArgs: ["a\u0085"]}', /NEL, LS, PS/],
