@@ -148,7 +148,8 @@ const untrustedCertificateCodes = new Set([
  * top-level handler (main.ts) applies it to every command's failure.
  */
 export function explainRegistryFailure(err: unknown): unknown {
-  if (!(err instanceof AppError)) return err;
+  // Only failures of reaching a registry: a multi-line report of bad input keeps its lines.
+  if (!(err instanceof AppError) || (err.kind !== "Upstream" && err.kind !== "Unauthorized")) return err;
   err.message = err.message
     .replace(/\s*\n\s*/g, " ")
     // OpenSSL's "40…:error:0A00010B:SSL routines:fn:reason:file:line:" → its reason.

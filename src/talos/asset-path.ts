@@ -11,10 +11,10 @@
 // table (so `digital-ocean`, with its dash, parses). Unlike upstream, an unknown platform and a malformed
 // version are BadRequest (upstream accepts any platform and answers 500 for a bad version).
 
-import semver from "semver";
 import { badRequest } from "../errors.ts";
 import type { OutputKind } from "./cmdline.ts";
 import { type Arch, isPlatformName, platformByName, platforms } from "./platforms.ts";
+import { parseRequestedVersion, versionTag } from "./version.ts";
 
 export type AssetKind = OutputKind;
 export type DiskFormat = "raw" | "qcow2" | "vhd" | "ova";
@@ -63,10 +63,7 @@ export function parseSchematicId(id: string): string {
 
 /** A Talos version given with or without `v`, as the `v`-prefixed tag; BadRequest naming it when not semver. */
 export function parseVersionTag(version: string): string {
-  const bare = version.startsWith("v") ? version.slice(1) : version;
-  if (version.length > 64 || semver.valid(bare) === null || semver.clean(bare) !== bare)
-    throw badRequest(`invalid Talos version ${shown(version)}: expected semver such as v1.8.2`, "VERSION_INVALID");
-  return `v${bare}`;
+  return versionTag(parseRequestedVersion(version));
 }
 
 function parseArch(text: string, path: string): Arch {

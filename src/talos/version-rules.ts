@@ -12,6 +12,7 @@
 // first version it applies to and the rule in words; rulesFor applies every row up to the version.
 
 import semver from "semver";
+import { parseVersionCore } from "./version.ts";
 
 export type InitramfsCompression = "zstd" | "xz";
 export type Bootloader = "grub" | "sd-boot" | "dual-boot";
@@ -349,10 +350,7 @@ function kernelArgs(args: MutableRules["args"]): string[] {
  * keeping only major.minor.patch. Undefined when it is not a version.
  */
 export function parseTalosVersion(version: string): string | undefined {
-  const match = /^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?\s*$/.exec(version);
-  if (match === null) return undefined;
-  const core = `${Number(match[1])}.${Number(match[2] ?? 0)}.${Number(match[3] ?? 0)}`;
-  return semver.valid(core) ?? undefined;
+  return parseVersionCore(version);
 }
 
 const cache = new Map<string, VersionRules>();

@@ -258,6 +258,19 @@ describe("the factory started from the seed deployment command", () => {
         body: /PXE path/,
       },
     ];
+    it("a malformed version reads the same on /version, /image and /pxe", async () => {
+      await waitFor200(`${base}/readyz`);
+      const answers = await Promise.all(
+        [
+          "/version/vbad/extensions/official",
+          `/image/${emptyId}/vbad/metal-amd64.iso`,
+          `/pxe/${emptyId}/vbad/metal-amd64`,
+        ].map((path) => get(`${base}${path}`)),
+      );
+      for (const res of answers) assert.equal(res.status, 400);
+      assert.match(answers[0]?.text ?? "", /^invalid Talos version "vbad": /);
+      assert.deepEqual(new Set(answers.map((res) => res.text)).size, 1, answers.map((res) => res.text).join(" | "));
+    });
     for (const row of rows) {
       it(`${row.rule} → ${row.status}`, async () => {
         await waitFor200(`${base}/readyz`);

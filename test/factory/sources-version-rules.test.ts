@@ -4,8 +4,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { compareSemVer, parseStrict, parseTolerant } from "../../src/factory/sources/semver.ts";
 import { parseRequestedVersion, selectTalosVersions } from "../../src/factory/sources/version-selection.ts";
+import { compareSemVer, parseStrict, parseTolerant } from "../../src/talos/version.ts";
 
 const defaults = { minVersion: "1.2.0", brokenVersions: [] as string[] };
 const names = (tags: string[], rules = defaults) => selectTalosVersions(tags, rules).map((v) => v.name);

@@ -22,6 +22,7 @@ import {
   type VerificationFlagNames,
   type VerificationOptions,
 } from "../../signing/verify-options.ts";
+import { formatSemVer, parseTolerant } from "../../talos/version.ts";
 import {
   certificateMatchesKey,
   FileProblem,
@@ -217,14 +218,15 @@ export function normalizeExternalUrl(text: string): string {
   return url.href;
 }
 
-const versionPattern = /^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?(-[0-9A-Za-z.-]+)?$/;
-
-/** Tolerant like upstream's version handling: "v1.8.2", "1.8" (→ 1.8.0), "1.9.0-alpha.1"; returns "1.8.2". */
+/** Tolerant as upstream reads these settings (ParseTolerant): "v1.8.2", "1.8" (→ 1.8.0), "1.9.0-alpha.1" → "1.8.2". */
 export function normalizeTalosVersion(text: string): string {
-  const match = versionPattern.exec(text.trim());
-  if (match === null) throw new Error(`not a version (expected e.g. 1.8.2 or v1.8.2): ${JSON.stringify(text)}`);
-  const [, major, minor = "0", patch = "0", pre = ""] = match;
-  return `${Number(major)}.${Number(minor)}.${Number(patch)}${pre}`;
+  try {
+    return formatSemVer(parseTolerant(text));
+  } catch (err) {
+    throw new Error(
+      `not a version (expected e.g. 1.8.2 or v1.8.2): ${JSON.stringify(text)}: ${(err as Error).message}`,
+    );
+  }
 }
 
 const logLevels: Readonly<Record<string, LogLevel>> = {

@@ -171,12 +171,7 @@ export class CatalogService {
   }
 
   async #offered(version: string): Promise<TalosVersion> {
-    let name: string;
-    try {
-      name = talosVersionName(parseRequestedVersion(version));
-    } catch (err) {
-      throw badRequest(`invalid Talos version ${JSON.stringify(version)}: ${errorMessage(err)}`, "VERSION_INVALID");
-    }
+    const name = talosVersionName(parseRequestedVersion(version));
     await this.#options.versions.list();
     const talos = this.#options.versions.resolve(name);
     if (talos === undefined) throw notFound(`Talos version ${name} is not available`, "VERSION_UNKNOWN");

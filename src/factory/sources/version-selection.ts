@@ -10,7 +10,9 @@
 // Beyond upstream: when two tags read as the same version ("v1.8.2" and "1.8.2") it is listed once, keeping
 // the tag written as upstream prints versions ("v" + canonical) so that pulling it by that name works.
 
-import { compareSemVer, formatSemVer, parseStrict, parseTolerant, type SemVer } from "./semver.ts";
+import { compareSemVer, formatSemVer, parseRequestedVersion, parseTolerant, type SemVer } from "../../talos/version.ts";
+
+export { parseRequestedVersion };
 
 export interface TalosVersion {
   /** As the factory prints it: "v" + the canonical version, e.g. "v1.10.3". */
@@ -83,12 +85,4 @@ export function selectTalosVersions(tags: Iterable<string>, rules: VersionSelect
     byName.set(name, { name, tag, semver, prerelease: semver.pre.length > 0 });
   }
   return [...byName.values()].sort((a, b) => compareSemVer(a.semver, b.semver) || (a.name < b.name ? -1 : 1));
-}
-
-/**
- * Reads a version as the HTTP routes receive it: one leading "v" optional, then strict semver (as upstream's
- * handlers). Throws Error with the reason when malformed.
- */
-export function parseRequestedVersion(text: string): SemVer {
-  return parseStrict(text.startsWith("v") ? text.slice(1) : text);
 }

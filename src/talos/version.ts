@@ -1,8 +1,13 @@
-// Semantic versions read exactly as upstream image-factory reads Talos tags: with Go's blang/semver v4.
+// The one Talos version parser. Semantic versions read exactly as upstream image-factory reads Talos tags:
+// with Go's blang/semver v4.
 // `parseStrict` is its `Parse` (what the HTTP routes accept after one leading "v" is cut), `parseTolerant` its
 // `ParseTolerant` (what the imager tags are read with): surrounding spaces and one "v" are dropped, leading
 // zeros of the first three parts removed, and a short "1.8" or "1" filled up to "1.8.0" / "1.0.0" unless it
 // carries a pre-release. Numbers are unsigned 64-bit as in Go, so bigint.
+// `parseRequestedVersion` is what a request (URL, flag) names: strict, one "v" optional, as a BadRequest;
+// `parseVersionCore` is the tolerant major.minor.patch that the version rules table is looked up by.
+
+import { badRequest } from "../errors.ts";
 
 export type PrereleaseIdentifier =
   | { readonly numeric: true; readonly value: bigint }
@@ -135,4 +140,49 @@ export function formatSemVer(v: SemVer): string {
   if (v.pre.length > 0) out += `-${v.pre.map((p) => String(p.value)).join(".")}`;
   if (v.build.length > 0) out += `+${v.build.join(".")}`;
   return out;
+}
+
+/** The longest version a request may name (image tags are at most 128 characters; real ones are < 20). */
+const maxRequestedVersionLength = 64;
+
+/**
+ * A Talos version as a request names it ("1.10.3" or "v1.10.3"): strict semver as upstream's handlers read
+ * it, without build metadata (a "+" can never be part of an image tag). The one message for a malformed
+ * version, whichever route or command met it: BadRequest `invalid Talos version "X": REASON`.
+ */
+export function parseRequestedVersion(text: string): SemVer {
+  let reason: string | undefined;
+  let parsed: SemVer | undefined;
+  if (text.length > maxRequestedVersionLength) reason = `longer than ${maxRequestedVersionLength} characters`;
+  else {
+    try {
+      parsed = parseStrict(text.startsWith("v") ? text.slice(1) : text);
+      if (parsed.build.length > 0) reason = "build metadata (+…) cannot name an image tag";
+    } catch (err) {
+      reason = (err as Error).message;
+    }
+  }
+  if (reason !== undefined || parsed === undefined) {
+    const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+    throw badRequest(`invalid Talos version ${shown}: ${reason} (expected e.g. v1.10.3)`, "VERSION_INVALID");
+  }
+  return parsed;
+}
+
+/** "v" + the canonical form, as the factory prints versions and the vendor tags images: "v1.10.3". */
+export function versionTag(v: SemVer): string {
+  return `v${formatSemVer(v)}`;
+}
+
+/**
+ * major.minor.patch read tolerantly (upstream's ParseTolerant: "v1.10" → "1.10.0", pre-release and build
+ * dropped), or undefined when it is not a version — what the version rules table is looked up by.
+ */
+export function parseVersionCore(text: string): string | undefined {
+  try {
+    const v = parseTolerant(text);
+    return `${v.major}.${v.minor}.${v.patch}`;
+  } catch {
+    return undefined;
+  }
 }
