@@ -264,6 +264,7 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
   const resolver = new ImagerInputResolver({
     verifier: sources.verifier,
     catalogs: sources.catalogs,
+    versions: sources.versions,
     images,
     cache: new SourceContentCache({ dir: join(line.cacheDir, "sources") }),
   });

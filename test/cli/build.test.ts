@@ -199,6 +199,19 @@ describe("boot-assets build", () => {
     );
   });
 
+  test("an unknown Talos version is a not-found naming the versions that are there", async () => {
+    const args = common(join(work, "out-version")).map((arg) => (arg === version ? "v1.9.0" : arg));
+    const result = await cli([...args, ...pubkey(), "kernel-amd64"]);
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^boot-assets: Talos version v1\\.9\\.0 is not available from ${release.front.host}/siderolabs/imager; available: v1\\.10\\.3$`,
+        "m",
+      ),
+    );
+  });
+
   test("the extension whose constraint excludes the version is refused with its name", async () => {
     const file = join(work, "legacy.yaml");
     await writeFile(

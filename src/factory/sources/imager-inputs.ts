@@ -95,6 +95,8 @@ export interface ImagerInputResolverOptions {
   limits?: SourceImageLimits;
   /** Images pulled at once. Default 3. */
   concurrency?: number;
+  /** The versions on offer, named when the imager has no tag for the version asked for. */
+  versions?: { names(): Promise<string[]> };
 }
 
 /** Kept with an installer entry: `content/config.json`, and `content/layers/<i>` for each of these. */
@@ -163,6 +165,22 @@ export class ImagerInputResolver {
     this.#limits = options.limits ?? defaultSourceImageLimits;
   }
 
+  /** No imager for the version: say so, with the versions that are there (when they can be read). */
+  async #unknownVersion(talosVersion: string, err: AppError): Promise<AppError> {
+    let available = "";
+    try {
+      const names = (await this.#options.versions?.names()) ?? [];
+      available = names.length > 0 ? `; available: ${names.join(", ")}` : "; no versions are available";
+    } catch {
+      // The listing failing too says nothing more than the original error.
+    }
+    return new AppError(
+      "NotFound",
+      `Talos version ${talosVersion} is not available from ${this.#options.images.imager}${available}`,
+      { code: "VERSION_UNKNOWN", cause: err },
+    );
+  }
+
   async resolve(request: ResolveImagerInputsRequest): Promise<ResolvedImagerInputs> {
     const { talosVersion, arch, kinds, signal } = request;
     const progress = request.progress ?? (() => {});
@@ -200,6 +218,8 @@ export class ImagerInputResolver {
         try {
           image = await this.#options.verifier.verify(item.reference);
         } catch (err) {
+          if (item.role === "imager" && isAppError(err, "NotFound"))
+            throw await this.#unknownVersion(talosVersion, err);
           throw aboutImage(item.reference, err);
         }
         progress({
