@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { readFactoryCommandLine } from "../factory/config/index.ts";
 import { describeFactoryConfig } from "../factory/config/summary.ts";
 import { runFactory } from "../factory/run.ts";
-import { startTestbed, type TestbedRegistry } from "../factory/testbed.ts";
+import { plannedTestbedArgs, startTestbed, type TestbedRegistry } from "../factory/testbed.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";
 
 export async function factoryCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -17,7 +17,18 @@ export async function factoryCommand(args: readonly string[], env: NodeJS.Proces
     return;
   }
   let testbed: TestbedRegistry | undefined;
-  if (commandLine.testbed) {
+  if (commandLine.testbed && commandLine.checkOnly) {
+    // --check-config changes nothing: the test bed is neither published nor started, only its flags applied.
+    const planned = await plannedTestbedArgs(commandLine.config.dataDir.testbed);
+    process.stderr.write(
+      `testbed: not published (--check-config); it would serve from ${commandLine.config.dataDir.testbed}\n`,
+    );
+    for (const file of planned.missing)
+      process.stderr.write(`testbed: ${file} is written at the first start (left out of this check)\n`);
+    const withTestbed = await readFactoryCommandLine([...planned.factoryArgs, ...args], env);
+    if (withTestbed.help) throw new Error("unreachable: -help was handled above");
+    commandLine = withTestbed;
+  } else if (commandLine.testbed) {
     // The data directory comes from the command line as given; the test bed's flags go before the
     // operator's own, so an explicit -http-port (or any other) still wins.
     const started = Date.now();

@@ -4,14 +4,17 @@
 // key and its keyless identity under its own trusted root.
 //
 // Layout under <data-dir>/testbed/: registry/ (the registry's store), registry.json (its last port, reused
-// so signatures, which name the registry, are not re-made at every start), and the verification material
-// the release writes: cosign.key, cosign.pub, trusted_root.json, identity.json.
+// so signatures, which name the registry, are not re-made at every start), keys/ (the release's signing key
+// and test Sigstore: one data directory always signs with the same keys, whatever the cache directory), and
+// the verification material the release writes: cosign.key, cosign.pub, trusted_root.json, identity.json.
 
+import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type RegistryServer, startRegistryServer } from "../registry/server.ts";
 import { publishTestbedRelease, type ReleaseSummary } from "../testbed/release.ts";
+import { type KeylessIdentityClaim, testbedKeylessIdentity } from "../testbed/release-keys.ts";
 
 export interface TestbedRegistry {
   /** 127.0.0.1:<port> */
@@ -66,6 +69,50 @@ function literalRegExp(text: string): string {
   return text.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&");
 }
 
+/** The factory flags that point at a test bed registry at `registry` whose files are in `dir`. */
+function testbedFactoryArgs(dir: string, registry: string, identity: KeylessIdentityClaim): string[] {
+  return [
+    "-image-registry",
+    registry,
+    "-insecure-image-registry",
+    "-container-signature-pubkey",
+    join(dir, "cosign.pub"),
+    "-container-signature-trusted-root",
+    join(dir, "trusted_root.json"),
+    "-container-signature-subject-regexp",
+    literalRegExp(identity.subject),
+    "-container-signature-issuer",
+    identity.issuer,
+    "-http-port",
+    testbedListen,
+    "-metrics-listen-addr",
+    testbedMetricsListen,
+    "-external-url",
+    `http://${testbedListen}/`,
+  ];
+}
+
+/**
+ * The factory flags `startTestbed` would give, worked out without publishing, starting or writing anything
+ * (for --check-config): the registry's last port, or port 0 when none was recorded yet (one is chosen at
+ * start). Verification files the first start has not written yet are left out, and named in `missing`.
+ */
+export async function plannedTestbedArgs(
+  dir: string,
+): Promise<{ registry: string; factoryArgs: string[]; missing: string[] }> {
+  const registry = `127.0.0.1:${await lastPort(dir)}`;
+  const args = testbedFactoryArgs(dir, registry, testbedKeylessIdentity);
+  const missing: string[] = [];
+  for (const flag of ["-container-signature-pubkey", "-container-signature-trusted-root"]) {
+    const at = args.indexOf(flag);
+    const file = args[at + 1] as string;
+    if (existsSync(file)) continue;
+    missing.push(file);
+    args.splice(at, 2);
+  }
+  return { registry, factoryArgs: args, missing };
+}
+
 export async function startTestbed(options: StartTestbedOptions): Promise<TestbedRegistry> {
   await mkdir(options.dir, { recursive: true });
   const server = await startOnLastPort(options.dir, options.logger.child({}, { level: "warn" }));
@@ -76,28 +123,10 @@ export async function startTestbed(options: StartTestbedOptions): Promise<Testbe
       registry: server.address,
       repositoryFor: (name) => server.store.repository(name),
       out: options.dir,
+      keysDir: join(options.dir, "keys"),
       log: options.log,
     });
-    const { identity } = summary;
-    const factoryArgs = [
-      "-image-registry",
-      server.address,
-      "-insecure-image-registry",
-      "-container-signature-pubkey",
-      join(options.dir, "cosign.pub"),
-      "-container-signature-trusted-root",
-      join(options.dir, "trusted_root.json"),
-      "-container-signature-subject-regexp",
-      literalRegExp(identity.subject),
-      "-container-signature-issuer",
-      identity.issuer,
-      "-http-port",
-      testbedListen,
-      "-metrics-listen-addr",
-      testbedMetricsListen,
-      "-external-url",
-      `http://${testbedListen}/`,
-    ];
+    const factoryArgs = testbedFactoryArgs(options.dir, server.address, summary.identity);
     return { registry: server.address, dir: options.dir, summary, factoryArgs, close: () => server.close() };
   } catch (err) {
     await server.close();

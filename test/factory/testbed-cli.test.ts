@@ -5,15 +5,16 @@
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readFactoryCommandLine } from "../../src/factory/config/index.ts";
 import { bootAssetsCacheDir } from "../../src/testbed/debian.ts";
-import { isolatedEnv } from "../cli/run-cli.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { waitFor200 } from "./service-harness.ts";
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -113,6 +114,37 @@ describe("boot-assets factory --testbed", () => {
   });
   after(() => rm(home, { recursive: true, force: true }));
 
+  /** Every file under `dir` with its bytes and modification time, to see that nothing changed. */
+  async function snapshot(dir: string): Promise<Map<string, string>> {
+    const files = new Map<string, string>();
+    for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const path = join(entry.parentPath, entry.name);
+      const info = await stat(path);
+      files.set(
+        path,
+        `${info.mtimeMs} ${createHash("sha256")
+          .update(await readFile(path))
+          .digest("hex")}`,
+      );
+    }
+    return files;
+  }
+
+  async function checkConfig(extraEnv: NodeJS.ProcessEnv = {}) {
+    const result = await runCli(["factory", ...args(), "--check-config"], { ...env, ...extraEnv });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout.toString(), /^configuration is valid \(--check-config\): not starting$/m);
+    assert.match(result.stderr, /^testbed: not published \(--check-config\)/m);
+    return result;
+  }
+
+  it("--check-config on a fresh data directory publishes nothing and writes nothing", async () => {
+    const result = await checkConfig();
+    assert.match(result.stderr, /cosign\.pub is written at the first start/);
+    assert.equal(existsSync(dataDir), false, "the data directory was not created");
+  });
+
   it("comes up on loopback reading the test bed with verification on, serves versions, extensions and schematics, stops on SIGTERM", async (t) => {
     const factory = await startFactoryProcess(args(), env);
     try {
@@ -146,6 +178,7 @@ describe("boot-assets factory --testbed", () => {
       );
       for (const file of ["cosign.pub", "trusted_root.json", "identity.json", "registry.json"])
         assert.ok(existsSync(join(dataDir, "testbed", file)), file);
+      assert.ok(existsSync(join(dataDir, "testbed", "keys")), "the release's keys belong to the data directory");
       assert.ok(existsSync(join(dataDir, "store", "store-format.json")), "the embedded store under --data-dir");
     } finally {
       const code = await stopProcess(factory.child);
@@ -168,5 +201,18 @@ describe("boot-assets factory --testbed", () => {
     } finally {
       assert.equal(await stopProcess(factory.child), 0);
     }
+  });
+
+  it("--check-config on a published data directory changes nothing, whatever the cache directory", async () => {
+    const before = await snapshot(dataDir);
+    const otherCache = await mkdtemp(join(home, "other-cache-"));
+    const result = await checkConfig({ XDG_CACHE_HOME: otherCache });
+    assert.doesNotMatch(result.stderr, /written at the first start/);
+    assert.match(
+      result.stdout.toString(),
+      new RegExp(`^trusting signatures by key ${join(dataDir, "testbed", "cosign.pub")}`, "m"),
+    );
+    assert.deepEqual(await snapshot(dataDir), before);
+    assert.deepEqual(await readdir(otherCache), [], "no keys made in the cache directory");
   });
 });
