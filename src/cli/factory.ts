@@ -54,12 +54,14 @@ export async function factoryCommand(args: readonly string[], env: NodeJS.Proces
   }
   try {
     const { config } = commandLine;
-    for (const line of describeFactoryConfig(config)) process.stdout.write(`${line}\n`);
+    for (const line of describeFactoryConfig(config, { planned: commandLine.checkOnly }))
+      process.stdout.write(`${line}\n`);
     if (commandLine.checkOnly) {
       process.stdout.write("configuration is valid (--check-config): not starting\n");
       return;
     }
-    await runFactory(config);
+    // Run by npm (`npm start`, npx), the factory stops with npm: npm's shell does not pass signals on.
+    await runFactory(config, { stopWithParent: env.npm_lifecycle_event !== undefined });
   } finally {
     await testbed?.close();
   }

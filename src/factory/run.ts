@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { type Logger, pino } from "pino";
+import { AppError } from "../errors.ts";
 import { RegistryClient, type RegistryClientOptions } from "../oci/client/client.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import type { Repository } from "../oci/repository.ts";
@@ -26,6 +27,41 @@ export interface StartFactoryOptions {
   print?: (line: string) => void;
   /** Process metrics (off in tests that start several factories). Default on. */
   processMetrics?: boolean;
+  /**
+   * runFactory only: shut down gracefully when the parent process goes (this process is re-parented), as
+   * for a SIGTERM. For `npm start`: npm runs the factory under a shell that does not pass SIGTERM on.
+   */
+  stopWithParent?: boolean;
+}
+
+/** How often the parent is looked at with `stopWithParent`. */
+const parentCheckMs = 500;
+
+/**
+ * Binds, or fails naming which listener and flag could not bind and why (EADDRINUSE alone names neither).
+ */
+async function bindOrExplain<T>(
+  what: string,
+  flag: string,
+  address: ListenAddress,
+  bind: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await bind();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reasons: Record<string, string> = {
+      EADDRINUSE: "the address is already in use (another process listens there)",
+      EACCES: "permission denied (ports below 1024 need privileges)",
+      EADDRNOTAVAIL: "no interface of this machine has that address",
+    };
+    const reason = code === undefined ? undefined : reasons[code];
+    if (reason === undefined) throw err;
+    throw new AppError("Conflict", `${what} cannot listen on ${flag} ${address.text}: ${reason}`, {
+      code,
+      cause: err,
+    });
+  }
 }
 
 export interface RunningFactory {
@@ -189,11 +225,15 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     const metricsServer =
       config.metricsListen === undefined
         ? undefined
-        : await startMetricsServer(metrics.registry, config.metricsListen, (err) =>
-            logger.warn({ err }, "collecting metrics failed"),
+        : await bindOrExplain("the metrics listener", "-metrics-listen-addr", config.metricsListen, () =>
+            startMetricsServer(metrics.registry, config.metricsListen as ListenAddress, (err) =>
+              logger.warn({ err }, "collecting metrics failed"),
+            ),
           );
     if (metricsServer) closers.set("metrics", () => metricsServer.close());
-    const bound = await listen(app, config.http.listen);
+    const bound = await bindOrExplain("the HTTP listener", "-http-port", config.http.listen, () =>
+      listen(app, config.http.listen),
+    );
     const url = urlOf(bound, tls !== undefined);
     void sources.start(); // the first version list loads in the background; /readyz says when it has
     print(`factory serving on ${url}`);
@@ -220,10 +260,18 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
 /** Runs the factory until SIGINT or SIGTERM, then shuts down gracefully. A second signal exits at once. */
 export async function runFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<void> {
   const factory = await startFactory(config, options);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  let parentWatch: NodeJS.Timeout | undefined;
+  const signal = await new Promise<NodeJS.Signals | "parent exited">((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));
+    if (options.stopWithParent) {
+      const parent = process.ppid;
+      parentWatch = setInterval(() => {
+        if (process.ppid !== parent) resolve("parent exited");
+      }, parentCheckMs);
+    }
   });
+  clearInterval(parentWatch);
   factory.logger.info({ signal }, "shutting down: finishing requests in flight");
   const forced = (second: NodeJS.Signals) => {
     factory.logger.warn({ signal: second }, "second signal: exiting without waiting");

@@ -39,7 +39,7 @@ describe("boot-assets factory", () => {
     );
     assert.equal(result.code, 0, result.stderr);
     const out = result.stdout.toString();
-    assert.match(out, /^listening on http:\/\/127\.0\.0\.1:0$/m);
+    assert.match(out, /^would listen on http:\/\/127\.0\.0\.1:0$/m);
     assert.match(
       out,
       /^reading images from registry\.example\.test:5000: registry\.example\.test:5000\/siderolabs\/imager/m,
@@ -56,7 +56,7 @@ describe("boot-assets factory", () => {
   it("reads the IF_ environment", async () => {
     const result = await runCli(["factory", "--check-config"], { ...env, IF_HTTP_HTTPLISTENADDR: "127.0.0.1:0" });
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout.toString(), /^listening on http:\/\/127\.0\.0\.1:0$/m);
+    assert.match(result.stdout.toString(), /^would listen on http:\/\/127\.0\.0\.1:0$/m);
   });
 
   it("a bad command line exits 2 with one line per problem naming the flag", async () => {
@@ -103,8 +103,34 @@ describe("boot-assets factory", () => {
         ["factory", "-http-port", `127.0.0.1:${port}`, "-metrics-listen-addr=", "--data-dir", join(home, "data")],
         env,
       );
-      assert.notEqual(result.code, 0);
-      assert.match(result.stderr, /EADDRINUSE/);
+      assert.equal(result.code, 4, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^boot-assets: the HTTP listener cannot listen on -http-port 127\\.0\\.0\\.1:${port}: the address is already in use`,
+          "m",
+        ),
+      );
+      assert.doesNotMatch(result.stdout.toString(), /listening on|serving on/, "nothing claims to listen");
+
+      const metrics = await runCli(
+        [
+          "factory",
+          "-http-port",
+          "127.0.0.1:0",
+          "-metrics-listen-addr",
+          `127.0.0.1:${port}`,
+          "--data-dir",
+          join(home, "data"),
+        ],
+        env,
+      );
+      assert.equal(metrics.code, 4, metrics.stderr);
+      assert.match(
+        metrics.stderr,
+        new RegExp(`the metrics listener cannot listen on -metrics-listen-addr 127\\.0\\.0\\.1:${port}: the address`),
+      );
+      assert.doesNotMatch(metrics.stdout.toString(), /serving on/);
     } finally {
       busy.close();
     }

@@ -15,14 +15,19 @@ function storeText(store: StoreLocation, config: FactoryConfig): string {
   return `${store.reference}${store.insecure ? " (insecure)" : ""}`;
 }
 
-export function describeFactoryConfig(config: FactoryConfig): string[] {
+/**
+ * The summary lines. Where it will listen is said only for `--check-config` (`planned`): a starting factory
+ * prints each address once, as bound, after binding (run.ts).
+ */
+export function describeFactoryConfig(config: FactoryConfig, options: { planned?: boolean } = {}): string[] {
   const lines: string[] = [];
   const scheme = config.http.tls ? "https" : "http";
-  lines.push(`listening on ${listenText(config.http.listen, scheme)}`);
+  if (options.planned) lines.push(`would listen on ${listenText(config.http.listen, scheme)}`);
   lines.push(
     `external URL ${config.http.externalUrl}${config.http.externalPxeUrl !== config.http.externalUrl ? ` (PXE ${config.http.externalPxeUrl})` : ""}`,
   );
-  lines.push(config.metricsListen ? `metrics on ${listenText(config.metricsListen, "http")}` : "metrics disabled");
+  if (config.metricsListen === undefined) lines.push("metrics disabled");
+  else if (options.planned) lines.push(`would serve metrics on ${listenText(config.metricsListen, "http")}`);
   const { images } = config;
   lines.push(
     `reading images from ${images.registry}${images.insecure ? " (insecure)" : ""}: ${images.imager}, ${images.installerBase}, ${images.extensionManifest}, ${images.overlayManifest}`,
