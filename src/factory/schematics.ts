@@ -12,17 +12,26 @@
 // requests for one schematic reads the repository once.
 
 import type { Readable } from "node:stream";
-import { integrity, isAppError, notFound } from "../errors.ts";
+import { badRequest, integrity, isAppError, notFound } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import type { Repository } from "../oci/repository.ts";
 import { parseSchematicId } from "../talos/asset-path.ts";
-import { canonicalYaml, parseSchematic, type Schematic, schematicMediaType } from "../talos/schematic.ts";
+import {
+  canonicalYaml,
+  MAX_SCHEMATIC_BYTES,
+  parseSchematic,
+  type Schematic,
+  schematicMediaType,
+} from "../talos/schematic.ts";
 import type { FactoryMetrics } from "./metrics.ts";
 
-/** A stored schematic larger than this is refused on read (canonical YAML of a 1 MiB request stays far below). */
-const maxStoredSchematicBytes = 8 * 1024 * 1024;
+/**
+ * One size limit for what is accepted and what is read back: a schematic whose canonical YAML is larger than
+ * a request body may be is refused when created, so whatever is stored can be read (and parsed) again.
+ */
+const maxStoredSchematicBytes = MAX_SCHEMATIC_BYTES;
 /** go-containerregistry's zero time, which its empty image carries. */
 const zeroTime = "0001-01-01T00:00:00Z";
 
@@ -44,6 +53,8 @@ export interface SchematicServiceOptions {
   repository: Repository;
   /** Most schematics kept in memory. */
   cacheCapacity: number;
+  /** Most bytes of canonical YAML kept in memory (default 64 MiB), so a few large schematics cannot pin it. */
+  cacheMaxBytes?: number;
   /** How long an unknown ID is answered from memory as unknown; 0 disables the negative cache. */
   negativeTtlMs: number;
   metrics?: Pick<
@@ -151,6 +162,9 @@ export class SchematicStorage {
 export class SchematicService {
   readonly storage: SchematicStorage;
   private readonly capacity: number;
+  private readonly maxBytes: number;
+  /** UTF-16 code units are counted as 2 bytes: what the strings hold in memory. */
+  private knownBytes = 0;
   private readonly negativeTtlMs: number;
   private readonly metrics: SchematicServiceOptions["metrics"];
   private readonly now: () => number;
@@ -164,6 +178,7 @@ export class SchematicService {
   constructor(options: SchematicServiceOptions) {
     this.storage = new SchematicStorage(options.repository);
     this.capacity = Math.max(1, options.cacheCapacity);
+    this.maxBytes = Math.max(1, options.cacheMaxBytes ?? 64 * 1024 * 1024);
     this.negativeTtlMs = Math.max(0, options.negativeTtlMs);
     this.metrics = options.metrics;
     this.now = options.now ?? Date.now;
@@ -178,6 +193,11 @@ export class SchematicService {
   async create(body: Buffer | string): Promise<CreatedSchematic> {
     const schematic = parseSchematic(body); // BadRequest naming the problem
     const yaml = canonicalYaml(schematic);
+    if (Buffer.byteLength(yaml) > maxStoredSchematicBytes)
+      throw badRequest(
+        `invalid schematic: its canonical form is larger than ${maxStoredSchematicBytes} bytes`,
+        "SCHEMATIC_TOO_LARGE",
+      );
     const id = sha256Digest(yaml).slice("sha256:".length);
     const created = await this.store(id, yaml);
     this.metrics?.schematicCreates.inc();
@@ -251,12 +271,27 @@ export class SchematicService {
     }
   }
 
+  /** Bytes of canonical YAML held in memory. */
+  get cacheBytes(): number {
+    return this.knownBytes;
+  }
+
   private remember(id: string, yaml: string): void {
     this.unknown.delete(id);
-    this.known.delete(id);
+    this.drop(id);
     this.known.set(id, yaml);
-    while (this.known.size > this.capacity) this.known.delete(this.known.keys().next().value as string);
+    this.knownBytes += yaml.length * 2;
+    // Oldest first, by count and by bytes; the newest always stays (one schematic is below the body limit).
+    while (this.known.size > this.capacity || (this.knownBytes > this.maxBytes && this.known.size > 1))
+      this.drop(this.known.keys().next().value as string);
     this.metrics?.schematicCacheSize.set(this.known.size);
+  }
+
+  private drop(id: string): void {
+    const yaml = this.known.get(id);
+    if (yaml === undefined) return;
+    this.known.delete(id);
+    this.knownBytes -= yaml.length * 2;
   }
 
   private forget(id: string): void {

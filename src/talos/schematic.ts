@@ -6,7 +6,19 @@
 // The building blocks are go-yaml-resolve.ts (scalar typing) and go-yaml-emitter.ts (printing).
 
 import { createHash } from "node:crypto";
-import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import {
+  CST,
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  Lexer,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  visit,
+} from "yaml";
 import { badRequest } from "../errors.ts";
 import { emitGoYaml, type YamlNode } from "./go-yaml-emitter.ts";
 import {
@@ -29,6 +41,18 @@ export const MAX_SCHEMATIC_BYTES = 1 << 20;
 export const MAX_LIST_ENTRIES = 1024;
 /** Deepest nesting accepted in overlay options (upstream's parser stops at 10000). */
 export const MAX_NESTING_DEPTH = 64;
+/**
+ * Most nodes a schematic may expand to, aliases followed (a real one has a few hundred). With the text
+ * bound below, this bounds what a small body full of aliases ("billion laughs") can make the decoder build.
+ */
+export const MAX_EXPANDED_NODES = 100_000;
+/**
+ * Most aliases in one body. Real schematics have none; upstream sets no count (only yaml.v3's expansion
+ * ratio), but a body of tens of thousands costs time to build before any expansion bound can act.
+ */
+export const MAX_ALIASES = 4096;
+/** Most bytes of scalar text a schematic may expand to, aliases followed: the body limit. */
+export const MAX_EXPANDED_TEXT_BYTES = MAX_SCHEMATIC_BYTES;
 
 export const bootloaders = ["dual-boot", "sd-boot", "grub"] as const;
 export type Bootloader = (typeof bootloaders)[number];
@@ -148,13 +172,14 @@ class Decoder {
   private decodeCount = 0;
   private aliasCount = 0;
   private aliasDepth = 0;
+  private expandedTextBytes = 0;
   private readonly activeAliases = new Set<Node>();
 
-  private readonly doc: Document;
+  private readonly targets: AliasTargets;
   private readonly lines: LineCounter;
 
-  constructor(doc: Document, lines: LineCounter) {
-    this.doc = doc;
+  constructor(targets: AliasTargets, lines: LineCounter) {
+    this.targets = targets;
     this.lines = lines;
   }
 
@@ -181,14 +206,28 @@ class Decoder {
       this.aliasCount / this.decodeCount > allowedAliasRatio(this.decodeCount)
     )
       this.fail("document contains excessive aliasing", path);
+    if (this.decodeCount > MAX_EXPANDED_NODES)
+      this.fail(`the schematic expands to more than ${MAX_EXPANDED_NODES} nodes (aliases followed)`, path);
     if (depth > MAX_NESTING_DEPTH) this.fail(`nesting deeper than ${MAX_NESTING_DEPTH} levels`, path);
+    if (n !== null && isScalar(n)) {
+      const text = nodeValue(n);
+      this.expandedTextBytes += Buffer.byteLength(text);
+      if (this.expandedTextBytes > MAX_EXPANDED_TEXT_BYTES)
+        this.fail(
+          `the schematic expands to more than ${MAX_EXPANDED_TEXT_BYTES} bytes of text (aliases followed)`,
+          path,
+        );
+      // A lone surrogate (from a \uD800 escape) cannot be written as UTF-8: yaml.v3 refuses such escapes
+      // ("found invalid Unicode character escape code"), rather than let the ID hash a replacement character.
+      if (!text.isWellFormed()) this.fail("invalid Unicode: a lone surrogate code point", path);
+    }
     return n;
   }
 
   decode(n: Node | null, t: FieldType, path: string, depth = 0): Decoded {
     this.step(n, path, depth);
     if (n !== null && isAlias(n)) {
-      const target = n.resolve(this.doc) as Node | undefined;
+      const target = this.targets.get(n);
       if (target === undefined) this.fail(`unknown anchor '${n.source}' referenced`, path);
       if (this.activeAliases.has(n)) this.fail(`anchor '${n.source}' value contains itself`, path);
       this.activeAliases.add(n);
@@ -299,7 +338,7 @@ class Decoder {
     path: string,
     depth: number,
   ): Decoded {
-    const stringKeys = topLevelOptions || map.items.every(({ key }) => shortTag(key, this.doc) === "!!str");
+    const stringKeys = topLevelOptions || map.items.every(({ key }) => shortTag(key, this.targets) === "!!str");
     const entries = new Map<string, [GoValue, GoValue]>();
     for (const { key, value } of map.items) {
       this.rejectMerge(key, path);
@@ -309,7 +348,7 @@ class Decoder {
         if (s === MISSING) continue;
         k = { type: "string", value: s as string };
       } else {
-        const kind = nodeKind(key, this.doc);
+        const kind = nodeKind(key, this.targets);
         if (kind !== "scalar") this.fail(`line ${this.line(key)}: invalid map key: a ${kind} cannot be a key`, path);
         k = this.decode(key, ANY, path, depth + 1) as GoValue;
         if (k.type === "float" && Number.isNaN(k.value)) this.fail("NaN map keys are not supported", path);
@@ -440,8 +479,28 @@ function decodeBinary(text: string, path: string): string {
 
 // --- node helpers over eemeli/yaml's tree, giving yaml.v3's view of each node ---
 
-function nodeKind(n: Node | null, doc?: Document): "scalar" | "seq" | "map" {
-  if (n !== null && isAlias(n) && doc !== undefined) return nodeKind((n.resolve(doc) as Node | undefined) ?? null, doc);
+/** Each alias node's target: the latest node before it carrying its anchor (undefined: no such anchor). */
+type AliasTargets = Map<Node, Node | undefined>;
+
+/**
+ * Every alias's target, found in one walk of the document. (The yaml library's `Alias.resolve` walks the
+ * document from the start for each alias, which is quadratic in their number: a small body of tens of
+ * thousands of aliases would hold the event loop for minutes.)
+ */
+function aliasTargets(doc: Document): AliasTargets {
+  const anchors = new Map<string, Node>();
+  const targets: AliasTargets = new Map();
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) targets.set(node, anchors.get(node.source));
+      else if (node.anchor !== undefined && node.anchor !== "") anchors.set(node.anchor, node);
+    },
+  });
+  return targets;
+}
+
+function nodeKind(n: Node | null, targets?: AliasTargets): "scalar" | "seq" | "map" {
+  if (n !== null && isAlias(n) && targets !== undefined) return nodeKind(targets.get(n) ?? null, targets);
   if (n === null || isScalar(n)) return "scalar";
   if (isSeq(n)) return "seq";
   if (isMap(n)) return "map";
@@ -480,8 +539,8 @@ function goNodeTag(n: Node | null): string {
 }
 
 /** yaml.v3's Node.ShortTag(). */
-function shortTag(n: Node | null, doc: Document): string {
-  if (n !== null && isAlias(n)) return shortTag((n.resolve(doc) as Node | undefined) ?? null, doc);
+function shortTag(n: Node | null, targets: AliasTargets): string {
+  if (n !== null && isAlias(n)) return shortTag(targets.get(n) ?? null, targets);
   const kind = nodeKind(n);
   if (kind === "seq") return explicitTag(n) ?? "!!seq";
   if (kind === "map") return explicitTag(n) ?? "!!map";
@@ -513,6 +572,45 @@ function describeYamlError(err: Error): string {
   return at ? `${at[1]} (line ${at[2]}, column ${at[3]})` : first.replace(/:$/, "");
 }
 
+/**
+ * Refuses nesting deeper than MAX_NESTING_DEPTH, and more than MAX_ALIASES aliases, before the document is
+ * built, from the token stream alone
+ * (linear, and it stops at the first token past the limit): building the tree of 1 MB of "[" takes seconds
+ * and a gigabyte before any depth check on the tree could run. Flow collections count by their brackets;
+ * block collections by the indicators ("- ", "? ", ": ") that open nested ones on one line, which is where
+ * a small body can nest deeply (indentation costs a column per level).
+ */
+function refuseCostlyStructure(text: string): void {
+  let flow = 0;
+  let aliases = 0;
+  let blockOnLine = 0;
+  const tooDeep = () => badRequest(`invalid schematic: nesting deeper than ${MAX_NESTING_DEPTH} levels`);
+  for (const token of new Lexer().lex(text)) {
+    switch (CST.tokenType(token)) {
+      case "flow-seq-start":
+      case "flow-map-start":
+        if (++flow > MAX_NESTING_DEPTH) throw tooDeep();
+        break;
+      case "flow-seq-end":
+      case "flow-map-end":
+        flow = Math.max(0, flow - 1);
+        break;
+      case "seq-item-ind":
+      case "explicit-key-ind":
+      case "map-value-ind":
+        if (flow === 0 && ++blockOnLine > MAX_NESTING_DEPTH) throw tooDeep();
+        break;
+      case "newline":
+        blockOnLine = 0;
+        break;
+      case "alias":
+        if (++aliases > MAX_ALIASES)
+          throw badRequest(`invalid schematic: more than ${MAX_ALIASES} aliases`, "SCHEMATIC_TOO_COMPLEX");
+        break;
+    }
+  }
+}
+
 export function parseSchematic(body: Buffer | string): Schematic {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
   if (bytes.length > MAX_SCHEMATIC_BYTES)
@@ -531,6 +629,7 @@ export function parseSchematic(body: Buffer | string): Schematic {
     throw badRequest("invalid schematic: control characters are not allowed");
   if (/[\x85\u2028\u2029]|\r(?!\n)/.test(text))
     throw badRequest("invalid schematic: NEL, LS, PS and lone CR line breaks are not supported; use \\n");
+  refuseCostlyStructure(text);
   const lines = new LineCounter();
   let doc: Document;
   try {
@@ -549,7 +648,7 @@ export function parseSchematic(body: Buffer | string): Schematic {
   }
   if (doc.errors.length > 0) throw badRequest(`invalid schematic: ${describeYamlError(doc.errors[0] as Error)}`);
 
-  const decoder = new Decoder(doc, lines);
+  const decoder = new Decoder(aliasTargets(doc), lines);
   let decoded: Decoded;
   try {
     decoded = decoder.decode((doc.contents as Node | null) ?? null, schematicType, "");
@@ -803,9 +902,21 @@ function schematicNode(s: Schematic): YamlNode {
   ]);
 }
 
-/** The canonical YAML: byte for byte what upstream's yaml.Marshal prints for this schematic. */
+/**
+ * The canonical YAML: byte for byte what upstream's yaml.Marshal prints for this schematic. yaml.v3 escapes
+ * U+2028/U+2029 in double-quoted scalars (\L, \P) but prints them raw in single-quoted and plain ones, where
+ * its own reader (and ours) takes them for line breaks: such a schematic would be stored under an ID that does
+ * not read back as the same value, so it is refused instead (the one place this project refuses what
+ * upstream accepts; docs/limits.md).
+ */
 export function canonicalYaml(s: Schematic): string {
-  return emitGoYaml(schematicNode(s));
+  const yaml = emitGoYaml(schematicNode(s));
+  if (/[\u2028\u2029]/.test(yaml))
+    throw badRequest(
+      "invalid schematic: a value holding a line or paragraph separator (U+2028, U+2029) that the canonical YAML " +
+        "would print raw; escape-free, it would not read back the same (write it without the separator)",
+    );
+  return yaml;
 }
 
 /** The schematic ID: hex sha256 of the canonical YAML. */

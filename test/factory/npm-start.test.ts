@@ -39,19 +39,18 @@ describe("the factory under npm", () => {
   it("stops (gracefully) when npm is stopped with SIGTERM", async () => {
     const dataDir = join(dir, "data");
     // The project's own start script is `node src/cli/main.ts factory --testbed`; the same, minus the test bed.
-    const script =
-      [
-        nodeBinary,
-        mainScript,
-        "factory",
-        "-http-port",
-        "127.0.0.1:0",
-        "-metrics-listen-addr=",
-        "-image-registry",
-        "127.0.0.1:9",
-        "--data-dir",
-        dataDir,
-      ].join(" ") + ` >${join(dir, "factory.log")} 2>&1`;
+    const script = `${[
+      nodeBinary,
+      mainScript,
+      "factory",
+      "-http-port",
+      "127.0.0.1:0",
+      "-metrics-listen-addr=",
+      "-image-registry",
+      "127.0.0.1:9",
+      "--data-dir",
+      dataDir,
+    ].join(" ")} >${join(dir, "factory.log")} 2>&1`;
     await writeFile(
       join(dir, "package.json"),
       JSON.stringify({ name: "npm-start-test", private: true, scripts: { start: script } }),

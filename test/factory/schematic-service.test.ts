@@ -122,6 +122,36 @@ describe("the schematic service", () => {
     assert.equal(reads.blobReads, 4, "b was dropped and read again");
   });
 
+  it("is bounded by bytes too: a few large schematics cannot pin memory", async () => {
+    const repository = store.repository("bytes/schematics");
+    // Three schematics of ~300 KB each under a 1 MiB budget (counted as UTF-16 in memory: ~600 KB each).
+    const big = ["x", "y", "z"].map((c) => kernelArgsSchematic(`${c}=${c.repeat(300_000)}`));
+    const writer = new SchematicService({ repository, cacheCapacity: 100, negativeTtlMs: 0 });
+    for (const s of big) await writer.create(s.body);
+    const service = new SchematicService({
+      repository,
+      cacheCapacity: 100,
+      cacheMaxBytes: 1024 * 1024,
+      negativeTtlMs: 0,
+    });
+    for (const s of big) await service.get(s.id);
+    assert.equal(service.cacheSize, 1, "only the newest fits the byte budget");
+    assert.ok(service.cacheBytes <= 1024 * 1024, `${service.cacheBytes} bytes held`);
+  });
+
+  it("refuses a schematic whose canonical YAML is over the body limit, so whatever is stored reads back", async () => {
+    const repository = store.repository("limit/schematics");
+    const service = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 });
+    // 800 KB as raw UTF-8; the canonical YAML escapes each astral character as \UXXXXXXXX (4 bytes → 10).
+    const body = `{"customization":{"extraKernelArgs":["${"\u{1F600}".repeat(200_000)}"]}}`;
+    assert.ok(Buffer.byteLength(body) < 1024 * 1024);
+    await assert.rejects(
+      service.create(body),
+      (err) => isAppError(err, "BadRequest") && /canonical form is larger than 1048576 bytes/.test(err.message),
+    );
+    await assert.rejects(repository.listTags(), (err) => isAppError(err, "NotFound"), "nothing stored");
+  });
+
   it("remembers an unknown ID for the negative TTL, then looks again", async () => {
     const repository = store.repository("negative/schematics");
     let now = 1_000_000;

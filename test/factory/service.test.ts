@@ -172,6 +172,47 @@ describe("the factory started from the seed deployment command", () => {
       });
     }
 
+    const hostileBodies: Array<[string, string, RegExp]> = [
+      [
+        "20,000 aliases of one anchor (was 35 s of event loop)",
+        `overlay:\n  image: x\n  name: y\n  options:\n    k: [&a x${", *a".repeat(20_000)}]\n`,
+        /more than 4096 aliases/,
+      ],
+      [
+        "an 84 KB body expanding to 80 MB (was accepted, 410 MB RSS)",
+        `overlay:\n  image: x\n  name: y\n  options:\n    a: &a ${"x".repeat(4000)}\n    k: [${Array(4000).fill("*a").join(", ")}]\n`,
+        /expands to more than 1048576 bytes of text/,
+      ],
+      ["1 MiB of [ (was 9 s and 1 GiB)", "[".repeat(mib), /nesting deeper than 64 levels/],
+    ];
+    for (const [rule, body, error] of hostileBodies)
+      it(`refuses ${rule} with 400 in < 1 s while /healthz answers in < 100 ms`, async () => {
+        const rssBefore = process.memoryUsage().rss;
+        let polling = true;
+        let slowest = 0;
+        const poller = (async () => {
+          while (polling) {
+            const started = performance.now();
+            const res = await fetch(`${base}/healthz`);
+            await res.arrayBuffer();
+            assert.equal(res.status, 200);
+            slowest = Math.max(slowest, performance.now() - started);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        })();
+        const started = performance.now();
+        const res = await post(base, body);
+        const ms = performance.now() - started;
+        polling = false;
+        await poller;
+        assert.equal(res.status, 400, res.text);
+        assert.match(res.text, error);
+        assert.ok(ms < 1000, `answered in ${ms.toFixed(0)} ms`);
+        assert.ok(slowest < 100, `/healthz took up to ${slowest.toFixed(0)} ms meanwhile`);
+        const grown = (process.memoryUsage().rss - rssBefore) / mib;
+        assert.ok(grown < 100, `RSS grew ${grown.toFixed(0)} MB`);
+      });
+
     it("refuses a billion-laughs body fast", async () => {
       const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
       for (let i = 1; i < 9; i++) {

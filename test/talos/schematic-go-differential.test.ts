@@ -27,7 +27,11 @@ async function assertSameAsGo(bodies: string[]): Promise<void> {
   bodies.forEach((body, i) => {
     const go = theirs[i] as OracleResult;
     const ts = ours(body);
-    const same = go.ok === ts.ok && (!go.ok || (ts.ok && go.yaml === ts.yaml));
+    // The one deliberate difference: a value holding U+2028/U+2029 is refused here, because yaml.v3 prints
+    // it raw into the canonical YAML, where its reader takes it for a line break, so the stored schematic
+    // would not read back as the same value (docs/limits.md). Only that: Go's output must show the raw one.
+    const refusedSeparator = go.ok && !ts.ok && /U\+2028, U\+2029/.test(ts.error) && /[\u2028\u2029]/.test(go.yaml);
+    const same = refusedSeparator || (go.ok === ts.ok && (!go.ok || (ts.ok && go.yaml === ts.yaml)));
     if (!same)
       mismatches.push(`input ${JSON.stringify(body)}\n  go: ${JSON.stringify(go)}\n  ts: ${JSON.stringify(ts)}`);
   });
