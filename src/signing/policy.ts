@@ -67,6 +67,9 @@ interface CompiledIdentity {
 export function compileWholeMatch(expression: string, flag: string): StringTest {
   let compiled: RE2JS;
   try {
+    // On its own first: an expression with unbalanced parentheses such as "a)|(.*" would otherwise close the
+    // anchoring group and compile to "^(?:a)|(.*)$", which matches anything.
+    RE2JS.compile(expression);
     compiled = RE2JS.compile(`^(?:${expression})$`);
   } catch (err) {
     throw badRequest(`${flag} ${JSON.stringify(expression)}: invalid regular expression: ${(err as Error).message}`);

@@ -61,7 +61,17 @@ describe("boot-assets factory", () => {
 
   it("a bad command line exits 2 with one line per problem naming the flag", async () => {
     const result = await runCli(
-      ["factory", "-external-url", "not a url", "-cache-s3-enabled", "-http-port", "127.0.0.1:0"],
+      [
+        "factory",
+        "-external-url",
+        "not a url",
+        "-cache-s3-enabled",
+        "-http-port",
+        "127.0.0.1:0",
+        // Unbalanced: it would close the anchoring group, ^(?:a)|(.*)$, and match any subject.
+        "-container-signature-subject-regexp",
+        "a)|(.*",
+      ],
       env,
     );
     assert.equal(result.code, 2);
@@ -71,6 +81,7 @@ describe("boot-assets factory", () => {
       .map((line) => line.replace(/^boot-assets: /, ""));
     assert.deepEqual(lines.sort(), [
       "-cache-s3-enabled is not supported yet (the S3 cache)",
+      '-container-signature-subject-regexp "a)|(.*": invalid regular expression: error parsing regexp: unexpected ): `a)|(.*`',
       '-external-url: not an absolute URL: "not a url"',
     ]);
     assert.equal(result.stdout.length, 0, "nothing is started or summarized");

@@ -203,6 +203,11 @@ describe("identity policy errors", () => {
       message: /--certificate-identity-regexp "\(a": invalid regular expression: .*missing closing \)/,
     },
     {
+      rule: "parentheses that would close the anchoring group are refused (a)|(.* would match anything)",
+      identity: { issuer: google, subjectRegExp: "a)|(.*" },
+      message: /--certificate-identity-regexp "a\)\|\(\.\*": invalid regular expression: .*unexpected \)/,
+    },
+    {
       rule: "Perl-only syntax (lookahead) is refused",
       identity: { issuerRegExp: "x(?=y)", subject: "s" },
       message: /--certificate-oidc-issuer-regexp .*invalid regular expression/,
