@@ -75,6 +75,8 @@ export class BuildProgress {
             ? `verified ${event.pinned} (signature verification DISABLED)`
             : `verified ${event.pinned}: ${event.signers.join("; ")}`,
         );
+        for (const reason of event.rejected.slice(0, 10)) this.line(`  rejected candidate: ${reason}`);
+        if (event.rejected.length > 10) this.line(`  … and ${event.rejected.length - 10} more rejected candidates`);
         break;
       case "cached":
         this.line(`cached   ${event.pinned} (from the content cache, nothing pulled)`);

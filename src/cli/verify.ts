@@ -28,6 +28,8 @@ async function verify(imageText: string, options: VerifyCliOptions): Promise<voi
   try {
     const image = await new SignatureVerifier(client, verification).verify(ref);
     for (const signature of image.signatures) process.stdout.write(`${describeVerifiedSignature(image, signature)}\n`);
+    // Candidates that did not verify beside the one that did: reported, never fatal (as cosign).
+    for (const reason of image.rejected) process.stderr.write(`rejected candidate: ${reason}\n`);
   } finally {
     await client.close();
   }

@@ -10,8 +10,18 @@ import { type Descriptor, type ImageManifest, isImageIndex, parseManifest } from
 import type { Repository } from "../oci/repository.ts";
 import { maxPayloadBytes, SigstoreBundleMediaType, signatureTag } from "./cosign-format.ts";
 
-/** At most this many layers in a `.sig` image, and bundle referrers, are considered; more is refused. */
-export const maxSignatures = 32;
+/**
+ * At most this many layers in a `.sig` image: cosign's own bound (pkg/oci/remote/signatures.go, maxLayers),
+ * past which it refuses the signature image. Each layer is one candidate signature.
+ */
+export const maxLegacyLayers = 1000;
+/** At most this many bundle referrers are examined (each one candidate); more are listed as not examined. */
+export const maxBundleReferrers = 128;
+/**
+ * Bytes of signature material (payloads, bundles) read for one image at the most: 1,000 candidates of up to
+ * 64 KiB each would be 64 MiB; a real image has one or two signatures of a few KiB.
+ */
+export const maxSignatureBytesRead = 16 * 1024 * 1024;
 /** Upper bound on a Sigstore bundle blob (real ones are a few KiB). */
 export const maxBundleBytes = 1024 * 1024;
 
@@ -65,20 +75,15 @@ export async function fetchLegacySignatures(
   }
   const { manifest } = parseManifest(record.body, record.mediaType);
   if (isImageIndex(manifest)) throw integrity(`${tag} is an index, not a signature image`);
-  if (manifest.layers.length > maxSignatures)
-    throw integrity(`${tag} has ${manifest.layers.length} layers, more than the ${maxSignatures} considered`);
+  if (manifest.layers.length > maxLegacyLayers)
+    throw integrity(`${tag} has ${manifest.layers.length} layers, more than the ${maxLegacyLayers} cosign accepts`);
   return { tag, digest: record.digest, layers: manifest.layers };
 }
 
 /** Bundle referrers of a digest (none when the registry and fallback tag have none). */
 export async function findBundleReferrers(repository: Repository, imageDigest: Digest): Promise<Descriptor[]> {
   const referrers = await repository.referrers(imageDigest, SigstoreBundleMediaType);
-  const bundles = referrers.filter((d) => d.artifactType === SigstoreBundleMediaType);
-  if (bundles.length > maxSignatures)
-    throw integrity(
-      `${imageDigest} has ${bundles.length} signature bundles, more than the ${maxSignatures} considered`,
-    );
-  return bundles;
+  return referrers.filter((d) => d.artifactType === SigstoreBundleMediaType);
 }
 
 /**

@@ -1,12 +1,12 @@
 // Verify an image's signatures, then hand out an object that can read the image only by the digest that was
-// verified. The flow (../shared/reference/signatures.md):
+// verified. The flow:
 //   1. resolve a tag to a digest ONCE (a digest reference makes no request for the image at all, like cosign:
 //      an operator can check a signature before pulling anything);
-//   2. look for cosign v3 bundles (OCI referrers, or the `sha256-<hex>` fallback index); like cosign v3, when
-//      any bundle exists only bundles count — a published bundle must be valid, a stale legacy `.sig` cannot
-//      stand in for it — and the image is accepted when at least one bundle verifies (several signers may sign
-//      the same image, e.g. the vendor and the operator's CI);
-//   3. with no bundle, the legacy `sha256-<hex>.sig` image: accepted when at least one layer verifies;
+//   2. try each candidate signature on its own, as cosign does: the cosign v3 bundles (OCI referrers, or the
+//      `sha256-<hex>` fallback index) first, then, when no bundle verifies, each layer of the legacy
+//      `sha256-<hex>.sig` image; the image is accepted when one candidate verifies under the configured rules
+//      (several signers may sign the same image, e.g. the vendor and the operator's CI), and junk beside a good
+//      signature is only reported (docs/limits.md has the bounds);
 //   4. a `VerifiedImage` pinned to the digest: manifest and blobs are fetched by digest and re-hashed, and only
 //      blobs reachable from the verified manifest can be read.
 
@@ -20,10 +20,12 @@ import { isManifestMediaType } from "../oci/mediatypes.ts";
 import { formatPlatform, type PlatformSpec, selectPlatform } from "../oci/platform.ts";
 import { formatReference, type ImageReference, parseReference, tagOrDefault } from "../oci/reference.ts";
 import type { BlobReader, ManifestRecord, Repository } from "../oci/repository.ts";
-import { signatureTag } from "./cosign-format.ts";
+import { Annotation, maxPayloadBytes, SimpleSigningMediaType, signatureTag } from "./cosign-format.ts";
 import {
   fetchLegacySignatures,
   findBundleReferrers,
+  maxBundleReferrers,
+  maxSignatureBytesRead,
   readLegacyPayload,
   readReferrerBundle,
 } from "./signature-sources.ts";
@@ -57,6 +59,7 @@ interface VerifiedImageInit {
   repository: Repository;
   verified: boolean;
   signatures: VerifiedSignature[];
+  rejected: string[];
 }
 
 function digestOf(data: Uint8Array, like: Digest): Digest {
@@ -76,6 +79,8 @@ export class VerifiedImage {
   /** False only when verification was disabled. */
   readonly verified: boolean;
   readonly signatures: readonly VerifiedSignature[];
+  /** Candidate signatures that did not verify (junk beside a good one), for the log. */
+  readonly rejected: readonly string[];
   /** Descriptors reachable from what has been fetched through this object, by digest. */
   readonly #reachable = new Map<Digest, Descriptor>();
   #top: Promise<ParsedManifest> | undefined;
@@ -87,6 +92,7 @@ export class VerifiedImage {
     this.repository = init.repository;
     this.verified = init.verified;
     this.signatures = Object.freeze([...init.signatures]);
+    this.rejected = Object.freeze([...init.rejected]);
   }
 
   /** `registry/repository@digest`. */
@@ -167,6 +173,20 @@ function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** The reasons, bounded: the first ten and a count of the rest. */
+function summarize(reasons: readonly string[]): string {
+  const shown = reasons.slice(0, 10).join("; ");
+  return reasons.length > 10 ? `${shown}; and ${reasons.length - 10} more rejected` : shown;
+}
+
+/** Why a `.sig` layer cannot be a signature, seen from its descriptor alone; undefined when it may be one. */
+function legacyLayerShapeProblem(layer: Descriptor): string | undefined {
+  if (layer.mediaType !== SimpleSigningMediaType) return `media type ${layer.mediaType} is not simple-signing`;
+  if (layer.annotations?.[Annotation.signature] === undefined) return "no signature annotation";
+  if (layer.size > maxPayloadBytes) return `the payload is ${layer.size} bytes, over the ${maxPayloadBytes} byte limit`;
+  return undefined;
+}
+
 export class SignatureVerifier {
   private readonly access: RepositoryAccess;
   readonly options: LoadedVerification;
@@ -191,10 +211,11 @@ export class SignatureVerifier {
     const repository = this.repositoryFor(ref);
     const digest = ref.digest ?? (await this.resolveTag(repository, ref));
     const reference: ImageReference = { ...ref, digest };
-    const mint = (verified: boolean, signatures: VerifiedSignature[]) =>
-      new VerifiedImage(mintToken, { reference, digest, repository, verified, signatures });
-    if (this.options.disabled) return mint(false, []);
-    return mint(true, await this.verifySignatures(repository, digest));
+    const mint = (verified: boolean, signatures: VerifiedSignature[], rejected: string[]) =>
+      new VerifiedImage(mintToken, { reference, digest, repository, verified, signatures, rejected });
+    if (this.options.disabled) return mint(false, [], []);
+    const { verified, rejected } = await this.verifySignaturesWithRejects(repository, digest);
+    return mint(true, verified, rejected);
   }
 
   private async resolveTag(repository: Repository, ref: ImageReference): Promise<Digest> {
@@ -204,41 +225,86 @@ export class SignatureVerifier {
     return info.digest;
   }
 
-  /** Every signature of `digest` that verifies; throws when none does. */
-  async verifySignatures(repository: Repository, digest: Digest): Promise<VerifiedSignature[]> {
+  /**
+   * Every signature of `digest` that verifies, with the candidates that did not; throws when none verifies.
+   * As cosign does, each candidate is tried on its own and one that verifies under the configured rules is
+   * enough: junk beside a good signature (a malformed bundle referrer, garbage `.sig` layers) never makes it
+   * fail, and never makes a bad one pass. Bundles first; the legacy `.sig` when no bundle verifies. Bounded:
+   * maxBundleReferrers referrers, maxLegacyLayers layers, maxSignatureBytesRead bytes read in all.
+   */
+  async verifySignaturesWithRejects(
+    repository: Repository,
+    digest: Digest,
+  ): Promise<{ verified: VerifiedSignature[]; rejected: string[] }> {
     const where = `${repository.displayName}@${digest}`;
-    const bundles = await findBundleReferrers(repository, digest);
     const verified: VerifiedSignature[] = [];
-    const failures: string[] = [];
-    if (bundles.length > 0) {
-      for (const referrer of bundles) {
-        const source = `bundle ${referrer.digest}`;
-        try {
-          const bundle = parseBundle(await readReferrerBundle(repository, referrer, digest));
-          verified.push({ kind: "bundle", source, signer: verifyImageBundle(bundle, digest, this.options) });
-        } catch (err) {
-          if (isTransportError(err)) throw err;
-          failures.push(`${source}: ${reasonOf(err)}`);
-        }
+    const rejected: string[] = [];
+    let bytesRead = 0;
+    /** Tries one candidate: `read` fetches its material (counted against the budget), `check` verifies it. */
+    const attempt = async <T>(
+      source: string,
+      size: number,
+      read: () => Promise<T>,
+      check: (material: T) => VerifiedSignature,
+    ) => {
+      if (bytesRead + size > maxSignatureBytesRead) {
+        rejected.push(`${source}: not examined, over the ${maxSignatureBytesRead} byte budget for signature material`);
+        return;
       }
-    } else {
+      bytesRead += size;
+      try {
+        verified.push(check(await read()));
+      } catch (err) {
+        if (isTransportError(err)) throw err;
+        rejected.push(`${source}: ${reasonOf(err)}`);
+      }
+    };
+
+    const bundles = await findBundleReferrers(repository, digest);
+    for (const [i, referrer] of bundles.entries()) {
+      const source = `bundle ${referrer.digest}`;
+      if (i >= maxBundleReferrers) {
+        rejected.push(`${bundles.length - i} more bundle referrer(s): not examined (at most ${maxBundleReferrers})`);
+        break;
+      }
+      await attempt(
+        source,
+        referrer.size,
+        async () => parseBundle(await readReferrerBundle(repository, referrer, digest)),
+        (bundle) => ({ kind: "bundle", source, signer: verifyImageBundle(bundle, digest, this.options) }),
+      );
+    }
+    if (verified.length === 0) {
       const legacy = await fetchLegacySignatures(repository, digest);
-      if (!legacy)
-        throw integrity(`no signature found for ${where}: no bundle referrer and no ${signatureTag(digest)} image`);
-      if (legacy.layers.length === 0) throw integrity(`no signature found for ${where}: ${legacy.tag} has no layers`);
-      for (const [i, layer] of legacy.layers.entries()) {
-        const source = `${legacy.tag} layer ${i}`;
-        try {
-          const payload = await readLegacyPayload(repository, layer);
-          verified.push({ kind: "legacy", source, signer: verifyLegacyLayer(layer, payload, digest, this.options) });
-        } catch (err) {
-          if (isTransportError(err)) throw err;
-          failures.push(`${source}: ${reasonOf(err)}`);
+      if (!legacy) rejected.push(`no ${signatureTag(digest)} image`);
+      else if (legacy.layers.length === 0) rejected.push(`${legacy.tag} has no layers`);
+      for (const [i, layer] of legacy?.layers.entries() ?? []) {
+        const source = `${legacy?.tag} layer ${i}`;
+        // What cannot be a signature is passed over without reading anything.
+        const shape = legacyLayerShapeProblem(layer);
+        if (shape !== undefined) {
+          rejected.push(`${source}: ${shape}`);
+          continue;
         }
+        await attempt(
+          source,
+          layer.size,
+          () => readLegacyPayload(repository, layer),
+          (payload) => ({ kind: "legacy", source, signer: verifyLegacyLayer(layer, payload, digest, this.options) }),
+        );
       }
     }
-    if (verified.length === 0) throw integrity(`no signature matched for ${where}: ${failures.join("; ")}`);
-    return verified;
+    if (verified.length === 0) {
+      if (bundles.length === 0 && rejected.length === 1 && rejected[0]?.startsWith("no "))
+        throw integrity(`no signature found for ${where}: no bundle referrer and ${rejected[0]}`);
+      throw integrity(`no signature matched for ${where}: ${summarize(rejected)}`);
+    }
+    return { verified, rejected };
+  }
+
+  /** Every signature of `digest` that verifies; throws when none does. */
+  async verifySignatures(repository: Repository, digest: Digest): Promise<VerifiedSignature[]> {
+    return (await this.verifySignaturesWithRejects(repository, digest)).verified;
   }
 }
 

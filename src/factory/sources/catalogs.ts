@@ -317,6 +317,11 @@ export class CatalogService {
       if (options.missingIsEmpty && isAppError(err, "NotFound")) return undefined;
       throw sourceError(what, reference, err);
     }
+    if (image.rejected.length > 0)
+      this.#options.log.warn(
+        { image: image.pinned, rejected: image.rejected.slice(0, 20), count: image.rejected.length },
+        "verified, beside candidate signatures that did not verify",
+      );
     const key = `${what}|${prefix}|${image.pinned}`;
     const known = this.#parsed.get(key);
     if (known !== undefined) return known;

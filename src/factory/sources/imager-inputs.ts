@@ -60,7 +60,7 @@ export type SourceRole = "imager" | "installer" | "extension";
 /** What the resolver is doing, for progress displays. `image` is the reference as resolved from. */
 export type SourceProgress =
   | { step: "verify"; role: SourceRole; image: string }
-  | { step: "verified"; role: SourceRole; image: string; pinned: string; signers: string[] }
+  | { step: "verified"; role: SourceRole; image: string; pinned: string; signers: string[]; rejected: string[] }
   | { step: "cached"; role: SourceRole; image: string; pinned: string }
   | { step: "pull"; role: SourceRole; image: string; bytes: number; total: number }
   | { step: "unpack"; role: SourceRole; image: string }
@@ -228,6 +228,7 @@ export class ImagerInputResolver {
           image: item.reference,
           pinned: image.pinned,
           signers: image.verified ? image.signatures.map((s) => `${s.kind} ${describeSigner(s.signer)}`) : [],
+          rejected: [...image.rejected],
         });
         return { ...item, image };
       }),
