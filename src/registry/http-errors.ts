@@ -20,6 +20,8 @@ const statusByCode: Record<string, number> = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
+  // Not in the spec's list; CNCF distribution answers it for a bad ?n= (registry/api/v2/errors.go).
+  PAGINATION_NUMBER_INVALID: 400,
 };
 
 export interface WireError {

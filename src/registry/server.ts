@@ -11,7 +11,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { type Logger, pino } from "pino";
-import { badRequest } from "../errors.ts";
+import { type AppError, badRequest } from "../errors.ts";
 import { type Digest, parseDigest } from "../oci/digest.ts";
 import { maxManifestBytes } from "../oci/manifest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
@@ -134,6 +134,23 @@ function requireRoot(root: string | undefined): string {
   return root;
 }
 
+/**
+ * What fastify refuses before a handler runs (a Content-Type it cannot parse, …) is the client's fault: the
+ * same 4xx with a spec error code, never a 500. A malformed Content-Type on a manifest PUT is MANIFEST_INVALID,
+ * as CNCF distribution answers (registry/handlers/manifests.go).
+ */
+function fastifyClientError(request: FastifyRequest, err: unknown): AppError | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  if (typeof e.code !== "string" || !e.code.startsWith("FST_")) return undefined;
+  if (typeof e.statusCode !== "number" || e.statusCode < 400 || e.statusCode >= 500) return undefined;
+  if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+    const shown = JSON.stringify(String(request.headers["content-type"] ?? "").slice(0, 100));
+    const manifestPut = request.method === "PUT" && request.url.includes("/manifests/");
+    return httpError(400, manifestPut ? "MANIFEST_INVALID" : "UNSUPPORTED", `malformed Content-Type ${shown}`);
+  }
+  return httpError(e.statusCode, "UNSUPPORTED", String(e.message));
+}
+
 function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown) {
   const errno = (err as NodeJS.ErrnoException).code;
   if (errno === "ECONNRESET" || errno === "ERR_STREAM_PREMATURE_CLOSE" || request.raw.socket?.destroyed) {
@@ -141,7 +158,11 @@ function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown) {
     request.log.info({ err: (err as Error).message }, "client aborted the request");
     return reply.code(499).send();
   }
-  const wire = toWireError(err);
+  const full =
+    errno === "ENOSPC"
+      ? httpError(507, "UNKNOWN", "no space left on the registry's storage: nothing was written")
+      : undefined;
+  const wire = toWireError(full ?? fastifyClientError(request, err) ?? err);
   if (wire.status >= 500) request.log.error({ err }, "internal error");
   discardUnreadBody(request.raw, reply);
   return reply
@@ -198,11 +219,18 @@ function queryParam(request: FastifyRequest, name: string): string | undefined {
   return typeof first === "string" ? first : undefined;
 }
 
+/** The largest page a listing serves (CNCF distribution refuses an `n` over its maximum the same way). */
+const maxPageSize = 10_000;
+
 /** `n` of a paginated listing: a non-negative integer, or undefined for "all". */
 function pageSize(request: FastifyRequest): number | undefined {
   const n = queryParam(request, "n");
   if (n === undefined || n === "") return undefined;
-  if (!/^\d{1,9}$/.test(n)) throw badRequest(`invalid page size n=${JSON.stringify(n.slice(0, 20))}`, "UNSUPPORTED");
+  if (!/^\d{1,9}$/.test(n) || Number(n) > maxPageSize)
+    throw badRequest(
+      `invalid page size n=${JSON.stringify(n.slice(0, 20))}: a whole number from 0 to ${maxPageSize}`,
+      "PAGINATION_NUMBER_INVALID",
+    );
   return Number(n);
 }
 
@@ -359,7 +387,7 @@ class DistributionApi {
       // Not mountable: fall back to an ordinary upload session (202), as the spec allows.
     }
     const digestParam = queryParam(request, "digest");
-    const session = await this.store.startUpload(name);
+    const session = await this.store.startUpload(name, request.ip);
     if (digestParam !== undefined) {
       try {
         const digest = parseDigest(digestParam);
@@ -442,9 +470,13 @@ class DistributionApi {
   }
 
   private async putManifest(request: FastifyRequest, reply: FastifyReply, route: { name: string; reference: string }) {
+    const mediaType = mediaTypeOf(request.raw);
+    // As CNCF distribution: a manifest must say what it is; it is not sniffed from the body.
+    if (mediaType === undefined)
+      throw httpError(400, "MANIFEST_INVALID", "a manifest PUT needs a Content-Type naming the manifest's media type");
     const body = await readManifestBody(request.raw);
     const result = await this.store.putManifest(route.name, body, {
-      mediaType: mediaTypeOf(request.raw),
+      mediaType,
       reference: route.reference,
     });
     if (result.subject) reply.header("OCI-Subject", result.subject);

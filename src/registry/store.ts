@@ -54,11 +54,16 @@ export interface OpenStoreOptions {
   readOnly?: boolean;
   /** Largest blob accepted, in bytes (default 64 GiB). */
   maxBlobBytes?: number;
-  /** An upload with no activity for this long is dropped (default 30 minutes). */
+  /** An upload with no activity for this long is dropped (default 2 minutes; a chunk being received is never idle). */
   uploadIdleTimeoutMs?: number;
-  /** Most uploads in progress at once (default 1024); more get TOOMANYREQUESTS. */
+  /** Most uploads in progress at once (default 1024); past it the least recently active idle one gives way. */
   maxUploads?: number;
+  /** Most uploads in progress per client (remote address; default 64); more get 429 TOOMANYREQUESTS. */
+  maxUploadsPerClient?: number;
 }
+
+/** How long an upload session may sit idle (docs/limits.md). */
+export const defaultUploadIdleTimeoutMs = 2 * 60_000;
 
 export interface ManifestInfo extends BlobInfo {
   mediaType: string;
@@ -170,8 +175,9 @@ export class RegistryStore {
     this.uploads = lock
       ? new UploadSessions(this.tmpDir, {
           maxBlobBytes: options.maxBlobBytes ?? 64 * 1024 ** 3,
-          idleTimeoutMs: options.uploadIdleTimeoutMs ?? 30 * 60_000,
+          idleTimeoutMs: options.uploadIdleTimeoutMs ?? defaultUploadIdleTimeoutMs,
           maxSessions: options.maxUploads ?? 1024,
+          maxSessionsPerClient: options.maxUploadsPerClient ?? 64,
         })
       : undefined;
   }
@@ -341,9 +347,9 @@ export class RegistryStore {
 
   // ---- uploads (the HTTP face's chunked protocol) ----
 
-  async startUpload(repository: string): Promise<{ id: string; size: number }> {
+  async startUpload(repository: string, client?: string): Promise<{ id: string; size: number }> {
     validateRepositoryName(repository);
-    const session = await this.writable().start(repository);
+    const session = await this.writable().start(repository, client);
     return { id: session.id, size: session.size };
   }
 

@@ -15,6 +15,8 @@ import type { Digest } from "../oci/digest.ts";
 export interface UploadSession {
   readonly id: string;
   readonly repository: string;
+  /** Who started it (the remote address over HTTP), for the per-client cap. */
+  readonly client: string;
   readonly path: string;
   /** Bytes received so far. */
   size: number;
@@ -63,11 +65,16 @@ export class UploadSessions {
   private readonly maxBlobBytes: number;
   private readonly idleTimeoutMs: number;
   private readonly maxSessions: number;
+  private readonly maxSessionsPerClient: number;
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(tmpDir: string, options: { maxBlobBytes: number; idleTimeoutMs: number; maxSessions: number }) {
+  constructor(
+    tmpDir: string,
+    options: { maxBlobBytes: number; idleTimeoutMs: number; maxSessions: number; maxSessionsPerClient: number },
+  ) {
     this.tmpDir = tmpDir;
     this.maxSessions = options.maxSessions;
+    this.maxSessionsPerClient = options.maxSessionsPerClient;
     this.maxBlobBytes = options.maxBlobBytes;
     this.idleTimeoutMs = options.idleTimeoutMs;
     this.sweeper = setInterval(() => void this.sweep(), Math.min(60_000, Math.max(1000, this.idleTimeoutMs / 2)));
@@ -78,12 +85,31 @@ export class UploadSessions {
     return this.sessions.size;
   }
 
-  async start(repository: string): Promise<UploadSession> {
-    // Each session holds a temp file: bound them, so a client cannot open sessions without end.
-    if (this.sessions.size >= this.maxSessions)
-      throw new AppError("BadRequest", `too many blob uploads in progress (${this.maxSessions})`, {
-        code: "TOOMANYREQUESTS",
-      });
+  /**
+   * Opens a session for `client`. Each holds a temp file, so they are bounded: per client (over its cap, that
+   * client is told to slow down: 429) and in all — where the least recently active idle session of anyone
+   * gives way, so idle sessions never stop another client's push.
+   */
+  async start(repository: string, client = "local"): Promise<UploadSession> {
+    let own = 0;
+    for (const session of this.sessions.values()) if (session.client === client) own++;
+    if (own >= this.maxSessionsPerClient)
+      throw new AppError(
+        "BadRequest",
+        `too many blob uploads in progress from ${client} (${this.maxSessionsPerClient}); finish or cancel some`,
+        { code: "TOOMANYREQUESTS", detail: { status: 429 } },
+      );
+    if (this.sessions.size >= this.maxSessions) {
+      let oldest: UploadSession | undefined;
+      for (const session of this.sessions.values())
+        if (!session.busy && (oldest === undefined || session.lastActivity < oldest.lastActivity)) oldest = session;
+      if (oldest === undefined)
+        throw new AppError("BadRequest", `too many blob uploads in progress (${this.maxSessions}), all receiving`, {
+          code: "TOOMANYREQUESTS",
+          detail: { status: 429 },
+        });
+      await this.discard(oldest);
+    }
     const id = randomUUID();
     const path = join(this.tmpDir, `upload-${id}`);
     const handle = await open(path, "wx", 0o644);
@@ -92,6 +118,7 @@ export class UploadSessions {
     const session: UploadSession = {
       id,
       repository,
+      client,
       path,
       size: 0,
       startedAt: new Date(now),
@@ -129,6 +156,15 @@ export class UploadSessions {
         throw badRequest(`chunk has ${meter.bytes} bytes, expected ${expectedLength}`, "SIZE_INVALID");
       session.size = before + meter.bytes;
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
+        // A full disk: the whole upload goes (its space freed at once) and the client hears why.
+        await this.discard(session);
+        throw new AppError("Internal", "no space left on the registry's storage: the upload was discarded", {
+          code: "UNKNOWN",
+          detail: { status: 507 },
+          cause: err,
+        });
+      }
       // Undo the chunk so the session stays usable and consistent.
       session.hash = hashBefore;
       session.size = before;

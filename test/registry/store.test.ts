@@ -373,14 +373,21 @@ describe("embedded repository (library face)", () => {
     await assert.rejects(text(reader.stream), isCode("DIGEST_INVALID"));
   });
 
-  test("uploads in progress are bounded", async (t) => {
-    const store = await openStore(await tempRoot(), { maxUploads: 2 });
+  test("uploads in progress are bounded per client, and past the global bound the oldest idle one gives way", async (t) => {
+    const store = await openStore(await tempRoot(), { maxUploads: 3, maxUploadsPerClient: 2 });
     t.after(() => store.close());
-    const first = await store.startUpload("app");
-    await store.startUpload("app");
-    await assert.rejects(store.startUpload("app"), isCode("TOOMANYREQUESTS"));
+    const first = await store.startUpload("app", "a");
+    const second = await store.startUpload("app", "a");
+    await assert.rejects(store.startUpload("app", "a"), isCode("TOOMANYREQUESTS"));
     await store.cancelUpload("app", first.id);
-    await store.startUpload("app");
+    await store.startUpload("app", "a");
+    const oldest = await store.startUpload("app", "b");
+    // The global bound (3) is reached: the oldest idle session (a's second) gives way to c's.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    store.uploadStatus("app", oldest.id); // b's is touched, so a's second is the least recently active
+    await store.startUpload("app", "c");
+    assert.throws(() => store.uploadStatus("app", second.id), isCode("BLOB_UPLOAD_UNKNOWN"));
+    assert.equal(store.uploadStatus("app", oldest.id).size, 0, "b's session stays");
   });
 
   test("repository names are validated", async (t) => {
