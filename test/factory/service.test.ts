@@ -185,8 +185,10 @@ describe("the factory started from the seed deployment command", () => {
       ],
       ["1 MiB of [ (was 9 s and 1 GiB)", "[".repeat(mib), /nesting deeper than 64 levels/],
     ];
+    // /healthz within 250 ms rather than 100: other test files load the same two cores meanwhile (before:
+    // the event loop was held for 35 s to minutes).
     for (const [rule, body, error] of hostileBodies)
-      it(`refuses ${rule} with 400 in < 1 s while /healthz answers in < 100 ms`, async () => {
+      it(`refuses ${rule} with 400 in < 1 s while /healthz answers in < 250 ms`, async () => {
         const rssBefore = process.memoryUsage().rss;
         let polling = true;
         let slowest = 0;
@@ -208,7 +210,7 @@ describe("the factory started from the seed deployment command", () => {
         assert.equal(res.status, 400, res.text);
         assert.match(res.text, error);
         assert.ok(ms < 1000, `answered in ${ms.toFixed(0)} ms`);
-        assert.ok(slowest < 100, `/healthz took up to ${slowest.toFixed(0)} ms meanwhile`);
+        assert.ok(slowest < 250, `/healthz took up to ${slowest.toFixed(0)} ms meanwhile`);
         const grown = (process.memoryUsage().rss - rssBefore) / mib;
         assert.ok(grown < 100, `RSS grew ${grown.toFixed(0)} MB`);
       });

@@ -137,12 +137,14 @@ describe("property: parse time and output size stay linear in the body (anchors,
     return overlay(`${lines.join("\n")}\n`);
   }
 
-  test("every generated body is answered within 200 ms + 5 µs per byte, its output within 10× + the expansion bound", () => {
+  // The time budget is generous for a shared, loaded 2-core machine, and still far below what quadratic alias
+  // resolution took: 8,000 aliases (~40 KB) cost seconds before, against a budget of ~1.8 s here.
+  test("every generated body is answered within 1 s + 20 µs per byte, its output within 10× + the expansion bound", () => {
     fc.assert(
       fc.property(shape, (s) => {
         const text = body(s);
         const outcome = timed(text);
-        const budgetMs = 200 + 0.005 * text.length;
+        const budgetMs = 1000 + 0.02 * text.length;
         assert.ok(outcome.ms < budgetMs, `${outcome.ms.toFixed(0)} ms for ${text.length} bytes`);
         if (outcome.canonical !== undefined)
           assert.ok(
