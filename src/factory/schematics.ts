@@ -7,7 +7,7 @@
 // only exists so registries keep the blob (no garbage collection of unreferenced blobs); it has upstream's
 // shape (go-containerregistry's empty image plus one layer: Docker schema 2 manifest and config).
 //
-// In front of the repository: an LRU cache of known schematics, a negative cache of unknown IDs (an ID
+// In front of the repository, the schematic memo (docs/caches.md): an LRU of known schematics, a memo of unknown IDs (an ID
 // asked for before it is created is found again once the TTL passes), and single-flight per ID so a burst of
 // requests for one schematic reads the repository once.
 
@@ -52,16 +52,16 @@ export interface StoredSchematic {
 export interface SchematicServiceOptions {
   repository: Repository;
   /** Most schematics kept in memory. */
-  cacheCapacity: number;
+  memoCapacity: number;
   /** Most bytes of canonical YAML kept in memory (default 64 MiB), so a few large schematics cannot pin it. */
-  cacheMaxBytes?: number;
-  /** How long an unknown ID is answered from memory as unknown; 0 disables the negative cache. */
+  memoMaxBytes?: number;
+  /** How long an unknown ID is answered from memory as unknown; 0 disables the memo of unknown IDs. */
   negativeTtlMs: number;
   metrics?: Pick<
     FactoryMetrics,
-    "schematicGets" | "schematicCreates" | "schematicDuplicateCreates" | "schematicCacheSize"
+    "schematicGets" | "schematicCreates" | "schematicDuplicateCreates" | "schematicMemoSize"
   >;
-  /** Clock for the negative cache (tests). */
+  /** Clock for the memo of unknown IDs (tests). */
   now?: () => number;
 }
 
@@ -158,7 +158,7 @@ export class SchematicStorage {
   }
 }
 
-/** Creates and reads schematics through an in-memory LRU and negative cache. */
+/** Creates and reads schematics through the schematic memo: an in-memory LRU of known schematics and a memo of unknown IDs. */
 export class SchematicService {
   readonly storage: SchematicStorage;
   private readonly capacity: number;
@@ -177,15 +177,15 @@ export class SchematicService {
 
   constructor(options: SchematicServiceOptions) {
     this.storage = new SchematicStorage(options.repository);
-    this.capacity = Math.max(1, options.cacheCapacity);
-    this.maxBytes = Math.max(1, options.cacheMaxBytes ?? 64 * 1024 * 1024);
+    this.capacity = Math.max(1, options.memoCapacity);
+    this.maxBytes = Math.max(1, options.memoMaxBytes ?? 64 * 1024 * 1024);
     this.negativeTtlMs = Math.max(0, options.negativeTtlMs);
     this.metrics = options.metrics;
     this.now = options.now ?? Date.now;
   }
 
   /** Schematics held in memory. */
-  get cacheSize(): number {
+  get memoSize(): number {
     return this.known.size;
   }
 
@@ -284,7 +284,7 @@ export class SchematicService {
     // Oldest first, by count and by bytes; the newest always stays (one schematic is below the body limit).
     while (this.known.size > this.capacity || (this.knownBytes > this.maxBytes && this.known.size > 1))
       this.drop(this.known.keys().next().value as string);
-    this.metrics?.schematicCacheSize.set(this.known.size);
+    this.metrics?.schematicMemoSize.set(this.known.size);
   }
 
   private drop(id: string): void {
@@ -298,7 +298,7 @@ export class SchematicService {
     if (this.negativeTtlMs === 0) return;
     this.unknown.delete(id);
     this.unknown.set(id, this.now() + this.negativeTtlMs);
-    // Bounded like the positive cache, so a scan of random IDs cannot grow memory without limit.
+    // Bounded like the LRU of known schematics, so a scan of random IDs cannot grow memory without limit.
     while (this.unknown.size > this.capacity) this.unknown.delete(this.unknown.keys().next().value as string);
   }
 }

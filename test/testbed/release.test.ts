@@ -262,7 +262,7 @@ describe("test bed release into the embedded store", () => {
         repositoryFor: (name) => fresh.repository(name),
         versions: versions.map((v) => v.version),
         keysDir: keysDir(),
-        layerCacheDir: join(scratch, "layers-2"),
+        layerStoreDir: join(scratch, "layers-2"),
       });
       const first = digestsOf(summary);
       assert.equal(first.size, versions.length * 9);
