@@ -12,10 +12,10 @@
 // first version it applies to and the rule in words; rulesFor applies every row up to the version.
 
 import semver from "semver";
+import type { Bootloader } from "./schematic.ts";
 import { parseVersionCore } from "./version.ts";
 
 export type InitramfsCompression = "zstd" | "xz";
-export type Bootloader = "grub" | "sd-boot" | "dual-boot";
 
 export interface VersionRules {
   /** The version asked for, as given. */
