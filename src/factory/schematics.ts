@@ -25,6 +25,7 @@ import {
   type Schematic,
   schematicMediaType,
 } from "../talos/schematic.ts";
+import { SingleFlight } from "../util/concurrency.ts";
 import type { FactoryMetrics } from "./metrics.ts";
 
 /**
@@ -172,8 +173,8 @@ export class SchematicService {
   private readonly known = new Map<string, string>();
   /** id → time until which it is answered as unknown; oldest first. */
   private readonly unknown = new Map<string, number>();
-  private readonly loading = new Map<string, Promise<string | undefined>>();
-  private readonly storing = new Map<string, Promise<boolean>>();
+  private readonly loading = new SingleFlight<string, string | undefined>();
+  private readonly storing = new SingleFlight<string, boolean>();
 
   constructor(options: SchematicServiceOptions) {
     this.storage = new SchematicStorage(options.repository);
@@ -231,18 +232,14 @@ export class SchematicService {
       if (until > this.now()) return undefined;
       this.unknown.delete(id);
     }
-    let pending = this.loading.get(id);
-    if (pending === undefined) {
-      pending = this.storage.get(id).then((yaml) => {
+    return this.loading.run(id, () =>
+      this.storage.get(id).then((yaml) => {
         // A create that finished meanwhile wins over a read that started before it.
         if (yaml !== undefined) this.remember(id, yaml);
         else if (!this.known.has(id)) this.forget(id);
         return this.known.get(id) ?? yaml;
-      });
-      pending.finally(() => this.loading.delete(id)).catch(() => {});
-      this.loading.set(id, pending);
-    }
-    return pending;
+      }),
+    );
   }
 
   /** Stores unless present; true when it was stored now. One store per ID at a time. */
@@ -251,28 +248,21 @@ export class SchematicService {
       this.remember(id, yaml);
       return false;
     }
-    let pending = this.storing.get(id);
-    if (pending !== undefined) {
-      await pending;
+    if (this.storing.has(id)) {
+      await this.storing.run(id, async () => false); // joins the store under way
       return false;
     }
-    pending = (async () => {
+    const created = await this.storing.run(id, async () => {
       if (await this.storage.has(id)) return false;
       await this.storage.put(id, yaml);
       return true;
-    })();
-    this.storing.set(id, pending);
-    try {
-      const created = await pending;
-      this.remember(id, yaml);
-      return created;
-    } finally {
-      this.storing.delete(id);
-    }
+    });
+    this.remember(id, yaml);
+    return created;
   }
 
   /** Bytes of canonical YAML held in memory. */
-  get cacheBytes(): number {
+  get memoBytes(): number {
     return this.knownBytes;
   }
 

@@ -136,7 +136,7 @@ describe("the schematic service", () => {
     });
     for (const s of big) await service.get(s.id);
     assert.equal(service.memoSize, 1, "only the newest fits the byte budget");
-    assert.ok(service.cacheBytes <= 1024 * 1024, `${service.cacheBytes} bytes held`);
+    assert.ok(service.memoBytes <= 1024 * 1024, `${service.memoBytes} bytes held`);
   });
 
   it("refuses a schematic whose canonical YAML is over the body limit, so whatever is stored reads back", async () => {
