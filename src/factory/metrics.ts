@@ -1,5 +1,5 @@
 // The factory's Prometheus metrics, under upstream image-factory's names so its dashboards and alerts keep
-// working (image-factory-api.md, "Metrics"). Every metric is registered here, in one registry per factory
+// working (upstream image-factory docs/api.md and its metric names). Every metric is registered here, in one registry per factory
 // (never prom-client's global one, so several factories can run in one process, e.g. in tests); the asset
 // metrics exist with their labels from the start so the serving work only increments them.
 

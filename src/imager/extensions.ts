@@ -1,5 +1,5 @@
 // System extensions into the initramfs, as upstream's imager does it (talos pkg/imager/extensions and
-// internal/pkg/extensions; talos-formats.md "Adding extensions to the initramfs"):
+// internal/pkg/extensions; docs/formats.md, "newc cpio"):
 //   1. each extension gets a directory named by its index (the virtual `schematic` extension last), and the
 //      list is read back sorted by that name as a string — upstream's order, "10" before "2" included;
 //      each is validated for the Talos version (errors name the extension and the path);
