@@ -1,5 +1,5 @@
 // The factory's Prometheus metrics, under upstream image-factory's names so its dashboards and alerts keep
-// working (image-factory-api.md, "Metrics"). Every metric is registered here, in one registry per factory
+// working (upstream image-factory docs/api.md and its metric names). Every metric is registered here, in one registry per factory
 // (never prom-client's global one, so several factories can run in one process, e.g. in tests); the asset
 // metrics exist with their labels from the start so the serving work only increments them.
 
@@ -13,7 +13,7 @@ export interface FactoryMetrics {
   readonly schematicGets: Counter;
   readonly schematicCreates: Counter;
   readonly schematicDuplicateCreates: Counter;
-  readonly schematicCacheSize: Gauge;
+  readonly schematicMemoSize: Gauge;
   readonly assetsDeliveredCached: Counter<AssetLabels>;
   readonly assetsBuilt: Counter<AssetLabels>;
   readonly assetsCachedBytes: Counter<AssetLabels>;
@@ -60,7 +60,8 @@ export function createFactoryMetrics(options: FactoryMetricsOptions = {}): Facto
       help: "Number of schematic creations that found the schematic already stored.",
       registers,
     }),
-    schematicCacheSize: new Gauge({
+    schematicMemoSize: new Gauge({
+      // Upstream's metric name; in this project the thing it measures is called the schematic memo.
       name: "image_factory_schematic_cache_size",
       help: "Number of schematics in the in-memory cache.",
       registers,

@@ -185,7 +185,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     const schematicRepository = repositoryAt(config.stores.schematics);
     const schematics = new SchematicService({
       repository: schematicRepository,
-      cacheCapacity: config.schematicCache.capacity,
+      memoCapacity: config.schematicCache.capacity,
       negativeTtlMs: config.schematicCache.negativeTtlMs,
       metrics,
     });

@@ -7,7 +7,7 @@
 // only exists so registries keep the blob (no garbage collection of unreferenced blobs); it has upstream's
 // shape (go-containerregistry's empty image plus one layer: Docker schema 2 manifest and config).
 //
-// In front of the repository: an LRU cache of known schematics, a negative cache of unknown IDs (an ID
+// In front of the repository, the schematic memo (docs/caches.md): an LRU of known schematics, a memo of unknown IDs (an ID
 // asked for before it is created is found again once the TTL passes), and single-flight per ID so a burst of
 // requests for one schematic reads the repository once.
 
@@ -25,6 +25,7 @@ import {
   type Schematic,
   schematicMediaType,
 } from "../talos/schematic.ts";
+import { SingleFlight } from "../util/concurrency.ts";
 import type { FactoryMetrics } from "./metrics.ts";
 
 /**
@@ -52,16 +53,16 @@ export interface StoredSchematic {
 export interface SchematicServiceOptions {
   repository: Repository;
   /** Most schematics kept in memory. */
-  cacheCapacity: number;
+  memoCapacity: number;
   /** Most bytes of canonical YAML kept in memory (default 64 MiB), so a few large schematics cannot pin it. */
-  cacheMaxBytes?: number;
-  /** How long an unknown ID is answered from memory as unknown; 0 disables the negative cache. */
+  memoMaxBytes?: number;
+  /** How long an unknown ID is answered from memory as unknown; 0 disables the memo of unknown IDs. */
   negativeTtlMs: number;
   metrics?: Pick<
     FactoryMetrics,
-    "schematicGets" | "schematicCreates" | "schematicDuplicateCreates" | "schematicCacheSize"
+    "schematicGets" | "schematicCreates" | "schematicDuplicateCreates" | "schematicMemoSize"
   >;
-  /** Clock for the negative cache (tests). */
+  /** Clock for the memo of unknown IDs (tests). */
   now?: () => number;
 }
 
@@ -158,7 +159,7 @@ export class SchematicStorage {
   }
 }
 
-/** Creates and reads schematics through an in-memory LRU and negative cache. */
+/** Creates and reads schematics through the schematic memo: an in-memory LRU of known schematics and a memo of unknown IDs. */
 export class SchematicService {
   readonly storage: SchematicStorage;
   private readonly capacity: number;
@@ -172,20 +173,20 @@ export class SchematicService {
   private readonly known = new Map<string, string>();
   /** id → time until which it is answered as unknown; oldest first. */
   private readonly unknown = new Map<string, number>();
-  private readonly loading = new Map<string, Promise<string | undefined>>();
-  private readonly storing = new Map<string, Promise<boolean>>();
+  private readonly loading = new SingleFlight<string, string | undefined>();
+  private readonly storing = new SingleFlight<string, boolean>();
 
   constructor(options: SchematicServiceOptions) {
     this.storage = new SchematicStorage(options.repository);
-    this.capacity = Math.max(1, options.cacheCapacity);
-    this.maxBytes = Math.max(1, options.cacheMaxBytes ?? 64 * 1024 * 1024);
+    this.capacity = Math.max(1, options.memoCapacity);
+    this.maxBytes = Math.max(1, options.memoMaxBytes ?? 64 * 1024 * 1024);
     this.negativeTtlMs = Math.max(0, options.negativeTtlMs);
     this.metrics = options.metrics;
     this.now = options.now ?? Date.now;
   }
 
   /** Schematics held in memory. */
-  get cacheSize(): number {
+  get memoSize(): number {
     return this.known.size;
   }
 
@@ -231,18 +232,14 @@ export class SchematicService {
       if (until > this.now()) return undefined;
       this.unknown.delete(id);
     }
-    let pending = this.loading.get(id);
-    if (pending === undefined) {
-      pending = this.storage.get(id).then((yaml) => {
+    return this.loading.run(id, () =>
+      this.storage.get(id).then((yaml) => {
         // A create that finished meanwhile wins over a read that started before it.
         if (yaml !== undefined) this.remember(id, yaml);
         else if (!this.known.has(id)) this.forget(id);
         return this.known.get(id) ?? yaml;
-      });
-      pending.finally(() => this.loading.delete(id)).catch(() => {});
-      this.loading.set(id, pending);
-    }
-    return pending;
+      }),
+    );
   }
 
   /** Stores unless present; true when it was stored now. One store per ID at a time. */
@@ -251,28 +248,21 @@ export class SchematicService {
       this.remember(id, yaml);
       return false;
     }
-    let pending = this.storing.get(id);
-    if (pending !== undefined) {
-      await pending;
+    if (this.storing.has(id)) {
+      await this.storing.run(id, async () => false); // joins the store under way
       return false;
     }
-    pending = (async () => {
+    const created = await this.storing.run(id, async () => {
       if (await this.storage.has(id)) return false;
       await this.storage.put(id, yaml);
       return true;
-    })();
-    this.storing.set(id, pending);
-    try {
-      const created = await pending;
-      this.remember(id, yaml);
-      return created;
-    } finally {
-      this.storing.delete(id);
-    }
+    });
+    this.remember(id, yaml);
+    return created;
   }
 
   /** Bytes of canonical YAML held in memory. */
-  get cacheBytes(): number {
+  get memoBytes(): number {
     return this.knownBytes;
   }
 
@@ -284,7 +274,7 @@ export class SchematicService {
     // Oldest first, by count and by bytes; the newest always stays (one schematic is below the body limit).
     while (this.known.size > this.capacity || (this.knownBytes > this.maxBytes && this.known.size > 1))
       this.drop(this.known.keys().next().value as string);
-    this.metrics?.schematicCacheSize.set(this.known.size);
+    this.metrics?.schematicMemoSize.set(this.known.size);
   }
 
   private drop(id: string): void {
@@ -298,7 +288,7 @@ export class SchematicService {
     if (this.negativeTtlMs === 0) return;
     this.unknown.delete(id);
     this.unknown.set(id, this.now() + this.negativeTtlMs);
-    // Bounded like the positive cache, so a scan of random IDs cannot grow memory without limit.
+    // Bounded like the LRU of known schematics, so a scan of random IDs cannot grow memory without limit.
     while (this.unknown.size > this.capacity) this.unknown.delete(this.unknown.keys().next().value as string);
   }
 }

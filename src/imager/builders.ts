@@ -27,7 +27,8 @@ import { buildLayer } from "../oci/layer.ts";
 import type { TarEntry } from "../oci/tar.ts";
 import { resolveMtime } from "../oci/tar.ts";
 import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
-import { type Bootloader, rulesFor } from "../talos/version-rules.ts";
+import type { Bootloader } from "../talos/schematic.ts";
+import { rulesFor } from "../talos/version-rules.ts";
 import { buildOva, compressDiskImage, convertDiskImage } from "./disk/outputs.ts";
 import { buildTalosDisk } from "./disk/talos-disk.ts";
 import { buildExtendedInitramfs } from "./extensions.ts";
@@ -57,7 +58,7 @@ export interface BuildContext {
   log: (line: string) => void;
   installerRepoTag?: string;
   /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
-  cache: Map<string, Promise<string>>;
+  stepResults: Map<string, Promise<string>>;
 }
 
 export interface AssetBuilder {
@@ -74,10 +75,10 @@ export interface BuildResult {
 
 /** A step's result, computed once per build. */
 function once(context: BuildContext, key: string, make: () => Promise<string>): Promise<string> {
-  let result = context.cache.get(key);
+  let result = context.stepResults.get(key);
   if (result === undefined) {
     result = make();
-    context.cache.set(key, result);
+    context.stepResults.set(key, result);
   }
   return result;
 }
@@ -354,9 +355,9 @@ const diskBuilder: AssetBuilder = {
     context.log(`partitions: ${layout.partitions.map((p) => p.name).join(" ")}`);
     if (plainRaw) return;
     // The boot assets are no longer needed: free their room before the image is copied once more.
-    for (const key of context.cache.keys())
-      await rm(await (context.cache.get(key) as Promise<string>), { force: true });
-    context.cache.clear();
+    for (const key of context.stepResults.keys())
+      await rm(await (context.stepResults.get(key) as Promise<string>), { force: true });
+    context.stepResults.clear();
     const outputOptions = { mtime: context.mtime, signal: context.signal };
     if (disk.format === "ova") {
       await buildOva(raw, outPath, { ...outputOptions, diskSizeBytes: disk.sizeBytes, scratchDir: context.workDir });
@@ -426,7 +427,7 @@ export async function build(
         signal: options.signal,
         log,
         installerRepoTag: options.installerRepoTag,
-        cache: new Map(),
+        stepResults: new Map(),
       },
       temp,
     );

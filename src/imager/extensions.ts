@@ -1,5 +1,5 @@
 // System extensions into the initramfs, as upstream's imager does it (talos pkg/imager/extensions and
-// internal/pkg/extensions; talos-formats.md "Adding extensions to the initramfs"):
+// internal/pkg/extensions; docs/formats.md, "newc cpio"):
 //   1. each extension gets a directory named by its index (the virtual `schematic` extension last), and the
 //      list is read back sorted by that name as a string — upstream's order, "10" before "2" included;
 //      each is validated for the Talos version (errors name the extension and the path);
@@ -32,6 +32,7 @@ import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
 import { readInitramfs, writeCompressedCpio } from "../tools/compression.ts";
 import { depmod } from "../tools/kmod.ts";
 import { mksquashfs, unsquashfs } from "../tools/squashfs.ts";
+import { mapLimited } from "../util/concurrency.ts";
 import type { LocalExtension } from "./inputs.ts";
 
 /** The name of the virtual extension carrying the schematic ID (image-factory's SchematicIDExtensionName). */
@@ -232,18 +233,6 @@ async function mergeTree(source: string, target: string): Promise<void> {
   }
 }
 
-/** Runs `tasks` with at most `limit` at a time; the first failure aborts the rest. */
-async function inParallel(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const task = tasks[next++] as () => Promise<void>;
-      await task();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // the build
 
@@ -387,19 +376,16 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   await mkdir(imagesDir, { recursive: true });
   log(`compressing ${staged.length} system extensions (${rules.squashfsCompression})`);
   const layers: ExtensionLayer[] = staged.map((e) => ({ image: `${e.directory}.sqsh`, metadata: e.metadata }));
-  await inParallel(
-    staged.map((extension) => async () => {
-      signal?.throwIfAborted();
-      await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
-        compression: rules.squashfsCompression,
-        level: rules.squashfsCompression === "zstd" ? 18 : undefined,
-        mtime,
-        processors: 1,
-        signal,
-      });
-    }),
-    options.concurrency ?? availableParallelism(),
-  );
+  await mapLimited(staged, options.concurrency ?? availableParallelism(), async (extension) => {
+    signal?.throwIfAborted();
+    await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
+      compression: rules.squashfsCompression,
+      level: rules.squashfsCompression === "zstd" ? 18 : undefined,
+      mtime,
+      processors: 1,
+      signal,
+    });
+  });
 
   // 5, 6. The appended archive.
   const entries: CpioEntry[] = [...initramfsTree.values()];

@@ -21,8 +21,9 @@ import type { OutputKind } from "../talos/cmdline.ts";
 import { diskImageBytes, diskImageDefaults } from "../talos/disk-layout.ts";
 import type { MetaValue } from "../talos/meta.ts";
 import type { Arch } from "../talos/platforms.ts";
+import type { Bootloader } from "../talos/schematic.ts";
 import { canonicalYaml, type Schematic, schematicId } from "../talos/schematic.ts";
-import { type Bootloader, bootloaderFor, rulesFor, type VersionRules } from "../talos/version-rules.ts";
+import { bootloaderFor, rulesFor, type VersionRules } from "../talos/version-rules.ts";
 
 /** Bump to rebuild every cached asset (e.g. after fixing a bug that changed output bytes). */
 export const profileHashSalt = "boot-assets imager profile 1";

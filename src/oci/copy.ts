@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { badRequest, integrity, notFound } from "../errors.ts";
+import { mapLimited } from "../util/concurrency.ts";
 import { type Digest, digestAlgorithm, isDigest } from "./digest.ts";
 import { type Descriptor, isImageIndex, type Manifest, parseManifest } from "./manifest.ts";
 import { formatPlatform, type PlatformSpec, selectPlatform } from "./platform.ts";
@@ -130,25 +131,6 @@ export function platformDescriptor(index: Manifest, platform: PlatformSpec, wher
   return descriptor;
 }
 
-/** Runs `work` over `items` with at most `limit` running at once; the first failure rejects. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    // After a failure, no worker starts another item.
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await work(item);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  });
-  await Promise.all(workers);
-}
-
 class ImageCopy {
   private readonly source: ImageSource;
   private readonly dest: ImageDestination;
@@ -177,7 +159,7 @@ class ImageCopy {
       const blobs = [manifest.config, ...manifest.layers].filter(
         (d) => !(foreignLayerTypes.has(d.mediaType) && d.urls !== undefined && d.urls.length > 0),
       );
-      await forEachLimited(blobs, this.options.concurrency ?? 4, (d) => this.copyBlob(d));
+      await mapLimited(blobs, this.options.concurrency ?? 4, (d) => this.copyBlob(d));
     }
     const written = await this.dest.putManifest(record.body, record.mediaType, tag);
     // A destination that re-serialized the manifest would break every digest that points at it.

@@ -1,4 +1,4 @@
-// The byte formats cosign writes to registries (see ../shared/reference/signatures.md). Everything here is
+// The byte formats cosign writes to registries (see docs/formats.md, "Signatures"). Everything here is
 // pure: building and parsing payloads, configs, tags and annotations, so that signer and verifier share one
 // definition and what we publish is byte-compatible with what cosign publishes.
 

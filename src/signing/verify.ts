@@ -1,5 +1,6 @@
 // Verify an image's signatures, then hand out an object that can read the image only by the digest that was
-// verified. The flow:
+// verified. The flow (docs/upstream.md, "Signature verification"; upstream image-factory
+// internal/image/verify/verify.go):
 //   1. resolve a tag to a digest ONCE (a digest reference makes no request for the image at all, like cosign:
 //      an operator can check a signature before pulling anything);
 //   2. try each candidate signature on its own, as cosign does: the cosign v3 bundles (OCI referrers, or the

@@ -5,7 +5,8 @@
 
 import { badRequest } from "../errors.ts";
 import { GptAttribute, GptType } from "../formats/gpt.ts";
-import type { Bootloader, VersionRules } from "./version-rules.ts";
+import type { Bootloader } from "./schematic.ts";
+import type { VersionRules } from "./version-rules.ts";
 
 const mib = 1024 * 1024;
 

@@ -31,6 +31,7 @@ import {
   type Resolved,
   ResolveError,
 } from "./go-yaml-resolve.ts";
+import type { MetaValue } from "./meta.ts";
 
 /** Media type of the layer that stores a schematic's canonical YAML in the schematic repository. */
 export const schematicMediaType = "application/vnd.sidero.dev-image.schematic";
@@ -70,8 +71,6 @@ export type GoValue =
   | { type: "seq"; items: GoValue[] }
   /** `stringKeys`: Go's map[string]any (all keys strings), else map[any]any. */
   | { type: "map"; stringKeys: boolean; entries: Array<[GoValue, GoValue]> };
-
-export type MetaValue = { key: number; value: string };
 
 export type Schematic = {
   overlay?: { image: string; name: string; options?: Array<[string, GoValue]> };

@@ -12,10 +12,10 @@
 // first version it applies to and the rule in words; rulesFor applies every row up to the version.
 
 import semver from "semver";
+import type { Bootloader } from "./schematic.ts";
 import { parseVersionCore } from "./version.ts";
 
 export type InitramfsCompression = "zstd" | "xz";
-export type Bootloader = "grub" | "sd-boot" | "dual-boot";
 
 export interface VersionRules {
   /** The version asked for, as given. */
@@ -353,12 +353,13 @@ export function parseTalosVersion(version: string): string | undefined {
   return parseVersionCore(version);
 }
 
-const cache = new Map<string, VersionRules>();
+/** Rules already computed, per version string (bounded: at most 1000 versions are kept). */
+const rulesMemo = new Map<string, VersionRules>();
 
 /** The rules for a Talos version (e.g. "v1.8.2", "v1.10.0-beta.1"; anything unparseable → newest). */
 export function rulesFor(version: string): VersionRules {
-  const cached = cache.get(version);
-  if (cached !== undefined) return cached;
+  const known = rulesMemo.get(version);
+  if (known !== undefined) return known;
   const parsed = parseTalosVersion(version);
   const rules = baseline();
   for (const row of versionRuleTable) if (parsed === undefined || semver.gte(parsed, row.since)) row.apply(rules);
@@ -372,7 +373,7 @@ export function rulesFor(version: string): VersionRules {
     extensionAllowedPaths: Object.freeze([...rest.extensionAllowedPaths]),
     installerArtifacts: Object.freeze([...rest.installerArtifacts]),
   });
-  if (cache.size < 1000) cache.set(version, result);
+  if (rulesMemo.size < 1000) rulesMemo.set(version, result);
   return result;
 }
 

@@ -1,5 +1,5 @@
 // The Debian packages the test bed is built from, fetched WITHOUT installing them: `apt-get download` into a
-// cache, then `dpkg-deb -x` into a directory named by the .deb's sha256, so a second run only hashes files.
+// package store (docs/caches.md), then `dpkg-deb -x` into a directory named by the .deb's sha256, so a second run only hashes files.
 //
 // The kernel is resolved at build time: `linux-image-amd64` depends on the current
 // `linux-image-6.1.0-NN-amd64`, and old ones leave the mirror, so no version is ever written down here.
@@ -15,7 +15,7 @@ import { aptDownload, aptGetTool, aptShow, resolveDependency } from "../tools/ap
 import { dpkgDebExtract } from "../tools/dpkg.ts";
 import { runTool } from "../tools/run.ts";
 
-/** `${XDG_CACHE_HOME:-~/.cache}/boot-assets`: everything the test bed builds is cached below it. */
+/** `${XDG_CACHE_HOME:-~/.cache}/boot-assets`: root of the source, package and test bed stores (docs/caches.md). */
 export function bootAssetsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base =
     env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== "" ? env.XDG_CACHE_HOME : join(homedir(), ".cache");

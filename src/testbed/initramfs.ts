@@ -1,5 +1,5 @@
 // The test bed's base boot assets: `vmlinuz` from Debian's kernel package and `initramfs.xz` laid out as
-// upstream's (talos-formats.md): a compressed newc cpio (zstd from Talos 1.8, xz before; named .xz either
+// upstream's (docs/formats.md; siderolabs/talos pkg/machinery/imager/quirks): a compressed newc cpio (zstd from Talos 1.8, xz before; named .xz either
 // way) holding `init` and `rootfs.sqsh`, the kernel's modules inside rootfs.sqsh under
 // `usr/lib/modules/<kver>/` (`lib/modules` before 1.10). Plus what a busybox guest on Debian's kernel needs
 // before it can mount anything: /bin/busybox, /dev/console and the few early modules, listed in load order

@@ -31,7 +31,7 @@ export interface ImageSpec {
   runConfig?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; Labels?: Record<string, string> };
 }
 
-export interface CachedLayer extends BuiltLayer {
+export interface StoredLayer extends BuiltLayer {
   /** The compressed layer file in the cache. */
   file: string;
 }
@@ -43,11 +43,11 @@ export interface BuiltImage {
   manifest: Buffer;
   config: Buffer;
   configDescriptor: Descriptor;
-  layers: CachedLayer[];
+  layers: StoredLayer[];
 }
 
-/** Content-keyed cache of gzip layers. One instance per run: it remembers file hashes it computed. */
-export class LayerCache {
+/** The test bed store's gzip layers (docs/caches.md), keyed by content. One instance per run: it remembers file hashes it computed. */
+export class LayerStore {
   readonly dir: string;
   readonly mtime: number;
   private readonly fileHashes = new Map<string, Promise<string>>();
@@ -86,7 +86,7 @@ export class LayerCache {
   }
 
   /** The layer for these entries: from the cache, else built into it. */
-  async layer(entries: readonly TarEntry[]): Promise<CachedLayer> {
+  async layer(entries: readonly TarEntry[]): Promise<StoredLayer> {
     const key = await this.keyOf(entries);
     const file = join(this.dir, `${key}.tar.gz`);
     const metaFile = join(this.dir, `${key}.json`);
@@ -122,8 +122,8 @@ export function imageConfig(diffIds: readonly Digest[], mtime: number, runConfig
   );
 }
 
-export async function buildImage(spec: ImageSpec, cache: LayerCache): Promise<BuiltImage> {
-  const layers: CachedLayer[] = [];
+export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<BuiltImage> {
+  const layers: StoredLayer[] = [];
   for (const entries of spec.layers) layers.push(await cache.layer(entries));
   const config = imageConfig(
     layers.map((l) => l.diffId),

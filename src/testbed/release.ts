@@ -40,7 +40,7 @@ import {
   moduleName,
   parseModulesDep,
 } from "./initramfs.ts";
-import { type BuiltImage, buildImage, type ImageSpec, LayerCache, pushImage } from "./release-images.ts";
+import { type BuiltImage, buildImage, type ImageSpec, LayerStore, pushImage } from "./release-images.ts";
 import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
 
@@ -102,7 +102,7 @@ export interface PublishTestbedReleaseOptions {
   /** Where the signing keys live; default `<cacheDir>/testbed/keys`. */
   keysDir?: string;
   /** Where built layers are cached; default `<cacheDir>/testbed/layers` (an empty one forces rebuilding). */
-  layerCacheDir?: string;
+  layerStoreDir?: string;
   /** Timestamp of every file and config; default SOURCE_DATE_EPOCH, else 0. */
   mtime?: number;
   /** Progress lines. */
@@ -119,7 +119,7 @@ interface ReleaseContext {
   registry: string;
   repositoryFor: (name: string) => Repository;
   packages: TestbedPackages;
-  cache: LayerCache;
+  cache: LayerStore;
   cacheDir: string;
   mtime: number;
   signers: Signer[];
@@ -173,7 +173,7 @@ export async function publishTestbedRelease(options: PublishTestbedReleaseOption
     registry: options.registry,
     repositoryFor,
     packages,
-    cache: new LayerCache(options.layerCacheDir ?? join(cacheDir, "testbed", "layers"), mtime),
+    cache: new LayerStore(options.layerStoreDir ?? join(cacheDir, "testbed", "layers"), mtime),
     cacheDir,
     mtime,
     signers: [keys.keySigner, keys.keylessSigner],

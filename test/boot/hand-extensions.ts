@@ -1,4 +1,4 @@
-// Adds system extensions to a base initramfs BY HAND, the way talos-formats.md says the imager does it, so
+// Adds system extensions to a base initramfs BY HAND, the way upstream's imager does it (siderolabs/talos pkg/imager/extensions), so
 // the guest's extension logic is proven before the imager exists: each extension rootfs → <n>.sqsh, a
 // synthetic last "modules.dep" layer from depmod over the base modules plus the extensions' modules, an
 // `extensions.yaml`, all in one compressed cpio appended to a copy of the base initramfs.

@@ -107,7 +107,7 @@ export async function writeTestDisk(path: string, partitions: TestPartition[], s
   }
 }
 
-/** A META partition's content per talos-formats.md: two identical 256 KiB blocks holding the tags. */
+/** A META partition's content per siderolabs/go-adv adv/talos (docs/formats.md): two identical 256 KiB blocks holding the tags. */
 export function metaPartitionContent(tags: [number, string][], checksum: (block: Buffer) => Buffer): Buffer {
   const block = Buffer.alloc(256 * 1024);
   block.writeUInt32BE(0x5a4b3c2d, 0);

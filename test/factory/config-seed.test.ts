@@ -1,4 +1,4 @@
-// The seed deployment command (talos-boot-assets-README.md, "Running Image Factory") must start the factory
+// The seed deployment command (quoted in README.md, as the talos-boot-assets project deploys it) must start the factory
 // as written: the same flags in the same order, with only paths, the listen address and the domain changed.
 // The regexps are given as the program receives them once a shell has quoted them: `\.`, not `\\.`.
 

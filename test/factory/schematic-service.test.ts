@@ -1,6 +1,6 @@
 // The schematic service over a real embedded store: the image shape upstream writes (a Docker schema 2
 // manifest with one layer of the schematic media type, tagged with the ID), duplicate creates, the LRU and
-// negative caches, and single-flight reads. The repository is the real store's, wrapped only to count reads.
+// memo of unknown IDs, and single-flight reads. The repository is the real store's, wrapped only to count reads.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -50,7 +50,7 @@ describe("the schematic service", () => {
 
   it("stores a schematic as upstream does: tagged with its ID, one layer of the schematic media type", async () => {
     const repository = store.repository("shape/schematics");
-    const service = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 1000 });
+    const service = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 1000 });
     const created = await service.create("{}");
     assert.deepEqual(created, { id: emptyId, yaml: "customization: {}\n", created: true });
 
@@ -78,10 +78,10 @@ describe("the schematic service", () => {
 
   it("a second create of the same schematic is a duplicate and stores nothing new", async () => {
     const repository = store.repository("dup/schematics");
-    const first = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 });
+    const first = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 });
     assert.equal((await first.create("customization: {}")).created, true);
     assert.equal((await first.create("{}")).created, false, "known from the cache");
-    const fresh = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 });
+    const fresh = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 });
     assert.equal((await fresh.create("{}")).created, false, "known from the repository");
     assert.deepEqual(await repository.listTags(), [emptyId]);
   });
@@ -89,9 +89,9 @@ describe("the schematic service", () => {
   it("reads a schematic once however many ask for it at the same time", async () => {
     const repository = store.repository("flight/schematics");
     const one = kernelArgsSchematic("single.flight=1");
-    await new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 }).create(one.body);
+    await new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 }).create(one.body);
     const reads = counting(repository);
-    const service = new SchematicService({ repository: reads, cacheCapacity: 10, negativeTtlMs: 0 });
+    const service = new SchematicService({ repository: reads, memoCapacity: 10, negativeTtlMs: 0 });
     const answers = await Promise.all(Array.from({ length: 20 }, () => service.get(one.id)));
     assert.ok(answers.every((yaml) => yaml === one.yaml));
     assert.equal(reads.blobReads, 1);
@@ -101,7 +101,7 @@ describe("the schematic service", () => {
 
   it("keeps at most its capacity, dropping the least recently used", async () => {
     const repository = store.repository("lru/schematics");
-    const writer = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 });
+    const writer = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 });
     const [a, b, c] = ["lru=a", "lru=b", "lru=c"].map(kernelArgsSchematic) as [
       ReturnType<typeof kernelArgsSchematic>,
       ReturnType<typeof kernelArgsSchematic>,
@@ -109,12 +109,12 @@ describe("the schematic service", () => {
     ];
     for (const s of [a, b, c]) await writer.create(s.body);
     const reads = counting(repository);
-    const service = new SchematicService({ repository: reads, cacheCapacity: 2, negativeTtlMs: 0 });
+    const service = new SchematicService({ repository: reads, memoCapacity: 2, negativeTtlMs: 0 });
     await service.get(a.id);
     await service.get(b.id);
     await service.get(a.id); // a is now more recent than b
     await service.get(c.id); // evicts b
-    assert.equal(service.cacheSize, 2);
+    assert.equal(service.memoSize, 2);
     assert.equal(reads.blobReads, 3);
     await service.get(a.id);
     assert.equal(reads.blobReads, 3, "a stayed");
@@ -126,22 +126,22 @@ describe("the schematic service", () => {
     const repository = store.repository("bytes/schematics");
     // Three schematics of ~300 KB each under a 1 MiB budget (counted as UTF-16 in memory: ~600 KB each).
     const big = ["x", "y", "z"].map((c) => kernelArgsSchematic(`${c}=${c.repeat(300_000)}`));
-    const writer = new SchematicService({ repository, cacheCapacity: 100, negativeTtlMs: 0 });
+    const writer = new SchematicService({ repository, memoCapacity: 100, negativeTtlMs: 0 });
     for (const s of big) await writer.create(s.body);
     const service = new SchematicService({
       repository,
-      cacheCapacity: 100,
-      cacheMaxBytes: 1024 * 1024,
+      memoCapacity: 100,
+      memoMaxBytes: 1024 * 1024,
       negativeTtlMs: 0,
     });
     for (const s of big) await service.get(s.id);
-    assert.equal(service.cacheSize, 1, "only the newest fits the byte budget");
-    assert.ok(service.cacheBytes <= 1024 * 1024, `${service.cacheBytes} bytes held`);
+    assert.equal(service.memoSize, 1, "only the newest fits the byte budget");
+    assert.ok(service.memoBytes <= 1024 * 1024, `${service.memoBytes} bytes held`);
   });
 
   it("refuses a schematic whose canonical YAML is over the body limit, so whatever is stored reads back", async () => {
     const repository = store.repository("limit/schematics");
-    const service = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 });
+    const service = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 });
     // 800 KB as raw UTF-8; the canonical YAML escapes each astral character as \UXXXXXXXX (4 bytes → 10).
     const body = `{"customization":{"extraKernelArgs":["${"\u{1F600}".repeat(200_000)}"]}}`;
     assert.ok(Buffer.byteLength(body) < 1024 * 1024);
@@ -158,7 +158,7 @@ describe("the schematic service", () => {
     const reads = counting(repository);
     const service = new SchematicService({
       repository: reads,
-      cacheCapacity: 10,
+      memoCapacity: 10,
       negativeTtlMs: 30_000,
       now: () => now,
     });
@@ -168,7 +168,7 @@ describe("the schematic service", () => {
       (err) => isAppError(err, "NotFound") && err.message === "schematic not found",
     );
     // Created by another factory instance sharing the repository.
-    await new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 0 }).create(later.body);
+    await new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 }).create(later.body);
     await assert.rejects(service.get(later.id), (err) => isAppError(err, "NotFound"));
     assert.equal(reads.blobReads, 1, "the second miss was answered from memory");
     now += 30_001;
@@ -178,7 +178,7 @@ describe("the schematic service", () => {
 
   it("a create clears the negative entry at once", async () => {
     const repository = store.repository("negative-create/schematics");
-    const service = new SchematicService({ repository, cacheCapacity: 10, negativeTtlMs: 60_000 });
+    const service = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 60_000 });
     const s = kernelArgsSchematic("create.clears=1");
     await assert.rejects(service.get(s.id));
     await service.create(s.body);
@@ -187,7 +187,7 @@ describe("the schematic service", () => {
 
   it("refuses a malformed ID without reading the repository", async () => {
     const reads = counting(store.repository("malformed/schematics"));
-    const service = new SchematicService({ repository: reads, cacheCapacity: 10, negativeTtlMs: 0 });
+    const service = new SchematicService({ repository: reads, memoCapacity: 10, negativeTtlMs: 0 });
     await assert.rejects(service.get("ABC"), (err) => isAppError(err, "BadRequest"));
     assert.equal(reads.blobReads, 0);
   });

@@ -1,6 +1,6 @@
 // The factory service under test: the test bed release published once per test file into an embedded
 // registry server on a loopback port (the layers are cached, so this takes seconds), and the seed deployment
-// command of talos-boot-assets-README.md pointed at it, started in process with `startFactory`.
+// command quoted in README.md pointed at it, started in process with `startFactory`.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

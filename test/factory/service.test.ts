@@ -1,6 +1,6 @@
-// The factory service started from the seed deployment command (talos-boot-assets-README.md) against the
+// The factory service started from the seed deployment command (quoted in README.md) against the
 // test bed release in a real registry: health and readiness, schematics over HTTP (the fixed-point IDs of
-// schematic.md) stored as OCI images in the seed's schematic repository, bad inputs, the /image and /pxe
+// upstream image-factory docs/api.md) stored as OCI images in the seed's schematic repository, bad inputs, the /image and /pxe
 // validation rows, the headers every response carries, metrics, and graceful shutdown.
 
 import assert from "node:assert/strict";
@@ -19,7 +19,7 @@ import {
   waitFor200,
 } from "./service-harness.ts";
 
-// schematic.md: the empty schematic and the extraKernelArgs example are fixed points of the ID.
+// upstream image-factory docs/api.md: the empty schematic and the extraKernelArgs example are fixed points of the ID.
 const emptyId = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
 const emptyYaml = "customization: {}\n";
 const noapicId = "9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c";

@@ -17,7 +17,7 @@ import type { Repository } from "../../src/oci/repository.ts";
 import type { TarEntry } from "../../src/oci/tar.ts";
 import { signImage } from "../../src/signing/sign.ts";
 import type { Signer } from "../../src/signing/signer.ts";
-import { buildImage, LayerCache, pushImage } from "../../src/testbed/release-images.ts";
+import { buildImage, LayerStore, pushImage } from "../../src/testbed/release-images.ts";
 
 /** A clock whose time moves only when the test says so; due timers fire on `advance`. */
 export class ManualClock implements Clock {
@@ -89,9 +89,9 @@ export class RecordingMetrics implements SourcesMetrics {
 
 /** Builds small reproducible images (one gzip layer of the given files) in a scratch layer cache. */
 export class ImageMaker {
-  readonly #cache: LayerCache;
+  readonly #cache: LayerStore;
   constructor(dir: string) {
-    this.#cache = new LayerCache(dir, 0);
+    this.#cache = new LayerStore(dir, 0);
   }
 
   async push(

@@ -1,6 +1,6 @@
 // The imager against the test bed release, checked with independent tools: cpio -t for the early and the
 // appended archives, unsquashfs -l for the extension layers, objdump -h for the UKI, tar for the installer.
-// Expected values come from talos-formats.md and upstream's formats, written here by hand.
+// Expected values come from upstream's formats (siderolabs/talos pkg/imager; docs/formats.md), written here by hand.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

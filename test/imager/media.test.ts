@@ -3,7 +3,7 @@
 // the partition table, fsck.vfat -n on the EFI partition and xfs_repair -n on BOOT (each cut out of the
 // image with dd), the META partition decoded, qemu-img check / info for qcow2 and VHD, tar for .tar.gz and
 // OVA, zstd for .zst; and the GPT, META and EFI FAT byte-identical across two builds.
-// Expected values come from talos-formats.md (sizes, labels, META tags, cmdline rules), not from the code.
+// Expected values come from upstream siderolabs/talos (pkg/machinery/imager/quirks, pkg/imager; docs/formats.md) (sizes, labels, META tags, cmdline rules), not from the code.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

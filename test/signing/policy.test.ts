@@ -1,4 +1,4 @@
-// The identity policy, rule by rule. Expected outcomes come from the rules in signatures.md (whole-string
+// The identity policy, rule by rule. Expected outcomes come from the rules in docs/upstream.md ("Signature verification") (whole-string
 // match, RE2 syntax, one of several identities, no issuer → no match), not from the implementation.
 
 import assert from "node:assert/strict";

@@ -65,7 +65,7 @@ async function readBlob(repo: RemoteRepository, digest: Digest): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
-/** The payload cosign signs, spelled out from signatures.md. */
+/** The payload cosign signs, spelled out from sigstore/sigstore pkg/signature/payload (docs/formats.md). */
 function expectedPayload(dockerReference: string, digest: Digest): string {
   return `{"critical":{"identity":{"docker-reference":"${dockerReference}"},"image":{"docker-manifest-digest":"${digest}"},"type":"cosign container image signature"},"optional":null}`;
 }

@@ -7,7 +7,7 @@ const id = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
 
 type Expect = Partial<AssetPath> & Pick<AssetPath, "kind" | "arch" | "platform" | "secureBoot">;
 
-// Every example of image-factory-api.md, and the grammar's other forms.
+// Every example of upstream image-factory docs/api.md, and the grammar's other forms.
 const valid: [string, Expect, string][] = [
   ["kernel-amd64", { kind: "kernel", arch: "amd64", platform: "metal", secureBoot: false }, "application/octet-stream"],
   [

@@ -21,7 +21,7 @@ function assertBadRequest(body: string | Buffer, pattern: RegExp): void {
   );
 }
 
-describe("schematic ID fixed points (schematic.md)", () => {
+describe("schematic ID fixed points (upstream image-factory docs/api.md)", () => {
   const EMPTY = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
   for (const body of ["{}", "customization: {}", "customization: {extraKernelArgs: []}", "---\n", "null"]) {
     test(`${JSON.stringify(body)} is the empty schematic`, () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { bootloaderFor, parseTalosVersion, rulesFor, type VersionRules } from "../../src/talos/version-rules.ts";
 
-// One row per rule of ../shared/reference/talos-formats.md and upstream's quirks: the rule's wording, then
+// One row per rule of upstream's quirks (siderolabs/talos pkg/machinery/imager/quirks/quirks.go, partitions.go): the rule's wording, then
 // versions on both sides of its boundary with what must hold there.
 const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
   [

@@ -78,7 +78,7 @@ describe("guest init parsers (host busybox)", () => {
     );
   });
 
-  test("META from a partition: records read until tag 0, written per talos-formats.md", async () => {
+  test("META from a partition: records read until tag 0, written per siderolabs/go-adv adv/talos", async () => {
     const content = metaPartitionContent(
       [
         [0x0a, '{"addresses":[]}'],

@@ -1,5 +1,5 @@
 // Reading a published test bed release back: manifests, flattened image trees, signature layers, and the
-// list of images a release must contain, written from the reference (talos-formats.md), not from the code.
+// list of images a release must contain, written from upstream's image layouts (siderolabs/talos pkg/imager), not from the code.
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";

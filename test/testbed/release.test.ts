@@ -1,7 +1,7 @@
 // The test bed release published into the embedded store, in process: every image a Talos release has, in
 // upstream's layouts and following the version rules, catalogs that point at the extensions' real digests,
 // extensions that validate (and the incompatible one that is refused), reproducible digests, and re-runs that
-// add no signature. Expected values come from talos-formats.md and the Debian packages, not from the code.
+// add no signature. Expected values come from upstream (siderolabs/talos pkg/imager, quirks) and the Debian packages, not from the code.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -26,7 +26,7 @@ import {
   signatureLayerCount,
 } from "./release-helpers.ts";
 
-/** The versions and what talos-formats.md says about each (< 1.10: lib/modules + installer; from 1.10 usr/…). */
+/** The versions and what upstream's quirks say about each (< 1.10: lib/modules + installer; from 1.10 usr/…). */
 const versions = [
   { version: "v1.8.2", modules: "lib/modules", firmware: "lib/firmware", installer: "siderolabs/installer" },
   {
@@ -188,7 +188,7 @@ describe("test bed release into the embedded store", () => {
       });
       assert.equal(run.status, 0, run.stderr);
       assert.equal(run.stdout.trim(), `test bed installer for Talos ${version}`);
-      // talos-formats.md: the installer's artifacts are vmlinuz + initramfs.xz before 1.10, the UKI + sd-boot after.
+      // upstream quirks (pkg/machinery/imager/quirks): the installer's artifacts are vmlinuz + initramfs.xz before 1.10, the UKI + sd-boot after.
       const script = await readText(dir, "bin/installer");
       assert.match(script, installer.endsWith("-base") ? /systemd-boot\.efi vmlinuz\.efi/ : /vmlinuz initramfs\.xz/);
     }
@@ -262,7 +262,7 @@ describe("test bed release into the embedded store", () => {
         repositoryFor: (name) => fresh.repository(name),
         versions: versions.map((v) => v.version),
         keysDir: keysDir(),
-        layerCacheDir: join(scratch, "layers-2"),
+        layerStoreDir: join(scratch, "layers-2"),
       });
       const first = digestsOf(summary);
       assert.equal(first.size, versions.length * 9);

@@ -3,7 +3,7 @@
 // configuration are read into this one table, so a setting has one name in code and two spellings for
 // operators.
 //
-// Deliberate differences from upstream (image-factory-api.md):
+// Deliberate differences from upstream (docs/upstream.md, "Configuration"):
 //   - the default subject regexp is the vendor identity matched as a WHOLE string (see signing/policy.ts);
 //   - the cache, schematic and internal installer repositories default to EMPTY, meaning "the embedded store
 //     under --data-dir" (upstream points at ghcr.io);

@@ -1,4 +1,4 @@
-// POST /schematics and GET /schematics/:id (image-factory-api.md): create returns 201 with the ID and the
+// POST /schematics and GET /schematics/:id (upstream image-factory docs/api.md, internal/frontend/http/schematic.go): create returns 201 with the ID and the
 // canonical YAML as JSON; get returns the canonical YAML. Bodies are capped at 1 MiB (413 above).
 
 import type { FastifyInstance } from "fastify";

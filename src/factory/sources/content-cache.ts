@@ -35,6 +35,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { integrity } from "../../errors.ts";
 import { type Digest, digestAlgorithm, digestHex } from "../../oci/digest.ts";
+import { SingleFlight } from "../../util/concurrency.ts";
 import { isNotFoundError } from "../../util/fs.ts";
 
 /** What an entry holds: a flattened image (`tree`) or an image's layer blobs and config (`layers`). */
@@ -163,7 +164,7 @@ export class SourceContentCache {
   readonly #maxBytes: number;
   readonly #keepRecentMs: number;
   readonly #maxInventory: number;
-  readonly #inflight = new Map<string, Promise<{ meta: unknown; hit: boolean }>>();
+  readonly #inflight = new SingleFlight<string, { meta: unknown; hit: boolean }>();
   readonly #leases = new Map<string, number>();
   /** Entries whose content was checked against their inventory in this process. */
   readonly #checked = new Set<string>();
@@ -186,14 +187,9 @@ export class SourceContentCache {
     options: ObtainOptions = {},
   ): Promise<ContentLease<M>> {
     const key = keyOf(digest);
-    let pending = this.#inflight.get(key);
-    if (pending === undefined) {
-      pending = this.#load(key, digest, kind, fill as (dir: string) => Promise<unknown>, options).finally(() =>
-        this.#inflight.delete(key),
-      );
-      this.#inflight.set(key, pending);
-    }
-    const { meta, hit } = await pending;
+    const { meta, hit } = await this.#inflight.run(key, () =>
+      this.#load(key, digest, kind, fill as (dir: string) => Promise<unknown>, options),
+    );
     this.#leases.set(key, (this.#leases.get(key) ?? 0) + 1);
     let released = false;
     return {

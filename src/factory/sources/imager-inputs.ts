@@ -29,6 +29,7 @@ import { validateExtensionTree } from "../../talos/extension.ts";
 import type { Arch } from "../../talos/platforms.ts";
 import type { Schematic } from "../../talos/schematic.ts";
 import { rulesFor } from "../../talos/version-rules.ts";
+import { mapLimited } from "../../util/concurrency.ts";
 import type { CatalogService } from "./catalogs.ts";
 import type { ContentLease, SourceContentCache } from "./content-cache.ts";
 
@@ -112,30 +113,6 @@ interface Wanted {
 }
 
 const extensionKinds: readonly BuildKind[] = ["initramfs", "uki", "installer", "iso", "disk"];
-
-/**
- * Runs `work` over `items`, at most `limit` at a time, keeping the order of results. After a failure no new
- * item starts, and the first error is thrown only once the items under way have settled (so nothing keeps
- * writing after the caller has been told it failed).
- */
-async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length && failure === undefined) {
-      const index = next++;
-      try {
-        results[index] = await work(items[index] as T);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.error;
-  return results;
-}
 
 function counting(onBytes: (n: number) => void): Transform {
   return new Transform({
@@ -239,7 +216,7 @@ export class ImagerInputResolver {
       for (const lease of leases) lease.release();
     };
     try {
-      const pulled = await mapLimit(
+      const pulled = await mapLimited(
         verified.filter((item) => item.role !== "imager" || needsImager),
         this.#options.concurrency ?? 3,
         async (item) => {

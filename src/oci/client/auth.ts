@@ -106,7 +106,7 @@ function tokenKey(challenge: Challenge, mergedScopes: readonly string[]): string
   return `${challenge.params.realm ?? ""}|${challenge.params.service ?? ""}|${mergedScopes.join(" ")}`;
 }
 
-interface CachedToken {
+interface HeldToken {
   token: string;
   /** Epoch ms after which the token is not used any more. */
   expiresAt: number;
@@ -133,8 +133,8 @@ export interface RegistryAuthOptions {
 export class RegistryAuth {
   private readonly options: RegistryAuthOptions;
   private challenge: Challenge | undefined;
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly credentialCache = new Map<string, Promise<Credential | undefined>>();
+  private readonly tokens = new Map<string, HeldToken>();
+  private readonly credentialLookups = new Map<string, Promise<Credential | undefined>>();
 
   constructor(options: RegistryAuthOptions) {
     this.options = options;
@@ -153,11 +153,11 @@ export class RegistryAuth {
 
   private credential(repository: string | undefined): Promise<Credential | undefined> {
     const key = repository ?? "";
-    let found = this.credentialCache.get(key);
+    let found = this.credentialLookups.get(key);
     if (!found) {
       found = this.options.credentials(this.options.registry, repository);
-      found.catch(() => this.credentialCache.delete(key));
-      this.credentialCache.set(key, found);
+      found.catch(() => this.credentialLookups.delete(key));
+      this.credentialLookups.set(key, found);
     }
     return found;
   }
@@ -207,7 +207,7 @@ export class RegistryAuth {
     return mergeScopes([...scopes, ...challengeScopes(challenge)]);
   }
 
-  private async fetchToken(challenge: Challenge, scopes: string[], repository?: string): Promise<CachedToken> {
+  private async fetchToken(challenge: Challenge, scopes: string[], repository?: string): Promise<HeldToken> {
     const realmText = challenge.params.realm;
     if (!realmText) throw upstream(`registry ${this.options.registry} sent a bearer challenge without a realm`);
     let realm: URL;
