@@ -20,6 +20,7 @@ import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/con
 import { ConfigError, Problems } from "../factory/config/problems.ts";
 import type { SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
+import { registryClientOptionsFor } from "../factory/registry-access.ts";
 import { SourceContentCache } from "../factory/sources/content-cache.ts";
 import { ImagerInputResolver } from "../factory/sources/imager-inputs.ts";
 import { createSources } from "../factory/sources/index.ts";
@@ -245,12 +246,8 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
   };
   process.once("SIGINT", interrupt);
   process.once("SIGTERM", interrupt);
-  const { caFile, certsDirs } = line.settings.registryTls;
-  const client = new RegistryClient({
-    insecure: images.insecure ? new Set([images.registry]) : undefined,
-    ...(caFile !== undefined ? { caFile } : {}),
-    ...(certsDirs !== undefined ? { certsDirs } : {}),
-  });
+  // The factory's rules: flagged-insecure and loopback registries over plain HTTP, the same TLS settings.
+  const client = new RegistryClient(registryClientOptionsFor(line.settings));
   const sources = createSources(
     { ...line.settings, registryRefreshIntervalMs: 60 * 60 * 1000 },
     {

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { type Logger, pino } from "pino";
 import { AppError } from "../errors.ts";
-import { RegistryClient, type RegistryClientOptions } from "../oci/client/client.ts";
+import { RegistryClient } from "../oci/client/client.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
@@ -17,6 +17,7 @@ import { buildFactoryApp } from "./app.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
+import { registryClientOptionsFor } from "./registry-access.ts";
 import { SchematicService } from "./schematics.ts";
 import { createSources, registerSourceRoutes } from "./sources/index.ts";
 
@@ -72,33 +73,6 @@ export interface RunningFactory {
   schematics: SchematicService;
   /** Stops accepting, waits for requests in flight, then closes sources, clients and stores. */
   close(): Promise<void>;
-}
-
-/** localhost, 127.0.0.0/8 or ::1, with or without a port. */
-function isLoopbackRegistry(registry: string): boolean {
-  const host = registry.startsWith("[") ? registry.slice(1, registry.indexOf("]")) : registry.replace(/:\d+$/, "");
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/**
- * Registries reached without verified TLS: those flagged insecure, and loopback ones, which upstream's
- * registry library (go-containerregistry) reaches over plain HTTP unasked, and which the seed deployment
- * relies on (`-cache-repository localhost:5000/cache` with no insecure flag).
- */
-function insecureHosts(config: FactoryConfig): Set<string> {
-  const hosts = new Set<string>();
-  if (config.images.insecure || isLoopbackRegistry(config.images.registry)) hosts.add(config.images.registry);
-  for (const store of [config.stores.cache, config.stores.schematics, config.stores.installerInternal])
-    if (store.kind === "remote" && (store.insecure || isLoopbackRegistry(store.registry))) hosts.add(store.registry);
-  return hosts;
-}
-
-/** How the factory's one registry client reaches registries: insecure hosts, and `-ca-file` / `-certs-dir`. */
-export function registryClientOptionsFor(config: FactoryConfig): RegistryClientOptions {
-  const options: RegistryClientOptions = { insecure: insecureHosts(config) };
-  if (config.registryTls.caFile !== undefined) options.caFile = config.registryTls.caFile;
-  if (config.registryTls.certsDirs !== undefined) options.certsDirs = config.registryTls.certsDirs;
-  return options;
 }
 
 function usesEmbeddedStore(config: FactoryConfig): boolean {
