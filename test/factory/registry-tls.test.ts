@@ -93,17 +93,17 @@ describe("registries served with a private CA", () => {
     assert.ok(cmdline.includes("tls.test=1"), cmdline.join(" "));
   }
 
-  it("build without the CA fails naming the certificate problem and the flags that cure it; nothing written", async () => {
-    const output = join(dir, "out-untrusted");
+  // One rule for build and the factory (src/factory/registry-access.ts): a loopback registry is reached as
+  // go-containerregistry and docker reach one, plain HTTP allowed and its certificate not verified. (The
+  // explanation of an untrusted certificate on other hosts is tested with inspect/tags: test/cli/image.test.ts.)
+  it("build reaches a loopback TLS registry without its CA, as the factory does", async () => {
+    const output = join(dir, "out-loopback");
     const result = await build(output, []);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /unable to verify the first certificate/);
-    assert.match(result.stderr, /--ca-file/);
-    assert.match(result.stderr, new RegExp(server.address.replace(/\./g, "\\.")));
-    assert.deepEqual(await readdir(output).catch(() => []), []);
+    assert.equal(result.code, 0, result.stderr);
+    await assertBuilt(output, result.stdout);
   });
 
-  it("build with --ca-file (and no --insecure) builds cmdline and kernel over verified TLS", async () => {
+  it("build with --ca-file (and no --insecure) builds cmdline and kernel", async () => {
     const output = join(dir, "out-ca-file");
     const result = await build(output, ["--ca-file", pki.caCertFile]);
     assert.equal(result.code, 0, result.stderr);
