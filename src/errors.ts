@@ -56,9 +56,18 @@ const httpStatusByKind: Record<ErrorKind, number> = {
   Internal: 500,
 };
 
+/** Codes that refine their kind's status: a URL or header block over its limit, a request read too slowly. */
+const httpStatusByCode: Readonly<Record<string, number>> = {
+  URI_TOO_LONG: 414,
+  HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
+};
+
 /** The one place that maps an error to an HTTP status. */
 export function httpStatusOf(err: unknown): number {
-  return err instanceof AppError ? httpStatusByKind[err.kind] : 500;
+  if (!(err instanceof AppError)) return 500;
+  if (err.code !== undefined && Object.hasOwn(httpStatusByCode, err.code)) return httpStatusByCode[err.code] as number;
+  return httpStatusByKind[err.kind];
 }
 
 const exitCodeByKind: Record<ErrorKind, number> = {

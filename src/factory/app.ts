@@ -8,6 +8,7 @@ import fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { notFound } from "../errors.ts";
 import { type KnownVersions, registerAssetRoutes } from "./http/asset-routes.ts";
+import { clientErrorHandler, maxHeaderBytes, maxUrlBytes, uriTooLong } from "./http/client-errors.ts";
 import { corsPolicy } from "./http/cors.ts";
 import { sendError } from "./http/errors.ts";
 import { requestIdHeader, requestIdOf } from "./http/request-id.ts";
@@ -34,6 +35,29 @@ export interface FactoryAppOptions {
   readinessChecks?: ReadonlyArray<() => Promise<void>>;
   /** Registers further routes (the versions and catalog routes). */
   registerRoutes?: (app: FastifyInstance) => void;
+  /** How long a request's headers, and the whole request with its body, may take to arrive. */
+  timeouts?: RequestTimeouts;
+  /**
+   * Aborted when the factory shuts down (after the drain timeout): long work started for a request (an asset
+   * build) takes it, stops, and leaves nothing partial. Available to routes as `app.shutdownSignal`.
+   */
+  shutdownSignal?: AbortSignal;
+}
+
+export interface RequestTimeouts {
+  /** Headers must arrive within this (Node's headersTimeout). */
+  headersMs: number;
+  /** The whole request, body included, must arrive within this (Node's requestTimeout); 408 otherwise. */
+  requestMs: number;
+}
+
+export const defaultRequestTimeouts: RequestTimeouts = { headersMs: 20_000, requestMs: 60_000 };
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** See FactoryAppOptions.shutdownSignal; never aborted when the app was built without one. */
+    shutdownSignal: AbortSignal;
+  }
 }
 
 /** How long a readiness check may take before the factory counts as not ready. */
@@ -67,14 +91,30 @@ async function withTimeout(check: () => Promise<void>, ms: number): Promise<void
 
 export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
   const { metrics } = options;
+  const timeouts = options.timeouts ?? defaultRequestTimeouts;
+  const serverOptions = {
+    maxHeaderSize: maxHeaderBytes,
+    headersTimeout: Math.min(timeouts.headersMs, timeouts.requestMs),
+    // Node checks both timeouts on this interval (default 30 s); check often enough to honour short ones.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(timeouts.headersMs / 4))),
+  };
   const app = fastify({
     loggerInstance: options.logger,
     logController: new OneLinePerRequest(),
     genReqId: requestIdOf,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
-    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    requestTimeout: timeouts.requestMs,
+    clientErrorHandler: clientErrorHandler(serverHeader),
+    // A URL the router refuses (malformed, a parameter over maxParamLength): the same error shape as the rest.
+    frameworkErrors: (err, request, reply) => {
+      reply.header("Server", serverHeader);
+      sendError(err, request, reply);
+    },
+    http: serverOptions,
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, ...serverOptions } } : {}),
   }) as unknown as FastifyInstance;
+  app.decorate("shutdownSignal", options.shutdownSignal ?? new AbortController().signal);
 
   // Bodies stay unread until a route reads them with its own cap (http/request-body.ts).
   app.removeAllContentTypeParsers();
@@ -88,6 +128,10 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     metrics.httpRequestsInflight.inc({ handler });
     reply.raw.once("close", () => metrics.httpRequestsInflight.dec({ handler }));
     if (cors.handle(request, reply)) return; // a preflight, answered
+    if (request.raw.url !== undefined && Buffer.byteLength(request.raw.url) > maxUrlBytes) {
+      sendError(uriTooLong(), request, reply);
+      return;
+    }
     done();
   });
   app.addHook("onResponse", (request, reply, done) => {

@@ -1,6 +1,7 @@
 // Starting the factory from a validated configuration: open the stores (the embedded one under --data-dir
 // when any store is embedded), build the services, serve HTTP and metrics, and on SIGINT/SIGTERM shut down
-// gracefully: stop accepting, let requests in flight finish, then close the stores (nothing half-written:
+// gracefully: stop accepting, let requests in flight finish for at most -shutdown-timeout (then abort the
+// shutdown signal and close their connections), then close the stores (nothing half-written:
 // schematics are pushed layer, config, then the tagged manifest, and the store writes by rename).
 
 import { generateKeyPairSync } from "node:crypto";
@@ -71,7 +72,12 @@ export interface RunningFactory {
   metricsUrl: string | undefined;
   logger: Logger;
   schematics: SchematicService;
-  /** Stops accepting, waits for requests in flight, then closes sources, clients and stores. */
+  /** Aborted at shutdown once the drain timeout has passed: what long work for a request listens to. */
+  shutdownSignal: AbortSignal;
+  /**
+   * Stops accepting, lets requests in flight finish for at most the shutdown timeout (then aborts the
+   * shutdown signal and closes their connections), then closes sources, clients and stores.
+   */
   close(): Promise<void>;
 }
 
@@ -123,13 +129,44 @@ function urlOf(bound: AddressInfo, tls: boolean): string {
   return `${tls ? "https" : "http"}://${host}:${bound.port}`;
 }
 
+/**
+ * Closes the HTTP server: new connections are refused at once, idle ones closed, and requests in flight get
+ * `timeoutMs` to finish; then the shutdown signal aborts what they started and every connection left (a
+ * client stalled mid-body, a slow download) is closed. Upstream gives Go's Server.Shutdown 5 s the same way
+ * (cmd/image-factory/cmd/service.go), after which the process exits.
+ */
+async function drain(
+  app: ReturnType<typeof buildFactoryApp>,
+  timeoutMs: number,
+  shutdown: AbortController,
+  logger: Logger,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const closed = app.close().then(() => "closed" as const);
+  try {
+    if ((await Promise.race([closed, deadline])) === "timeout") {
+      logger.warn({ timeoutMs }, "shutdown timeout: closing the connections of requests still in flight");
+      shutdown.abort(new DOMException("the factory is shutting down", "AbortError"));
+      app.server.closeAllConnections();
+      await closed;
+    }
+  } finally {
+    clearTimeout(timer);
+    if (!shutdown.signal.aborted) shutdown.abort(new DOMException("the factory has shut down", "AbortError"));
+  }
+}
+
 /** Starts the factory and returns once it listens; `close()` shuts it down gracefully. */
 export async function startFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<RunningFactory> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "boot-assets-factory" } });
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   // What is open so far, closed in this order at shutdown: nothing new comes in, requests in flight finish,
   // then background reads stop, and the stores close last.
-  const shutdownOrder = ["http", "metrics", "sources", "client", "store"] as const;
+  const shutdownOrder = ["http", "sources", "client", "store"] as const;
+  const shutdown = new AbortController();
   const closers = new Map<(typeof shutdownOrder)[number], () => Promise<unknown>>();
   const closeAll = async () => {
     for (const name of shutdownOrder) {
@@ -194,8 +231,10 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       tls,
       readinessChecks,
       registerRoutes: (app) => registerSourceRoutes(app, sources),
+      timeouts: { headersMs: config.http.readHeaderTimeoutMs, requestMs: config.http.readTimeoutMs },
+      shutdownSignal: shutdown.signal,
     });
-    closers.set("http", () => app.close());
+    closers.set("http", () => drain(app, config.http.shutdownTimeoutMs, shutdown, logger));
     const metricsServer =
       config.metricsListen === undefined
         ? undefined
@@ -204,7 +243,14 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
               logger.warn({ err }, "collecting metrics failed"),
             ),
           );
-    if (metricsServer) closers.set("metrics", () => metricsServer.close());
+    // Both listeners drain at once, so shutdown takes at most one -shutdown-timeout for them.
+    if (metricsServer)
+      closers.set("http", () =>
+        Promise.all([
+          drain(app, config.http.shutdownTimeoutMs, shutdown, logger),
+          metricsServer.close(config.http.shutdownTimeoutMs),
+        ]),
+      );
     const bound = await bindOrExplain("the HTTP listener", "-http-port", config.http.listen, () =>
       listen(app, config.http.listen),
     );
@@ -220,6 +266,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       metricsUrl: metricsServer?.url,
       logger,
       schematics,
+      shutdownSignal: shutdown.signal,
       close: () => {
         closing ??= closeAll().then(() => logger.info("factory stopped"));
         return closing;
@@ -231,7 +278,10 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
   }
 }
 
-/** Runs the factory until SIGINT or SIGTERM, then shuts down gracefully. A second signal exits at once. */
+/**
+ * Runs the factory until SIGINT or SIGTERM (or, under an npm script, until npm is gone), then shuts down
+ * gracefully. A second signal exits at once.
+ */
 export async function runFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<void> {
   const factory = await startFactory(config, options);
   let parentWatch: NodeJS.Timeout | undefined;
@@ -246,7 +296,10 @@ export async function runFactory(config: FactoryConfig, options: StartFactoryOpt
     }
   });
   clearInterval(parentWatch);
-  factory.logger.info({ signal }, "shutting down: finishing requests in flight");
+  factory.logger.info(
+    { signal, timeoutMs: config.http.shutdownTimeoutMs },
+    "shutting down: finishing requests in flight",
+  );
   const forced = (second: NodeJS.Signals) => {
     factory.logger.warn({ signal: second }, "second signal: exiting without waiting");
     process.exit(130);

@@ -122,6 +122,10 @@ export interface FactoryConfig {
     readonly externalPxeUrl: string;
     readonly allowedOrigins: readonly string[];
     readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+    readonly readHeaderTimeoutMs: number;
+    readonly readTimeoutMs: number;
+    /** How long shutdown waits for requests in flight before closing their connections. */
+    readonly shutdownTimeoutMs: number;
   };
   /** undefined: no metrics listener (`-metrics-listen-addr ""`). */
   readonly metricsListen: ListenAddress | undefined;
@@ -688,6 +692,9 @@ export async function validateSettings(
   const maxConcurrency = intInRange(ctx, "build.maxConcurrency", 1, 1024);
   const schematicCapacity = intInRange(ctx, "cache.schematic.capacity", 1, 10_000_000);
   const negativeTtlMs = positiveDuration(ctx, "cache.schematic.negativeTTL", true);
+  const readHeaderTimeoutMs = positiveDuration(ctx, "http.readHeaderTimeout");
+  const readTimeoutMs = positiveDuration(ctx, "http.readTimeout");
+  const shutdownTimeoutMs = positiveDuration(ctx, "http.shutdownTimeout", true);
 
   const images = validateImages(ctx);
   const extraExtensionCatalogs = validateExtraCatalogs(ctx);
@@ -730,6 +737,9 @@ export async function validateSettings(
       externalPxeUrl: externalPxeUrl as string,
       allowedOrigins: [...allowedOrigins],
       tls: tls ?? undefined,
+      readHeaderTimeoutMs: readHeaderTimeoutMs as number,
+      readTimeoutMs: readTimeoutMs as number,
+      shutdownTimeoutMs: shutdownTimeoutMs as number,
     },
     metricsListen,
     logLevel: logLevel as LogLevel,

@@ -9,7 +9,8 @@
 //     under --data-dir" (upstream points at ghcr.io);
 //   - `containerSignature.publicKeyHashAlgo` defaults to empty, meaning "by key type" (sha256 for P-256 and
 //     RSA keys, as upstream's fixed sha256; sha384/sha512 for P-384/P-521 keys, as cosign signs them);
-//   - additions: `containerSignature.trustedRootFile`, `artifacts.extraExtensionCatalogs`, `dataDir`,
+//   - additions: `http.readHeaderTimeout`, `http.readTimeout`, `http.shutdownTimeout`,
+//     `containerSignature.trustedRootFile`, `artifacts.extraExtensionCatalogs`, `dataDir`,
 //     `log.level`, and `registry.caFile` / `registry.certsDirs` (upstream's `registry` section only tunes
 //     its client's concurrency; it trusts the system roots and nothing else).
 // Settings for features not built yet carry `unsupported`: they are read (so an upstream configuration file
@@ -153,6 +154,27 @@ export const scalarSettings: readonly SettingSpec[] = [
     help: "public URL for PXE (default: -external-url)",
   },
   { key: "http.allowedOrigins", type: "list", default: ["*"], help: "CORS allowed origins" },
+  {
+    key: "http.readHeaderTimeout",
+    type: "duration",
+    default: seconds(20),
+    flag: "http-read-header-timeout",
+    help: "time a client has to send a request's headers (then 408 and the connection closes)",
+  },
+  {
+    key: "http.readTimeout",
+    type: "duration",
+    default: minutes(1),
+    flag: "http-read-timeout",
+    help: "time a client has to send a whole request, body included (then 408 and the connection closes)",
+  },
+  {
+    key: "http.shutdownTimeout",
+    type: "duration",
+    default: seconds(5),
+    flag: "shutdown-timeout",
+    help: "on SIGTERM/SIGINT, how long requests in flight may finish before their connections are closed",
+  },
   // build
   {
     key: "build.minTalosVersion",

@@ -11,6 +11,8 @@ function typedError(err: unknown): unknown {
   const status = (err as Partial<FastifyError>)?.statusCode;
   const message = err instanceof Error ? err.message : String(err);
   if (status === 413) return tooLarge(message);
+  // fastify's router refusing a path parameter over maxParamLength (its message repeats the whole path)
+  if (status === 414) return tooLarge("request URL has a path segment that is too long", "URI_TOO_LONG");
   if (status === 404) return notFound(message);
   if (typeof status === "number" && status >= 400 && status < 500) return badRequest(message);
   return err;

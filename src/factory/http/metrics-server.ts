@@ -8,7 +8,8 @@ import type { Registry } from "prom-client";
 export interface MetricsServer {
   /** e.g. http://127.0.0.1:2122/metrics */
   url: string;
-  close(): Promise<void>;
+  /** Stops accepting; a scrape in flight gets `timeoutMs` before its connection is closed. */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export async function startMetricsServer(
@@ -44,9 +45,13 @@ export async function startMetricsServer(
   const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
   return {
     url: `http://${host}:${bound.port}/metrics`,
-    close: () =>
+    close: (timeoutMs = 5000) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };
