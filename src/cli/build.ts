@@ -99,7 +99,8 @@ export function buildUsage(): string {
     "",
     "Builds Talos boot assets offline from a registry's imager, installer and extensions (signatures verified",
     "before anything is pulled). ASSET names are the factory's /image paths, e.g. kernel-amd64,",
-    "initramfs-amd64.xz, cmdline-metal-amd64, metal-amd64-uki.efi, installer-amd64.tar.",
+    "initramfs-amd64.xz, cmdline-metal-amd64, metal-amd64-uki.efi, installer-amd64.tar, metal-amd64.iso,",
+    "metal-amd64.raw.zst, aws-amd64.raw.xz, gcp-amd64.raw.tar.gz, exoscale-amd64.qcow2, vmware-amd64.ova.",
     "Flags take one or two dashes and go before the assets (Go flag rules).",
     "",
   ];
@@ -313,7 +314,7 @@ export function registerBuildCommand(program: Command): void {
   program
     .command("build")
     .description(
-      "Build boot assets offline (kernel, initramfs, cmdline, UKI, installer) from a registry's signed Talos release; -h for the flags",
+      "Build boot assets offline (kernel, initramfs, cmdline, UKI, installer, ISO, disk images) from a registry's signed Talos release; -h for the flags",
     )
     .argument("[args...]", "flags (the factory's source and signature flags), then asset names, e.g. kernel-amd64")
     .helpOption(false)
