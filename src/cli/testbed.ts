@@ -2,6 +2,7 @@
 // miniature Talos release and pushes and signs it. Progress on stderr; one `registry/repo:tag@digest` line per
 // image on stdout.
 
+import { join } from "node:path";
 import type { Command } from "commander";
 import { badRequest } from "../errors.ts";
 import { defaultTestbedVersions, publishTestbedRelease } from "../testbed/release.ts";
@@ -35,7 +36,10 @@ export function registerTestbedCommands(program: Command): void {
       `Talos version to release, repeatable (default: ${defaultTestbedVersions.join(", ")})`,
       collect,
     )
-    .option("--out <dir>", "write cosign.key, cosign.pub, trusted_root.json and identity.json here");
+    .option(
+      "--out <dir>",
+      "write cosign.key, cosign.pub, trusted_root.json and identity.json here, and keep the signing keys in DIR/keys (default: in the cache directory)",
+    );
   addRegistryClientOptions(release).action(async (opts: ReleaseCliOptions) => {
     if (opts.registry.includes("/")) throw badRequest(`--registry ${opts.registry}: give host[:port] only`);
     const client = registryClientFromOptions(opts, [opts.registry]);
@@ -46,6 +50,8 @@ export function registerTestbedCommands(program: Command): void {
         client,
         versions: opts.talosVersion,
         out: opts.out,
+        // With --out, the keys live there too (keys/): that directory always signs with the same keys.
+        ...(opts.out === undefined ? {} : { keysDir: join(opts.out, "keys") }),
         log: (line) => process.stderr.write(`${line}\n`),
       });
       for (const version of summary.versions)
