@@ -7,7 +7,7 @@ set -euo pipefail
 
 runtime=(apt dpkg ca-certificates squashfs-tools kmod zstd xz-utils cpio tar binutils dosfstools mtools xfsprogs
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common qemu-utils gdisk)
-test_only=(docker-registry skopeo containerd curl openssl fdisk qemu-system-x86 ovmf systemd-boot-efi sbsigntool
+test_only=(docker-registry skopeo containerd curl openssl iproute2 util-linux fdisk qemu-system-x86 ovmf systemd-boot-efi sbsigntool
   golang-go golang-gopkg-yaml.v3-dev)
 
 case "${1:-runtime}" in
@@ -32,3 +32,7 @@ echo "installing Debian packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" "${install[@]}"
+# Debian's registry package starts a daemon on :5000 with its stock configuration; the tests start their own.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+  "${sudo[@]}" systemctl disable --now docker-registry 2>/dev/null || true
+fi
