@@ -14,7 +14,8 @@ import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -107,6 +108,34 @@ describe("README", () => {
     for (const block of blocks.filter((b) => b.mode === "skip")) assert.ok(block.reason, `line ${block.line}`);
   });
 
+  it("the script stops at the first failing block, and a README curl that gets an HTTP error fails", async () => {
+    const server = createHttpServer((_request, response) => response.writeHead(404).end("no such page\n"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const run = async (texts: string[]) => {
+        const script = scriptFor(
+          texts.map((text, i) => ({ line: i + 1, mode: "run", text })),
+          5,
+        );
+        return await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          execFile("bash", ["-c", script], (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+          );
+        });
+      };
+      const failing = await run(["echo first\n", "false\n", "echo never\n"]);
+      assert.notEqual(failing.code, 0);
+      assert.match(failing.stderr, /docs-test: README line 2\n$/);
+      assert.equal(failing.stdout, "first\n");
+      const notFound = await run([`curl http://127.0.0.1:${port}/missing\n`, "echo never\n"]);
+      assert.notEqual(notFound.code, 0);
+      assert.doesNotMatch(notFound.stdout, /never/);
+    } finally {
+      server.close();
+    }
+  });
+
   describe("its marked blocks, run as written in order in a fresh copy of the checkout", () => {
     let work: string;
     let child: ChildProcess | undefined;
@@ -183,6 +212,11 @@ describe("README", () => {
       );
 
       // What the text around the blocks says they do.
+      const port = JSON.parse(await readFile(join(checkout, "data", "testbed", "registry.json"), "utf8")).port;
+      assert.ok(
+        logs.some((log) => log.includes(`testbed: registry 127.0.0.1:${port} ready`)),
+        "npm start names its test bed registry, whose port registry.json keeps",
+      );
       assert.ok(stdout.includes('["v1.8.2","v1.10.3","v1.11.0-beta.1"]'), "GET /versions as the README shows");
       assert.match(stdout, /^0\.\d+\.\d+|^\d+\.\d+\.\d+$/m, "--version prints a version");
       for (const asset of [
