@@ -201,9 +201,8 @@ describe("README", () => {
       const backgroundLogs = (await readdir(checkout))
         .filter((name) => name.startsWith("docs-test-background-"))
         .map((name) => join(checkout, name));
-      const logs = await Promise.all(
-        backgroundLogs.map(async (f) => `--- ${f}\n${(await readFile(f, "utf8")).slice(-4000)}`),
-      );
+      const fullLogs = await Promise.all(backgroundLogs.map((f) => readFile(f, "utf8")));
+      const logs = fullLogs.map((text, i) => `--- ${backgroundLogs[i]}\n${text.slice(-4000)}`);
       assert.equal(
         code,
         0,
@@ -214,7 +213,7 @@ describe("README", () => {
       // What the text around the blocks says they do.
       const port = JSON.parse(await readFile(join(checkout, "data", "testbed", "registry.json"), "utf8")).port;
       assert.ok(
-        logs.some((log) => log.includes(`testbed: registry 127.0.0.1:${port} ready`)),
+        fullLogs.some((log) => log.includes(`testbed: registry 127.0.0.1:${port} ready`)),
         "npm start names its test bed registry, whose port registry.json keeps",
       );
       assert.ok(stdout.includes('["v1.8.2","v1.10.3","v1.11.0-beta.1"]'), "GET /versions as the README shows");

@@ -3,6 +3,7 @@
 // keyless identity. A second run adds no signature.
 
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,7 +44,7 @@ describe("boot-assets testbed release (CLI)", () => {
     registry = await startEmbeddedRegistry();
     scratch = await mkdtemp(join(tmpdir(), "testbed-release-cli-"));
     out = join(scratch, "out");
-    // The cache (Debian packages, base builds, the persisted test keys) stays the user's, as in real use.
+    // The cache (Debian packages, base builds) stays the user's, as in real use; the keys go to <out>/keys.
     env = { ...isolatedEnv(scratch), XDG_CACHE_HOME: process.env.XDG_CACHE_HOME || join(homedir(), ".cache") };
     const result = await release();
     assert.equal(result.code, 0, result.stderr);
@@ -67,6 +68,13 @@ describe("boot-assets testbed release (CLI)", () => {
       );
     assert.ok(references.some((r) => r.includes("/siderolabs/installer:v1.8.2@")));
     assert.ok(references.some((r) => r.includes("/siderolabs/installer-base:v1.10.3@")));
+  });
+
+  test("keeps its signing keys in <out>/keys, and signs again with them (nothing new to sign)", async () => {
+    assert.ok(existsSync(join(out, "keys", "sigstore.json")));
+    const again = await release();
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, / 0 signature\(s\) written, [1-9]\d* already present/);
   });
 
   test("boot-assets verify accepts the release with --key <out>/cosign.pub", async () => {
