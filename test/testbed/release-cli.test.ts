@@ -70,11 +70,9 @@ describe("boot-assets testbed release (CLI)", () => {
     assert.ok(references.some((r) => r.includes("/siderolabs/installer-base:v1.10.3@")));
   });
 
-  test("keeps its signing keys in <out>/keys, and signs again with them (nothing new to sign)", async () => {
+  test("keeps its signing keys in <out>/keys", () => {
     assert.ok(existsSync(join(out, "keys", "sigstore.json")));
-    const again = await release();
-    assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stderr, / 0 signature\(s\) written, [1-9]\d* already present/);
+    assert.ok(existsSync(join(out, "keys", "cosign.key")));
   });
 
   test("boot-assets verify accepts the release with --key <out>/cosign.pub", async () => {
