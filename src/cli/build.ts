@@ -7,13 +7,12 @@
 // the source, signature and registry trust (-ca-file, -certs-dir) flags ARE the factory's (same names,
 // defaults, checks and messages), so an operator learns them once.
 
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, open } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { randomUUID } from "node:crypto";
+import { copyFile, mkdir, open, rename, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { badRequest, unsupported } from "../errors.ts";
+import { AssetService } from "../factory/assets/service.ts";
 import { validateSourceSettings } from "../factory/config/config.ts";
 import { factoryFlags } from "../factory/config/flags.ts";
 import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/config/go-flags.ts";
@@ -24,11 +23,9 @@ import { registryClientOptionsFor } from "../factory/registry-access.ts";
 import { SourceContentCache } from "../factory/sources/content-cache.ts";
 import { ImagerInputResolver } from "../factory/sources/imager-inputs.ts";
 import { createSources } from "../factory/sources/index.ts";
-import { build } from "../imager/builders.ts";
-import { type BuildKind, buildKinds, createBuildProfile } from "../imager/profile.ts";
+import { buildKinds, createBuildProfile } from "../imager/profile.ts";
 import { RegistryClient } from "../oci/client/index.ts";
 import { type AssetRequest, parseAssetRequest, parseVersionTag } from "../talos/asset-path.ts";
-import type { Arch } from "../talos/platforms.ts";
 import { MAX_SCHEMATIC_BYTES, parseSchematic, type Schematic, schematicId } from "../talos/schematic.ts";
 import { bootAssetsCacheDir } from "../testbed/debian.ts";
 import { BuildProgress, formatBytes } from "./build-progress.ts";
@@ -195,10 +192,15 @@ async function readSchematicFile(file: string): Promise<Schematic> {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(path), hash);
-  return hash.digest("hex");
+/** Copies a cache entry out, replacing `to` only once the copy is whole. */
+async function copyFileAtomic(from: string, to: string): Promise<void> {
+  const temp = join(dirname(to), `.${basename(to)}.${randomUUID()}.part`);
+  try {
+    await copyFile(from, temp);
+    await rename(temp, to);
+  } finally {
+    await rm(temp, { force: true });
+  }
 }
 
 const placeholderDigest = `sha256:${"0".repeat(64)}`;
@@ -272,35 +274,19 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
         (signatures.loaded.disabled ? " (signature verification DISABLED)" : ""),
     );
     await mkdir(line.outputDir, { recursive: true });
-    const byArch = new Map<Arch, AssetRequest[]>();
-    for (const request of requests) byArch.set(request.arch, [...(byArch.get(request.arch) ?? []), request]);
-    for (const [arch, group] of byArch) {
-      const resolved = await resolver.resolve({
-        talosVersion: line.talosVersion,
-        arch,
-        schematic,
-        kinds: group.map((r) => r.kind as BuildKind),
-        progress: (event) => progress.source(event),
-        signal: controller.signal,
-      });
-      try {
-        for (const request of group) {
-          const profile = createBuildProfile(request, schematic, resolved.sources);
-          const inputs = {
-            ...resolved.inputs,
-            extensions: profile.inputs.extensions.length > 0 ? resolved.inputs.extensions : [],
-          };
-          const outPath = join(line.outputDir, request.filename);
-          const result = await progress.step(`building ${request.filename}`, (note) =>
-            build(profile, inputs, outPath, { signal: controller.signal, log: note }),
-          );
-          const digest = await sha256File(result.path);
-          progress.line(`built    ${request.filename} in ${result.seconds}s (${formatBytes(result.size)})`);
-          process.stdout.write(`${result.path} ${result.size} sha256:${digest}\n`);
-        }
-      } finally {
-        resolved.release();
-      }
+    const assets = new AssetService({ resolver, dir: join(line.cacheDir, "assets"), signal: controller.signal });
+    for (const request of requests) {
+      const asset = await progress.step(`building ${request.filename}`, (note) =>
+        assets.get(request, schematic, {
+          signal: controller.signal,
+          progress: (event) => progress.source(event),
+          log: note,
+        }),
+      );
+      const outPath = join(line.outputDir, request.filename);
+      await copyFileAtomic(asset.path, outPath);
+      progress.line(`${asset.built ? "built    " : "cache hit"} ${request.filename} (${formatBytes(asset.size)})`);
+      process.stdout.write(`${outPath} ${asset.size} ${asset.sha256}\n`);
     }
   } finally {
     process.off("SIGINT", interrupt);

@@ -172,6 +172,8 @@ describe("boot-assets build", () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(blobGets(release.front, sourceLayers), []);
     assert.equal((result.stderr.match(/^cached /gm) ?? []).length, 4, result.stderr);
+    // The assets themselves come from the asset cache (src/factory/assets/service.ts): none is rebuilt.
+    assert.equal((result.stderr.match(/^cache hit /gm) ?? []).length, assets.length, result.stderr);
     for (const asset of assets)
       assert.ok((await readFile(join(out, asset))).equals(firstRun.get(asset) as Buffer), `${asset} is reproducible`);
   });

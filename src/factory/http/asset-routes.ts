@@ -1,13 +1,17 @@
 // GET/HEAD /image/:schematic/:version/:path and /pxe/:schematic/:version/:path. Every part is validated now,
 // in the order upstream checks them (schematic, version, then the path): a malformed part is a 400 naming
-// it, an unknown schematic or a version not in the list a 404. A valid request answers 501 until the imager
-// and serving work land; the routes and their answers for bad input are final.
+// it, an unknown schematic or a version not in the list a 404. A valid `/image` request is answered by the
+// asset service (assets/service.ts) and sent by asset-download.ts; without an asset service (and for /pxe,
+// until it lands) a valid request answers 501.
 
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { badRequest, notFound, notImplemented } from "../../errors.ts";
-import { parseAssetPath, parseSchematicId, parseVersionTag } from "../../talos/asset-path.ts";
+import { parseAssetPath, parseAssetRequest, parseSchematicId, parseVersionTag } from "../../talos/asset-path.ts";
 import { type Arch, isPlatformName, platformByName } from "../../talos/platforms.ts";
+import { parseSchematic } from "../../talos/schematic.ts";
+import type { AssetService } from "../assets/service.ts";
 import type { SchematicService } from "../schematics.ts";
+import { cacheControlFor, downloadFilename, sendAsset, sendChecksum, splitChecksumPath } from "./asset-download.ts";
 
 /** The Talos versions the factory offers (the `/versions` list). */
 export interface KnownVersions {
@@ -42,7 +46,21 @@ export function parsePxePath(path: string): PxePath {
   return { platform, arch: arch === "arm64" ? "arm64" : "amd64", secureBoot: secureBoot !== undefined };
 }
 
-export function registerAssetRoutes(app: FastifyInstance, schematics: SchematicService, versions: KnownVersions): void {
+/** Aborted when the client goes away before its answer was sent. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error("client closed request"));
+  });
+  return controller.signal;
+}
+
+export function registerAssetRoutes(
+  app: FastifyInstance,
+  schematics: SchematicService,
+  versions: KnownVersions,
+  assets?: AssetService,
+): void {
   const validate = async (params: AssetParams, parsePath: (path: string) => unknown) => {
     const id = parseSchematicId(params.schematic);
     const version = parseVersionTag(params.version);
@@ -54,9 +72,31 @@ export function registerAssetRoutes(app: FastifyInstance, schematics: SchematicS
   const pending = () =>
     notImplemented("asset building is not available yet: the imager and serving work land later", "ASSETS_NOT_BUILT");
 
-  app.get<{ Params: AssetParams }>("/image/:schematic/:version/:path", async (request) => {
-    await validate(request.params, parseAssetPath);
-    throw pending();
+  app.route<{ Params: AssetParams; Querystring: Record<string, unknown> }>({
+    method: ["GET", "HEAD"],
+    url: "/image/:schematic/:version/:path",
+    handler: async (request, reply) => {
+      const { path, checksum } = splitChecksumPath(request.params.path);
+      await validate({ ...request.params, path }, parseAssetPath);
+      if (assets === undefined) throw pending();
+      const filename = downloadFilename(request.query, path);
+      const schematic = parseSchematic(Buffer.from(await schematics.get(request.params.schematic)));
+      const assetRequest = parseAssetRequest(request.params.schematic, request.params.version, path);
+      const signal = clientGone(reply);
+      let asset: Awaited<ReturnType<AssetService["get"]>>;
+      try {
+        asset = await assets.get(assetRequest, schematic, { signal });
+      } catch (err) {
+        if (signal.aborted && err === signal.reason) {
+          // Nobody to answer; the build goes on for the others (and the cache).
+          request.log.info({ statusCode: 499 }, "client closed request while its asset was being prepared");
+          return reply.code(499).send();
+        }
+        throw err;
+      }
+      if (checksum !== undefined) return sendChecksum(reply, asset, filename, checksum);
+      return sendAsset(request, reply, asset, { filename, cacheControl: cacheControlFor(assetRequest.talosVersion) });
+    },
   });
   app.get<{ Params: AssetParams }>("/pxe/:schematic/:version/:path", async (request) => {
     await validate(request.params, parsePxePath);
