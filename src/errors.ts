@@ -48,7 +48,9 @@ const httpStatusByKind: Record<ErrorKind, number> = {
   NotFound: 404,
   Conflict: 409,
   Upstream: 502,
-  Integrity: 400,
+  // Content that fails its digest or signature comes from a source (an image, a registry): not the
+  // caller's fault. The embedded registry, where the uploader sent it, answers 400 itself.
+  Integrity: 502,
   Unauthorized: 401,
   Unsupported: 405,
   TooLarge: 413,

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { notFound } from "../errors.ts";
+import type { AssetService } from "./assets/service.ts";
 import { type KnownVersions, registerAssetRoutes } from "./http/asset-routes.ts";
 import { clientErrorHandler, maxHeaderBytes, maxUrlBytes, uriTooLong } from "./http/client-errors.ts";
 import { corsPolicy } from "./http/cors.ts";
@@ -33,6 +34,8 @@ export interface FactoryAppOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Checks that the stores answer; /readyz fails while one throws. */
   readinessChecks?: ReadonlyArray<() => Promise<void>>;
+  /** Builds and serves `/image` assets; without it a valid asset request answers 501. */
+  assets?: AssetService;
   /** Registers further routes (the versions and catalog routes). */
   registerRoutes?: (app: FastifyInstance) => void;
   /** How long a request's headers, and the whole request with its body, may take to arrive. */
@@ -176,7 +179,7 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
   });
 
   registerSchematicRoutes(app, options.schematics);
-  registerAssetRoutes(app, options.schematics, options.versions);
+  registerAssetRoutes(app, options.schematics, options.versions, options.assets);
   options.registerRoutes?.(app);
   return app;
 }

@@ -15,6 +15,7 @@ import { sha256Digest } from "../oci/digest.ts";
 import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
 import { buildFactoryApp } from "./app.ts";
+import { createAssetService } from "./assets/factory.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
@@ -207,6 +208,11 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       metrics: sourcesMetricsHooks(metrics),
     });
     closers.set("sources", () => sources.stop());
+    const assets = createAssetService(config, sources, {
+      log: logger.child({ component: "assets" }),
+      metrics,
+      dir: config.dataDir.root,
+    });
 
     // A blob nobody stores: asking for it shows the store answers, without touching real content.
     const probeDigest = sha256Digest("boot-assets readiness probe");
@@ -230,6 +236,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       allowedOrigins: config.http.allowedOrigins,
       tls,
       readinessChecks,
+      assets,
       registerRoutes: (app) => registerSourceRoutes(app, sources),
       timeouts: { headersMs: config.http.readHeaderTimeoutMs, requestMs: config.http.readTimeoutMs },
       shutdownSignal: shutdown.signal,

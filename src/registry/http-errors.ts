@@ -49,7 +49,10 @@ export function toWireError(err: unknown): WireError {
     detail = Object.keys(rest).length > 0 ? rest : undefined;
   }
   const code = err.code !== undefined && err.code in statusByCode ? err.code : undefined;
-  const status = explicitStatus ?? (code ? statusByCode[code] : undefined) ?? httpStatusOf(err);
+  // Content that fails its digest or size here was sent by the client (an upload): its fault, 400 — unlike
+  // the factory, where it comes from a source registry (502, src/errors.ts).
+  const status =
+    explicitStatus ?? (code ? statusByCode[code] : undefined) ?? (err.kind === "Integrity" ? 400 : httpStatusOf(err));
   const entry: { code: string; message: string; detail?: unknown } = {
     code: err.code ?? (status === 404 ? "NOT_FOUND" : "UNKNOWN"),
     message: err.message,

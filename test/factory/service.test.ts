@@ -277,18 +277,6 @@ describe("the factory started from the seed deployment command", () => {
         body: /v1\.2\.0/,
       },
       {
-        rule: "a valid ISO request (building lands later)",
-        path: `/image/${emptyId}/v1.10.3/metal-amd64.iso`,
-        status: 501,
-        body: /not available yet/,
-      },
-      {
-        rule: "a valid request with the version given without v",
-        path: `/image/${emptyId}/1.8.2/metal-amd64.raw.zst`,
-        status: 501,
-        body: /not available yet/,
-      },
-      {
         rule: "a valid PXE request",
         path: `/pxe/${emptyId}/v1.10.3/metal-x86_64`,
         status: 501,

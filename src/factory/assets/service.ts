@@ -69,8 +69,10 @@ export interface AssetServiceOptions {
   mtime?: number;
   installerRepoTag?: string;
   schematicAuthor?: string;
-  onBuilt?: (asset: CachedAsset, seconds: number) => void;
-  onHit?: (asset: CachedAsset) => void;
+  /** A build finished (seconds building, after `waitedSeconds` for a build slot). */
+  onBuilt?: (asset: CachedAsset, request: AssetRequest, timing: { seconds: number; waitedSeconds: number }) => void;
+  /** A request answered from the cache. */
+  onHit?: (asset: CachedAsset, request: AssetRequest) => void;
   log?: (line: string) => void;
 }
 
@@ -158,7 +160,7 @@ export class AssetService {
       const key = this.cacheKey(profile);
       const cached = await this.#lookup(key, request.filename);
       if (cached !== undefined) {
-        this.#options.onHit?.(cached);
+        this.#options.onHit?.(cached, request);
         return cached;
       }
       const inputs = {
@@ -168,7 +170,7 @@ export class AssetService {
       let mine = false;
       const flight = this.#flights.run(key, async () => {
         mine = true;
-        return this.#build(key, profile, inputs, options.log);
+        return this.#build(key, request, profile, inputs, options.log);
       });
       // The inputs stay pinned until the build settles, even when this caller stops waiting.
       releaseLater = true;
@@ -218,6 +220,7 @@ export class AssetService {
 
   async #build(
     key: string,
+    request: AssetRequest,
     profile: ReturnType<typeof createBuildProfile>,
     inputs: Parameters<typeof build>[1],
     log?: (line: string) => void,
@@ -225,7 +228,9 @@ export class AssetService {
     const signals = [AbortSignal.timeout(this.#options.buildTimeoutMs ?? 30 * 60 * 1000)];
     if (this.#options.signal !== undefined) signals.push(this.#options.signal);
     const signal = AbortSignal.any(signals);
+    const queued = performance.now();
     const release = await this.#limit.acquire(signal);
+    const waitedSeconds = (performance.now() - queued) / 1000;
     const temp = join(this.#options.dir, `.tmp-${randomUUID()}`);
     try {
       // Another process may have put it while this one waited.
@@ -262,7 +267,7 @@ export class AssetService {
         contentType: mimeTypeFor(profile.filename),
         built: true,
       };
-      this.#options.onBuilt?.(asset, result.seconds);
+      this.#options.onBuilt?.(asset, request, { seconds: result.seconds, waitedSeconds });
       return asset;
     } finally {
       release();
