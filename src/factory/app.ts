@@ -36,6 +36,10 @@ export interface FactoryAppOptions {
   readinessChecks?: ReadonlyArray<() => Promise<void>>;
   /** Builds and serves `/image` assets; without it a valid asset request answers 501. */
   assets?: AssetService;
+  /** Absolute URL ending in "/": where PXE scripts point (-external-pxe-url). */
+  externalPxeUrl?: string;
+  /** The cache signing key's public half (PEM), served at /oci/cosign/signing-key.pub. */
+  signingKeyPem?: string;
   /** Registers further routes (the versions and catalog routes). */
   registerRoutes?: (app: FastifyInstance) => void;
   /** How long a request's headers, and the whole request with its body, may take to arrive. */
@@ -179,7 +183,19 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
   });
 
   registerSchematicRoutes(app, options.schematics);
-  registerAssetRoutes(app, options.schematics, options.versions, options.assets);
+  registerAssetRoutes(
+    app,
+    options.schematics,
+    options.versions,
+    options.assets,
+    options.externalPxeUrl !== undefined ? { externalPxeUrl: options.externalPxeUrl } : undefined,
+  );
+  const signingKeyPem = options.signingKeyPem;
+  if (signingKeyPem !== undefined)
+    // Upstream: internal/frontend/http/registry.go handleCosignSigningKeyPub.
+    app.get("/oci/cosign/signing-key.pub", async (_request, reply) =>
+      reply.type("application/x-pem-file").send(signingKeyPem),
+    );
   options.registerRoutes?.(app);
   return app;
 }

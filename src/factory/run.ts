@@ -4,7 +4,7 @@
 // shutdown signal and close their connections), then close the stores (nothing half-written:
 // schematics are pushed layer, config, then the tagged manifest, and the store writes by rename).
 
-import { generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
@@ -85,6 +85,13 @@ export interface RunningFactory {
 function usesEmbeddedStore(config: FactoryConfig): boolean {
   const { cache, schematics, installerInternal } = config.stores;
   return [cache, schematics, installerInternal].some((store) => store.kind === "embedded");
+}
+
+/** The cache signing key's public half, as PEM (SPKI), for /oci/cosign/signing-key.pub. */
+async function cacheSigningPublicKeyPem(config: FactoryConfig): Promise<string> {
+  const key = config.cacheSigningKey;
+  const privateKey = key.privateKey ?? createPrivateKey(await readFile(key.file));
+  return createPublicKey(privateKey).export({ type: "spki", format: "pem" }) as string;
 }
 
 /** Creates the data directory's cache signing key when it is missing (the config said it would be). */
@@ -237,6 +244,8 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       tls,
       readinessChecks,
       assets,
+      externalPxeUrl: config.http.externalPxeUrl,
+      signingKeyPem: await cacheSigningPublicKeyPem(config),
       registerRoutes: (app) => registerSourceRoutes(app, sources),
       timeouts: { headersMs: config.http.readHeaderTimeoutMs, requestMs: config.http.readTimeoutMs },
       shutdownSignal: shutdown.signal,

@@ -6,7 +6,7 @@
 // uncached asset make exactly one build (upstream's metric names, internal/asset/metrics.go).
 
 import assert from "node:assert/strict";
-import { createHash, generateKeyPairSync } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -201,6 +201,30 @@ describe("/image downloads", () => {
       metricSum(afterText, "image_factory_assets_built_total") - metricSum(before, "image_factory_assets_built_total"),
       1,
     );
+  });
+
+  it("/pxe: upstream's standard.ipxe text, URLs under the external URL, the cmdline asset's text", async () => {
+    const cmdline = (downloaded.get("cmdline-metal-amd64") as Buffer).toString("utf8").trim();
+    const res = await fetch(`${base}/pxe/${id}/${version}/metal-amd64`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+    const image = `https://factory.example.test/image/${id}/${version}`;
+    // internal/frontend/http/standard.ipxe
+    assert.equal(
+      await res.text(),
+      `#!ipxe\n\nimgfree\nkernel ${image}/kernel-amd64 ${cmdline}\ninitrd ${image}/initramfs-amd64.xz\nboot\n`,
+    );
+  });
+
+  it("/oci/cosign/signing-key.pub: the cache signing key's public half, PEM (internal/frontend/http/registry.go)", async () => {
+    const res = await fetch(`${base}/oci/cosign/signing-key.pub`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/x-pem-file");
+    const expected = createPublicKey(createPrivateKey(await readFile(running.keys.cacheKey))).export({
+      type: "spki",
+      format: "pem",
+    });
+    assert.equal(await res.text(), expected);
   });
 
   it("a source signed by another identity: 502 naming the image and the signature rule; nothing cached", async () => {

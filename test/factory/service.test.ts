@@ -277,12 +277,6 @@ describe("the factory started from the seed deployment command", () => {
         body: /v1\.2\.0/,
       },
       {
-        rule: "a valid PXE request",
-        path: `/pxe/${emptyId}/v1.10.3/metal-x86_64`,
-        status: 501,
-        body: /not available yet/,
-      },
-      {
         rule: "a PXE path that is not <platform>-<arch>",
         path: `/pxe/${emptyId}/v1.10.3/metal`,
         status: 400,

@@ -4,6 +4,7 @@
 // asset service (assets/service.ts) and sent by asset-download.ts; without an asset service (and for /pxe,
 // until it lands) a valid request answers 501.
 
+import { readFile } from "node:fs/promises";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { badRequest, notFound, notImplemented } from "../../errors.ts";
 import { parseAssetPath, parseAssetRequest, parseSchematicId, parseVersionTag } from "../../talos/asset-path.ts";
@@ -60,6 +61,7 @@ export function registerAssetRoutes(
   schematics: SchematicService,
   versions: KnownVersions,
   assets?: AssetService,
+  pxe?: { externalPxeUrl: string },
 ): void {
   const validate = async (params: AssetParams, parsePath: (path: string) => unknown) => {
     const id = parseSchematicId(params.schematic);
@@ -98,8 +100,38 @@ export function registerAssetRoutes(
       return sendAsset(request, reply, asset, { filename, cacheControl: cacheControlFor(assetRequest.talosVersion) });
     },
   });
-  app.get<{ Params: AssetParams }>("/pxe/:schematic/:version/:path", async (request) => {
+  app.get<{ Params: AssetParams }>("/pxe/:schematic/:version/:path", async (request, reply) => {
     await validate(request.params, parsePxePath);
-    throw pending();
+    if (assets === undefined || pxe === undefined) throw pending();
+    // Upstream (internal/frontend/http/pxe.go) builds the cmdline asset `cmdline-<path>` and writes one of
+    // two scripts (standard.ipxe, secureboot.ipxe) with URLs under -external-pxe-url.
+    const pxePath = parsePxePath(request.params.path);
+    const schematic = parseSchematic(Buffer.from(await schematics.get(request.params.schematic)));
+    const cmdlinePath = `cmdline-${pxePath.platform}-${pxePath.arch}${pxePath.secureBoot ? "-secureboot" : ""}`;
+    const assetRequest = parseAssetRequest(request.params.schematic, request.params.version, cmdlinePath);
+    const asset = await assets.get(assetRequest, schematic, { signal: clientGone(reply) });
+    const cmdline = (await readFile(asset.path, "utf8")).trim();
+    const imageUrl = (name: string) =>
+      new URL(`image/${request.params.schematic}/${assetRequest.talosVersion}/${name}`, pxe.externalPxeUrl).href;
+    const script = pxePath.secureBoot
+      ? [
+          "#!ipxe",
+          "",
+          "imgfree",
+          `kernel ${imageUrl(`${pxePath.platform}-${pxePath.arch}-secureboot-uki.efi`)} ${cmdline}`,
+          "boot",
+          "",
+        ]
+      : [
+          "#!ipxe",
+          "",
+          "imgfree",
+          `kernel ${imageUrl(`kernel-${pxePath.arch}`)} ${cmdline}`,
+          `initrd ${imageUrl(`initramfs-${pxePath.arch}.xz`)}`,
+          "boot",
+          "",
+        ];
+    // Upstream sets no Content-Type: Go's server sniffs the text as text/plain; charset=utf-8.
+    return reply.type("text/plain; charset=utf-8").send(script.join("\n"));
   });
 }
