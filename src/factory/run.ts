@@ -219,6 +219,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       log: logger.child({ component: "assets" }),
       metrics,
       dir: config.dataDir.root,
+      signal: shutdown.signal,
     });
 
     // A blob nobody stores: asking for it shows the store answers, without touching real content.
