@@ -171,6 +171,11 @@ async function drain(
 export async function startFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<RunningFactory> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "boot-assets-factory" } });
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  if (config.signatures.loaded.disabled)
+    logger.warn(
+      { flag: "-container-signature-disabled" },
+      "SIGNATURE VERIFICATION IS DISABLED: source images are pinned by digest but nobody vouches for them",
+    );
   // What is open so far, closed in this order at shutdown: nothing new comes in, requests in flight finish,
   // then background reads stop, and the stores close last.
   const shutdownOrder = ["http", "sources", "client", "store"] as const;

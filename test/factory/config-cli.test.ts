@@ -142,6 +142,22 @@ describe("boot-assets factory", () => {
         new RegExp(`the metrics listener cannot listen on -metrics-listen-addr 127\\.0\\.0\\.1:${port}: the address`),
       );
       assert.doesNotMatch(metrics.stdout.toString(), /serving on/);
+
+      // -container-signature-disabled is said loudly at start, in the log as well as in the summary.
+      const unverified = await runCli(
+        [
+          "factory",
+          "-container-signature-disabled",
+          "-http-port",
+          `127.0.0.1:${port}`,
+          "-metrics-listen-addr=",
+          "--data-dir",
+          join(home, "data"),
+        ],
+        env,
+      );
+      assert.match(unverified.stdout.toString(), /^signature verification DISABLED/m);
+      assert.match(unverified.stdout.toString(), /"level":40,.*"msg":"SIGNATURE VERIFICATION IS DISABLED: /);
     } finally {
       busy.close();
     }

@@ -350,11 +350,23 @@ describe("the factory started from the seed deployment command", () => {
       });
       assert.equal(refused.headers.get("access-control-allow-origin"), null, "DELETE is not allowed");
 
+      // What a browser asks before resuming a download (Range, If-None-Match) is allowed too.
+      const download = await fetch(`${base}/image/${emptyId}/v1.10.3/kernel-amd64`, {
+        method: "OPTIONS",
+        headers: {
+          Origin: "https://ui.example.test",
+          "Access-Control-Request-Method": "GET",
+          "Access-Control-Request-Headers": "range, if-none-match",
+        },
+      });
+      assert.equal(download.status, 204);
+      assert.equal(download.headers.get("access-control-allow-origin"), "*");
+
       const simple = await fetch(`${base}/versions`, { headers: { Origin: "https://ui.example.test" } });
       assert.equal(simple.headers.get("access-control-allow-origin"), "*");
       assert.equal(
         simple.headers.get("access-control-expose-headers"),
-        "Content-Disposition, Content-Length, Content-Type",
+        "Content-Disposition, Content-Length, Content-Type, Accept-Ranges, Content-Range, ETag",
       );
     });
   });

@@ -6,9 +6,19 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 const allowedMethods = new Set(["GET", "HEAD", "OPTIONS"]);
-const exposedHeaders = "Content-Disposition, Content-Length, Content-Type";
-// rs/cors's default allowed request headers (Origin is always allowed).
-const allowedRequestHeaders = new Set(["origin", "accept", "content-type", "x-requested-with"]);
+// Upstream's three, and beyond upstream the headers of resumable and conditional downloads (Range, ETag).
+const exposedHeaders = "Content-Disposition, Content-Length, Content-Type, Accept-Ranges, Content-Range, ETag";
+// rs/cors's default allowed request headers (Origin is always allowed), and the download's Range and
+// conditional headers, which a browser asks a preflight for.
+const allowedRequestHeaders = new Set([
+  "origin",
+  "accept",
+  "content-type",
+  "x-requested-with",
+  "range",
+  "if-none-match",
+  "if-range",
+]);
 
 export interface CorsPolicy {
   /** Handles CORS for one request; true when it answered (a preflight) and the request is done. */
