@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
+import { packageVersion } from "../util/package-version.ts";
 import { registerBuildCommand } from "./build.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
@@ -9,14 +9,6 @@ import { explainRegistryFailure } from "./registry-options.ts";
 import { registerSignCommands } from "./sign.ts";
 import { registerTestbedCommands } from "./testbed.ts";
 import { registerVerifyCommand } from "./verify.ts";
-
-/** The package's version, read from package.json (two levels up from src/cli and from dist/cli alike). */
-export function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  return manifest.version;
-}
 
 export function buildProgram(): Command {
   const program = new Command("boot-assets")

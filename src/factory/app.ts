@@ -3,10 +3,10 @@
 // It is built from services (no configuration parsing, no stores opened here), so tests and `run.ts`
 // assemble it the same way.
 
-import { readFileSync } from "node:fs";
 import fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { notFound } from "../errors.ts";
+import { packageVersion } from "../util/package-version.ts";
 import type { AssetService } from "./assets/service.ts";
 import { type KnownVersions, registerAssetRoutes } from "./http/asset-routes.ts";
 import { clientErrorHandler, maxHeaderBytes, maxUrlBytes, uriTooLong } from "./http/client-errors.ts";
@@ -69,17 +69,6 @@ declare module "fastify" {
 
 /** How long a readiness check may take before the factory counts as not ready. */
 const readinessTimeoutMs = 5000;
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-      version?: unknown;
-    };
-    return typeof pkg.version === "string" ? pkg.version : "dev";
-  } catch {
-    return "dev";
-  }
-}
 
 /** The `Server` header: this program and its version, e.g. `boot-assets/0.1.0`. */
 export const serverHeader = `boot-assets/${packageVersion()}`;
