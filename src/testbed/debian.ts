@@ -4,16 +4,15 @@
 // The kernel is resolved at build time: `linux-image-amd64` depends on the current
 // `linux-image-6.1.0-NN-amd64`, and old ones leave the mirror, so no version is ever written down here.
 
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { AppError, isAppError, upstream } from "../errors.ts";
 import { aptDownload, aptGetTool, aptShow, resolveDependency } from "../tools/apt.ts";
 import { dpkgDebExtract } from "../tools/dpkg.ts";
 import { runTool } from "../tools/run.ts";
+import { sha256HexOfFile } from "../util/file-digest.ts";
 
 /** `${XDG_CACHE_HOME:-~/.cache}/boot-assets`: root of the source, package and test bed stores (docs/caches.md). */
 export function bootAssetsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -124,12 +123,6 @@ async function aptUpdate(signal?: AbortSignal): Promise<void> {
   await runTool(aptGetTool, ["update", "-qq"], { signal, timeoutMs: 5 * 60 * 1000 });
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(path), hash);
-  return hash.digest("hex");
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
@@ -155,7 +148,7 @@ async function fetchPackage(
   const debDir = join(cacheDir, "debs");
   await mkdir(debDir, { recursive: true });
   const debPath = join(debDir, `${info.package}_${info.version.replace(/:/g, "%3a")}_${info.architecture}.deb`);
-  if (!(await exists(debPath)) || (await sha256File(debPath)) !== info.sha256) {
+  if (!(await exists(debPath)) || (await sha256HexOfFile(debPath)) !== info.sha256) {
     log(`apt-get download ${name}`);
     await download(name, debPath, info.sha256, signal);
   }
@@ -189,7 +182,7 @@ async function download(name: string, debPath: string, sha256: string, signal?: 
     });
     const file = files.get(name);
     if (file === undefined) throw upstream(`apt-get download ${name} produced no .deb`);
-    const actual = await sha256File(file);
+    const actual = await sha256HexOfFile(file);
     if (actual !== sha256)
       throw new AppError(
         "Integrity",

@@ -10,7 +10,7 @@
 // inputs.
 
 import { createHash, randomUUID } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import {
   chmod,
   copyFile,
@@ -25,7 +25,6 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { AppError } from "../errors.ts";
 import { type CpioEntry, cpioMtime } from "../formats/cpio.ts";
 import { rulesFor } from "../talos/version-rules.ts";
@@ -33,6 +32,7 @@ import { writeCompressedCpio } from "../tools/compression.ts";
 import { depmod, depmodTool } from "../tools/kmod.ts";
 import { runToolText } from "../tools/run.ts";
 import { mksquashfs } from "../tools/squashfs.ts";
+import { sha256HexOfFile } from "../util/file-digest.ts";
 import { bootAssetsCacheDir, fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
 
 /** What changes with the Talos version for the base initramfs (from the version rules table). */
@@ -261,9 +261,9 @@ async function build(
   await chmod(vmlinuz, 0o644);
   return {
     vmlinuz,
-    vmlinuzSha256: await sha256File(vmlinuz),
+    vmlinuzSha256: await sha256HexOfFile(vmlinuz),
     initramfs,
-    initramfsSha256: await sha256File(initramfs),
+    initramfsSha256: await sha256HexOfFile(initramfs),
     kernelRelease: release,
     kernelPackage: packages.kernel.name,
     kernelPackageVersion: packages.kernel.version,
@@ -373,10 +373,4 @@ async function normalizeModes(dir: string): Promise<void> {
       await normalizeModes(path);
     } else await chmod(path, info.mode & 0o111 ? 0o755 : 0o644);
   }
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(path), hash);
-  return hash.digest("hex");
 }

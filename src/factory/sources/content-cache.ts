@@ -16,8 +16,7 @@
 // under `maxBytes`, never an entry leased in this process nor one used in the last `keepRecentMs` (another
 // process may be building from it).
 
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { randomUUID } from "node:crypto";
 import {
   chmod,
   lstat,
@@ -32,10 +31,10 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { integrity } from "../../errors.ts";
 import { type Digest, digestAlgorithm, digestHex } from "../../oci/digest.ts";
 import { SingleFlight } from "../../util/concurrency.ts";
+import { sha256HexOfFile } from "../../util/file-digest.ts";
 import { isNotFoundError } from "../../util/fs.ts";
 
 /** What an entry holds: a flattened image (`tree`) or an image's layer blobs and config (`layers`). */
@@ -95,12 +94,6 @@ function keyOf(digest: Digest): string {
   return `${digestAlgorithm(digest)}-${digestHex(digest)}`;
 }
 
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(path), hash);
-  return hash.digest("hex");
-}
-
 /** Every path under `root`, sorted, described well enough to notice any change. */
 async function takeInventory(root: string, maxItems: number): Promise<{ items: InventoryItem[]; bytes: number }> {
   const items: InventoryItem[] = [];
@@ -116,7 +109,7 @@ async function takeInventory(root: string, maxItems: number): Promise<{ items: I
         items.push({ path: relative, type: "dir", mode });
         await walk(path, relative);
       } else if (info.isFile()) {
-        items.push({ path: relative, type: "file", mode, size: info.size, sha256: await hashFile(path) });
+        items.push({ path: relative, type: "file", mode, size: info.size, sha256: await sha256HexOfFile(path) });
         bytes += info.size;
       } else if (info.isSymbolicLink()) {
         items.push({ path: relative, type: "symlink", mode: 0, target: await readlink(path) });

@@ -17,6 +17,7 @@ import { qemuImgConvert } from "../../tools/qemu-img.ts";
 import { tarSparseFile } from "../../tools/tar.ts";
 import { xzCompressFile } from "../../tools/xz.ts";
 import { zstdCompressFile } from "../../tools/zstd.ts";
+import { sha256HexOfFile } from "../../util/file-digest.ts";
 
 export type DiskCompression = "xz" | "zst" | "gz" | "tar.gz";
 
@@ -179,12 +180,6 @@ ${[
 `;
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(path), hash);
-  return hash.digest("hex");
-}
-
 /** An OVA (tar of disk.ovf, disk.mf, disk.vmdk) from the raw image; `diskSizeBytes` is the VM's disk size. */
 export async function buildOva(
   raw: string,
@@ -208,7 +203,7 @@ export async function buildOva(
       capacityMiB: Math.floor(options.diskSizeBytes / (1024 * 1024)),
     });
     const ovfSha = createHash("sha256").update(ovf).digest("hex");
-    const mf = `SHA256(disk.vmdk)= ${await sha256File(vmdk)}\nSHA256(disk.ovf)= ${ovfSha}\n`;
+    const mf = `SHA256(disk.vmdk)= ${await sha256HexOfFile(vmdk)}\nSHA256(disk.ovf)= ${ovfSha}\n`;
     const mtime = new Date(mtimeOf(options) * 1000);
     const pack = tar.pack();
     const written = pipeline(pack, createWriteStream(out), { signal: options.signal });
