@@ -63,6 +63,8 @@ const httpStatusByCode: Readonly<Record<string, number>> = {
   URI_TOO_LONG: 414,
   HEADERS_TOO_LARGE: 431,
   REQUEST_TIMEOUT: 408,
+  // A registry the factory depends on (the cache repository) cannot be reached: try again later.
+  UNAVAILABLE: 503,
 };
 
 /** The one place that maps an error to an HTTP status. */

@@ -12,6 +12,7 @@ import { copyFile, mkdir, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { badRequest, unsupported } from "../errors.ts";
+import { DirectoryAssetCache } from "../factory/assets/directory-cache.ts";
 import { AssetService } from "../factory/assets/service.ts";
 import { validateSourceSettings } from "../factory/config/config.ts";
 import { factoryFlags } from "../factory/config/flags.ts";
@@ -274,7 +275,11 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
         (signatures.loaded.disabled ? " (signature verification DISABLED)" : ""),
     );
     await mkdir(line.outputDir, { recursive: true });
-    const assets = new AssetService({ resolver, dir: join(line.cacheDir, "assets"), signal: controller.signal });
+    const assets = new AssetService({
+      resolver,
+      cache: new DirectoryAssetCache(join(line.cacheDir, "assets")),
+      signal: controller.signal,
+    });
     for (const request of requests) {
       const asset = await progress.step(`building ${request.filename}`, (note) =>
         assets.get(request, schematic, {
@@ -284,7 +289,11 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
         }),
       );
       const outPath = join(line.outputDir, request.filename);
-      await copyFileAtomic(asset.path, outPath);
+      try {
+        await copyFileAtomic(asset.path, outPath);
+      } finally {
+        asset.release();
+      }
       progress.line(`${asset.built ? "built    " : "cache hit"} ${request.filename} (${formatBytes(asset.size)})`);
       process.stdout.write(`${outPath} ${asset.size} ${asset.sha256}\n`);
     }

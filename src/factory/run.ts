@@ -4,7 +4,7 @@
 // shutdown signal and close their connections), then close the stores (nothing half-written:
 // schematics are pushed layer, config, then the tagged manifest, and the store writes by rename).
 
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
@@ -87,11 +87,15 @@ function usesEmbeddedStore(config: FactoryConfig): boolean {
   return [cache, schematics, installerInternal].some((store) => store.kind === "embedded");
 }
 
+/** The cache signing key (read from the data directory when it was generated at this start). */
+async function cacheSigningPrivateKey(config: FactoryConfig): Promise<KeyObject> {
+  const key = config.cacheSigningKey;
+  return key.privateKey ?? createPrivateKey(await readFile(key.file));
+}
+
 /** The cache signing key's public half, as PEM (SPKI), for /oci/cosign/signing-key.pub. */
 async function cacheSigningPublicKeyPem(config: FactoryConfig): Promise<string> {
-  const key = config.cacheSigningKey;
-  const privateKey = key.privateKey ?? createPrivateKey(await readFile(key.file));
-  return createPublicKey(privateKey).export({ type: "spki", format: "pem" }) as string;
+  return createPublicKey(await cacheSigningPrivateKey(config)).export({ type: "spki", format: "pem" }) as string;
 }
 
 /** Creates the data directory's cache signing key when it is missing (the config said it would be). */
@@ -220,11 +224,16 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       metrics: sourcesMetricsHooks(metrics),
     });
     closers.set("sources", () => sources.stop());
-    const assets = createAssetService(config, sources, {
+    const assets = await createAssetService(config, sources, {
       log: logger.child({ component: "assets" }),
       metrics,
       dir: config.dataDir.root,
       signal: shutdown.signal,
+      cache: {
+        repository: repositoryAt(config.stores.cache),
+        privateKey: await cacheSigningPrivateKey(config),
+        ...(store !== undefined ? { store } : {}),
+      },
     });
 
     // A blob nobody stores: asking for it shows the store answers, without touching real content.

@@ -1,26 +1,85 @@
 // The factory's asset service: its sources (the verifier, catalogs and versions the routes use), the
-// content cache for pulled images and the asset cache under the data directory, the build concurrency
-// limit (-asset-builder-max-concurrency), and upstream's asset metrics (internal/asset/metrics.go names).
+// content cache for pulled images, the signed asset cache in the cache repository (registry-cache.ts), the
+// build concurrency limit (-asset-builder-max-concurrency), and upstream's asset metrics
+// (internal/asset/metrics.go names).
 
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { join } from "node:path";
+import type { Digest } from "../../oci/digest.ts";
+import type { Repository } from "../../oci/repository.ts";
+import { collectStoreGarbage, removeDamagedBlob } from "../../registry/gc.ts";
+import type { RegistryStore } from "../../registry/store.ts";
+import { signatureAlgorithm } from "../../signing/keys.ts";
+import { KeySigner } from "../../signing/signer.ts";
+import { SignatureVerifier } from "../../signing/verify.ts";
 import type { FactoryConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
 import { SourceContentCache } from "../sources/content-cache.ts";
 import { ImagerInputResolver } from "../sources/imager-inputs.ts";
 import type { createSources } from "../sources/index.ts";
+import { RegistryAssetCache } from "./registry-cache.ts";
 import { AssetService } from "./service.ts";
 
-export function createAssetService(
+export interface AssetCacheSetup {
+  repository: Repository;
+  /** The cache signing key (its public half verifies entries). */
+  privateKey: KeyObject;
+  /** The embedded store, when the cache repository is in it. */
+  store?: RegistryStore;
+}
+
+/** The signed cache in the cache repository, with the store's blob files when it is embedded. */
+export function createRegistryAssetCache(
+  config: FactoryConfig,
+  setup: AssetCacheSetup,
+  dir: string,
+  log: (line: string) => void,
+): RegistryAssetCache {
+  const { repository, privateKey, store } = setup;
+  const location = config.stores.cache;
+  const verifier = new SignatureVerifier(() => repository, {
+    disabled: false,
+    key: {
+      publicKey: createPublicKey(privateKey),
+      hashAlgo: signatureAlgorithm(privateKey),
+      description: "the cache signing key",
+    },
+  });
+  return new RegistryAssetCache({
+    repository,
+    dockerReference: location.kind === "remote" ? location.reference : `embedded/${location.repository}`,
+    signer: new KeySigner(privateKey),
+    verifier,
+    dir,
+    log,
+    ...(store !== undefined
+      ? {
+          local: {
+            locate: async (digest: Digest) =>
+              (await store.statBlob(location.repository, digest)) ? store.blobFile(digest) : undefined,
+            discardDamaged: async (digest: Digest) => {
+              await removeDamagedBlob(store, digest);
+            },
+            sweep: async (signal?: AbortSignal) =>
+              (await collectStoreGarbage(store, signal ? { signal } : {})).bytesFreed,
+          },
+        }
+      : {}),
+  });
+}
+
+export async function createAssetService(
   config: FactoryConfig,
   sources: ReturnType<typeof createSources>,
   deps: {
     log: { info(details: object, message: string): void };
     metrics: FactoryMetrics;
-    /** Root of `sources/` (pulled images) and `assets/` (built assets). */
+    /** Root of `sources/` (pulled images) and `assets/` (builds, spool, last use). */
     dir: string;
+    cache: AssetCacheSetup;
     signal?: AbortSignal;
   },
-): AssetService {
+): Promise<AssetService> {
   const resolver = new ImagerInputResolver({
     verifier: sources.verifier,
     catalogs: sources.catalogs,
@@ -34,9 +93,14 @@ export function createAssetService(
     output_kind: request.kind,
     arch: request.arch,
   });
+  const cache = createRegistryAssetCache(config, deps.cache, join(deps.dir, "assets"), (line) =>
+    deps.log.info({}, line),
+  );
+  const abandoned = await cache.clearAbandoned();
+  if (abandoned > 0) deps.log.info({ abandoned }, "removed the scratch space of builds a stopped process left");
   return new AssetService({
     resolver,
-    dir: join(deps.dir, "assets"),
+    cache,
     maxConcurrency: config.maxConcurrency,
     ...(deps.signal !== undefined ? { signal: deps.signal } : {}),
     onBuilt: (asset, request, timing) => {

@@ -8,11 +8,9 @@
 // salt), a per-kind salt bumped when a fix changes one kind's output, and the build options outside the
 // profile (file timestamps, the installer's repo tag).
 
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { unsupported } from "../../errors.ts";
 import { build } from "../../imager/builders.ts";
 import { type BuildKind, buildKinds, canonicalJson, createBuildProfile, profileHash } from "../../imager/profile.ts";
@@ -20,6 +18,7 @@ import { type AssetRequest, mimeTypeFor } from "../../talos/asset-path.ts";
 import type { Schematic } from "../../talos/schematic.ts";
 import { Semaphore, SingleFlight } from "../../util/concurrency.ts";
 import type { ImagerInputResolver, SourceProgress } from "../sources/imager-inputs.ts";
+import type { AssetCache } from "./cache.ts";
 
 /** Bump one kind's salt when a fix changes that kind's bytes, so stale entries are never served. */
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
@@ -45,20 +44,16 @@ export interface CachedAsset {
   contentType: string;
   /** true when this call built it. */
   built: boolean;
-}
-
-interface EntryRecord {
-  key: string;
-  size: number;
-  sha256: string;
-  sha512: string;
-  kind: BuildKind;
+  /**
+   * Ends this caller's use of the entry: until then garbage collection leaves it alone. Call it once the
+   * file is read (or opened: an open file stays readable after removal); calling it again does nothing.
+   */
+  release: () => void;
 }
 
 export interface AssetServiceOptions {
   resolver: Pick<ImagerInputResolver, "resolve">;
-  /** Cache root: `<dir>/<key>/asset` and `<key>/entry.json`. */
-  dir: string;
+  cache: AssetCache;
   /** Builds at once (upstream -asset-builder-max-concurrency). Default 6. */
   maxConcurrency?: number;
   /** A build's time limit. Default 30 minutes. */
@@ -83,18 +78,22 @@ export interface GetAssetOptions {
   log?: (line: string) => void;
 }
 
-async function digests(path: string): Promise<{ sha256: string; sha512: string; size: number }> {
-  const h256 = createHash("sha256");
-  const h512 = createHash("sha512");
-  let size = 0;
-  await pipeline(createReadStream(path), async (source: AsyncIterable<Buffer>) => {
-    for await (const chunk of source) {
-      h256.update(chunk);
-      h512.update(chunk);
-      size += chunk.length;
-    }
-  });
-  return { sha256: `sha256:${h256.digest("hex")}`, sha512: `sha512:${h512.digest("hex")}`, size };
+export interface GcOptions {
+  /** Entries not used for longer are removed (undefined: no age limit). */
+  maxAgeMs?: number;
+  /** Least recently used entries are removed until the rest fit (undefined: no size limit). */
+  maxSizeBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface GcResult {
+  removed: { key: string; size: number; reason: "age" | "size" }[];
+  kept: number;
+  keptBytes: number;
+  /** Entries over a limit but in use (served or being built): left for the next run. */
+  inUse: number;
+  /** Bytes the sweep freed (the embedded store's unreferenced blobs, spool copies). */
+  sweptBytes: number;
 }
 
 function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -116,12 +115,14 @@ function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<
   });
 }
 
+type Entry = Omit<CachedAsset, "filename" | "contentType" | "built" | "release">;
+
 export class AssetService {
   readonly #options: AssetServiceOptions;
   readonly #limit: Semaphore;
-  readonly #flights = new SingleFlight<string, CachedAsset>();
-  /** Entries whose bytes were checked in this process (key → sha256), so a hit re-reads nothing. */
-  readonly #verified = new Map<string, string>();
+  readonly #flights = new SingleFlight<string, Entry>();
+  /** Keys in use by callers (leases not yet released): garbage collection skips them. */
+  readonly #inUse = new Map<string, number>();
 
   constructor(options: AssetServiceOptions) {
     this.#options = options;
@@ -136,6 +137,28 @@ export class AssetService {
       installerRepoTag: this.#options.installerRepoTag ?? null,
     });
     return createHash("sha256").update(profileHash(profile)).update("\n").update(extra).digest("hex");
+  }
+
+  #lease(key: string): () => void {
+    this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#inUse.get(key) ?? 1) - 1;
+      if (left <= 0) this.#inUse.delete(key);
+      else this.#inUse.set(key, left);
+    };
+  }
+
+  #served(entry: Entry, request: AssetRequest, built: boolean): CachedAsset {
+    return {
+      ...entry,
+      filename: request.filename,
+      contentType: mimeTypeFor(request.filename),
+      built,
+      release: this.#lease(entry.key),
+    };
   }
 
   /** Gets the asset from the cache, or builds and caches it (one build per key however many ask). */
@@ -158,64 +181,35 @@ export class AssetService {
         ...(this.#options.schematicAuthor !== undefined ? { schematicAuthor: this.#options.schematicAuthor } : {}),
       });
       const key = this.cacheKey(profile);
-      const cached = await this.#lookup(key, request.filename);
-      if (cached !== undefined) {
-        this.#options.onHit?.(cached, request);
-        return cached;
+      // Leased before the lookup, so a collection running meanwhile cannot remove what is about to be served.
+      const lookupLease = this.#lease(key);
+      try {
+        const cached = await this.#options.cache.get(key, options.signal);
+        if (cached !== undefined) {
+          const asset = this.#served({ key, ...cached }, request, false);
+          this.#options.onHit?.(asset, request);
+          return asset;
+        }
+        const inputs = {
+          ...resolved.inputs,
+          extensions: profile.inputs.extensions.length > 0 ? resolved.inputs.extensions : [],
+        };
+        let mine = false;
+        const flight = this.#flights.run(key, async () => {
+          mine = true;
+          return this.#build(key, request, profile, inputs, options.log);
+        });
+        // The inputs stay pinned until the build settles, even when this caller stops waiting.
+        releaseLater = true;
+        flight.then(resolved.release, resolved.release);
+        const entry = await waitFor(flight, options.signal);
+        return this.#served(entry, request, mine);
+      } finally {
+        lookupLease();
       }
-      const inputs = {
-        ...resolved.inputs,
-        extensions: profile.inputs.extensions.length > 0 ? resolved.inputs.extensions : [],
-      };
-      let mine = false;
-      const flight = this.#flights.run(key, async () => {
-        mine = true;
-        return this.#build(key, request, profile, inputs, options.log);
-      });
-      // The inputs stay pinned until the build settles, even when this caller stops waiting.
-      releaseLater = true;
-      flight.then(resolved.release, resolved.release);
-      const asset = await waitFor(flight, options.signal);
-      return { ...asset, filename: request.filename, contentType: mimeTypeFor(request.filename), built: mine };
     } finally {
       if (!releaseLater) resolved.release();
     }
-  }
-
-  /** A verified entry, or undefined (missing, unreadable or not matching its record: removed). */
-  async #lookup(key: string, filename: string): Promise<CachedAsset | undefined> {
-    const dir = join(this.#options.dir, key);
-    let record: EntryRecord;
-    try {
-      record = JSON.parse(await readFile(join(dir, "entry.json"), "utf8")) as EntryRecord;
-    } catch {
-      return undefined;
-    }
-    const path = join(dir, "asset");
-    const asset: CachedAsset = {
-      key,
-      path,
-      size: record.size,
-      sha256: record.sha256,
-      sha512: record.sha512,
-      filename,
-      contentType: mimeTypeFor(filename),
-      built: false,
-    };
-    if (this.#verified.get(key) === record.sha256) return asset;
-    try {
-      const info = await stat(path);
-      const actual = info.size === record.size ? await digests(path) : undefined;
-      if (record.key === key && actual?.sha256 === record.sha256 && actual.sha512 === record.sha512) {
-        this.#verified.set(key, record.sha256);
-        return asset;
-      }
-    } catch {
-      // unreadable: a miss
-    }
-    this.#options.log?.(`cache entry ${key} does not match its record: removed, rebuilding`);
-    await rm(dir, { recursive: true, force: true });
-    return undefined;
   }
 
   async #build(
@@ -224,55 +218,78 @@ export class AssetService {
     profile: ReturnType<typeof createBuildProfile>,
     inputs: Parameters<typeof build>[1],
     log?: (line: string) => void,
-  ): Promise<CachedAsset> {
+  ): Promise<Entry> {
     const signals = [AbortSignal.timeout(this.#options.buildTimeoutMs ?? 30 * 60 * 1000)];
     if (this.#options.signal !== undefined) signals.push(this.#options.signal);
     const signal = AbortSignal.any(signals);
+    const release = this.#lease(key);
     const queued = performance.now();
-    const release = await this.#limit.acquire(signal);
+    const slot = await this.#limit.acquire(signal).catch((err) => {
+      release();
+      throw err;
+    });
     const waitedSeconds = (performance.now() - queued) / 1000;
-    const temp = join(this.#options.dir, `.tmp-${randomUUID()}`);
+    let scratch: string | undefined;
     try {
       // Another process may have put it while this one waited.
-      const again = await this.#lookup(key, profile.filename);
-      if (again !== undefined) return again;
-      await mkdir(temp, { recursive: true });
-      const result = await build(profile, inputs, join(temp, "asset"), {
+      const again = await this.#options.cache.get(key, signal);
+      if (again !== undefined) return { key, ...again };
+      scratch = await this.#options.cache.scratch();
+      const result = await build(profile, inputs, join(scratch, "asset"), {
         signal,
         ...(log !== undefined ? { log } : {}),
         ...(this.#options.mtime !== undefined ? { mtime: this.#options.mtime } : {}),
         ...(this.#options.installerRepoTag !== undefined ? { installerRepoTag: this.#options.installerRepoTag } : {}),
       });
-      const sums = await digests(result.path);
-      const record: EntryRecord = {
-        key,
-        size: sums.size,
-        sha256: sums.sha256,
-        sha512: sums.sha512,
-        kind: profile.kind,
-      };
-      await writeFile(join(temp, "entry.json"), `${JSON.stringify(record)}\n`);
-      // The entry appears whole or not at all: a directory renamed into place.
-      const dir = join(this.#options.dir, key);
-      await rm(dir, { recursive: true, force: true });
-      await rename(temp, dir);
-      this.#verified.set(key, sums.sha256);
+      const entry: Entry = { key, ...(await this.#options.cache.put(key, result.path, signal)) };
       const asset: CachedAsset = {
-        key,
-        path: join(dir, "asset"),
-        size: sums.size,
-        sha256: sums.sha256,
-        sha512: sums.sha512,
+        ...entry,
         filename: profile.filename,
         contentType: mimeTypeFor(profile.filename),
         built: true,
+        release: () => {},
       };
       this.#options.onBuilt?.(asset, request, { seconds: result.seconds, waitedSeconds });
-      return asset;
+      return entry;
     } finally {
+      slot();
       release();
-      await rm(temp, { recursive: true, force: true });
+      if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Removes entries unused for longer than `maxAgeMs`, then the least recently used until the rest fit in
+   * `maxSizeBytes`; never an entry in use by this process (being served or built). Then frees the bytes
+   * nothing references any more.
+   */
+  async collectGarbage(options: GcOptions): Promise<GcResult> {
+    const { cache } = this.#options;
+    const entries = (await cache.list(options.signal)).sort((a, b) => a.lastUsedMs - b.lastUsedMs);
+    const now = Date.now();
+    const result: GcResult = { removed: [], kept: 0, keptBytes: 0, inUse: 0, sweptBytes: 0 };
+    let total = entries.reduce((sum, entry) => sum + entry.size, 0);
+    for (const entry of entries) {
+      options.signal?.throwIfAborted();
+      const tooOld = options.maxAgeMs !== undefined && now - entry.lastUsedMs > options.maxAgeMs;
+      const tooBig = options.maxSizeBytes !== undefined && total > options.maxSizeBytes;
+      if (!tooOld && !tooBig) {
+        result.kept++;
+        result.keptBytes += entry.size;
+        continue;
+      }
+      if (this.#inUse.has(entry.key)) {
+        result.inUse++;
+        result.kept++;
+        result.keptBytes += entry.size;
+        continue;
+      }
+      await cache.remove(entry.key);
+      total -= entry.size;
+      result.removed.push({ key: entry.key, size: entry.size, reason: tooOld ? "age" : "size" });
+    }
+    result.sweptBytes = await cache.sweep(options.signal);
+    return result;
   }
 
   /** Waits for the builds under way (at shutdown). */

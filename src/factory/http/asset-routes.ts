@@ -96,7 +96,12 @@ export function registerAssetRoutes(
         }
         throw err;
       }
-      if (checksum !== undefined) return sendChecksum(reply, asset, filename, checksum);
+      if (checksum !== undefined) {
+        asset.release();
+        return sendChecksum(reply, asset, filename, checksum);
+      }
+      // The entry stays out of garbage collection's reach until the response is over.
+      reply.raw.once("close", asset.release);
       return sendAsset(request, reply, asset, { filename, cacheControl: cacheControlFor(assetRequest.talosVersion) });
     },
   });
@@ -110,7 +115,12 @@ export function registerAssetRoutes(
     const cmdlinePath = `cmdline-${pxePath.platform}-${pxePath.arch}${pxePath.secureBoot ? "-secureboot" : ""}`;
     const assetRequest = parseAssetRequest(request.params.schematic, request.params.version, cmdlinePath);
     const asset = await assets.get(assetRequest, schematic, { signal: clientGone(reply) });
-    const cmdline = (await readFile(asset.path, "utf8")).trim();
+    let cmdline: string;
+    try {
+      cmdline = (await readFile(asset.path, "utf8")).trim();
+    } finally {
+      asset.release();
+    }
     const imageUrl = (name: string) =>
       new URL(`image/${request.params.schematic}/${assetRequest.talosVersion}/${name}`, pxe.externalPxeUrl).href;
     const script = pxePath.secureBoot
