@@ -8,9 +8,11 @@ import { readFactoryCommandLine } from "../factory/config/index.ts";
 import { describeFactoryConfig } from "../factory/config/summary.ts";
 import { runFactory } from "../factory/run.ts";
 import { plannedTestbedArgs, startTestbed, type TestbedRegistry } from "../factory/testbed.ts";
+import { factoryGcCommand } from "./factory-gc.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";
 
 export async function factoryCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (args[0] === "gc") return factoryGcCommand(args.slice(1), env);
   let commandLine = await readFactoryCommandLine(args, env);
   if (commandLine.help) {
     process.stdout.write(commandLine.usage);
@@ -71,7 +73,7 @@ export function registerFactoryCommand(program: Command): void {
   program
     .command("factory")
     .description(
-      "Run the factory service (upstream image-factory flags, Go flag rules; --config FILE|env=PREFIX; -h for the flags)",
+      "Run the factory service (upstream image-factory flags, Go flag rules; --config FILE|env=PREFIX; -h for the flags); `factory gc` collects its asset cache",
     )
     .argument("[args...]", "flags, e.g. -image-registry ghcr.io -http-port :8080")
     .helpOption(false)

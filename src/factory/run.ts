@@ -16,6 +16,7 @@ import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
 import { buildFactoryApp } from "./app.ts";
 import { createAssetService } from "./assets/factory.ts";
+import type { AssetService } from "./assets/service.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
@@ -171,6 +172,48 @@ async function drain(
   }
 }
 
+/**
+ * Asset cache garbage collection every -asset-cache-gc-interval when a limit is set (-asset-cache-max-age,
+ * -asset-cache-max-size). Returns the function that stops it and waits for a run under way.
+ */
+function scheduleCacheGc(
+  config: FactoryConfig,
+  assets: AssetService,
+  log: Logger,
+  signal: AbortSignal,
+): (() => Promise<void>) | undefined {
+  const { maxAgeMs, maxSizeBytes, intervalMs } = config.cacheGc;
+  if (maxAgeMs === undefined && maxSizeBytes === undefined) return undefined;
+  let running: Promise<void> | undefined;
+  const stop = new AbortController();
+  const gcSignal = AbortSignal.any([signal, stop.signal]);
+  const run = () => {
+    if (running !== undefined) return;
+    running = assets
+      .collectGarbage({ maxAgeMs, maxSizeBytes, signal: gcSignal })
+      .then((result) => {
+        const freed = result.removed.reduce((sum, entry) => sum + entry.size, 0) + result.sweptBytes;
+        log.info(
+          { removed: result.removed.length, kept: result.kept, inUse: result.inUse, bytesFreed: freed },
+          "asset cache garbage collection",
+        );
+      })
+      .catch((err) => {
+        if (!gcSignal.aborted) log.warn({ err }, "asset cache garbage collection failed; trying again at the next run");
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    stop.abort(new DOMException("the factory is shutting down", "AbortError"));
+    await running;
+  };
+}
+
 /** Starts the factory and returns once it listens; `close()` shuts it down gracefully. */
 export async function startFactory(config: FactoryConfig, options: StartFactoryOptions = {}): Promise<RunningFactory> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: "boot-assets-factory" } });
@@ -182,7 +225,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     );
   // What is open so far, closed in this order at shutdown: nothing new comes in, requests in flight finish,
   // then background reads stop, and the stores close last.
-  const shutdownOrder = ["http", "sources", "client", "store"] as const;
+  const shutdownOrder = ["gc", "http", "sources", "client", "store"] as const;
   const shutdown = new AbortController();
   const closers = new Map<(typeof shutdownOrder)[number], () => Promise<unknown>>();
   const closeAll = async () => {
@@ -235,6 +278,9 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
         ...(store !== undefined ? { store } : {}),
       },
     });
+
+    const gc = scheduleCacheGc(config, assets, logger.child({ component: "cache-gc" }), shutdown.signal);
+    if (gc) closers.set("gc", gc);
 
     // A blob nobody stores: asking for it shows the store answers, without touching real content.
     const probeDigest = sha256Digest("boot-assets readiness probe");

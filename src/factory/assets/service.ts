@@ -19,6 +19,7 @@ import type { Schematic } from "../../talos/schematic.ts";
 import { Semaphore, SingleFlight } from "../../util/concurrency.ts";
 import type { ImagerInputResolver, SourceProgress } from "../sources/imager-inputs.ts";
 import type { AssetCache } from "./cache.ts";
+import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 
 /** Bump one kind's salt when a fix changes that kind's bytes, so stale entries are never served. */
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
@@ -76,24 +77,6 @@ export interface GetAssetOptions {
   signal?: AbortSignal;
   progress?: (event: SourceProgress) => void;
   log?: (line: string) => void;
-}
-
-export interface GcOptions {
-  /** Entries not used for longer are removed (undefined: no age limit). */
-  maxAgeMs?: number;
-  /** Least recently used entries are removed until the rest fit (undefined: no size limit). */
-  maxSizeBytes?: number;
-  signal?: AbortSignal;
-}
-
-export interface GcResult {
-  removed: { key: string; size: number; reason: "age" | "size" }[];
-  kept: number;
-  keptBytes: number;
-  /** Entries over a limit but in use (served or being built): left for the next run. */
-  inUse: number;
-  /** Bytes the sweep freed (the embedded store's unreferenced blobs, spool copies). */
-  sweptBytes: number;
 }
 
 function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -258,38 +241,9 @@ export class AssetService {
     }
   }
 
-  /**
-   * Removes entries unused for longer than `maxAgeMs`, then the least recently used until the rest fit in
-   * `maxSizeBytes`; never an entry in use by this process (being served or built). Then frees the bytes
-   * nothing references any more.
-   */
-  async collectGarbage(options: GcOptions): Promise<GcResult> {
-    const { cache } = this.#options;
-    const entries = (await cache.list(options.signal)).sort((a, b) => a.lastUsedMs - b.lastUsedMs);
-    const now = Date.now();
-    const result: GcResult = { removed: [], kept: 0, keptBytes: 0, inUse: 0, sweptBytes: 0 };
-    let total = entries.reduce((sum, entry) => sum + entry.size, 0);
-    for (const entry of entries) {
-      options.signal?.throwIfAborted();
-      const tooOld = options.maxAgeMs !== undefined && now - entry.lastUsedMs > options.maxAgeMs;
-      const tooBig = options.maxSizeBytes !== undefined && total > options.maxSizeBytes;
-      if (!tooOld && !tooBig) {
-        result.kept++;
-        result.keptBytes += entry.size;
-        continue;
-      }
-      if (this.#inUse.has(entry.key)) {
-        result.inUse++;
-        result.kept++;
-        result.keptBytes += entry.size;
-        continue;
-      }
-      await cache.remove(entry.key);
-      total -= entry.size;
-      result.removed.push({ key: entry.key, size: entry.size, reason: tooOld ? "age" : "size" });
-    }
-    result.sweptBytes = await cache.sweep(options.signal);
-    return result;
+  /** Garbage collection (gc.ts) that leaves alone every entry this process is serving or building. */
+  collectGarbage(options: GcOptions): Promise<GcResult> {
+    return collectCacheGarbage(this.#options.cache, options, (key) => this.#inUse.has(key));
   }
 
   /** Waits for the builds under way (at shutdown). */

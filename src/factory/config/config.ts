@@ -32,6 +32,7 @@ import {
   readPemPrivateKey,
   readSmallTextFile,
 } from "./files.ts";
+import { parseAge, parseSize } from "./gc-limits.ts";
 import { Problems } from "./problems.ts";
 import {
   joinRepositoryParts,
@@ -152,6 +153,12 @@ export interface FactoryConfig {
     readonly installerExternal: RemoteRepository | undefined;
   };
   readonly schematicCache: { readonly capacity: number; readonly negativeTtlMs: number };
+  /** Asset cache garbage collection (an addition: upstream has none). */
+  readonly cacheGc: {
+    readonly maxAgeMs: number | undefined;
+    readonly maxSizeBytes: number | undefined;
+    readonly intervalMs: number;
+  };
   readonly cacheSigningKey: {
     readonly file: string;
     /** Given with -cache-signing-key-path (else the data directory's, generated when missing). */
@@ -692,6 +699,9 @@ export async function validateSettings(
   const maxConcurrency = intInRange(ctx, "build.maxConcurrency", 1, 1024);
   const schematicCapacity = intInRange(ctx, "cache.schematic.capacity", 1, 10_000_000);
   const negativeTtlMs = positiveDuration(ctx, "cache.schematic.negativeTTL", true);
+  const gcMaxAgeMs = check(ctx, "cache.gc.maxAge", () => parseAge(str(ctx, "cache.gc.maxAge")));
+  const gcMaxSizeBytes = check(ctx, "cache.gc.maxSize", () => parseSize(str(ctx, "cache.gc.maxSize")));
+  const gcIntervalMs = positiveDuration(ctx, "cache.gc.interval");
   const readHeaderTimeoutMs = positiveDuration(ctx, "http.readHeaderTimeout");
   const readTimeoutMs = positiveDuration(ctx, "http.readTimeout");
   const shutdownTimeoutMs = positiveDuration(ctx, "http.shutdownTimeout", true);
@@ -760,6 +770,7 @@ export async function validateSettings(
       installerExternal: stores.installerExternal,
     },
     schematicCache: { capacity: schematicCapacity as number, negativeTtlMs: negativeTtlMs as number },
+    cacheGc: { maxAgeMs: gcMaxAgeMs, maxSizeBytes: gcMaxSizeBytes, intervalMs: gcIntervalMs as number },
     cacheSigningKey: cacheSigningKey as FactoryConfig["cacheSigningKey"],
     signatures: { options: signature.options, flagNames: signature.flagNames, loaded: loaded as LoadedVerification },
     secureBoot: secureBoot as SecureBootConfig,

@@ -9,7 +9,7 @@
 //     under --data-dir" (upstream points at ghcr.io);
 //   - `containerSignature.publicKeyHashAlgo` defaults to empty, meaning "by key type" (sha256 for P-256 and
 //     RSA keys, as upstream's fixed sha256; sha384/sha512 for P-384/P-521 keys, as cosign signs them);
-//   - additions: `http.readHeaderTimeout`, `http.readTimeout`, `http.shutdownTimeout`,
+//   - additions: `cache.gc.*` (garbage collection: upstream has none), `http.readHeaderTimeout`, `http.readTimeout`, `http.shutdownTimeout`,
 //     `containerSignature.trustedRootFile`, `artifacts.extraExtensionCatalogs`, `dataDir`,
 //     `log.level`, and `registry.caFile` / `registry.certsDirs` (upstream's `registry` section only tunes
 //     its client's concurrency; it trusts the system roots and nothing else).
@@ -248,6 +248,27 @@ export const scalarSettings: readonly SettingSpec[] = [
     default: "",
     flag: "cache-signing-key-path",
     help: "PEM ECDSA private key cache entries are signed with (default: generated under --data-dir)",
+  },
+  {
+    key: "cache.gc.maxAge",
+    type: "string",
+    default: "",
+    flag: "asset-cache-max-age",
+    help: "garbage collection: remove cached assets not used for this long, e.g. 30d (empty: no age limit)",
+  },
+  {
+    key: "cache.gc.maxSize",
+    type: "string",
+    default: "",
+    flag: "asset-cache-max-size",
+    help: "garbage collection: remove the least recently used cached assets beyond this size, e.g. 50GiB (empty: no limit)",
+  },
+  {
+    key: "cache.gc.interval",
+    type: "duration",
+    default: minutes(60),
+    flag: "asset-cache-gc-interval",
+    help: "how often garbage collection runs when a limit is set (and unreferenced store blobs are freed)",
   },
   { key: "cache.schematic.capacity", type: "int", default: 100_000, help: "schematics kept in memory" },
   {
