@@ -42,7 +42,12 @@ export async function collectFactoryCacheGarbage(
         : client.repository(location.reference);
     const cache = createRegistryAssetCache(
       config,
-      { repository, privateKey: await signingKey(config), ...(store !== undefined ? { store } : {}) },
+      {
+        repository,
+        privateKey: await signingKey(config),
+        // This process holds the store's writer lock: no push can be half done, so no grace is needed.
+        ...(store !== undefined ? { store, storeGcGraceMs: 0 } : {}),
+      },
       join(config.dataDir.root, "assets"),
       options.log ?? (() => {}),
     );

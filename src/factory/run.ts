@@ -74,6 +74,8 @@ export interface RunningFactory {
   metricsUrl: string | undefined;
   logger: Logger;
   schematics: SchematicService;
+  /** The asset service (builds, the cache, garbage collection). */
+  assets: AssetService;
   /** Aborted at shutdown once the drain timeout has passed: what long work for a request listens to. */
   shutdownSignal: AbortSignal;
   /**
@@ -343,6 +345,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       metricsUrl: metricsServer?.url,
       logger,
       schematics,
+      assets,
       shutdownSignal: shutdown.signal,
       close: () => {
         closing ??= closeAll().then(() => logger.info("factory stopped"));

@@ -26,6 +26,11 @@ export interface AssetCacheSetup {
   privateKey: KeyObject;
   /** The embedded store, when the cache repository is in it. */
   store?: RegistryStore;
+  /**
+   * How old an unreferenced store blob must be to be freed (default: store gc's hour, as a push may be
+   * between its blobs and its manifest). 0 is right only for a process that alone writes the store.
+   */
+  storeGcGraceMs?: number;
 }
 
 /** The signed cache in the cache repository, with the store's blob files when it is embedded. */
