@@ -66,7 +66,12 @@ export function createRegistryAssetCache(
               await removeDamagedBlob(store, digest);
             },
             sweep: async (signal?: AbortSignal) =>
-              (await collectStoreGarbage(store, signal ? { signal } : {})).bytesFreed,
+              (
+                await collectStoreGarbage(store, {
+                  ...(signal ? { signal } : {}),
+                  ...(setup.storeGcGraceMs !== undefined ? { graceMs: setup.storeGcGraceMs } : {}),
+                })
+              ).bytesFreed,
           },
         }
       : {}),
