@@ -2,7 +2,8 @@
 // factory's own configuration (the same flags). With the embedded store it needs the store's writer lock,
 // so it runs while the factory is stopped (a running factory collects on its own schedule,
 // -asset-cache-gc-interval, and knows what it is serving); with a remote cache repository it can run any
-// time, and a running factory rebuilds what it finds gone.
+// time, and a running factory rebuilds what it finds gone. `--dry-run` reads the embedded store without the
+// lock, so it also runs beside a running factory.
 
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -35,7 +36,8 @@ export async function collectFactoryCacheGarbage(
   let store: RegistryStore | undefined;
   const client = new RegistryClient(registryClientOptionsFor(config));
   try {
-    if (location.kind === "embedded") store = await openStore(config.dataDir.store);
+    // A dry run changes nothing, so it reads the store without its lock (beside a running factory).
+    if (location.kind === "embedded") store = await openStore(config.dataDir.store, { readOnly: options.dryRun === true });
     const repository =
       location.kind === "embedded"
         ? (store as RegistryStore).repository(location.repository)
@@ -51,7 +53,7 @@ export async function collectFactoryCacheGarbage(
       join(config.dataDir.root, "assets"),
       options.log ?? (() => {}),
     );
-    await cache.clearAbandoned();
+    if (!options.dryRun) await cache.clearAbandoned();
     const result = await collectCacheGarbage(cache, options);
     return { ...result, cache: cache.description };
   } finally {
