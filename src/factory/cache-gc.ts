@@ -37,7 +37,8 @@ export async function collectFactoryCacheGarbage(
   const client = new RegistryClient(registryClientOptionsFor(config));
   try {
     // A dry run changes nothing, so it reads the store without its lock (beside a running factory).
-    if (location.kind === "embedded") store = await openStore(config.dataDir.store, { readOnly: options.dryRun === true });
+    if (location.kind === "embedded")
+      store = await openStore(config.dataDir.store, { readOnly: options.dryRun === true });
     const repository =
       location.kind === "embedded"
         ? (store as RegistryStore).repository(location.repository)

@@ -17,7 +17,7 @@ import type { Digest } from "../oci/digest.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import type { Repository } from "../oci/repository.ts";
-import { parseSchematicId } from "../talos/asset-path.ts";
+import { isSchematicId } from "../talos/asset-path.ts";
 import {
   canonicalYaml,
   MAX_SCHEMATIC_BYTES,
@@ -206,9 +206,12 @@ export class SchematicService {
     return { id, yaml, created };
   }
 
-  /** The canonical YAML of schematic `id`; BadRequest for a malformed ID, NotFound "schematic not found". */
+  /**
+   * The canonical YAML of schematic `id`; NotFound "schematic not found" when there is none, a malformed ID
+   * included (upstream's storage treats an ID that is no digest as not found: there is no separate 400).
+   */
   async get(id: string): Promise<string> {
-    parseSchematicId(id);
+    if (!isSchematicId(id)) throw schematicNotFound();
     const yaml = await this.lookup(id);
     if (yaml === undefined) throw schematicNotFound();
     this.metrics?.schematicGets.inc();

@@ -54,9 +54,14 @@ const allowedCompressions: Record<DiskFormat, readonly DiskCompression[]> = {
 
 const shown = (s: string) => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 
-/** A schematic ID: 64 lowercase hex digits (the SHA-256 of its canonical YAML). */
+/** Whether `id` has the form of a schematic ID: 64 lowercase hex digits (the SHA-256 of its canonical YAML). */
+export function isSchematicId(id: string): boolean {
+  return /^[0-9a-f]{64}$/.test(id);
+}
+
+/** A schematic ID, or BadRequest naming what is wrong with it. */
 export function parseSchematicId(id: string): string {
-  if (!/^[0-9a-f]{64}$/.test(id))
+  if (!isSchematicId(id))
     throw badRequest(`invalid schematic ID ${shown(id)}: expected 64 lowercase hex digits`, "SCHEMATIC_ID_INVALID");
   return id;
 }

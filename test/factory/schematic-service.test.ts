@@ -185,10 +185,10 @@ describe("the schematic service", () => {
     assert.equal(await service.get(s.id), s.yaml);
   });
 
-  it("refuses a malformed ID without reading the repository", async () => {
+  it("answers a malformed ID as not found without reading the repository (as upstream's storage)", async () => {
     const reads = counting(store.repository("malformed/schematics"));
     const service = new SchematicService({ repository: reads, memoCapacity: 10, negativeTtlMs: 0 });
-    await assert.rejects(service.get("ABC"), (err) => isAppError(err, "BadRequest"));
+    await assert.rejects(service.get("ABC"), (err) => isAppError(err, "NotFound"));
     assert.equal(reads.blobReads, 0);
   });
 });

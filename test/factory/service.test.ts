@@ -126,14 +126,14 @@ describe("the factory started from the seed deployment command", () => {
       }
     });
 
-    it("GET of an unknown ID is 404 'schematic not found'; a malformed ID is 400", async () => {
+    it("GET of an unknown or malformed ID is 404 'schematic not found' (upstream: an ID that is no digest is not found)", async () => {
       const unknown = await get(`${base}/schematics/${"0".repeat(64)}`);
       assert.equal(unknown.status, 404);
       assert.equal(unknown.text, "schematic not found\n");
       assert.match(unknown.headers.get("content-type") ?? "", /^text\/plain/);
       const malformed = await get(`${base}/schematics/not-an-id`);
-      assert.equal(malformed.status, 400);
-      assert.match(malformed.text, /schematic ID "not-an-id"/);
+      assert.equal(malformed.status, 404);
+      assert.equal(malformed.text, "schematic not found\n");
     });
 
     it("a body over 1 MiB is 413; exactly 1 MiB is read (and judged on its content)", async () => {
@@ -235,10 +235,17 @@ describe("the factory started from the seed deployment command", () => {
   describe("/image and /pxe validation", () => {
     const rows: Array<{ rule: string; path: string; status: number; body: RegExp }> = [
       {
-        rule: "a malformed schematic ID",
-        path: `/image/xyz/v1.10.3/metal-amd64.iso`,
-        status: 400,
-        body: /schematic ID/,
+        // upstream internal/integration/download_test.go "invalid/schematic": exactly this text and status
+        rule: "a malformed schematic ID (as upstream: not found)",
+        path: `/image/aaaaaaaaaaaa/v1.5.0/metal-amd64.iso`,
+        status: 404,
+        body: /^schematic ID "aaaaaaaaaaaa" not found\n$/,
+      },
+      {
+        rule: "a malformed schematic ID with a bad path too: the schematic is judged first (upstream image.go)",
+        path: `/image/xyz/v1.10.3/metal-amd64.ssd`,
+        status: 404,
+        body: /^schematic ID "xyz" not found\n$/,
       },
       {
         rule: "a malformed version (upstream: 500)",
@@ -262,7 +269,7 @@ describe("the factory started from the seed deployment command", () => {
         rule: "an unknown schematic",
         path: `/image/${"a".repeat(64)}/v1.10.3/metal-amd64.iso`,
         status: 404,
-        body: /^schematic not found\n$/,
+        body: new RegExp(`^schematic ID "${"a".repeat(64)}" not found\n$`),
       },
       {
         rule: "a version not in the list",

@@ -6,10 +6,11 @@
 
 import { readFile } from "node:fs/promises";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { badRequest, notFound, notImplemented } from "../../errors.ts";
-import { parseAssetPath, parseAssetRequest, parseSchematicId, parseVersionTag } from "../../talos/asset-path.ts";
+import { badRequest, isAppError, notFound, notImplemented } from "../../errors.ts";
+import { parseAssetPath, parseAssetRequest, parseVersionTag } from "../../talos/asset-path.ts";
 import { type Arch, isPlatformName, platformByName } from "../../talos/platforms.ts";
 import { parseSchematic } from "../../talos/schematic.ts";
+import { goQuote } from "../../util/go-quote.ts";
 import type { AssetService } from "../assets/service.ts";
 import type { SchematicService } from "../schematics.ts";
 import { cacheControlFor, downloadFilename, sendAsset, sendChecksum, splitChecksumPath } from "./asset-download.ts";
@@ -63,11 +64,19 @@ export function registerAssetRoutes(
   assets?: AssetService,
   pxe?: { externalPxeUrl: string },
 ): void {
+  // Upstream's order (internal/frontend/http/image.go, pxe.go): the schematic first — unknown or malformed,
+  // 404 `schematic ID "<id>" not found` (internal/integration/download_test.go "invalid/schematic") — then
+  // the version, then the path.
   const validate = async (params: AssetParams, parsePath: (path: string) => unknown) => {
-    const id = parseSchematicId(params.schematic);
+    try {
+      await schematics.get(params.schematic);
+    } catch (err) {
+      if (isAppError(err, "NotFound"))
+        throw notFound(`schematic ID ${goQuote(params.schematic)} not found`, "SCHEMATIC_NOT_FOUND");
+      throw err;
+    }
     const version = parseVersionTag(params.version);
     parsePath(params.path);
-    await schematics.get(id); // NotFound "schematic not found"
     if (!(await versions.has(version)))
       throw notFound(`Talos version ${version} is not available`, "VERSION_NOT_FOUND");
   };
