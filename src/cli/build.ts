@@ -1,32 +1,15 @@
-// `boot-assets build [flags] ASSET…`: builds boot assets offline, without a factory, from the same sources
-// the factory uses: the imager, installer and extensions of a Talos version in an image registry, each
-// signature verified before anything is pulled, pulled by digest into a local content cache, then built by
-// the imager. Assets are named as the factory's `/image/:schematic/:version/:path` routes name them.
-//
-// Flags follow Go's flag rules like the factory's (one or two dashes; flags before the asset names), and
-// the source, signature and registry trust (-ca-file, -certs-dir) flags ARE the factory's (same names,
-// defaults, checks and messages), so an operator learns them once.
-
-import { randomUUID } from "node:crypto";
-import { copyFile, mkdir, open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { open } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { Command } from "commander";
-import { badRequest, unsupported } from "../errors.ts";
-import { DirectoryAssetCache } from "../factory/assets/directory-cache.ts";
-import { AssetService } from "../factory/assets/service.ts";
+import { badRequest } from "../errors.ts";
+import { buildAssetsOffline, planAssets } from "../factory/assets/offline-build.ts";
 import { validateSourceSettings } from "../factory/config/config.ts";
 import { factoryFlags } from "../factory/config/flags.ts";
 import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/config/go-flags.ts";
 import { ConfigError, Problems } from "../factory/config/problems.ts";
 import type { SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
-import { registryClientOptionsFor } from "../factory/registry-access.ts";
-import { SourceContentCache } from "../factory/sources/content-cache.ts";
-import { ImagerInputResolver } from "../factory/sources/imager-inputs.ts";
-import { createSources } from "../factory/sources/index.ts";
-import { buildKinds, createBuildProfile } from "../imager/profile.ts";
-import { RegistryClient } from "../oci/client/index.ts";
-import { type AssetRequest, parseAssetRequest, parseVersionTag } from "../talos/asset-path.ts";
+import { parseVersionTag } from "../talos/asset-path.ts";
 import { MAX_SCHEMATIC_BYTES, parseSchematic, type Schematic, schematicId } from "../talos/schematic.ts";
 import { bootAssetsCacheDir } from "../testbed/debian.ts";
 import { BuildProgress, formatBytes } from "./build-progress.ts";
@@ -193,43 +176,6 @@ async function readSchematicFile(file: string): Promise<Schematic> {
   }
 }
 
-/** Copies a cache entry out, replacing `to` only once the copy is whole. */
-async function copyFileAtomic(from: string, to: string): Promise<void> {
-  const temp = join(dirname(to), `.${basename(to)}.${randomUUID()}.part`);
-  try {
-    await copyFile(from, temp);
-    await rename(temp, to);
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
-
-const placeholderDigest = `sha256:${"0".repeat(64)}`;
-
-/**
- * Every asset request, checked as far as it can be before anything is pulled: path grammar, kinds this
- * imager builds, and the profile rules (e.g. no UKI before 1.10) — with placeholder digests, so a typo or an
- * impossible asset fails in a second rather than after a download.
- */
-function planAssets(line: BuildCommandLine, schematic: Schematic): AssetRequest[] {
-  const id = schematicId(schematic);
-  const extensions = (schematic.customization.systemExtensions?.officialExtensions ?? []).map((name) => ({
-    name,
-    digest: placeholderDigest,
-  }));
-  return line.assets.map((path) => {
-    const request = parseAssetRequest(id, line.talosVersion, path);
-    if (!(buildKinds as readonly string[]).includes(request.kind))
-      throw unsupported(`${path}: ${request.kind} images are not built by this command yet`);
-    createBuildProfile(request, schematic, {
-      imager: placeholderDigest,
-      installerBase: placeholderDigest,
-      extensions,
-    });
-    return request;
-  });
-}
-
 export async function buildCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const line = await readBuildCommandLine(args, env);
   if ("help" in line) {
@@ -237,7 +183,7 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
     return;
   }
   const schematic = await readSchematicFile(line.schematicFile);
-  const requests = planAssets(line, schematic);
+  const requests = planAssets(line.talosVersion, line.assets, schematic);
   const progress = new BuildProgress(process.stderr, process.stderr.isTTY === true);
   const { images, signatures } = line.settings;
 
@@ -250,58 +196,35 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
   };
   process.once("SIGINT", interrupt);
   process.once("SIGTERM", interrupt);
-  // The factory's rules: flagged-insecure and loopback registries over plain HTTP, the same TLS settings.
-  const client = new RegistryClient(registryClientOptionsFor(line.settings));
-  const sources = createSources(
-    { ...line.settings, registryRefreshIntervalMs: 60 * 60 * 1000 },
-    {
-      client,
-      log: {
-        info: () => {},
-        warn: (details, message) => progress.line(`warning: ${message} ${JSON.stringify(details)}`),
-      },
-    },
-  );
-  const resolver = new ImagerInputResolver({
-    verifier: sources.verifier,
-    catalogs: sources.catalogs,
-    versions: sources.versions,
-    images,
-    cache: new SourceContentCache({ dir: join(line.cacheDir, "sources") }),
-  });
   try {
     progress.line(
       `Talos ${line.talosVersion}, schematic ${schematicId(schematic)}, from ${images.registry}` +
         (signatures.loaded.disabled ? " (signature verification DISABLED)" : ""),
     );
-    await mkdir(line.outputDir, { recursive: true });
-    const assets = new AssetService({
-      resolver,
-      cache: new DirectoryAssetCache(join(line.cacheDir, "assets")),
-      signal: controller.signal,
-    });
-    for (const request of requests) {
-      const asset = await progress.step(`building ${request.filename}`, (note) =>
-        assets.get(request, schematic, {
-          signal: controller.signal,
-          progress: (event) => progress.source(event),
-          log: note,
-        }),
-      );
-      const outPath = join(line.outputDir, request.filename);
-      try {
-        await copyFileAtomic(asset.path, outPath);
-      } finally {
-        asset.release();
-      }
-      progress.line(`${asset.built ? "built    " : "cache hit"} ${request.filename} (${formatBytes(asset.size)})`);
-      process.stdout.write(`${outPath} ${asset.size} ${asset.sha256}\n`);
-    }
+    await buildAssetsOffline(
+      {
+        settings: line.settings,
+        schematic,
+        requests,
+        cacheDir: line.cacheDir,
+        outputDir: line.outputDir,
+        signal: controller.signal,
+        hooks: {
+          step: (title, work) => progress.step(title, work),
+          source: (event) => progress.source(event),
+          warn: (text) => progress.line(`warning: ${text}`),
+        },
+      },
+      (result) => {
+        progress.line(
+          `${result.built ? "built    " : "cache hit"} ${result.request.filename} (${formatBytes(result.size)})`,
+        );
+        process.stdout.write(`${result.path} ${result.size} ${result.sha256}\n`);
+      },
+    );
   } finally {
     process.off("SIGINT", interrupt);
     process.off("SIGTERM", interrupt);
-    await sources.stop();
-    await client.close();
   }
 }
 
