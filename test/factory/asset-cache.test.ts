@@ -165,4 +165,17 @@ describe("asset cache entries in the cache repository", () => {
       await other.stop();
     }
   });
+
+  it("a cache repository that cannot be reached: 503 naming it (a registry outage, not the client's fault)", async () => {
+    const down = await startSeedFactory(testbed, ["-cache-repository", "127.0.0.1:9/cache"]);
+    try {
+      const versions = `${down.factory.url}/versions`;
+      await waitFor200(versions);
+      const res = await fetch(`${down.factory.url}/image/${id}/${version}/${asset}`);
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /^asset cache 127\.0\.0\.1:9\/cache: looking up [0-9a-f]{64}: .*unreachable/);
+    } finally {
+      await down.stop();
+    }
+  });
 });
