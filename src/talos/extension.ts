@@ -100,8 +100,10 @@ export function parseConstraint(constraint: string, what = "constraint"): semver
 }
 
 /**
- * Whether the extension may be used with this Talos version. No constraint: yes. A Talos version that is
- * not semver counts as the newest, so only constraints without an upper bound accept it.
+ * Whether the extension may be used with this Talos version. No constraint: yes. As upstream
+ * (talos pkg/machinery/extensions/validate.go validateConstraints, coreVersion), the version is judged
+ * without its pre-release part: `>= v1.11.0` accepts v1.11.0-beta.1. A Talos version that is not semver
+ * counts as the newest, so only constraints without an upper bound accept it.
  */
 export function isCompatible(manifest: ExtensionManifest, talosVersion: string): boolean {
   const constraint = manifest.metadata.compatibility?.talos?.version;
@@ -110,7 +112,8 @@ export function isCompatible(manifest: ExtensionManifest, talosVersion: string):
   const cleaned = talosVersion.trim().replace(/^v/, "");
   const version = semver.valid(cleaned) ?? parseTalosVersion(talosVersion);
   if (version === undefined) return semver.satisfies("999999.0.0", range);
-  return semver.satisfies(version, range, { includePrerelease: true });
+  const core = semver.parse(version);
+  return semver.satisfies(core ? `${core.major}.${core.minor}.${core.patch}` : version, range);
 }
 
 export function checkCompatibility(manifest: ExtensionManifest, talosVersion: string): void {

@@ -79,7 +79,11 @@ describe("extension manifest", () => {
     assert.equal(isCompatible(m(">= v1.8.0"), "v1.8.0"), true);
     assert.equal(isCompatible(m(">= v1.8.0"), "v1.7.9"), false);
     assert.equal(isCompatible(m(">= v1.8.0"), "v1.10.0-alpha.1"), true);
-    assert.equal(isCompatible(m(">= v1.8.0"), "v1.8.0-alpha.1"), false);
+    // upstream judges the core version (pkg/machinery/extensions/validate.go coreVersion): pre-releases of
+    // the first compatible version are accepted
+    assert.equal(isCompatible(m(">= v1.8.0"), "v1.8.0-alpha.1"), true);
+    assert.equal(isCompatible(m(">= v1.11.0"), "v1.11.0-beta.1"), true);
+    assert.equal(isCompatible(m("< v1.11.0"), "v1.11.0-beta.1"), false);
     assert.equal(isCompatible(m(">=v1.8.0 <v1.10.0"), "v1.10.2"), false);
     assert.equal(isCompatible(m(">=v1.8.0 <v1.10.0"), "v1.9.1"), true);
     assert.equal(isCompatible(m("< v1.6.0"), "latest"), false);
