@@ -319,6 +319,8 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     const manifest = await validateExtensionTree(source.dir, {
       talosVersion: options.talosVersion,
       name: source.label,
+      contents: "warn",
+      warn: (line) => log(`warning: ${line}`),
     });
     staged.push({
       directory: source.directory,

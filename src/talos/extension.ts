@@ -144,6 +144,15 @@ export interface ValidateOptions {
   name?: string;
   /** Most entries walked in rootfs (default 1,000,000). */
   maxEntries?: number;
+  /**
+   * What a content problem (a path outside the version's allow-list, a world-writable or special file) is:
+   * "refuse" (the default: for extensions this project builds and publishes) or "warn" (for building
+   * assets: upstream's imager does not check contents at all, so a real extension it builds with must not be
+   * refused; talos pkg/imager/extensions/extensions.go validateExtensions, ExtensionValidateContents off).
+   */
+  contents?: "refuse" | "warn";
+  /** Receives the content problems in "warn" mode. */
+  warn?: (line: string) => void;
 }
 
 /**
@@ -171,6 +180,10 @@ export async function validateExtensionTree(dir: string, options: ValidateOption
 
   const allowed = rulesFor(options.talosVersion).extensionAllowedPaths;
   const maxEntries = options.maxEntries ?? 1_000_000;
+  const problem = (message: string) => {
+    if (options.contents === "warn") options.warn?.(`${message} (upstream's imager does not check contents: kept)`);
+    else throw badRequest(message);
+  };
   let count = 0;
   const walk = async (hostDir: string, path: string): Promise<void> => {
     for (const entry of (await readdir(hostDir)).sort()) {
@@ -179,12 +192,12 @@ export async function validateExtensionTree(dir: string, options: ValidateOption
       const entryPath = `${path}/${entry}`;
       const info = await lstat(hostPath);
       if (!info.isDirectory() && !info.isFile() && !info.isSymbolicLink())
-        throw badRequest(`extension "${name}": ${entryPath} is a special file (only directories, files and symlinks)`);
+        problem(`extension "${name}": ${entryPath} is a special file (only directories, files and symlinks)`);
       if (!info.isSymbolicLink() && (info.mode & 0o002) !== 0)
-        throw badRequest(`extension "${name}": ${entryPath} is world-writable`);
+        problem(`extension "${name}": ${entryPath} is world-writable`);
       if (info.isDirectory()) await walk(hostPath, entryPath);
       else if (!isAllowedExtensionPath(entryPath, allowed))
-        throw badRequest(
+        problem(
           `extension "${name}": ${entryPath} is outside the paths allowed for Talos ${options.talosVersion} (${allowed.join(", ")})`,
         );
     }

@@ -301,6 +301,23 @@ export const versionRuleTable: readonly VersionRule[] = [
     },
   },
   {
+    since: "1.14.0",
+    rule: "extensions may add /etc/ld.so.conf and ld.so.cache, NVIDIA's tools and nvme (talos pkg/machinery/extensions/extensions.go AllowedPaths)",
+    apply: (r) => {
+      r.extensionAllowedPaths = [
+        ...r.extensionAllowedPaths,
+        "/etc/ld.so.conf",
+        "/etc/ld.so.cache",
+        "/usr/bin/nvidia-modprobe",
+        "/usr/bin/nvidia-pcc",
+        "/usr/bin/nvidia-smi",
+        "/usr/bin/nvidia-ctk",
+        "/usr/bin/nvidia-cdi-hook",
+        "/usr/bin/nvme",
+      ];
+    },
+  },
+  {
     since: "1.12.0",
     rule: "modules must be signed (module.sig_enforce=1)",
     apply: (r) => {

@@ -121,6 +121,37 @@ describe("extension tree validation", () => {
     await assert.rejects(validateExtensionTree(sneaky, { talosVersion: "v1.8.2" }), badRequest(/\/usr\/localx\/evil/));
   });
 
+  test("upstream's current allow-list from 1.14 (talos pkg/machinery/extensions/extensions.go): ld.so files, NVIDIA's tools, nvme", async () => {
+    const nvidia = await extensionTree({
+      "usr/bin/nvidia-smi": "x",
+      "usr/bin/nvidia-cdi-hook": "x",
+      "etc/ld.so.conf": "x",
+      "usr/bin/nvme": "x",
+    });
+    await validateExtensionTree(nvidia, { talosVersion: "v1.14.0" });
+    await assert.rejects(validateExtensionTree(nvidia, { talosVersion: "v1.12.0" }), badRequest(/nvidia-smi|ld\.so/));
+  });
+
+  test("building assets: content problems are warnings, never refusals (upstream's imager does not check contents)", async () => {
+    const nvidia = await extensionTree({ "usr/bin/nvidia-smi": "x", "usr/local/share/file": "x" });
+    await chmod(join(nvidia, "rootfs/usr/local/share/file"), 0o666);
+    const warnings: string[] = [];
+    const manifest = await validateExtensionTree(nvidia, {
+      talosVersion: "v1.12.0",
+      contents: "warn",
+      warn: (line) => warnings.push(line),
+    });
+    assert.equal(manifest.metadata.name, "nvidia-driver-production");
+    assert.equal(warnings.length, 2);
+    assert.match(warnings.join("\n"), /\/usr\/bin\/nvidia-smi is outside the paths allowed for Talos v1\.12\.0/);
+    assert.match(warnings.join("\n"), /\/usr\/local\/share\/file is world-writable/);
+    // the manifest is still judged strictly: an incompatible version is refused in either mode
+    await assert.rejects(
+      validateExtensionTree(nvidia, { talosVersion: "v1.7.0", contents: "warn" }),
+      badRequest(/not compatible/),
+    );
+  });
+
   test("world-writable files and special files are refused", async () => {
     const dir = await extensionTree({ "usr/local/share/file": "x" });
     await chmod(join(dir, "rootfs/usr/local/share/file"), 0o666);

@@ -236,8 +236,9 @@ export class ImagerInputResolver {
       const extensions: LocalExtension[] = [];
       for (const item of pulled.filter((p) => p.role === "extension")) {
         signal?.throwIfAborted();
-        // Refused here, before any build starts; the imager checks again as it stages them.
-        await validateExtensionTree(item.lease.dir, { talosVersion, name: item.name });
+        // Refused here (a bad manifest, an incompatible version), before any build starts; content problems
+        // are only warned about, by the imager as it stages them.
+        await validateExtensionTree(item.lease.dir, { talosVersion, name: item.name, contents: "warn" });
         extensions.push({ name: item.name as string, dir: item.lease.dir, digest: item.image.digest });
       }
       return {
