@@ -359,17 +359,16 @@ const diskBuilder: AssetBuilder = {
       await rm(await (context.stepResults.get(key) as Promise<string>), { force: true });
     context.stepResults.clear();
     const outputOptions = { mtime: context.mtime, signal: context.signal };
-    if (disk.format === "ova") {
-      await buildOva(raw, outPath, { ...outputOptions, diskSizeBytes: disk.sizeBytes, scratchDir: context.workDir });
-      return;
-    }
     let image = raw;
     if (disk.format !== "raw") {
       image = disk.compression === "none" ? outPath : join(context.workDir, `disk.${disk.format}`);
-      const qemuFormat = disk.format === "vhd" ? "vpc" : "qcow2";
-      await convertDiskImage(raw, image, qemuFormat, disk.formatOptions, outputOptions);
+      if (disk.format === "ova")
+        await buildOva(raw, image, { ...outputOptions, diskSizeBytes: disk.sizeBytes, scratchDir: context.workDir });
+      else
+        await convertDiskImage(raw, image, disk.format === "vhd" ? "vpc" : "qcow2", disk.formatOptions, outputOptions);
       await rm(raw, { force: true });
     }
+    // Any format may be compressed, as upstream (a .tar.gz holds the image as disk.raw whatever its format).
     if (disk.compression !== "none") await compressDiskImage(image, outPath, disk.compression, outputOptions);
   },
 };

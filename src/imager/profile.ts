@@ -128,10 +128,13 @@ export function diskImageProfile(
     defaults = undefined;
   }
   const base = defaults?.baseBytes ?? defaultDiskBaseBytes;
-  const formatOptions =
+  // Every qcow2 gets cluster_size=8k (image-factory internal/profile/profile.go ParseFromPath); the
+  // platform's own options replace it when they are for the asked format.
+  const platformOptions =
     defaults?.formatOptions !== undefined && defaults.format === qemuFormat(disk.format)
       ? defaults.formatOptions
       : undefined;
+  const formatOptions = platformOptions ?? (disk.format === "qcow2" ? "cluster_size=8k" : undefined);
   return {
     format: disk.format,
     compression: disk.compression,

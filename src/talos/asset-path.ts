@@ -44,13 +44,10 @@ const secureBootSuffix = "-secureboot";
 const diskFormats: readonly DiskFormat[] = ["raw", "qcow2", "vhd", "ova"];
 // Longest first, so `.tar.gz` is not read as `.gz`.
 const compressions: readonly Exclude<DiskCompression, "none">[] = ["tar.gz", "gz", "xz", "zst"];
-const allowedCompressions: Record<DiskFormat, readonly DiskCompression[]> = {
-  // GCP wants disk.raw in a tar.gz; qcow2 and vhd compress like raw; an OVA is already a tar archive.
-  raw: ["none", "gz", "xz", "zst", "tar.gz"],
-  qcow2: ["none", "gz", "xz", "zst"],
-  vhd: ["none", "gz", "xz", "zst"],
-  ova: ["none"],
-};
+// Every compression goes with every format, as upstream's ParseFromPath takes them (image-factory
+// internal/profile/profile.go: the compression suffix is cut first, then the disk format; e.g.
+// `aws-amd64-secureboot.qcow2.tar.gz` and `vmware-amd64.ova.xz` parse, and Talos' imager tars whatever image it
+// made as `disk.raw`, pkg/imager/post.go postProcessTar).
 
 const shown = (s: string) => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 
@@ -164,8 +161,6 @@ function parseDisk(path: string): Parsed {
       `invalid asset path ${shown(path)}: not a kernel, initramfs, cmdline, ISO, UKI, installer or disk image name`,
       "PATH_INVALID",
     );
-  if (!allowedCompressions[format].includes(compression))
-    throw badRequest(`invalid asset path ${shown(path)}: a ${format} image cannot be .${compression}`, "PATH_INVALID");
   const platformArch = parsePlatformArch(rest.slice(0, -(format.length + 1)), path);
   return { kind: "disk", ...platformArch, disk: { format, compression } };
 }
