@@ -9,7 +9,7 @@
 //   anywhere leaves no tag, so nothing half-made is ever answered.
 
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { badRequest, integrity, isAppError, notFound } from "../../errors.ts";
+import { badRequest, integrity, isAppError, notFound, notImplemented } from "../../errors.ts";
 import type { Digest } from "../../oci/digest.ts";
 import { loadDockerArchive } from "../../oci/docker-archive-load.ts";
 import type { Descriptor, ImageIndex } from "../../oci/manifest.ts";
@@ -111,9 +111,14 @@ function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<
   });
 }
 
-/** A source image with no manifest for this platform (the resolver's NotFound). */
-function isMissingPlatform(err: unknown, arch: Arch): boolean {
-  return isAppError(err, "NotFound") && err.message.includes(`no manifest for platform linux/${arch}`);
+/**
+ * The sources have nothing for this architecture: an image index without the platform (the verifier's
+ * NotFound), or a single-platform imager image without `usr/install/<arch>/` (the imager's
+ * IMAGER_ASSET_MISSING), as the test bed's linux/amd64-only release is for arm64.
+ */
+function isMissingArchitecture(err: unknown, arch: Arch): boolean {
+  if (isAppError(err, "NotFound") && err.message.includes(`no manifest for platform linux/${arch}`)) return true;
+  return isAppError(err) && err.code === "IMAGER_ASSET_MISSING" && err.message.includes(`/usr/install/${arch}/`);
 }
 
 export class InstallerService {
@@ -180,6 +185,9 @@ export class InstallerService {
       throw notFound(`Talos version ${firstRequest.talosVersion} is not available`, "VERSION_NOT_FOUND");
     if (image.secureBoot && !this.#options.secureBootEnabled)
       throw badRequest("error enhancing profile from schematic: secure boot is disabled", "SECUREBOOT_DISABLED");
+    // Upstream builds these with the Secure Boot keys; this factory's imager does not sign UKIs yet.
+    if (image.secureBoot)
+      throw notImplemented(`${image.name}: Secure Boot installer images are not built by this factory yet`);
     const key = `${image.name}-${schematicId}-${versionTag}`;
     const flight = this.#flights.run(key, () => this.#build(repository, image, schematicId, schematic, versionTag));
     return { digest: await waitFor(flight, signal), built: true };
@@ -215,7 +223,7 @@ export class InstallerService {
       try {
         asset = await this.#options.assets.get(request, schematic, { signal });
       } catch (err) {
-        if (!isMissingPlatform(err, arch)) throw err;
+        if (!isMissingArchitecture(err, arch)) throw err;
         firstError ??= err;
         log.warn(
           { image: image.name, arch, err: (err as Error).message },

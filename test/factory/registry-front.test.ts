@@ -1,0 +1,360 @@
+// The registry front `/v2/…` for installer images, against factories started from the seed command line
+// with the test bed release in a real registry. Upstream references: internal/frontend/http/registry_routes.go
+// (RouteV2 and its unit test registry_routes_test.go), registry.go (handleManifest, handleBlob, handleReferrers,
+// handleImageProxy, handleExternalRegistry, PublishInstallerIndex), internal/integration/registry_test.go
+// (RejectsUnknownImagesAndPaths, testInstallerImage, assertImageSignature, testLatestTagResolution).
+//
+// Two factories share the test bed registry (and so the schematic repository):
+//   seed      the seed command line as is: installers pushed to `<registry>/installer`, blobs redirected to
+//             -installer-external-repository, Secure Boot on;
+//   embedded  the seed without the installer repositories and Secure Boot: installers in the embedded store,
+//             manifests and blobs answered by the factory itself. The real clients pull from this one.
+
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gunzipSync } from "node:zlib";
+import tar from "tar-stream";
+import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
+import { isPlainHttpRegistry } from "../../src/factory/http/registry-route.ts";
+import { startFactory } from "../../src/factory/run.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { type RunningContainerd, startContainerd } from "../harness/containerd.ts";
+import { skopeo } from "../realclients/skopeo.ts";
+import { makeKeyFiles } from "./config-fixtures.ts";
+import {
+  capturingLogger,
+  type FactoryUnderTest,
+  type PublishedTestbed,
+  publishTestbed,
+  seedArgv,
+  startSeedFactory,
+  waitFor200,
+} from "./service-harness.ts";
+
+const version = "v1.10.3";
+const schematicYaml = `customization:
+  extraKernelArgs:
+    - registry.front=yes
+`;
+
+/** The seed without installer repositories and Secure Boot (the flags and the values they take). */
+async function startEmbeddedFactory(testbed: PublishedTestbed): Promise<FactoryUnderTest> {
+  const keys = await makeKeyFiles();
+  const dataDir = join(keys.dir, "data");
+  const dropWithValue = new Set([
+    "-installer-external-repository",
+    "-installer-internal-repository",
+    "-secureboot-pcr-key-path",
+    "-secureboot-signing-cert-path",
+    "-secureboot-signing-key-path",
+  ]);
+  const argv: string[] = [];
+  const seed = seedArgv(testbed, keys, dataDir);
+  for (let i = 0; i < seed.length; i++) {
+    const arg = seed[i] as string;
+    if (dropWithValue.has(arg)) i++;
+    else if (arg !== "-secureboot") argv.push(arg);
+  }
+  const logs: Array<Record<string, unknown>> = [];
+  const config = await parseFactoryCommandLine(argv, {});
+  const factory = await startFactory(config, { logger: capturingLogger(logs), print: () => {}, processMetrics: false });
+  return {
+    factory,
+    logs,
+    keys,
+    dataDir,
+    async stop() {
+      await factory.close();
+      await keys.cleanup();
+    },
+  };
+}
+
+/** The sum of a metric over its label sets matching `labels` (a substring of the label block). */
+function metricSum(text: string, name: string, labels = ""): number {
+  let sum = 0;
+  for (const line of text.split("\n"))
+    if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  return sum;
+}
+
+/** Names of the regular files in a gzip layer. */
+async function layerFiles(gz: Buffer): Promise<string[]> {
+  const names: string[] = [];
+  const extract = tar.extract();
+  const done = (async () => {
+    for await (const entry of extract) {
+      if (entry.header.type === "file") names.push(entry.header.name);
+      entry.resume();
+    }
+  })();
+  extract.end(gunzipSync(gz));
+  await done;
+  return names;
+}
+
+describe("registry front /v2", () => {
+  let testbed: PublishedTestbed;
+  let seed: FactoryUnderTest;
+  let embedded: FactoryUnderTest;
+  let seedBase: string;
+  let base: string;
+  let host: string;
+  let id: string;
+  let work: string;
+
+  before(async () => {
+    testbed = await publishTestbed();
+    seed = await startSeedFactory(testbed);
+    embedded = await startEmbeddedFactory(testbed);
+    seedBase = seed.factory.url;
+    base = embedded.factory.url;
+    host = new URL(base).host;
+    await waitFor200(`${seedBase}/readyz`);
+    await waitFor200(`${base}/readyz`);
+    const res = await fetch(`${base}/schematics`, { method: "POST", body: schematicYaml });
+    assert.equal(res.status, 201);
+    id = ((await res.json()) as { id: string }).id;
+    work = await mkdtemp(join(tmpdir(), "registry-front-"));
+  });
+  after(async () => {
+    await seed?.stop();
+    await embedded?.stop();
+    await testbed?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  describe("routing and statuses (upstream RouteV2, handleManifest, handleBlob, handleReferrers)", () => {
+    const unknownPath = (path: string) => `unknown registry path: ${JSON.stringify(path)}\n`;
+    const rows: Array<{ rule: string; method?: string; path: () => string; status: number; body?: () => string }> = [
+      { rule: "ping /v2", path: () => "/v2", status: 200, body: () => "" },
+      { rule: "ping /v2/", path: () => "/v2/", status: 200, body: () => "" },
+      { rule: "HEAD ping", method: "HEAD", path: () => "/v2/", status: 200 },
+      // registry_test.go RejectsUnknownImagesAndPaths
+      {
+        rule: "three-segment repository",
+        path: () => "/v2/a/b/c/manifests/v1",
+        status: 404,
+        body: () => unknownPath("/a/b/c/manifests/v1"),
+      },
+      {
+        rule: "siderolabs tags other than list",
+        path: () => "/v2/siderolabs/installer/tags/v1",
+        status: 404,
+        body: () => unknownPath("/siderolabs/installer/tags/v1"),
+      },
+      {
+        rule: "source image outside the image map",
+        path: () => `/v2/siderolabs/nonexistent/manifests/${version}`,
+        status: 404,
+        body: () => "unknown image: nonexistent\n",
+      },
+      { rule: "too few segments", path: () => "/v2/installer/x", status: 404, body: () => unknownPath("/installer/x") },
+      {
+        rule: "tags/list of a schematic repository",
+        path: () => `/v2/installer/${id}/tags/list`,
+        status: 404,
+        body: () => unknownPath(`/installer/${id}/tags/list`),
+      },
+      {
+        rule: "unknown schematic (malformed IDs too: storage/registry/registry.go)",
+        path: () => `/v2/installer/aaaaaaaaaaaa/manifests/${version}`,
+        status: 404,
+        body: () => 'schematic ID "aaaaaaaaaaaa" not found\n',
+      },
+      {
+        rule: "image name (getRequestedImage)",
+        path: () => `/v2/foo/${id}/manifests/${version}`,
+        status: 400,
+        body: () => "invalid image: foo\n",
+      },
+      {
+        rule: "image name on blobs",
+        path: () => `/v2/foo/${id}/blobs/sha256:${"0".repeat(64)}`,
+        status: 400,
+        body: () => "invalid image: foo\n",
+      },
+      {
+        rule: "unknown version",
+        path: () => `/v2/installer/${id}/manifests/v1.99.0`,
+        status: 404,
+        body: () => "Talos version v1.99.0 is not available\n",
+      },
+      {
+        rule: "Secure Boot off (profile.go EnhanceFromSchematic: secureboot.ErrDisabled is InvalidErrorTag)",
+        path: () => `/v2/installer-secureboot/${id}/manifests/${version}`,
+        status: 400,
+        body: () => "error enhancing profile from schematic: secure boot is disabled\n",
+      },
+      {
+        rule: "referrers of a non-digest",
+        path: () => `/v2/installer/${id}/referrers/foo`,
+        status: 404,
+        body: () => "invalid referrers subject digest: foo\n",
+      },
+      {
+        rule: "a digest passed through to the internal repository (nothing there: the registry's own error)",
+        path: () => `/v2/installer/${id}/manifests/sha256:${"0".repeat(64)}`,
+        status: 404,
+      },
+      {
+        rule: "other methods (httprouter 405)",
+        method: "POST",
+        path: () => `/v2/installer/${id}/blobs/x`,
+        status: 405,
+      },
+    ];
+    for (const row of rows)
+      it(`${row.method ?? "GET"} ${row.rule} → ${row.status}`, async () => {
+        const res = await fetch(`${base}${row.path()}`, { method: row.method ?? "GET" });
+        const text = await res.text();
+        assert.equal(res.status, row.status, text);
+        if (row.body) assert.equal(text, row.body());
+        if (row.status === 405) assert.equal(res.headers.get("allow"), "GET, HEAD, OPTIONS");
+        if (row.status === 404 && row.body === undefined) {
+          const wire = JSON.parse(text) as { errors: Array<{ code: string }> };
+          assert.equal(wire.errors[0]?.code, "MANIFEST_UNKNOWN");
+        }
+      });
+
+    it("blobs redirect with 307 to -installer-external-repository (seed), for GET and HEAD", async () => {
+      const digest = `sha256:${"1".repeat(64)}`;
+      for (const method of ["GET", "HEAD"]) {
+        const res = await fetch(`${seedBase}/v2/installer/${id}/blobs/${digest}`, { method, redirect: "manual" });
+        assert.equal(res.status, 307);
+        assert.equal(
+          res.headers.get("location"),
+          `https://factory.example.test/v2/installer/installer/${id}/blobs/${digest}`,
+        );
+      }
+    });
+
+    it("a Secure Boot installer with Secure Boot on is a 501 here (the imager does not sign UKIs yet)", async () => {
+      const res = await fetch(`${seedBase}/v2/metal-installer-secureboot/${id}/manifests/${version}`);
+      assert.equal(res.status, 501);
+      assert.match(await res.text(), /Secure Boot installer images are not built by this factory yet/);
+    });
+
+    it("source images are proxied from a plain-HTTP core registry, digests unchanged", async () => {
+      const direct = await fetch(`http://${testbed.registry}/v2/siderolabs/installer-base/manifests/${version}`, {
+        method: "HEAD",
+        headers: { Accept: "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json" },
+      });
+      assert.equal(direct.status, 200);
+      const proxied = await fetch(`${base}/v2/siderolabs/installer-base/manifests/${version}`, {
+        headers: { Accept: "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json" },
+      });
+      assert.equal(proxied.status, 200);
+      assert.equal(proxied.headers.get("docker-content-digest"), direct.headers.get("docker-content-digest"));
+      const tags = await fetch(`${base}/v2/siderolabs/installer-base/tags/list`);
+      assert.equal(tags.status, 200);
+      assert.ok(((await tags.json()) as { tags: string[] }).tags.includes(version));
+    });
+
+    it("plain HTTP is decided as go-containerregistry's name.Registry.Scheme (else the proxy answers 503)", () => {
+      assert.equal(isPlainHttpRegistry("ghcr.io", false), false);
+      assert.equal(isPlainHttpRegistry("ghcr.io", true), true);
+      for (const registry of ["localhost:5000", "127.0.0.1:5000", "10.1.2.3:5000", "172.16.0.1", "192.168.1.1:80"])
+        assert.equal(isPlainHttpRegistry(registry, false), true, registry);
+      assert.equal(isPlainHttpRegistry("172.32.0.1:5000", false), false);
+    });
+  });
+
+  describe("pulling the installer (testInstallerImage)", () => {
+    let indexDigest: string;
+    const ref = () => `${host}/installer/${id}:${version}`;
+
+    it("skopeo copies it: an OCI index of Docker schema-2 images, base + artifacts layers", async () => {
+      const layout = join(work, "skopeo");
+      await skopeo(["copy", "--src-tls-verify=false", `docker://${ref()}`, `oci:${layout}:${version}`], 600_000);
+      const head = await fetch(`${base}/v2/installer/${id}/manifests/${version}`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-type"), "application/vnd.oci.image.index.v1+json");
+      indexDigest = head.headers.get("docker-content-digest") as string;
+      const index = JSON.parse(await (await fetch(`${base}/v2/installer/${id}/manifests/${indexDigest}`)).text()) as {
+        manifests: Array<{ mediaType: string; platform: { architecture: string; os: string } }>;
+      };
+      // The test bed release is linux/amd64 only: arm64 is left out of the index (logged).
+      assert.deepEqual(
+        index.manifests.map((m) => [m.mediaType, `${m.platform.os}/${m.platform.architecture}`]),
+        [["application/vnd.docker.distribution.manifest.v2+json", "linux/amd64"]],
+      );
+
+      const ociIndex = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as {
+        manifests: Array<{ digest: string }>;
+      };
+      const blob = (digest: string) => readFile(join(layout, "blobs", "sha256", digest.slice("sha256:".length)));
+      const manifest = JSON.parse((await blob(ociIndex.manifests[0]?.digest as string)).toString("utf8")) as {
+        layers: Array<{ digest: string }>;
+      };
+      assert.equal(manifest.layers.length, 2, "installer image should have 2 layers: base and artifacts");
+      const files = [
+        ...(await layerFiles(await blob(manifest.layers[0]?.digest as string))),
+        ...(await layerFiles(await blob(manifest.layers[1]?.digest as string))),
+      ];
+      // registry_test.go testInstallerImage: Talos ≥ 1.10 boots with systemd-boot (quirks UseSDBootForUEFI).
+      for (const expected of ["bin/installer", "usr/install/amd64/vmlinuz.efi", "usr/install/amd64/systemd-boot.efi"])
+        assert.ok(files.includes(expected), `${expected} missing from ${files.join(", ")}`);
+    });
+
+    it("its signature verifies against /oci/cosign/signing-key.pub with `boot-assets verify`", async () => {
+      const keyRes = await fetch(`${base}/oci/cosign/signing-key.pub`);
+      assert.equal(keyRes.status, 200);
+      const keyFile = join(work, "signing-key.pub");
+      await writeFile(keyFile, await keyRes.text());
+      const home = await mkdtemp(join(work, "home-"));
+      const result = await runCli(
+        ["verify", "--insecure", "--key", keyFile, `${host}/installer/${id}@${indexDigest}`],
+        isolatedEnv(home),
+        120_000,
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout.toString("utf8"), new RegExp(`${indexDigest} legacy key`));
+      // A key that did not sign it is refused.
+      const other = join(work, "other.pub");
+      await writeFile(other, (await readFile(join(testbed.outDir, "cosign.pub"))).toString("utf8"));
+      const refused = await runCli(
+        ["verify", "--insecure", "--key", other, `${host}/installer/${id}@${indexDigest}`],
+        isolatedEnv(home),
+      );
+      assert.notEqual(refused.code, 0);
+    });
+
+    it("a second pull, `latest` and ctr are answered from the signed index without a rebuild", async () => {
+      const metrics = async () => (await fetch(embedded.factory.metricsUrl as string)).text();
+      const built = () => embedded.logs.filter((l) => l.msg === "installer image built, signed and tagged").length;
+      assert.equal(built(), 1);
+      const installerBuilds = metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"');
+      assert.equal(installerBuilds, 1);
+
+      await skopeo(["inspect", "--tls-verify=false", "--raw", `docker://${ref()}`]);
+      // registry_test.go testLatestTagResolution: `latest` is the newest version that is not a pre-release.
+      const latest = await fetch(`${base}/v2/installer/${id}/manifests/latest`, { method: "HEAD" });
+      assert.equal(latest.status, 200);
+      assert.equal(latest.headers.get("docker-content-digest"), indexDigest);
+
+      let containerd: RunningContainerd | undefined;
+      try {
+        containerd = await startContainerd();
+        await containerd.ctr(["image", "pull", "--plain-http", ref()], 600_000);
+        const listed = (await containerd.ctr(["image", "ls"])).stdout;
+        const row = listed.split("\n").find((line) => line.startsWith(`${ref()} `));
+        assert.ok(row?.includes(indexDigest), listed);
+      } finally {
+        await containerd?.stop();
+      }
+      assert.equal(built(), 1, "no rebuild");
+      assert.equal(metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"'), 1);
+    });
+
+    it("the signature is the cosign legacy `.sig` image, read through the front (passed through)", async () => {
+      const sig = await fetch(`${base}/v2/installer/${id}/manifests/${indexDigest.replace(":", "-")}.sig`);
+      assert.equal(sig.status, 200);
+      const payload = JSON.parse(await sig.text()) as { layers: Array<{ mediaType: string }> };
+      assert.equal(payload.layers[0]?.mediaType, "application/vnd.dev.cosign.simplesigning.v1+json");
+    });
+  });
+});
