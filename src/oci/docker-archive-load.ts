@@ -9,7 +9,7 @@
 // is not sent again. The manifest is pushed by digest only (no tag).
 
 import { createReadStream } from "node:fs";
-import { Transform, type TransformCallback } from "node:stream";
+import { Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { AppError, integrity } from "../errors.ts";
@@ -147,11 +147,9 @@ export async function loadDockerArchive(
       if (known !== null) {
         const digest = `sha256:${known[1]}` as Digest;
         if ((await repository.statBlob(digest))?.size === size) {
-          // Already there: look at its first bytes only, for the media type.
-          for await (const chunk of body as AsyncIterable<Buffer>) {
-            peek.head = Buffer.from(chunk.subarray(0, 4));
-            break;
-          }
+          // Already there: only its first bytes matter (the media type); the rest is skipped over, not
+          // abandoned (an entry left half-read would stall the archive reader).
+          await pipeline(body, peek, new Writable({ write: (_chunk, _encoding, done) => done() }));
           layers.set(name, { mediaType: layerMediaType(peek.head, name), digest, size });
           return;
         }

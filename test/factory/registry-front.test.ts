@@ -263,6 +263,49 @@ describe("registry front /v2", () => {
     });
   });
 
+  describe("a remote internal repository and -installer-external-repository (the seed)", () => {
+    const image = "metal-installer";
+    let digest: string;
+    const internal = () => testbed.server.store.repository(`installer/${image}/${id}`);
+
+    it("the manifest is built, pushed to <internal>/<image>/<schematic>, then redirected by digest", async () => {
+      const res = await fetch(`${seedBase}/v2/${image}/${id}/manifests/${version}`, { redirect: "manual" });
+      assert.equal(res.status, 307, await res.text());
+      const location = res.headers.get("location") as string;
+      const prefix = `https://factory.example.test/v2/installer/${image}/${id}/manifests/`;
+      assert.ok(location.startsWith(prefix), location);
+      digest = location.slice(prefix.length);
+      assert.equal((await internal().statManifest(version))?.digest, digest);
+
+      const keyFile = join(work, "seed-signing-key.pub");
+      await writeFile(keyFile, await (await fetch(`${seedBase}/oci/cosign/signing-key.pub`)).text());
+      const home = await mkdtemp(join(work, "home-"));
+      const result = await runCli(
+        ["verify", "--insecure", "--key", keyFile, `${testbed.registry}/installer/${image}/${id}:${version}`],
+        isolatedEnv(home),
+        120_000,
+      );
+      assert.equal(result.code, 0, result.stderr);
+    });
+
+    it("a tag whose index is not signed by the cache key is rebuilt and re-tagged, never answered", async () => {
+      const repository = internal();
+      const signed = await repository.getManifest(digest);
+      const forged = JSON.parse(signed.body.toString("utf8")) as Record<string, unknown>;
+      forged.annotations = { forged: "yes" };
+      const forgedDigest = await repository.putManifest(Buffer.from(JSON.stringify(forged)), signed.mediaType, version);
+      assert.notEqual(forgedDigest, digest);
+      const res = await fetch(`${seedBase}/v2/${image}/${id}/manifests/${version}`, { redirect: "manual" });
+      assert.equal(res.status, 307);
+      assert.ok(res.headers.get("location")?.endsWith(`/manifests/${digest}`));
+      assert.equal((await repository.statManifest(version))?.digest, digest);
+      assert.ok(
+        seed.logs.some((l) => l.msg === "installer image signature doesn't validate: rebuilding"),
+        "the forged entry was seen and refused",
+      );
+    });
+  });
+
   describe("pulling the installer (testInstallerImage)", () => {
     let indexDigest: string;
     const ref = () => `${host}/installer/${id}:${version}`;
@@ -274,7 +317,11 @@ describe("registry front /v2", () => {
       assert.equal(head.status, 200);
       assert.equal(head.headers.get("content-type"), "application/vnd.oci.image.index.v1+json");
       indexDigest = head.headers.get("docker-content-digest") as string;
-      const index = JSON.parse(await (await fetch(`${base}/v2/installer/${id}/manifests/${indexDigest}`)).text()) as {
+      const got = await fetch(`${base}/v2/installer/${id}/manifests/${indexDigest}`);
+      const body = await got.text();
+      assert.equal(got.headers.get("docker-content-digest"), indexDigest);
+      assert.equal(head.headers.get("content-length"), String(Buffer.byteLength(body)));
+      const index = JSON.parse(body) as {
         manifests: Array<{ mediaType: string; platform: { architecture: string; os: string } }>;
       };
       // The test bed release is linux/amd64 only: arm64 is left out of the index (logged).
