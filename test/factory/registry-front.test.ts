@@ -15,21 +15,15 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gunzipSync } from "node:zlib";
-import tar from "tar-stream";
-import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
 import { isPlainHttpRegistry } from "../../src/factory/http/registry-route.ts";
-import { startFactory } from "../../src/factory/run.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { type RunningContainerd, startContainerd } from "../harness/containerd.ts";
 import { skopeo } from "../realclients/skopeo.ts";
-import { makeKeyFiles } from "./config-fixtures.ts";
+import { layerFileContents, startEmbeddedFactory } from "./registry-front-harness.ts";
 import {
-  capturingLogger,
   type FactoryUnderTest,
   type PublishedTestbed,
   publishTestbed,
-  seedArgv,
   startSeedFactory,
   waitFor200,
 } from "./service-harness.ts";
@@ -40,60 +34,12 @@ const schematicYaml = `customization:
     - registry.front=yes
 `;
 
-/** The seed without installer repositories and Secure Boot (the flags and the values they take). */
-async function startEmbeddedFactory(testbed: PublishedTestbed): Promise<FactoryUnderTest> {
-  const keys = await makeKeyFiles();
-  const dataDir = join(keys.dir, "data");
-  const dropWithValue = new Set([
-    "-installer-external-repository",
-    "-installer-internal-repository",
-    "-secureboot-pcr-key-path",
-    "-secureboot-signing-cert-path",
-    "-secureboot-signing-key-path",
-  ]);
-  const argv: string[] = [];
-  const seed = seedArgv(testbed, keys, dataDir);
-  for (let i = 0; i < seed.length; i++) {
-    const arg = seed[i] as string;
-    if (dropWithValue.has(arg)) i++;
-    else if (arg !== "-secureboot") argv.push(arg);
-  }
-  const logs: Array<Record<string, unknown>> = [];
-  const config = await parseFactoryCommandLine(argv, {});
-  const factory = await startFactory(config, { logger: capturingLogger(logs), print: () => {}, processMetrics: false });
-  return {
-    factory,
-    logs,
-    keys,
-    dataDir,
-    async stop() {
-      await factory.close();
-      await keys.cleanup();
-    },
-  };
-}
-
 /** The sum of a metric over its label sets matching `labels` (a substring of the label block). */
 function metricSum(text: string, name: string, labels = ""): number {
   let sum = 0;
   for (const line of text.split("\n"))
     if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   return sum;
-}
-
-/** Names of the regular files in a gzip layer. */
-async function layerFiles(gz: Buffer): Promise<string[]> {
-  const names: string[] = [];
-  const extract = tar.extract();
-  const done = (async () => {
-    for await (const entry of extract) {
-      if (entry.header.type === "file") names.push(entry.header.name);
-      entry.resume();
-    }
-  })();
-  extract.end(gunzipSync(gz));
-  await done;
-  return names;
 }
 
 describe("registry front /v2", () => {
@@ -339,8 +285,8 @@ describe("registry front /v2", () => {
       };
       assert.equal(manifest.layers.length, 2, "installer image should have 2 layers: base and artifacts");
       const files = [
-        ...(await layerFiles(await blob(manifest.layers[0]?.digest as string))),
-        ...(await layerFiles(await blob(manifest.layers[1]?.digest as string))),
+        ...(await layerFileContents(await blob(manifest.layers[0]?.digest as string))).keys(),
+        ...(await layerFileContents(await blob(manifest.layers[1]?.digest as string))).keys(),
       ];
       // registry_test.go testInstallerImage: Talos ≥ 1.10 boots with systemd-boot (quirks UseSDBootForUEFI).
       for (const expected of ["bin/installer", "usr/install/amd64/vmlinuz.efi", "usr/install/amd64/systemd-boot.efi"])
