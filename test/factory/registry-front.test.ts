@@ -11,19 +11,25 @@
 //             manifests and blobs answered by the factory itself. The real clients pull from this one.
 
 import assert from "node:assert/strict";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
 import { isPlainHttpRegistry } from "../../src/factory/http/registry-route.ts";
+import { startFactory } from "../../src/factory/run.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { type RunningContainerd, startContainerd } from "../harness/containerd.ts";
 import { skopeo } from "../realclients/skopeo.ts";
+import { makeKeyFiles } from "./config-fixtures.ts";
 import { layerFileContents, startEmbeddedFactory } from "./registry-front-harness.ts";
 import {
+  capturingLogger,
   type FactoryUnderTest,
   type PublishedTestbed,
   publishTestbed,
+  seedArgv,
   startSeedFactory,
   waitFor200,
 } from "./service-harness.ts";
@@ -341,6 +347,77 @@ describe("registry front /v2", () => {
       }
       assert.equal(built(), 1, "no rebuild");
       assert.equal(metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"'), 1);
+    });
+
+    it("blobs are served by the embedded store (HEAD and GET); referrers are an OCI index", async () => {
+      const index = JSON.parse(await (await fetch(`${base}/v2/installer/${id}/manifests/${indexDigest}`)).text()) as {
+        manifests: Array<{ digest: string }>;
+      };
+      const manifest = JSON.parse(
+        await (await fetch(`${base}/v2/installer/${id}/manifests/${index.manifests[0]?.digest}`)).text(),
+      ) as { config: { digest: string; size: number } };
+      const head = await fetch(`${base}/v2/installer/${id}/blobs/${manifest.config.digest}`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), String(manifest.config.size));
+      assert.equal(head.headers.get("docker-content-digest"), manifest.config.digest);
+      const config = Buffer.from(
+        await (await fetch(`${base}/v2/installer/${id}/blobs/${manifest.config.digest}`)).arrayBuffer(),
+      );
+      assert.equal(`sha256:${createHash("sha256").update(config).digest("hex")}`, manifest.config.digest);
+      const missing = await fetch(`${base}/v2/installer/${id}/blobs/sha256:${"2".repeat(64)}`);
+      assert.equal(missing.status, 404);
+      assert.equal(((await missing.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, "BLOB_UNKNOWN");
+
+      const referrers = await fetch(`${base}/v2/installer/${id}/referrers/${indexDigest}?artifactType=x%2Fy`);
+      assert.equal(referrers.status, 200);
+      assert.equal(referrers.headers.get("content-type"), "application/vnd.oci.image.index.v1+json");
+      assert.equal(referrers.headers.get("oci-filters-applied"), "artifactType");
+      const body = (await referrers.json()) as { schemaVersion: number; manifests: unknown[] };
+      assert.deepEqual(body, { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] });
+    });
+
+    it("concurrent first requests for one image make one build and get one digest (single-flight)", async () => {
+      const image = "metal-installer";
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () => fetch(`${base}/v2/${image}/${id}/manifests/${version}`, { method: "HEAD" })),
+      );
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        Array(8).fill(200),
+      );
+      assert.equal(new Set(answers.map((a) => a.headers.get("docker-content-digest"))).size, 1);
+      const builds = embedded.logs.filter(
+        (l) => l.msg === "installer image built, signed and tagged" && l.image === image,
+      ).length;
+      assert.equal(builds, 1);
+    });
+
+    it("a source signed by another key: 502 naming the image and the rule; no installer tag pushed", async () => {
+      const keys = await makeKeyFiles();
+      const dataDir = join(keys.dir, "data");
+      const wrongKey = join(keys.dir, "wrong.pub");
+      const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      await writeFile(wrongKey, publicKey.export({ type: "spki", format: "pem" }));
+      const argv = seedArgv(testbed, keys, dataDir).map((arg) => (arg.endsWith("cosign.pub") ? wrongKey : arg));
+      const factory = await startFactory(await parseFactoryCommandLine(argv, {}), {
+        logger: capturingLogger([]),
+        print: () => {},
+        processMetrics: false,
+      });
+      try {
+        const res = await fetch(`${factory.url}/v2/installer/${id}/manifests/${version}`, { redirect: "manual" });
+        const text = await res.text();
+        assert.equal(res.status, 502, text);
+        assert.match(text, /signature/);
+        assert.match(text, /siderolabs\/(imager|installer-base):v1\.10\.3/);
+        assert.equal(
+          await testbed.server.store.repository(`installer/installer/${id}`).statManifest(version),
+          undefined,
+        );
+      } finally {
+        await factory.close();
+        await keys.cleanup();
+      }
     });
 
     it("the signature is the cosign legacy `.sig` image, read through the front (passed through)", async () => {

@@ -33,19 +33,13 @@ export interface RegistryFrontOptions {
   external?: { registry: string; repository: string; insecure: boolean };
   /** The newest offered version that is not a pre-release (the `latest` tag), if any. */
   latestVersion(): string | undefined;
-  /** The source-image proxy: the core image registry and the repositories of upstream's image map. */
+  /**
+   * The source-image proxy: the core image registry and the repositories of upstream's image map
+   * (cmd/image-factory/cmd/options.go ImageMap: installer-base, installer, imager, extensions, overlays,
+   * talosctl-all).
+   */
   sourceProxy: { registry: string; insecure: boolean; images: Readonly<Record<string, string>> };
 }
-
-/** Upstream's ImageMap (cmd/image-factory/cmd/options.go): proxy name → which configured image. */
-export const sourceProxyImageNames = [
-  "installer-base",
-  "installer",
-  "imager",
-  "extensions",
-  "overlays",
-  "talosctl-all",
-] as const;
 
 /** Aborted when the client goes away before its answer was sent. */
 function clientGone(reply: FastifyReply): AbortSignal {
