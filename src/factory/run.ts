@@ -293,7 +293,8 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       cache: {
         repository: repositoryAt(config.stores.cache),
         privateKey: await cacheSigningPrivateKey(config),
-        ...(store !== undefined ? { store } : {}),
+        // Only when the cache repository itself is in the embedded store (another store may be embedded alone).
+        ...(store !== undefined && config.stores.cache.kind === "embedded" ? { store } : {}),
       },
     });
 

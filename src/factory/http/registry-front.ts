@@ -19,6 +19,7 @@ import { MediaType } from "../../oci/mediatypes.ts";
 import type { Repository } from "../../oci/repository.ts";
 import { toWireError } from "../../registry/http-errors.ts";
 import { parseSchematic } from "../../talos/schematic.ts";
+import { goQuote } from "../../util/go-quote.ts";
 import { type InstallerService, parseInstallerImageName } from "../installers/service.ts";
 import type { SchematicService } from "../schematics.ts";
 import { proxyRequest } from "./registry-proxy.ts";
@@ -129,8 +130,7 @@ export function registerRegistryFront(app: FastifyInstance, options: RegistryFro
     try {
       return parseSchematic(Buffer.from(await schematics.get(id)));
     } catch (err) {
-      if (isAppError(err, "NotFound") || isAppError(err, "BadRequest"))
-        throw notFound(`schematic ID ${JSON.stringify(id)} not found`, "SCHEMATIC_NOT_FOUND");
+      if (isAppError(err, "NotFound")) throw notFound(`schematic ID ${goQuote(id)} not found`, "SCHEMATIC_NOT_FOUND");
       throw err;
     }
   };

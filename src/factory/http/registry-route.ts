@@ -6,20 +6,16 @@
 // blobs or referrers. Every other path is a 404 `unknown registry path: "<path>"` in plain text.
 
 import { notFound } from "../../errors.ts";
+import { goQuote } from "../../util/go-quote.ts";
 
 export type V2Route =
   | { target: "ping" }
   | { target: "manifest" | "blob" | "referrers"; image: string; schematic: string; reference: string }
   | { target: "proxy"; image: string; resource: string; reference: string };
 
-/** Go's %q for the path in the message (the path is valid UTF-8 text here). */
-function quoted(path: string): string {
-  return JSON.stringify(path);
-}
-
 /** Parses the catch-all value below `/v2` (e.g. `/installer/<id>/manifests/v1.10.3`). */
 export function routeV2(path: string): V2Route {
-  const unknown = () => notFound(`unknown registry path: ${quoted(path)}`, "ROUTE_UNKNOWN");
+  const unknown = () => notFound(`unknown registry path: ${goQuote(path)}`, "ROUTE_UNKNOWN");
   const trimmed = path.replace(/^\/+|\/+$/g, "");
   if (trimmed === "") return { target: "ping" };
   const segments = trimmed.split("/");

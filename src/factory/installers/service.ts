@@ -231,8 +231,13 @@ export class InstallerService {
         );
         continue;
       }
-      signal.throwIfAborted();
-      const loaded = await loadDockerArchive(asset.path, repository, { signal });
+      let loaded: Awaited<ReturnType<typeof loadDockerArchive>>;
+      try {
+        signal.throwIfAborted();
+        loaded = await loadDockerArchive(asset.path, repository, { signal });
+      } finally {
+        asset.release(); // read: garbage collection may have it
+      }
       manifests.push({
         mediaType: loaded.mediaType,
         size: loaded.size,
