@@ -392,6 +392,29 @@ describe("registry front /v2", () => {
       assert.equal(builds, 1);
     });
 
+    it("a client that goes away mid-build does not stop the build; the next request gets its result", async () => {
+      const image = "nocloud-installer";
+      const gone = new AbortController();
+      const first = fetch(`${base}/v2/${image}/${id}/manifests/${version}`, { signal: gone.signal });
+      setTimeout(() => gone.abort(), 300);
+      await assert.rejects(first);
+      const deadline = Date.now() + 120_000;
+      const built = () =>
+        embedded.logs.some((l) => l.msg === "installer image built, signed and tagged" && l.image === image);
+      while (!built() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(built(), "the build went on without its client");
+      assert.ok(
+        embedded.logs.some((l) => l.msg === "client closed request while its installer was being prepared"),
+        "the client left while the build was under way",
+      );
+      const again = await fetch(`${base}/v2/${image}/${id}/manifests/${version}`, { method: "HEAD" });
+      assert.equal(again.status, 200);
+      const builds = embedded.logs.filter(
+        (l) => l.msg === "installer image built, signed and tagged" && l.image === image,
+      ).length;
+      assert.equal(builds, 1);
+    });
+
     it("a source signed by another key: 502 naming the image and the rule; no installer tag pushed", async () => {
       const keys = await makeKeyFiles();
       const dataDir = join(keys.dir, "data");
