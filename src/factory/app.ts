@@ -12,6 +12,7 @@ import { type KnownVersions, registerAssetRoutes } from "./http/asset-routes.ts"
 import { clientErrorHandler, maxHeaderBytes, maxUrlBytes, uriTooLong } from "./http/client-errors.ts";
 import { corsPolicy } from "./http/cors.ts";
 import { sendError } from "./http/errors.ts";
+import { type RegistryFrontOptions, registerRegistryFront } from "./http/registry-front.ts";
 import { requestIdHeader, requestIdOf } from "./http/request-id.ts";
 import { OneLinePerRequest } from "./http/request-log.ts";
 import { registerSchematicRoutes } from "./http/schematic-routes.ts";
@@ -40,6 +41,8 @@ export interface FactoryAppOptions {
   externalPxeUrl?: string;
   /** The cache signing key's public half (PEM), served at /oci/cosign/signing-key.pub. */
   signingKeyPem?: string;
+  /** The registry front `/v2/…` for installer images; without it `/v2` is not served. */
+  registryFront?: RegistryFrontOptions;
   /** Registers further routes (the versions and catalog routes). */
   registerRoutes?: (app: FastifyInstance) => void;
   /** How long a request's headers, and the whole request with its body, may take to arrive. */
@@ -185,6 +188,7 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     app.get("/oci/cosign/signing-key.pub", async (_request, reply) =>
       reply.type("application/x-pem-file").send(signingKeyPem),
     );
+  if (options.registryFront !== undefined) registerRegistryFront(app, options.registryFront);
   options.registerRoutes?.(app);
   return app;
 }

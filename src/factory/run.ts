@@ -14,11 +14,13 @@ import { RegistryClient } from "../oci/client/client.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
+import { KeySigner } from "../signing/signer.ts";
 import { buildFactoryApp } from "./app.ts";
 import { createAssetService } from "./assets/factory.ts";
 import type { AssetService } from "./assets/service.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
+import { InstallerService } from "./installers/service.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
 import { registryClientOptionsFor } from "./registry-access.ts";
 import { SchematicService } from "./schematics.ts";
@@ -99,6 +101,20 @@ async function cacheSigningPrivateKey(config: FactoryConfig): Promise<KeyObject>
 /** The cache signing key's public half, as PEM (SPKI), for /oci/cosign/signing-key.pub. */
 async function cacheSigningPublicKeyPem(config: FactoryConfig): Promise<string> {
   return createPublicKey(await cacheSigningPrivateKey(config)).export({ type: "spki", format: "pem" }) as string;
+}
+
+/** The source-image proxy's names (upstream's ImageMap) → repository paths on the image registry. */
+function sourceProxyImages(config: FactoryConfig): Record<string, string> {
+  const { images } = config;
+  const path = (full: string) => full.slice(images.registry.length + 1);
+  return {
+    "installer-base": path(images.installerBase),
+    installer: path(images.installer),
+    imager: path(images.imager),
+    extensions: path(images.extensionManifest),
+    overlays: path(images.overlayManifest),
+    "talosctl-all": path(images.talosctl),
+  };
 }
 
 /** Creates the data directory's cache signing key when it is missing (the config said it would be). */
@@ -277,12 +293,29 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       cache: {
         repository: repositoryAt(config.stores.cache),
         privateKey: await cacheSigningPrivateKey(config),
-        ...(store !== undefined ? { store } : {}),
+        // Only when the cache repository itself is in the embedded store (another store may be embedded alone).
+        ...(store !== undefined && config.stores.cache.kind === "embedded" ? { store } : {}),
       },
     });
 
     const gc = scheduleCacheGc(config, assets, logger.child({ component: "cache-gc" }), shutdown.signal);
     if (gc) closers.set("gc", gc);
+    const signingKey = await cacheSigningPrivateKey(config);
+    const installerRepository = (image: string, schematicId: string): Repository => {
+      const location = config.stores.installerInternal;
+      return repositoryAt({ ...location, repository: `${location.repository}/${image}/${schematicId}` });
+    };
+    const installers = new InstallerService({
+      repositoryFor: installerRepository,
+      dockerReferenceFor: (image, schematicId) => `${new URL(config.http.externalUrl).host}/${image}/${schematicId}`,
+      assets,
+      signingKey,
+      signer: new KeySigner(signingKey),
+      versions: sources.versions,
+      secureBootEnabled: config.secureBoot.enabled,
+      signal: shutdown.signal,
+      log: logger.child({ component: "installers" }),
+    });
 
     // A blob nobody stores: asking for it shows the store answers, without touching real content.
     const probeDigest = sha256Digest("boot-assets readiness probe");
@@ -309,6 +342,18 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       assets,
       externalPxeUrl: config.http.externalPxeUrl,
       signingKeyPem: await cacheSigningPublicKeyPem(config),
+      registryFront: {
+        schematics,
+        installers,
+        repositoryFor: installerRepository,
+        external: config.stores.installerExternal,
+        latestVersion: () => sources.versions.latest()?.name,
+        sourceProxy: {
+          registry: config.images.registry,
+          insecure: config.images.insecure,
+          images: sourceProxyImages(config),
+        },
+      },
       registerRoutes: (app) => registerSourceRoutes(app, sources),
       timeouts: { headersMs: config.http.readHeaderTimeoutMs, requestMs: config.http.readTimeoutMs },
       shutdownSignal: shutdown.signal,

@@ -1,0 +1,80 @@
+// Boot tier: the installer image pulled from the factory's registry front boots. The factory (seed command
+// line, installers in its embedded store) builds `installer/<schematic>:v1.10.3`; skopeo pulls it; the UKI
+// the artifacts layer carries for the Talos installer (`usr/install/amd64/vmlinuz.efi`: since Talos 1.10 the
+// installer boots through systemd-boot, upstream internal/integration/registry_test.go testInstallerImage)
+// is booted by OVMF, and the guest reports the schematic's ID (its extension is in the UKI's initramfs).
+
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { layerFileContents, startEmbeddedFactory } from "../factory/registry-front-harness.ts";
+import {
+  type FactoryUnderTest,
+  type PublishedTestbed,
+  publishTestbed,
+  waitFor200,
+} from "../factory/service-harness.ts";
+import { skopeo } from "../realclients/skopeo.ts";
+import { boot, bootUnavailable } from "./harness.ts";
+
+const skip = bootUnavailable("uefi");
+const version = "v1.10.3";
+
+describe("an installer pulled from the registry front boots", { skip }, () => {
+  let testbed: PublishedTestbed;
+  let factory: FactoryUnderTest;
+  let work: string;
+
+  before(async () => {
+    testbed = await publishTestbed();
+    factory = await startEmbeddedFactory(testbed);
+    await waitFor200(`${factory.factory.url}/readyz`);
+    work = await mkdtemp(join(tmpdir(), "installer-boot-"));
+  });
+  after(async () => {
+    await factory?.stop();
+    await testbed?.stop();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  test("its UKI boots under UEFI and carries the schematic", async () => {
+    const base = factory.factory.url;
+    const res = await fetch(`${base}/schematics`, {
+      method: "POST",
+      body: "customization:\n  extraKernelArgs:\n    - installer.boot=yes\n",
+    });
+    assert.equal(res.status, 201);
+    const { id } = (await res.json()) as { id: string };
+
+    const layout = join(work, "layout");
+    const host = new URL(base).host;
+    await skopeo(
+      ["copy", "--src-tls-verify=false", `docker://${host}/installer/${id}:${version}`, `oci:${layout}:${version}`],
+      600_000,
+    );
+    const blob = (digest: string) => readFile(join(layout, "blobs", "sha256", digest.slice("sha256:".length)));
+    const index = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as {
+      manifests: Array<{ digest: string }>;
+    };
+    const manifest = JSON.parse((await blob(index.manifests[0]?.digest as string)).toString("utf8")) as {
+      layers: Array<{ digest: string }>;
+    };
+    const artifacts = await layerFileContents(await blob(manifest.layers.at(-1)?.digest as string));
+    const uki = artifacts.get("usr/install/amd64/vmlinuz.efi");
+    assert.ok(uki, `no UKI in the artifacts layer: ${[...artifacts.keys()].join(", ")}`);
+    const ukiPath = join(work, "vmlinuz.efi");
+    await writeFile(ukiPath, uki);
+
+    const { report, seconds } = await boot({ uki: ukiPath, firmware: "uefi" });
+    console.log(`installer UKI boot: ${seconds} s`);
+    assert.equal(report.firmware, "uefi");
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.schematicId, id);
+    assert.ok(report.cmdline.split(" ").includes("talos.platform=metal"), report.cmdline);
+    // A non-secure-boot installer carries no customization of the command line: Talos's installer applies
+    // the schematic's kernel arguments when it installs (src/imager/profile.ts, after upstream's profile rules).
+    assert.ok(!report.cmdline.split(" ").includes("installer.boot=yes"), report.cmdline);
+  });
+});
