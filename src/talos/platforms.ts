@@ -53,6 +53,8 @@ const table: readonly Platform[] = [
     ),
   },
   { name: "cloudstack", title: "Apache CloudStack", kernelArgs: always(...serialConsoles) },
+  // Talos in a container: no kernel args (platform/container/container.go); upstream builds assets for it too.
+  { name: "container", title: "Container", kernelArgs: () => [] },
   {
     name: "digital-ocean",
     title: "DigitalOcean",
@@ -82,6 +84,12 @@ const table: readonly Platform[] = [
   { name: "opennebula", title: "OpenNebula", kernelArgs: always(...serialConsoles) },
   { name: "openstack", title: "OpenStack", kernelArgs: always(...serialConsoles) },
   { name: "oracle", title: "Oracle Cloud", kernelArgs: always(...serialConsoles, dashboardOff) },
+  // "packet" is kept by Talos for backwards compatibility: Equinix Metal under its old name (platform.go).
+  {
+    name: "packet",
+    title: "Equinix Metal (Packet)",
+    kernelArgs: (arch) => (arch === "amd64" ? ["console=ttyS1,115200n8"] : ["console=ttyAMA0,115200"]),
+  },
   { name: "scaleway", title: "Scaleway", kernelArgs: always(...serialConsoles, dashboardOff) },
   { name: "upcloud", title: "UpCloud", kernelArgs: always("net.ifnames=0") },
   {

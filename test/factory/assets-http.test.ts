@@ -216,6 +216,18 @@ describe("/image downloads", () => {
     );
   });
 
+  it("/pxe keeps the platform's case and normalises iPXE's arch names (internal/integration/pxe_test.go)", async () => {
+    const res = await fetch(`${base}/pxe/${id}/${version}/equinixMetal-x86_64`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const image = `https://factory.example.test/image/${id}/${version}`;
+    const lines = (await res.text()).split("\n");
+    assert.match(
+      lines[3] ?? "",
+      new RegExp(`^kernel ${image}/kernel-amd64 talos\\.platform=equinixMetal console=ttyS1,115200n8 `),
+    );
+    assert.equal(lines[4], `initrd ${image}/initramfs-amd64.xz`);
+  });
+
   it("/oci/cosign/signing-key.pub: the cache signing key's public half, PEM (internal/frontend/http/registry.go)", async () => {
     const res = await fetch(`${base}/oci/cosign/signing-key.pub`);
     assert.equal(res.status, 200);

@@ -311,7 +311,9 @@ describe("imager: ISOs and disk images", () => {
     await rm(member, { recursive: true });
     const ovaXz = await buildAsset(v("v1.8.2"), schematic, "vmware-amd64.ova.xz", dir, { mtime: epoch });
     assert.deepEqual(
-      sh("sh", ["-c", `xz -dc '${ovaXz.path}' | tar -tf -`]).trim().split("\n"),
+      sh("sh", ["-c", `xz -dc '${ovaXz.path}' | tar -tf -`])
+        .trim()
+        .split("\n"),
       ["disk.ovf", "disk.mf", "disk.vmdk"],
     );
     assert.deepEqual(

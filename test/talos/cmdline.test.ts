@@ -106,7 +106,8 @@ describe("kernel command line", () => {
       for (const arch of ["amd64", "arm64"] as const) {
         const line = cmdline({ talosVersion: "v1.10.0", platform: p.name, arch });
         assert.ok(line.startsWith(`talos.platform=${p.name} `), line);
-        assert.match(line, / (console=|net\.ifnames=0)/);
+        // the container platform adds no args of its own (talos platform/container/container.go KernelArgs)
+        if (p.name !== "container") assert.match(line, / (console=|net\.ifnames=0)/);
         assert.ok(line.endsWith(defaults110), line);
       }
   });
@@ -119,6 +120,16 @@ describe("kernel command line", () => {
     assert.equal(
       cmdline({ talosVersion: "v1.10.0", platform: "equinixMetal" }),
       `talos.platform=equinixMetal console=ttyS1,115200n8 ${defaults110}`,
+    );
+    // Talos keeps "packet" as Equinix Metal's old name and knows "container"
+    // (internal/app/machined/pkg/runtime/v1alpha1/platform/platform.go newPlatform)
+    assert.equal(
+      cmdline({ talosVersion: "v1.10.0", platform: "packet", arch: "arm64" }),
+      `talos.platform=packet console=ttyAMA0,115200 ${defaults110}`,
+    );
+    assert.equal(
+      cmdline({ talosVersion: "v1.10.0", platform: "container" }),
+      `talos.platform=container ${defaults110}`,
     );
   });
 

@@ -33,7 +33,8 @@ export interface PxePath {
   secureBoot: boolean;
 }
 
-const pxePathPattern = /^([a-z0-9-]+)-(amd64|arm64|x86_64|i386)(-secureboot)?$/;
+// Platform names keep their case (`equinixMetal-amd64`, as upstream internal/integration/pxe_test.go asks).
+const pxePathPattern = /^([A-Za-z0-9-]+)-(amd64|arm64|x86_64|i386)(-secureboot)?$/;
 
 /** The `:path` of `/pxe/...`: `<platform>-<arch>[-secureboot]`, arch as PXE firmware names it too. */
 export function parsePxePath(path: string): PxePath {
