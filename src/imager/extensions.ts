@@ -7,8 +7,10 @@
 //      into `kernel/x86/microcode/{GenuineIntel,AuthenticAMD}.bin`, packed as an uncompressed cpio that is
 //      PREPENDED; the rest of `<fw>` leaves the extension for the appended cpio;
 //   3. when an extension has kernel modules, the base rootfs.sqsh's module tree (read out of the base
-//      initramfs) gets every extension's modules merged over it (earlier extensions win, as in upstream's
-//      overlay; never writing through a symlink), `depmod --all` indexes it, and its `modules.*` files become a last extension `modules.dep`;
+//      initramfs) gets every extension's modules copied over it in order (a later extension's file replaces
+//      an earlier one's, as upstream's copyFiles; never writing through a symlink), `depmod --all` indexes it
+//      with upstream's configuration (hack/extra-modules.conf: `search extras built-in`, the host's
+//      depmod.d never read), and its `modules.*` files become a last extension `modules.dep`;
 //   4. each extension rootfs → `<dir>.sqsh` (mksquashfs -all-root, zstd level 18 or xz by version, one fixed
 //      timestamp), run in parallel, one per core;
 //   5. `extensions.yaml` lists the layers with their manifest metadata, printed as Go's yaml.v3 prints it;
@@ -268,12 +270,15 @@ async function modulesDepExtension(
       `the imager's rootfs.sqsh must hold one kernel under /${rules.modulesPath}, found ${releases.length ? releases.join(", ") : "none"}`,
     );
   const kernelRelease = releases[0] as string;
-  // Upstream stacks the extension module trees as overlay lower dirs, the first extension on top: copying in
-  // reverse order lets earlier extensions win the same way.
-  for (const extension of [...withModules].reverse())
-    await mergeTree(join(extension.rootfs, rules.modulesPath), moduleRoot);
+  // Upstream copies each extension's modules over the tree in the extensions' order, so a later one's file
+  // replaces an earlier one's (talos internal/pkg/extensions/kernel_modules.go, compress.go copyFiles).
+  for (const extension of withModules) await mergeTree(join(extension.rootfs, rules.modulesPath), moduleRoot);
   const basedir = rules.modulesPath.startsWith("usr/") ? join(tree, "usr") : tree;
-  await depmod({ basedir, kernelVersion: kernelRelease, signal });
+  // Upstream's imager runs depmod with its own configuration only (hack/extra-modules.conf, installed as
+  // /etc/modules.d/10-extra-modules.conf): extension modules (extras) take priority over built-in ones.
+  const config = join(workDir, "depmod-extra-modules.conf");
+  await writeFile(config, "search extras built-in\n");
+  await depmod({ basedir, kernelVersion: kernelRelease, config, signal });
 
   const rootfs = join(workDir, modulesDepExtensionName);
   const indexDir = join(rootfs, rules.modulesPath, kernelRelease);

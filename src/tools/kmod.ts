@@ -10,11 +10,14 @@ export interface DepmodOptions extends Pick<RunOptions, "signal" | "timeoutMs"> 
   /** The directory that holds lib/modules/<kernelVersion>. */
   basedir: string;
   kernelVersion: string;
+  /** A configuration file read instead of the host's /etc/depmod.d (`--config`). */
+  config?: string;
 }
 
 export function depmodArgs(options: DepmodOptions): string[] {
   if (!/^[\w.+~-]+$/.test(options.kernelVersion)) throw new RangeError(`bad kernel version "${options.kernelVersion}"`);
-  return ["--all", "--basedir", options.basedir, options.kernelVersion];
+  const config = options.config === undefined ? [] : ["--config", options.config];
+  return ["--all", "--basedir", options.basedir, ...config, options.kernelVersion];
 }
 
 /** Writes modules.dep, modules.alias, … into <basedir>/lib/modules/<kernelVersion>/. */

@@ -240,6 +240,43 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     assert.deepEqual(await readdir(outside), []);
   });
 
+  test("depmod uses upstream's configuration only: extras/ before anything else, not the host's default search order (hack/extra-modules.conf)", async () => {
+    const prepared = await prepareVersion(fixture, "v1.10.3", ["testbed-dummy", "testbed-hello"]);
+    const kver = fixture.packages.kernel.release;
+    const first = prepared.inputs.extensions[0] as { dir: string };
+    const second = prepared.inputs.extensions[1] as { dir: string };
+    const copy = join(out, "extras-hello");
+    await cp(second.dir, copy, { recursive: true, verbatimSymlinks: true });
+    second.dir = copy;
+    const moduleDir = (dir: string) => join(dir, `rootfs/usr/lib/modules/${kver}`);
+    // The same module in updates/ (first in depmod's default search order) and in extras/.
+    for (const where of ["extras", "updates"]) {
+      await mkdir(join(moduleDir(copy), where), { recursive: true });
+      await cp(join(moduleDir(first.dir), "kernel/drivers/net/dummy.ko"), join(moduleDir(copy), where, "dummy.ko"));
+    }
+    const dir = join(out, "extras-out");
+    await mkdir(dir);
+    const built = await buildAsset(
+      prepared,
+      testSchematic(["testbed-dummy", "testbed-hello"]),
+      "initramfs-amd64.xz",
+      dir,
+    );
+    const { appended } = splitAtBase(
+      await readFile(built.path),
+      await readFile(join(prepared.inputs.imagerDir, "usr/install/amd64/initramfs.xz")),
+    );
+    const tree = await mkdtemp(join(out, "extras-tree-"));
+    run("cpio", ["-id", "--quiet"], run("zstd", ["-dc"], appended), tree);
+    const modulesDep = run("unsquashfs", [
+      "-cat",
+      join(tree, "modules.dep.sqsh"),
+      `usr/lib/modules/${kver}/modules.dep`,
+    ]);
+    assert.match(modulesDep.toString(), /^extras\/dummy\.ko:/m);
+    assert.doesNotMatch(modulesDep.toString(), /^(kernel\/drivers\/net|updates)\/dummy\.ko:/m);
+  });
+
   test("kernel is the imager's vmlinuz; cmdline follows the reference (extra arg, removed default, META)", async () => {
     const dir = join(out, "plain");
     await mkdir(dir);

@@ -22,14 +22,15 @@ import type { AssetCache } from "./cache.ts";
 import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 
 /** Bump one kind's salt when a fix changes that kind's bytes, so stale entries are never served. */
+// 2: modules merged in the extensions' order and indexed with upstream's depmod configuration.
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
-  initramfs: 1,
+  initramfs: 2,
   cmdline: 1,
-  uki: 1,
-  installer: 1,
-  iso: 1,
-  disk: 1,
+  uki: 2,
+  installer: 2,
+  iso: 2,
+  disk: 2,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
