@@ -157,7 +157,14 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
   if (usesExtensions && sources.extensions.length !== names.length)
     throw badRequest(`the schematic names ${names.length} extensions but ${sources.extensions.length} were resolved`);
 
-  const customization = !(kind === "initramfs" || kind === "kernel" || (kind === "installer" && !request.secureBoot));
+  // Which outputs take the schematic's extra kernel args and META (image-factory internal/profile/profile.go
+  // EnhanceFromSchematic): kernel and initramfs neither; installer and UKI the args only, and only with
+  // Secure Boot or a unified installer (Talos ≥ 1.10); ISO, disk image and cmdline both.
+  const takesArgs =
+    kind === "installer" || kind === "uki"
+      ? request.secureBoot || rules.unifiedInstaller
+      : kind !== "initramfs" && kind !== "kernel";
+  const takesMeta = kind === "iso" || kind === "disk" || kind === "cmdline";
   const platformMatters =
     kind === "cmdline" ||
     kind === "uki" ||
@@ -190,8 +197,8 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
             author: sources.schematicAuthor ?? "Image Factory",
           }
         : {}),
-      extraKernelArgs: customization ? [...(schematic.customization.extraKernelArgs ?? [])] : [],
-      meta: customization && kind !== "installer" ? (schematic.customization.meta ?? []).map((m) => ({ ...m })) : [],
+      extraKernelArgs: takesArgs ? [...(schematic.customization.extraKernelArgs ?? [])] : [],
+      meta: takesMeta ? (schematic.customization.meta ?? []).map((m) => ({ ...m })) : [],
     },
     inputs: {
       ...(kind === "cmdline" ? {} : { imager: checkDigest(sources.imager, "imager image") }),

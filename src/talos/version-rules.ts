@@ -56,6 +56,8 @@ export interface VersionRules {
   readonly grubResetOption: boolean;
   /** UKIs can be built. */
   readonly uki: boolean;
+  /** One installer for every boot loader (installer-base + UKI artifacts): installers and UKIs take extra args. */
+  readonly unifiedInstaller: boolean;
   /** UKIs carry .profile sections (main, reset). */
   readonly ukiProfiles: boolean;
   /** Overlays (board support) are supported. */
@@ -122,6 +124,7 @@ function baseline(): MutableRules {
     compressedMeta: false,
     grubResetOption: false,
     uki: false,
+    unifiedInstaller: false,
     ukiProfiles: false,
     overlays: false,
     skipDataPartitions: false,
@@ -256,6 +259,7 @@ export const versionRuleTable: readonly VersionRule[] = [
     apply: (r) => {
       r.installerImage = "installer-base";
       r.installerArtifacts = ["systemd-boot.efi", "vmlinuz.efi"];
+      r.unifiedInstaller = true;
     },
   },
   {

@@ -393,8 +393,18 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     assert.equal(kernel.schematic.id, undefined);
     // The kernel does not depend on the schematic: another schematic, same key.
     assert.equal(profileHash(kernel), profileHash(profileFor(v110, testSchematic([]), "kernel-amd64")));
+    // image-factory internal/profile/profile.go EnhanceFromSchematic: installers and UKIs take the extra
+    // args (with Secure Boot or from Talos 1.10, the unified installer), never META
     const uki = profileFor(v110, schematic, "metal-amd64-uki.efi");
-    assert.deepEqual(uki.schematic.meta, [{ key: 0xc, value: "hello meta" }]);
+    assert.deepEqual(uki.schematic.meta, []);
+    assert.deepEqual(uki.schematic.extraKernelArgs, schematic.customization.extraKernelArgs);
+    const installer110 = profileFor(v110, schematic, "installer-amd64.tar");
+    assert.deepEqual(installer110.schematic.extraKernelArgs, schematic.customization.extraKernelArgs);
+    assert.deepEqual(installer110.schematic.meta, []);
+    assert.deepEqual(profileFor(v18, schematic, "installer-amd64.tar").schematic.extraKernelArgs, []);
+    assert.deepEqual(profileFor(v110, schematic, "cmdline-metal-amd64").schematic.meta, [
+      { key: 0xc, value: "hello meta" },
+    ]);
     assert.notEqual(profileHash(uki), profileHash(profileFor(v110, schematic, "nocloud-amd64-uki.efi")));
     // An extension digest is part of the key.
     const changed = {
