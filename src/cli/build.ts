@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { badRequest } from "../errors.ts";
 import { buildAssetsOffline, planAssets } from "../factory/assets/offline-build.ts";
-import { validateSourceSettings } from "../factory/config/config.ts";
+import { normalizeExternalUrl, validateSourceSettings } from "../factory/config/config.ts";
 import { factoryFlags } from "../factory/config/flags.ts";
 import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/config/go-flags.ts";
 import { ConfigError, Problems } from "../factory/config/problems.ts";
@@ -32,6 +32,7 @@ const sharedFactoryFlags = [
   "container-signature-disabled",
   "ca-file",
   "certs-dir",
+  "external-url",
 ] as const;
 
 interface BuildFlag extends GoFlagDefinition {
@@ -60,6 +61,8 @@ const ownFlags: BuildFlag[] = [
 /** Help of shared flags whose factory wording names what only the factory reaches. */
 const buildHelp: Partial<Record<(typeof sharedFactoryFlags)[number], string>> = {
   "ca-file": "PEM file of extra CA certificates trusted for the image registry (besides the system roots)",
+  "external-url":
+    "the factory URL the schematic extension names as its author (give the factory's, and the assets equal its downloads)",
 };
 
 function buildFlagTable(): Map<string, BuildFlag> {
@@ -101,6 +104,8 @@ export interface BuildCommandLine {
   cacheDir: string;
   assets: string[];
   settings: Awaited<ReturnType<typeof validateSourceSettings>>;
+  /** -external-url as given (the schematic extension's author names it). */
+  externalUrl: string;
 }
 
 /** Reads and checks the command line; every problem is reported at once (ConfigError, exit code 2). */
@@ -142,8 +147,15 @@ export async function readBuildCommandLine(
     if (!(err instanceof ConfigError)) throw err;
     for (const problem of err.problems) problems.add(problem);
   }
+  const externalUrl = values.value<string>("http.externalURL");
+  try {
+    normalizeExternalUrl(externalUrl);
+  } catch (err) {
+    problems.add(`${values.nameOf("http.externalURL")}: ${(err as Error).message}`);
+  }
   problems.throwIfAny();
   return {
+    externalUrl,
     talosVersion: parseVersionTag(own.get("talos-version") as string),
     schematicFile: resolve(cwd, own.get("schematic") as string),
     outputDir: resolve(cwd, own.get("output-dir") ?? "."),
@@ -204,6 +216,7 @@ export async function buildCommand(args: readonly string[], env: NodeJS.ProcessE
     await buildAssetsOffline(
       {
         settings: line.settings,
+        externalUrl: line.externalUrl,
         schematic,
         requests,
         cacheDir: line.cacheDir,

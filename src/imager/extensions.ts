@@ -163,13 +163,23 @@ export function extensionManifestYaml(metadata: ExtensionMetadata): string {
   });
 }
 
+/** The schematic extension's author: the factory's name and its external URL as configured (schematic.go). */
+export function schematicExtensionAuthor(externalUrl: string): string {
+  return `Image Factory (${externalUrl})`;
+}
+
+/** The factory's default external URL (upstream's http.externalURL default), for the default author. */
+export const defaultExternalUrl = "https://localhost/";
+
 /** The virtual extension's metadata (image-factory's schematicExtension). */
 export function schematicExtensionMetadata(spec: SchematicExtensionSpec): ExtensionMetadata {
   const metadata: ExtensionMetadata = {
     name: schematicExtensionName,
     version: spec.id,
     author: spec.author,
-    description: "Virtual extension which specifies the schematic of the image built with Image Factory.",
+    // upstream's text, whose last word is its SchematicIDExtensionName constant (image-factory
+    // internal/artifacts/schematic.go schematicExtension)
+    description: "Virtual extension which specifies the schematic of the image built with schematic.",
     compatibility: { talos: { version: ">= 1.0.0" } },
   };
   if (spec.yaml !== undefined && spec.yaml !== "") metadata.extraInfo = spec.yaml;

@@ -24,6 +24,7 @@ import type { Arch } from "../talos/platforms.ts";
 import type { Bootloader } from "../talos/schematic.ts";
 import { canonicalYaml, type Schematic, schematicId } from "../talos/schematic.ts";
 import { bootloaderFor, rulesFor, type VersionRules } from "../talos/version-rules.ts";
+import { defaultExternalUrl, schematicExtensionAuthor } from "./extensions.ts";
 
 /** Bump to rebuild every cached asset (e.g. after fixing a bug that changed output bytes). */
 export const profileHashSalt = "boot-assets imager profile 1";
@@ -86,7 +87,7 @@ export interface ProfileSources {
   installerBase?: string;
   /** One per schematic extension, in the schematic's order. */
   extensions: ProfileExtension[];
-  /** Shown as the virtual schematic extension's author; default "Image Factory". */
+  /** The virtual schematic extension's author; default "Image Factory (https://localhost/)" (the default -external-url). */
   schematicAuthor?: string;
 }
 
@@ -194,7 +195,7 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
         ? {
             id,
             ...(rules.overlays ? { yaml: canonicalYaml(schematic) } : {}),
-            author: sources.schematicAuthor ?? "Image Factory",
+            author: sources.schematicAuthor ?? schematicExtensionAuthor(defaultExternalUrl),
           }
         : {}),
       extraKernelArgs: takesArgs ? [...(schematic.customization.extraKernelArgs ?? [])] : [],

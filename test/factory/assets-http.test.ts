@@ -104,6 +104,9 @@ describe("/image downloads", () => {
         "--insecure",
         "-container-signature-pubkey",
         join(testbed.outDir, "cosign.pub"),
+        // the factory's -external-url (the seed's, changed for the test): the schematic extension names it
+        "-external-url",
+        "https://factory.example.test/",
         "--talos-version",
         version,
         "--schematic",

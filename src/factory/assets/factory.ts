@@ -5,6 +5,7 @@
 
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { join } from "node:path";
+import { schematicExtensionAuthor } from "../../imager/extensions.ts";
 import type { Digest } from "../../oci/digest.ts";
 import type { Repository } from "../../oci/repository.ts";
 import { collectStoreGarbage, removeDamagedBlob } from "../../registry/gc.ts";
@@ -111,6 +112,7 @@ export async function createAssetService(
   return new AssetService({
     resolver,
     cache,
+    schematicAuthor: schematicExtensionAuthor(config.http.externalUrlAsGiven),
     maxConcurrency: config.maxConcurrency,
     ...(deps.signal !== undefined ? { signal: deps.signal } : {}),
     onBuilt: (asset, request, timing) => {

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { unsupported } from "../../errors.ts";
+import { schematicExtensionAuthor } from "../../imager/extensions.ts";
 import { buildKinds, createBuildProfile } from "../../imager/profile.ts";
 import { RegistryClient } from "../../oci/client/index.ts";
 import { type AssetRequest, parseAssetRequest } from "../../talos/asset-path.ts";
@@ -67,6 +68,8 @@ export interface OfflineBuildHooks {
 
 export interface OfflineBuildOptions {
   settings: SourceSettings;
+  /** The factory URL the schematic extension's author names (-external-url as given). */
+  externalUrl: string;
   schematic: Schematic;
   requests: readonly AssetRequest[];
   /** Root of `sources/` (pulled images) and `assets/` (built assets). */
@@ -111,6 +114,7 @@ export async function buildAssetsOffline(
     const assets = new AssetService({
       resolver,
       cache: new DirectoryAssetCache(join(options.cacheDir, "assets")),
+      schematicAuthor: schematicExtensionAuthor(options.externalUrl),
       signal,
     });
     for (const request of options.requests) {

@@ -119,6 +119,8 @@ export interface FactoryConfig {
     readonly listen: ListenAddress;
     /** Absolute http(s) URL ending in "/". */
     readonly externalUrl: string;
+    /** -external-url exactly as given: upstream writes it into the schematic extension's author. */
+    readonly externalUrlAsGiven: string;
     /** Absolute http(s) URL ending in "/"; the external URL unless set. */
     readonly externalPxeUrl: string;
     readonly allowedOrigins: readonly string[];
@@ -744,6 +746,7 @@ export async function validateSettings(
     http: {
       listen: listen as ListenAddress,
       externalUrl: externalUrl as string,
+      externalUrlAsGiven: str(ctx, "http.externalURL"),
       externalPxeUrl: externalPxeUrl as string,
       allowedOrigins: [...allowedOrigins],
       tls: tls ?? undefined,
