@@ -43,7 +43,7 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** Timestamp of every file in the output; default SOURCE_DATE_EPOCH, else 0. */
   mtime?: number;
-  /** The name an installer tarball loads as; default `ghcr.io/siderolabs/installer:<version>`. */
+  /** The name an installer tarball loads as; default upstream's `siderolabs/installer-base:<version>` (1.10+) or `siderolabs/installer:<version>`. */
   installerRepoTag?: string;
 }
 
@@ -230,7 +230,9 @@ const installerBuilder: AssetBuilder = {
       entries.push({
         type: "file",
         path: `usr/install/${profile.arch}/${name}`,
-        mode: 0o644,
+        // Talos' imager lists the artifacts without an image mode (pkg/imager/out.go outInstaller,
+        // filemap.File{ImagePath, SourcePath}), so their tar headers say 0; the installer reads them as root.
+        mode: 0,
         sourcePath,
         size: (await stat(sourcePath)).size,
       });
@@ -263,7 +265,10 @@ const installerBuilder: AssetBuilder = {
             mediaType: layer.descriptor.mediaType,
           },
         ],
-        repoTags: [context.installerRepoTag ?? `ghcr.io/siderolabs/installer:${profile.talosVersion}`],
+        // Upstream tags it with image-factory's "fake reference" `<installer component>:<version>`
+        // (internal/profile/profile.go, internal/artifacts/fetch.go InstallerImageName): installer-base from
+        // the unified installer (1.10), installer before.
+        repoTags: [context.installerRepoTag ?? `siderolabs/${rules.installerImage}:${profile.talosVersion}`],
       },
       outPath,
       { mtime: context.mtime },

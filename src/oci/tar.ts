@@ -178,27 +178,46 @@ class ExactSize extends Transform {
   }
 }
 
+/**
+ * The mode handed to tar-stream. It replaces a mode of 0 by its default (0644/0755), so permission bits 0 (as
+ * Talos writes its installer artifacts) go with a file-type bit set, which its header encoding masks off.
+ */
+function packMode(mode: number, type: "file" | "directory"): number {
+  if (mode !== 0) return mode;
+  return type === "file" ? 0o100000 : 0o040000;
+}
+
 function writeEntry(pack: tar.Pack, entry: Planned, mtime: Date): Promise<void> {
   const base = { uid: 0, gid: 0, uname: "", gname: "", mtime };
   return new Promise<void>((resolve, reject) => {
     const done = (err?: Error | null) => (err ? reject(err) : resolve());
     switch (entry.type) {
       case "directory":
-        pack.entry({ ...base, name: `${entry.path}/`, type: "directory", mode: entry.mode }, done);
+        pack.entry(
+          { ...base, name: `${entry.path}/`, type: "directory", mode: packMode(entry.mode, "directory") },
+          done,
+        );
         return;
       case "symlink":
         pack.entry({ ...base, name: entry.path, type: "symlink", mode: symlinkMode, linkname: entry.target }, done);
         return;
       case "hardlink":
-        pack.entry({ ...base, name: entry.path, type: "link", mode: entry.mode, linkname: entry.target }, done);
+        pack.entry(
+          { ...base, name: entry.path, type: "link", mode: packMode(entry.mode, "file"), linkname: entry.target },
+          done,
+        );
         return;
       case "file": {
         if ("content" in entry) {
-          pack.entry({ ...base, name: entry.path, type: "file", mode: entry.mode }, entry.content, done);
+          pack.entry(
+            { ...base, name: entry.path, type: "file", mode: packMode(entry.mode, "file") },
+            entry.content,
+            done,
+          );
           return;
         }
         const sink = pack.entry(
-          { ...base, name: entry.path, type: "file", mode: entry.mode, size: entry.size },
+          { ...base, name: entry.path, type: "file", mode: packMode(entry.mode, "file"), size: entry.size },
           (err) => {
             if (err) reject(err);
           },

@@ -341,7 +341,9 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
         Layers: string[];
         RepoTags: string[];
       }[];
-      assert.deepEqual(entry?.RepoTags, [`ghcr.io/siderolabs/installer:${prepared.version}`]);
+      // image-factory's fake reference: <installer component>:<version> (internal/artifacts/fetch.go)
+      const component = prepared.version === "v1.10.3" ? "installer-base" : "installer";
+      assert.deepEqual(entry?.RepoTags, [`siderolabs/${component}:${prepared.version}`]);
       assert.equal(entry?.Layers.length, 2);
       assert.equal(entry?.Layers[0], `blobs/sha256/${prepared.inputs.installerBase?.layers[0]?.digest.slice(7)}`);
       const files = run("tar", ["-tzf", join(unpacked, entry?.Layers[1] as string)])
@@ -350,6 +352,16 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
         .split("\n")
         .filter((p) => !p.endsWith("/"));
       assert.deepEqual(files.sort(), [...artifacts]);
+      // Talos' imager writes the artifacts with mode 0 (pkg/imager/out.go: no ImageMode), in path order.
+      const listing = run("tar", ["-tvzf", join(unpacked, entry?.Layers[1] as string)])
+        .toString()
+        .trim()
+        .split("\n")
+        .filter((line) => line.startsWith("-"));
+      assert.deepEqual(
+        listing.map((line) => line.split(/\s+/)[0]),
+        artifacts.map(() => "----------"),
+      );
       const config = JSON.parse(await readFile(join(unpacked, entry?.Config as string), "utf8"));
       assert.equal(config.architecture, "amd64");
       assert.equal(config.os, "linux");
