@@ -11,8 +11,8 @@ import type { VersionRules } from "./version-rules.ts";
 const mib = 1024 * 1024;
 
 export type PartitionLabel = "EFI" | "BIOS" | "BOOT" | "META" | "STATE" | "EPHEMERAL";
-/** What goes into the partition: a FAT ESP, XFS, GRUB's core image, the META blocks, or nothing. */
-export type PartitionContent = "vfat" | "xfs" | "grub-core" | "meta" | "empty-xfs";
+/** What goes into the partition: a FAT ESP, XFS, GRUB's core image, the META blocks, or nothing (zeros). */
+export type PartitionContent = "vfat" | "xfs" | "grub-core" | "meta" | "none";
 
 export interface DiskPartitionLayout {
   label: PartitionLabel;
@@ -83,21 +83,23 @@ export function diskLayoutFor(rules: VersionRules, bootloader: Bootloader): Disk
       layout = [efi(ukiEfiPartitionBytes(rules)), meta];
       break;
   }
-  // Before 1.8 images carried STATE and EPHEMERAL (the rest of the disk); since, Talos makes them at boot.
+  // Before 1.8 images carried STATE and EPHEMERAL (the rest of the disk), both without a file system (talos
+  // v1.7 cmd/installer/pkg/install/manifest.go: FilesystemTypeNone, NoFilesystem); since, Talos makes them at
+  // boot.
   if (!rules.skipDataPartitions)
     layout.push(
       {
         label: "STATE",
         typeGuid: GptType.LinuxFilesystem,
         sizeBytes: partitionSizes.stateBytes,
-        content: "empty-xfs",
+        content: "none",
         attributes: 0n,
       },
       {
         label: "EPHEMERAL",
         typeGuid: GptType.LinuxFilesystem,
         sizeBytes: undefined,
-        content: "empty-xfs",
+        content: "none",
         attributes: 0n,
       },
     );

@@ -64,6 +64,8 @@ export interface VersionRules {
   readonly overlays: boolean;
   /** Disk images leave STATE/EPHEMERAL to Talos's first boot. */
   readonly skipDataPartitions: boolean;
+  /** Disk images get a META header even with no META values (else META stays zeroed). */
+  readonly metaAlwaysWritten: boolean;
   /** BOOT partition size in MiB (GRUB layout; the UKI layout's EFI is 100 + 1 + this). */
   readonly bootPartitionMiB: number;
   /** mkfs.xfs config file upstream passes for BOOT. */
@@ -128,6 +130,7 @@ function baseline(): MutableRules {
     ukiProfiles: false,
     overlays: false,
     skipDataPartitions: false,
+    metaAlwaysWritten: false,
     bootPartitionMiB: 1000,
     xfsMkfsConfig: "/usr/share/xfsprogs/mkfs/lts_6.1.conf",
     args: {
@@ -302,6 +305,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "extensions may add /usr/lib/ld-linux-aarch64.so.1",
     apply: (r) => {
       r.extensionAllowedPaths = [...r.extensionAllowedPaths, "/usr/lib/ld-linux-aarch64.so.1"];
+    },
+  },
+  {
+    since: "1.13.0",
+    rule: "disk images always carry a written META, values or not (talos cmd/installer/pkg/install/install.go: image mode writes meta.img)",
+    apply: (r) => {
+      r.metaAlwaysWritten = true;
     },
   },
   {

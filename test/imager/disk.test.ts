@@ -66,11 +66,17 @@ describe("partition layouts per version and boot loader", () => {
       ["META", 1],
     ]);
   });
-  test("before 1.8 images carry STATE (100 MiB) and EPHEMERAL (the rest)", () => {
+  test("before 1.8 images carry STATE (100 MiB) and EPHEMERAL (the rest), without file systems", () => {
     assert.deepEqual(mibs("v1.7.6", "grub").slice(4), [
       ["STATE", 100],
       ["EPHEMERAL", "rest"],
     ]);
+    assert.deepEqual(
+      diskLayoutFor(rulesFor("v1.7.6"), "grub")
+        .slice(4)
+        .map((p) => p.content),
+      ["none", "none"],
+    );
   });
   test("image size: metal 1246 MiB, plus BOOT growth, plus BIOS + BOOT for dual-boot", () => {
     const base = diskImageDefaults("metal").baseBytes;
@@ -313,6 +319,65 @@ describe("disk image outputs", () => {
       ],
     });
     rawSha = await sha256(raw);
+  });
+
+  test("without META values META stays zeroed before 1.13 and is written from 1.13; before 1.8 STATE and EPHEMERAL have no file system", async () => {
+    // talos cmd/installer/pkg/install/install.go: META written only with values (v1.7–v1.12), always from
+    // v1.13 (image mode's meta.img); v1.7 manifest.go: STATE FilesystemTypeNone, EPHEMERAL NoFilesystem.
+    const kernel = join(dir, "vmlinuz-nometa");
+    const initramfs = join(dir, "initramfs-nometa.xz");
+    const uki = join(dir, "uki-nometa.efi");
+    await writeFile(kernel, randomBytes(mib));
+    await writeFile(initramfs, randomBytes(mib));
+    await writeFile(uki, randomBytes(2 * mib));
+    const cases = [
+      ["v1.7.6", "grub", false],
+      ["v1.12.0", "sd-boot", false],
+      ["v1.13.0", "sd-boot", true],
+    ] as const;
+    for (const [version, bootloader, written] of cases) {
+      const rules = rulesFor(version);
+      const out = join(dir, `nometa-${version}.raw`);
+      await buildTalosDisk({
+        out,
+        sizeBytes: diskImageBytes(diskImageDefaults("metal").baseBytes, rules, bootloader),
+        rules,
+        bootloader,
+        arch: "amd64",
+        version,
+        cmdline: "talos.platform=metal",
+        kernel,
+        initramfs,
+        uki,
+        sdBoot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+        meta: [],
+        scratchDir: dir,
+        mtime: 1700000000,
+      });
+      const part = async (name: string) => {
+        const found = (await readDiskGpt(out)).partitions.find((p) => p.name === name);
+        assert.ok(found, `${version}: no ${name} partition`);
+        return found;
+      };
+      const meta = await part("META");
+      const metaBytes = await readDiskBytes(out, meta.offsetBytes, meta.sizeBytes);
+      assert.equal(
+        metaBytes.some((b) => b !== 0),
+        written,
+        `${version}: META ${written ? "written" : "zeroed"}`,
+      );
+      if (written) assert.deepEqual(decodeMetaPartition(metaBytes), []);
+      if (version === "v1.7.6")
+        for (const name of ["STATE", "EPHEMERAL"]) {
+          const p = await part(name);
+          const head = await readDiskBytes(out, p.offsetBytes, Math.min(p.sizeBytes, mib));
+          assert.ok(
+            head.every((b) => b === 0),
+            `${name} has no file system`,
+          );
+        }
+      await rm(out);
+    }
   });
 
   test(".xz, .zst and .gz decompress to the raw image", async () => {

@@ -57,6 +57,13 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "From Talos 1.13 the installer writes META into every disk image, values or not (cmd/installer/pkg/install/install.go)",
+    [
+      ["v1.12.4", (r) => r.metaAlwaysWritten, false],
+      ["v1.13.0", (r) => r.metaAlwaysWritten, true],
+    ],
+  ],
+  [
     "From Talos 1.8, STATE and EPHEMERAL are created by Talos at first boot",
     [
       ["v1.7.0", (r) => r.skipDataPartitions, false],

@@ -3,7 +3,8 @@
 //   GRUB:      EFI = GRUB's BOOTX64.efi; BIOS = core.img; BOOT (XFS) = A/vmlinuz, A/initramfs.xz, grub/grub.cfg
 //   sd-boot:   EFI = systemd-boot as EFI/boot/BOOTX64.efi, the UKI as EFI/Linux/Talos-<ver>.efi, loader/loader.conf
 //   dual-boot: EFI as sd-boot, BIOS and BOOT as GRUB (META records the choice: DiskImageBootloader)
-//   all:       META = the schematic's meta values in the META format
+//   all:       META = the schematic's meta values in the META format (zeros without values, before 1.13)
+//   pre-1.8:   STATE and EPHEMERAL partitions without file systems
 // then assembled by assembleDisk.
 
 import { copyFile, link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -124,19 +125,9 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
     const meta = [...(options.meta ?? [])];
     if (bootloader === "dual-boot" && !meta.some((r) => r.tag === MetaTag.DiskImageBootloader))
       meta.push({ tag: MetaTag.DiskImageBootloader, value: Buffer.from("dual-boot") });
-    contents.set("META", { data: encodeMetaPartition(meta) });
-    // EPHEMERAL (the rest of the disk) is left for Talos to format; STATE gets an empty file system.
-    for (const p of layout)
-      if (p.content === "empty-xfs" && p.sizeBytes !== undefined) {
-        const image = join(work, `${p.label}.img`);
-        await buildXfsImage(image, {
-          ...common,
-          sizeBytes: p.sizeBytes,
-          label: p.label,
-          configFile: rules.xfsMkfsConfig,
-        });
-        contents.set(p.label, { file: image });
-      }
+    // Upstream's installer writes META only when it has values (the dual-boot tag is one) before 1.13, and
+    // always from 1.13 (cmd/installer/pkg/install/install.go); otherwise the partition stays zeroed.
+    if (meta.length > 0 || rules.metaAlwaysWritten) contents.set("META", { data: encodeMetaPartition(meta) });
     const gpt = await assembleDisk({
       path: options.out,
       sizeBytes: options.sizeBytes,
