@@ -172,9 +172,16 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
     kind === "iso" ||
     kind === "disk" ||
     (kind === "installer" && (rules.sdBootForUefi || request.secureBoot));
+  // The schematic's boot loader (image-factory EnhanceFromSchematic hands it to disk images always and to
+  // ISOs, which take it from Talos 1.12; "none" is no choice).
+  const chosen = schematic.customization.bootloader;
+  const override =
+    chosen !== undefined && (chosen as string) !== "none" && (kind === "disk" || rules.isoBootloaderOverride)
+      ? chosen
+      : undefined;
   const bootloader =
     kind === "iso" || kind === "disk"
-      ? bootloaderFor(rules, { arch: request.arch, secureBoot: request.secureBoot })
+      ? bootloaderFor(rules, { arch: request.arch, secureBoot: request.secureBoot, override })
       : undefined;
   let disk: DiskImageProfile | undefined;
   if (kind === "disk") {

@@ -56,6 +56,8 @@ export interface VersionRules {
   readonly grubResetOption: boolean;
   /** UKIs can be built. */
   readonly uki: boolean;
+  /** An ISO takes the schematic's boot loader choice (quirks ISOSupportsSettingBootloader). */
+  readonly isoBootloaderOverride: boolean;
   /** One installer for every boot loader (installer-base + UKI artifacts): installers and UKIs take extra args. */
   readonly unifiedInstaller: boolean;
   /** UKIs carry .profile sections (main, reset). */
@@ -126,6 +128,7 @@ function baseline(): MutableRules {
     compressedMeta: false,
     grubResetOption: false,
     uki: false,
+    isoBootloaderOverride: false,
     unifiedInstaller: false,
     ukiProfiles: false,
     overlays: false,
@@ -308,6 +311,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     },
   },
   {
+    since: "1.12.0",
+    rule: "ISOs take the schematic's boot loader (talos quirks ISOSupportsSettingBootloader)",
+    apply: (r) => {
+      r.isoBootloaderOverride = true;
+    },
+  },
+  {
     since: "1.13.0",
     rule: "disk images always carry a written META, values or not (talos cmd/installer/pkg/install/install.go: image mode writes meta.img)",
     apply: (r) => {
@@ -412,7 +422,12 @@ export function rulesFor(version: string): VersionRules {
  * The bootloader upstream picks for an image: secure boot → sd-boot; arm64 with sd-boot-only UEFI →
  * sd-boot; before sd-boot-only UEFI → GRUB; else dual-boot (GRUB for BIOS, sd-boot for UEFI).
  */
-export function bootloaderFor(rules: VersionRules, options: { arch: string; secureBoot: boolean }): Bootloader {
+export function bootloaderFor(
+  rules: VersionRules,
+  options: { arch: string; secureBoot: boolean; override?: Bootloader | undefined },
+): Bootloader {
+  // A schematic's choice wins unless Secure Boot is on (talos pkg/imager/profile/output.go selectBootloader).
+  if (options.override !== undefined && !options.secureBoot) return options.override;
   if (options.secureBoot) return "sd-boot";
   if (!rules.sdBootForUefi) return "grub";
   if (options.arch === "arm64") return "sd-boot";

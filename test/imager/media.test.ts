@@ -15,7 +15,9 @@ import { pipeline } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
 import { isAppError } from "../../src/errors.ts";
 import { decodeMetaPartition } from "../../src/formats/meta-partition.ts";
-import { profileHash } from "../../src/imager/profile.ts";
+import { createBuildProfile, profileHash } from "../../src/imager/profile.ts";
+import { parseAssetRequest } from "../../src/talos/asset-path.ts";
+import { schematicId } from "../../src/talos/schematic.ts";
 import { fsckVfat } from "../../src/tools/dosfstools.ts";
 import { type SfdiskTable, sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
 import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
@@ -107,6 +109,28 @@ describe("imager: ISOs and disk images", () => {
     assert.equal(profileFor(v("v1.10.3"), schematic, "metal-amd64.iso").bootloader, "dual-boot");
     assert.equal(profileFor(v("v1.10.3"), schematic, "metal-arm64.iso").bootloader, "sd-boot");
     assert.equal(profileFor(v("v1.10.3"), schematic, "metal-amd64-secureboot.iso").bootloader, "sd-boot");
+
+    // The schematic's boot loader (talos pkg/imager/profile/output.go selectBootloader, image-factory
+    // EnhanceFromSchematic): disk images take it at any version, ISOs from 1.12 (ISOSupportsSettingBootloader),
+    // Secure Boot always uses sd-boot; the size follows the boot loader.
+    const chooser = { ...schematic, customization: { ...schematic.customization, bootloader: "sd-boot" as const } };
+    const sdRaw = profileFor(v("v1.10.3"), chooser, "metal-amd64.raw");
+    assert.equal(sdRaw.bootloader, "sd-boot");
+    assert.equal(sdRaw.disk?.sizeBytes, 1246 * mib);
+    assert.equal(profileFor(v("v1.10.3"), chooser, "metal-amd64.iso").bootloader, "dual-boot");
+    assert.equal(profileFor(v("v1.10.3"), chooser, "metal-amd64-secureboot.raw").bootloader, "sd-boot");
+    const grubChooser = { ...schematic, customization: { ...schematic.customization, bootloader: "grub" as const } };
+    assert.equal(profileFor(v("v1.10.3"), grubChooser, "metal-amd64.raw").bootloader, "grub");
+    const placeholder = `sha256:${"0".repeat(64)}`;
+    const iso112 = createBuildProfile(
+      parseAssetRequest(schematicId(grubChooser), "v1.12.0", "metal-amd64.iso"),
+      grubChooser,
+      {
+        imager: placeholder,
+        extensions: compatibleExtensions.map((name) => ({ name: `siderolabs/${name}`, digest: placeholder })),
+      },
+    );
+    assert.equal(iso112.bootloader, "grub", "an ISO takes the choice from 1.12");
 
     // metal: 1246 MiB; 1.10 dual-boot adds BIOS (1 MiB) + BOOT (1000 MiB); 1.11 BOOT is 2000 MiB.
     const raw18 = profileFor(v("v1.8.2"), schematic, "metal-amd64.raw");

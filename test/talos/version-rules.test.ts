@@ -57,6 +57,15 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "ISOs take the schematic's boot loader from Talos 1.12 (quirks ISOSupportsSettingBootloader)",
+    [
+      ["v1.11.5", (r) => r.isoBootloaderOverride, false],
+      ["v1.12.0", (r) => r.isoBootloaderOverride, true],
+      ["v1.8.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, override: "sd-boot" }), "sd-boot"],
+      ["v1.10.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: true, override: "grub" }), "sd-boot"],
+    ],
+  ],
+  [
     "From Talos 1.13 the installer writes META into every disk image, values or not (cmd/installer/pkg/install/install.go)",
     [
       ["v1.12.4", (r) => r.metaAlwaysWritten, false],
