@@ -113,6 +113,7 @@ function extendedInitramfs(context: BuildContext): Promise<string> {
       baseInitramfs: await imagerAsset(context.inputs, profile.arch, "initramfs.xz"),
       extensions: context.inputs.extensions,
       schematic: { id: profile.schematic.id, yaml: profile.schematic.yaml, author: profile.schematic.author ?? "" },
+      ...(profile.schematic.embeddedConfig !== undefined ? { embeddedConfig: profile.schematic.embeddedConfig } : {}),
       outPath: out,
       workDir: work,
       mtime: context.mtime,

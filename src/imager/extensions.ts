@@ -19,6 +19,7 @@
 // Inputs are never modified: an extension whose firmware moves out is copied (without it) into the work dir.
 // Nothing is held in memory: every file is streamed.
 
+import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { copyFile, cp, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
@@ -57,6 +58,8 @@ export interface ExtendInitramfsOptions {
   /** The schematic's extensions, in its order. */
   extensions: readonly LocalExtension[];
   schematic: SchematicExtensionSpec;
+  /** A machine configuration to embed (Talos ≥ 1.12): the `embedded-config` extension after the schematic's. */
+  embeddedConfig?: string;
   /** Written (replaced) with the extended initramfs. */
   outPath: string;
   /** Scratch directory (empty, removed by the caller). */
@@ -197,6 +200,34 @@ export async function writeSchematicExtension(dir: string, spec: SchematicExtens
   await writeFile(join(share, spec.id), "", { mode: 0o644 });
 }
 
+/** The name of the virtual extension carrying an embedded machine configuration (Talos pkg/imager/embed.go). */
+export const embeddedConfigExtensionName = "embedded-config";
+
+/** The embedded-config extension's metadata: version = the configuration's SHA-256 (BuildEmbeddedConfigExtension). */
+export function embeddedConfigExtensionMetadata(config: string): ExtensionMetadata {
+  return {
+    name: embeddedConfigExtensionName,
+    version: createHash("sha256").update(config).digest("hex"),
+    author: "Imager",
+    description: "Virtual extension which embeds the machine configuration.",
+    compatibility: { talos: { version: ">= 1.0.0" } },
+  };
+}
+
+/**
+ * Writes the embedded-config extension: manifest.yaml and `rootfs/usr/local/etc/talos/config.yaml` (mode 0400).
+ * Upstream also labels the file for SELinux (a `security.selinux` PAX record); this project's squashfs
+ * tools cannot set labels yet, so the file is unlabelled.
+ */
+export async function writeEmbeddedConfigExtension(dir: string, config: string): Promise<void> {
+  const configDir = join(dir, "rootfs", "usr", "local", "etc", "talos");
+  await mkdir(configDir, { recursive: true, mode: 0o755 });
+  await writeFile(join(dir, "manifest.yaml"), extensionManifestYaml(embeddedConfigExtensionMetadata(config)), {
+    mode: 0o644,
+  });
+  await writeFile(join(configDir, "config.yaml"), config, { mode: 0o400 });
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // helpers
 
@@ -325,7 +356,14 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   const sources = [
     ...options.extensions.map((e, i) => ({ directory: String(i), label: e.name, dir: e.dir })),
     { directory: String(options.extensions.length), label: schematicExtensionName, dir: schematicDir },
-  ].sort((a, b) => (a.directory < b.directory ? -1 : a.directory > b.directory ? 1 : 0));
+  ];
+  if (options.embeddedConfig !== undefined) {
+    // Talos' imager appends it after the factory's extensions (pkg/imager/embed.go handleEmbeddedConfig).
+    const embeddedDir = join(work, "embedded-config-extension");
+    await writeEmbeddedConfigExtension(embeddedDir, options.embeddedConfig);
+    sources.push({ directory: String(sources.length), label: embeddedConfigExtensionName, dir: embeddedDir });
+  }
+  sources.sort((a, b) => (a.directory < b.directory ? -1 : a.directory > b.directory ? 1 : 0));
 
   log(`validating ${sources.length} system extensions for Talos ${options.talosVersion}`);
   const staged: StagedExtension[] = [];

@@ -70,6 +70,8 @@ export interface BuildProfile {
     yaml?: string;
     /** Author of the virtual schematic extension, e.g. `Image Factory (https://factory.example)`. */
     author?: string;
+    /** The machine configuration the schematic embeds (Talos ≥ 1.12), as the embedded-config extension. */
+    embeddedConfig?: string;
     extraKernelArgs: string[];
     meta: MetaValue[];
   };
@@ -155,6 +157,10 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
   if (kind === "uki" && !rules.uki) throw badRequest(`UKIs cannot be built for Talos ${request.talosVersion}`);
   const names = schematic.customization.systemExtensions?.officialExtensions ?? [];
   const usesExtensions = kind !== "kernel" && kind !== "cmdline";
+  // image-factory internal/profile/profile.go EnhanceFromSchematic: upstream's refusal, word for word.
+  const embeddedConfig = usesExtensions ? schematic.customization.embeddedMachineConfiguration : undefined;
+  if (embeddedConfig !== undefined && !rules.embeddedConfig)
+    throw badRequest(`embedding configuration is not supported for Talos version ${request.talosVersion}`);
   if (usesExtensions && sources.extensions.length !== names.length)
     throw badRequest(`the schematic names ${names.length} extensions but ${sources.extensions.length} were resolved`);
 
@@ -203,6 +209,7 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
             id,
             ...(rules.overlays ? { yaml: canonicalYaml(schematic) } : {}),
             author: sources.schematicAuthor ?? schematicExtensionAuthor(defaultExternalUrl),
+            ...(embeddedConfig !== undefined ? { embeddedConfig } : {}),
           }
         : {}),
       extraKernelArgs: takesArgs ? [...(schematic.customization.extraKernelArgs ?? [])] : [],

@@ -58,6 +58,8 @@ export interface VersionRules {
   readonly uki: boolean;
   /** An ISO takes the schematic's boot loader choice (quirks ISOSupportsSettingBootloader). */
   readonly isoBootloaderOverride: boolean;
+  /** A schematic may embed a machine configuration (quirks SupportsEmbeddedConfig). */
+  readonly embeddedConfig: boolean;
   /** One installer for every boot loader (installer-base + UKI artifacts): installers and UKIs take extra args. */
   readonly unifiedInstaller: boolean;
   /** UKIs carry .profile sections (main, reset). */
@@ -129,6 +131,7 @@ function baseline(): MutableRules {
     grubResetOption: false,
     uki: false,
     isoBootloaderOverride: false,
+    embeddedConfig: false,
     unifiedInstaller: false,
     ukiProfiles: false,
     overlays: false,
@@ -315,6 +318,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "ISOs take the schematic's boot loader (talos quirks ISOSupportsSettingBootloader)",
     apply: (r) => {
       r.isoBootloaderOverride = true;
+    },
+  },
+  {
+    since: "1.12.0",
+    rule: "a schematic may embed a machine configuration, as a virtual extension (talos quirks SupportsEmbeddedConfig, pkg/imager/embed.go)",
+    apply: (r) => {
+      r.embeddedConfig = true;
     },
   },
   {

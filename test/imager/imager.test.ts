@@ -9,6 +9,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "n
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isAppError } from "../../src/errors.ts";
+import { buildExtendedInitramfs, writeEmbeddedConfigExtension } from "../../src/imager/extensions.ts";
 import { profileHash } from "../../src/imager/profile.ts";
 import { schematicId } from "../../src/talos/schematic.ts";
 import { objdumpSections } from "../../src/tools/binutils.ts";
@@ -276,6 +277,71 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     ]);
     assert.match(modulesDep.toString(), /^extras\/dummy\.ko:/m);
     assert.doesNotMatch(modulesDep.toString(), /^(kernel\/drivers\/net|updates)\/dummy\.ko:/m);
+  });
+
+  test("an embedded machine configuration: refused before 1.12 with upstream's words; from 1.12 the embedded-config extension after the schematic's (pkg/imager/embed.go)", async () => {
+    const config = "version: v1alpha1\nmachine:\n  type: worker\n";
+    const embedding = testSchematic(["testbed-hello"], { embeddedMachineConfiguration: config });
+    // image-factory internal/profile/profile.go: kinds other than cmdline and kernel, below 1.12
+    assert.throws(
+      () => profileFor(v110, embedding, "initramfs-amd64.xz"),
+      (err: unknown) =>
+        isAppError(err, "BadRequest") &&
+        err.message === "embedding configuration is not supported for Talos version v1.10.3",
+    );
+    assert.equal(profileFor(v110, embedding, "cmdline-metal-amd64").kind, "cmdline");
+
+    // The extension itself, as Talos' BuildEmbeddedConfigExtension writes it.
+    const dir = await mkdtemp(join(out, "embedded-"));
+    await writeEmbeddedConfigExtension(join(dir, "ext"), config);
+    const sha = createHash("sha256").update(config).digest("hex");
+    assert.equal(
+      await readFile(join(dir, "ext", "manifest.yaml"), "utf8"),
+      [
+        "version: v1alpha1",
+        "metadata:",
+        "    name: embedded-config",
+        `    version: ${sha}`,
+        "    author: Imager",
+        "    description: Virtual extension which embeds the machine configuration.",
+        "    compatibility:",
+        "        talos:",
+        "            version: '>= 1.0.0'",
+        "",
+      ].join("\n"),
+    );
+    // In the initramfs: after the schematic extension, its file mode 0400.
+    const prepared = await prepareVersion(fixture, "v1.10.3", ["testbed-hello"]);
+    const initramfs = join(dir, "initramfs.xz");
+    const work = join(dir, "work");
+    await mkdir(work);
+    const result = await buildExtendedInitramfs({
+      talosVersion: "v1.10.3",
+      baseInitramfs: join(prepared.inputs.imagerDir, "usr/install/amd64/initramfs.xz"),
+      extensions: prepared.inputs.extensions,
+      schematic: { id: schematicId(embedding), author: "Image Factory (https://localhost/)" },
+      embeddedConfig: config,
+      outPath: initramfs,
+      workDir: work,
+    });
+    assert.deepEqual(
+      result.layers.map((l) => [l.image, l.metadata.name]),
+      [
+        ["0.sqsh", "testbed-hello"],
+        ["1.sqsh", "schematic"],
+        ["2.sqsh", "embedded-config"],
+      ],
+    );
+    const { appended } = splitAtBase(
+      await readFile(initramfs),
+      await readFile(join(prepared.inputs.imagerDir, "usr/install/amd64/initramfs.xz")),
+    );
+    const tree = await mkdtemp(join(dir, "tree-"));
+    run("cpio", ["-id", "--quiet"], run("zstd", ["-dc"], appended), tree);
+    const files = (await listSquashfs(join(tree, "2.sqsh"))).filter((e) => e.mode.startsWith("-"));
+    assert.deepEqual(files, [
+      { path: "/usr/local/etc/talos/config.yaml", mode: "-r--------", owner: "root/root", size: config.length },
+    ]);
   });
 
   test("kernel is the imager's vmlinuz; cmdline follows the reference (extra arg, removed default, META)", async () => {
