@@ -360,6 +360,13 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.13.0",
+    rule: "BOOT is made with the 6.18 LTS mkfs.xfs config (quirks XFSMkfsConfig; an mkfs.xfs without it uses the newest older one installed)",
+    apply: (r) => {
+      r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.18.conf";
+    },
+  },
+  {
+    since: "1.13.0",
     rule: "proc_mem.force_override=never is a default arg",
     apply: (r) => {
       r.args.procMemOverride = true;

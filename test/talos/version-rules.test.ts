@@ -57,6 +57,13 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "BOOT's mkfs.xfs config follows the LTS kernel: 6.12 from 1.10, 6.18 from 1.13 (quirks XFSMkfsConfig)",
+    [
+      ["v1.12.4", (r) => r.xfsMkfsConfig, "/usr/share/xfsprogs/mkfs/lts_6.12.conf"],
+      ["v1.13.0", (r) => r.xfsMkfsConfig, "/usr/share/xfsprogs/mkfs/lts_6.18.conf"],
+    ],
+  ],
+  [
     "ISOs take the schematic's boot loader from Talos 1.12 (quirks ISOSupportsSettingBootloader)",
     [
       ["v1.11.5", (r) => r.isoBootloaderOverride, false],
