@@ -2,6 +2,7 @@
 # Installs the Debian packages boot-assets drives, when any is missing.
 #   runtime  what the factory and the toolkit run (squashfs, depmod, compressors, FAT/XFS/ISO/GRUB tools)
 #   test     runtime, plus the real components the tests drive (registry, skopeo, containerd, QEMU, Go, …)
+#   bench    runtime, plus the baselines the benchmarks measure against (nginx, curl)
 # As root it installs them; otherwise it uses sudo when there is one, or says what to run.
 set -euo pipefail
 
@@ -9,11 +10,13 @@ runtime=(apt dpkg ca-certificates squashfs-tools kmod zstd xz-utils cpio tar bin
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common qemu-utils gdisk)
 test_only=(docker-registry skopeo containerd curl openssl iproute2 util-linux fdisk qemu-system-x86 ovmf systemd-boot-efi sbsigntool
   golang-go golang-gopkg-yaml.v3-dev)
+bench_only=(nginx curl)
 
 case "${1:-runtime}" in
   runtime) wanted=("${runtime[@]}") ;;
   test) wanted=("${runtime[@]}" "${test_only[@]}") ;;
-  *) echo "usage: $0 [runtime|test]" >&2; exit 2 ;;
+  bench) wanted=("${runtime[@]}" "${bench_only[@]}") ;;
+  *) echo "usage: $0 [runtime|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -35,4 +38,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian's registry package starts a daemon on :5000 with its stock configuration; the tests start their own.
 if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
   "${sudo[@]}" systemctl disable --now docker-registry 2>/dev/null || true
+fi
+# Debian's nginx starts a daemon on :80 with its stock site; the serving benchmark starts its own.
+if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null 2>&1; then
+  "${sudo[@]}" systemctl disable --now nginx 2>/dev/null || true
 fi

@@ -70,7 +70,7 @@ function literalRegExp(text: string): string {
 }
 
 /** The factory flags that point at a test bed registry at `registry` whose files are in `dir`. */
-function testbedFactoryArgs(dir: string, registry: string, identity: KeylessIdentityClaim): string[] {
+export function testbedFactoryArgs(dir: string, registry: string, identity: KeylessIdentityClaim): string[] {
   return [
     "-image-registry",
     registry,
