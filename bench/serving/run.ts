@@ -18,7 +18,7 @@
 // and the clients (bench/serving/clients.ts, node:http, bodies read and discarded) in a fresh process per
 // round. Throughput is all bytes over the round's wall time.
 //
-//   npm run bench:serving [-- --rounds 3]
+//   npm run bench:serving [-- --rounds 3 --clients 1,8,32]
 
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -42,7 +42,7 @@ const version = "v1.10.3";
 const asset = "metal-amd64.iso";
 const bulkyBytes = 170 * 1024 * 1024;
 const minIsoBytes = 500 * 1000 * 1000;
-const concurrencies = [1, 8, 32] as const;
+const defaultConcurrencies = "1,8,32";
 /** Enough bytes per round that start-up costs do not dominate: a few GB at every concurrency. */
 const downloadsPerClient = (concurrency: number) => Math.max(1, Math.ceil(4 / concurrency));
 const goalRatio = 0.9;
@@ -56,9 +56,14 @@ const deadlineMs = 20 * 60 * 1000;
 const projectRoot = resolve(import.meta.dirname, "..", "..");
 const stateDir = join(projectRoot, ".cache", "bench", "serving");
 
-const { values } = parseArgs({ options: { rounds: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: { rounds: { type: "string", default: "3" }, clients: { type: "string", default: defaultConcurrencies } },
+});
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 3) throw new Error("--rounds must be an integer ≥ 3");
+const concurrencies = values.clients.split(",").map(Number);
+if (!concurrencies.every((c) => Number.isInteger(c) && c >= 1 && c <= 256))
+  throw new Error("--clients must be a comma-separated list of client counts (1–256)");
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
