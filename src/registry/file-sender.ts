@@ -24,6 +24,11 @@ const pool: Buffer[] = [];
 /** Buffers held by responses under way (in flight or waiting in their free lists). */
 let heldBuffers = 0;
 
+/** Buffers responses under way hold now (0 once every response has finished, however it ended). */
+export function heldSenderBuffers(): number {
+  return heldBuffers;
+}
+
 function takeBuffer(): Buffer {
   return pool.pop() ?? Buffer.allocUnsafeSlow(chunkBytes);
 }
