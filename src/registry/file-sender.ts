@@ -15,7 +15,7 @@ import { open } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 
 const chunkBytes = 1024 * 1024;
-const slotsPerResponse = 3;
+const slotsPerResponse = 6;
 /** Buffers all responses together may hold before each is held to one. */
 const sharedBuffers = 24;
 /** Idle buffers kept for the next response; more are allocated under load and dropped afterwards. */
