@@ -52,13 +52,14 @@ describe("ImagerInputResolver against the test bed release", () => {
     return join(release.dir, `cache-${caches++}`);
   }
 
-  async function resolverVia(front: HttpFront, dir: string, publicKeyFile?: string) {
+  async function resolverVia(front: HttpFront, dir: string, publicKeyFile?: string, verifiedTtlMs?: number) {
     const { sources, images } = await sourcesVia(front, publicKeyFile);
     return new ImagerInputResolver({
       verifier: sources.verifier,
       catalogs: sources.catalogs,
       images,
       cache: new SourceContentCache({ dir }),
+      ...(verifiedTtlMs !== undefined ? { verifiedTtlMs } : {}),
     });
   }
 
@@ -80,6 +81,29 @@ describe("ImagerInputResolver against the test bed release", () => {
     for (const s of sourcesList) await s.stop();
     for (const c of clients) await c.close();
     await release?.close();
+  });
+
+  test("a release's images are verified once for requests that arrive together or within the TTL; with TTL 0 every time", async () => {
+    const imager = release.image(v110, (i) => i.kind === "imager");
+    const signatureReads = (front: HttpFront) =>
+      front.requests.filter((r) => r.url.endsWith(`/manifests/sha256-${imager.digest.slice(7)}.sig`)).length;
+    const request = {
+      talosVersion: v110,
+      arch: "amd64" as const,
+      schematic: schematicWith(),
+      kinds: ["initramfs"] as BuildKind[],
+    };
+    const front = await release.frontWith({});
+    const resolver = await resolverVia(front, cacheDir());
+    const together = await Promise.all(Array.from({ length: 8 }, () => resolver.resolve(request)));
+    for (const r of together) r.release();
+    assert.equal(signatureReads(front), 1, "eight requests at once: one verification");
+    (await resolver.resolve(request)).release();
+    assert.equal(signatureReads(front), 1, "within the TTL: none more");
+    const every = await resolverVia(front, cacheDir(), undefined, 0);
+    (await every.resolve(request)).release();
+    (await every.resolve(request)).release();
+    assert.equal(signatureReads(front), 3, "TTL 0: each request verifies");
   });
 
   test("resolves, verifies and pulls the imager, installer-base and the schematic's extensions by digest", async () => {

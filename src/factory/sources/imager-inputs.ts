@@ -29,7 +29,7 @@ import { validateExtensionTree } from "../../talos/extension.ts";
 import type { Arch } from "../../talos/platforms.ts";
 import type { Schematic } from "../../talos/schematic.ts";
 import { rulesFor } from "../../talos/version-rules.ts";
-import { mapLimited } from "../../util/concurrency.ts";
+import { mapLimited, SingleFlight } from "../../util/concurrency.ts";
 import type { CatalogService } from "./catalogs.ts";
 import type { ContentLease, SourceContentCache } from "./content-cache.ts";
 
@@ -98,7 +98,15 @@ export interface ImagerInputResolverOptions {
   concurrency?: number;
   /** The versions on offer, named when the imager has no tag for the version asked for. */
   versions?: { names(): Promise<string[]> };
+  /**
+   * How long a verified tag is trusted without asking the registry again (default 60 s; 0: every time).
+   * Within it, requests for assets of one release verify its images once, however many arrive at once.
+   */
+  verifiedTtlMs?: number;
 }
+
+/** Verified tags remembered at most (the least recently verified go first). */
+const maxRememberedVerifications = 1024;
 
 /** Kept with an installer entry: `content/config.json`, and `content/layers/<i>` for each of these. */
 interface InstallerMeta {
@@ -136,6 +144,28 @@ function aboutImage(reference: string, err: unknown): unknown {
 export class ImagerInputResolver {
   readonly #options: ImagerInputResolverOptions;
   readonly #limits: SourceImageLimits;
+
+  readonly #verifications = new SingleFlight<string, VerifiedImage>();
+  readonly #verified = new Map<string, { image: VerifiedImage; until: number }>();
+
+  /** The tag resolved and its signature verified, or a verification of it made within the TTL. */
+  async #verify(reference: string): Promise<VerifiedImage> {
+    const ttl = this.#options.verifiedTtlMs ?? 60_000;
+    const known = this.#verified.get(reference);
+    if (known !== undefined && known.until > Date.now()) return known.image;
+    return this.#verifications.run(reference, async () => {
+      const image = await this.#options.verifier.verify(reference);
+      if (ttl > 0) {
+        this.#verified.delete(reference);
+        this.#verified.set(reference, { image, until: Date.now() + ttl });
+        if (this.#verified.size > maxRememberedVerifications) {
+          const oldest = this.#verified.keys().next().value;
+          if (oldest !== undefined) this.#verified.delete(oldest);
+        }
+      }
+      return image;
+    });
+  }
 
   constructor(options: ImagerInputResolverOptions) {
     this.#options = options;
@@ -193,7 +223,7 @@ export class ImagerInputResolver {
         progress({ step: "verify", role: item.role, image: item.reference });
         let image: VerifiedImage;
         try {
-          image = await this.#options.verifier.verify(item.reference);
+          image = await this.#verify(item.reference);
         } catch (err) {
           if (item.role === "imager" && isAppError(err, "NotFound"))
             throw await this.#unknownVersion(talosVersion, err);
