@@ -97,9 +97,10 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     // Node checks both timeouts on this interval (default 30 s); check often enough to honour short ones.
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(timeouts.headersMs / 4))),
   };
+  const requestLog = new OneLinePerRequest();
   const app = fastify({
     loggerInstance: options.logger,
-    logController: new OneLinePerRequest(),
+    logController: requestLog,
     genReqId: requestIdOf,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
@@ -126,6 +127,7 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     const handler = request.routeOptions.url ?? "unmatched";
     metrics.httpRequestsInflight.inc({ handler });
     reply.raw.once("close", () => metrics.httpRequestsInflight.dec({ handler }));
+    requestLog.watchClientClose(request, reply);
     if (cors.handle(request, reply)) return; // a preflight, answered
     if (request.raw.url !== undefined && Buffer.byteLength(request.raw.url) > maxUrlBytes) {
       sendError(uriTooLong(), request, reply);
