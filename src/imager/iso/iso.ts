@@ -6,8 +6,10 @@
 //   by xorriso; the same files are in the ISO 9660 tree.
 // - Hybrid (dual-boot, Talos ≥ 1.10 amd64): grub-mkrescue for BIOS only, with the sd-boot efiboot.img
 //   as the UEFI El Torito image and appended partition.
-// Reproducible given the same inputs and time: xorriso's file and volume dates are set from `mtime` and
-// GRUB's FAT serial number from it (upstream does this when SOURCE_DATE_EPOCH is set).
+// Reproducible given the same inputs and time: xorriso's file and volume dates and its GPT GUIDs are set
+// from `mtime`, and so are the dates in GRUB's FAT image (upstream does this when SOURCE_DATE_EPOCH is set).
+// Not yet: the GRUB ISO's own efi.img gets a random FAT serial number from Debian's grub-mkrescue, which
+// ignores GRUB_FAT_SERIAL_NUMBER (grub 2.06), so GRUB ISOs differ from build to build in those 4 bytes.
 
 import { copyFile, link, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -59,12 +61,17 @@ function epochOf(options: IsoCommonOptions): number | undefined {
 /** xorriso native commands upstream appends after the mkisofs arguments (after "--"). */
 export function isoTrailingCommands(options: IsoCommonOptions): string[] {
   const args: string[] = [];
-  const epoch = epochOf(options);
-  if (epoch !== undefined) {
+  const given = epochOf(options);
+  if (given !== undefined) {
+    // libisofs reads a time of 0 as "not set" and then stamps every file with the clock: the Unix epoch
+    // itself (the default mtime) is written as one second later.
+    const epoch = Math.max(given, 1);
     const d = new Date(epoch * 1000);
     const p = (n: number, w = 2) => String(n).padStart(w, "0");
     const uuid = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}00`;
     args.push("-volume_date", "all_file_dates", `=${epoch}`, "-volume_date", "uuid", uuid);
+    // The GPT GUIDs (GPT of hybrid ISOs) from that uuid instead of random ones.
+    args.push("-boot_image", "any", "gpt_disk_guid=volume_date_uuid");
   }
   if (options.volumeLabel) {
     const label = isoLabel(options.version);
@@ -75,8 +82,10 @@ export function isoTrailingCommands(options: IsoCommonOptions): string[] {
 
 function toolEnv(options: IsoCommonOptions): Record<string, string> {
   const epoch = epochOf(options);
-  // grub-mkrescue's own FAT image gets a serial number from this instead of the clock.
-  return epoch === undefined ? {} : { GRUB_FAT_SERIAL_NUMBER: (epoch >>> 0).toString(16) };
+  // grub-mkrescue's own FAT image: a serial number from this (newer grub-mkrescue), and mtools' file dates.
+  return epoch === undefined
+    ? {}
+    : { GRUB_FAT_SERIAL_NUMBER: (epoch >>> 0).toString(16), SOURCE_DATE_EPOCH: String(Math.max(epoch, 1)) };
 }
 
 async function linkOrCopy(source: string, dest: string): Promise<void> {
