@@ -206,6 +206,9 @@ describe("every asset kind downloads and equals `boot-assets build`", () => {
           out,
           "--cache-dir",
           join(work, `cli-cache-${version}`),
+          // the factory's -external-url (seedArgv's): the schematic extension names it as its author
+          "-external-url",
+          "https://factory.example.test/",
           ...compared,
         ],
         isolatedEnv(work),
