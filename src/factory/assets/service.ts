@@ -24,14 +24,14 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 /** Bump one kind's salt when a fix changes that kind's bytes, so stale entries are never served. */
 // 2: modules merged in the extensions' order and indexed with upstream's depmod configuration.
 // installer 3: artifacts with upstream's tar modes and RepoTag. disk 3: META zeroed without values before
-// 1.13, no file systems on pre-1.8 STATE/EPHEMERAL.
+// 1.13, no file systems on pre-1.8 STATE/EPHEMERAL. iso 3: reproducible dates and GPT GUIDs.
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 2,
   cmdline: 1,
   uki: 2,
   installer: 3,
-  iso: 2,
+  iso: 3,
   disk: 3,
 };
 
