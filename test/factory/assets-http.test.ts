@@ -255,6 +255,8 @@ describe("/image downloads", () => {
       print: () => {},
       processMetrics: false,
     });
+    const cacheTags = async () => (await testbed.server.store.repository("cache").listTags().catch(() => [])).sort();
+    const tagsBefore = await cacheTags();
     try {
       const url = factory.url.replace(/\/$/, "");
       // The schematic store is the shared registry's: the schematic posted above is known here too.
@@ -263,7 +265,10 @@ describe("/image downloads", () => {
       assert.equal(res.status, 502, text);
       assert.match(text, /signature/);
       assert.match(text, /siderolabs\/imager:v1\.10\.3/);
-      assert.deepEqual(await readdir(join(dataDir, "assets")).catch(() => []), []);
+      // Nothing cached: the cache repository (the seed's, in the shared registry) has no new entry, and no
+      // build left anything behind.
+      assert.deepEqual(await cacheTags(), tagsBefore);
+      assert.deepEqual(await readdir(join(dataDir, "assets", "tmp")).catch(() => []), []);
       assert.ok(
         logs.some((line) => line.level === 50 && JSON.stringify(line).includes("signature")),
         "logged",
