@@ -255,7 +255,13 @@ describe("/image downloads", () => {
       print: () => {},
       processMetrics: false,
     });
-    const cacheTags = async () => (await testbed.server.store.repository("cache").listTags().catch(() => [])).sort();
+    const cacheTags = async () =>
+      (
+        await testbed.server.store
+          .repository("cache")
+          .listTags()
+          .catch(() => [])
+      ).sort();
     const tagsBefore = await cacheTags();
     try {
       const url = factory.url.replace(/\/$/, "");
