@@ -1,6 +1,9 @@
 // mkfs.xfs / xfs_repair (Debian xfsprogs 6.1). BOOT is an XFS file system made in an image file and filled
 // from a protofile (`-p <protofile>`, the 6.1 syntax: a bare path; newer releases also take `file=…`), so
 // no mount, loop device or root privilege is needed.
+// xfsprogs 6.1 stamps the superblock and every inode with the clock (later releases read SOURCE_DATE_EPOCH);
+// given a timestamp, mkfs.xfs runs under libfaketime (Debian's faketime package) with the clock stopped
+// there, so the same tree gives the same bytes.
 
 import { existsSync, readdirSync } from "node:fs";
 import { truncate, writeFile } from "node:fs/promises";
@@ -21,6 +24,32 @@ export interface MkfsXfsOptions extends Options {
   protofile?: string;
   /** `-c options=<file>`: an mkfs config (e.g. /usr/share/xfsprogs/mkfs/lts_6.1.conf). */
   configFile?: string;
+  /** The time (seconds since the epoch) every timestamp in the file system gets. */
+  mtime?: number;
+}
+
+/** libfaketime, when installed (Debian's `libfaketime`, a dependency of `faketime`). */
+export function libfaketimePath(): string | undefined {
+  const lib = "/usr/lib";
+  if (!existsSync(lib)) return undefined;
+  for (const dir of readdirSync(lib)) {
+    const candidate = join(lib, dir, "faketime", "libfaketime.so.1");
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** The environment that stops the clock at `mtime` for mkfs.xfs, or undefined without libfaketime. */
+export function frozenClockEnv(mtime: number): Record<string, string> | undefined {
+  if (!Number.isSafeInteger(mtime) || mtime < 0) throw new RangeError(`invalid timestamp ${mtime}`);
+  const library = libfaketimePath();
+  if (library === undefined) return undefined;
+  const stamp = new Date(mtime * 1000)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "");
+  // An absolute FAKETIME stops the clock there; TZ=UTC so it reads as UTC; monotonic time stays real.
+  return { LD_PRELOAD: library, FAKETIME: stamp, TZ: "UTC", FAKETIME_DONT_FAKE_MONOTONIC: "1" };
 }
 
 export function mkfsXfsArgs(image: string, options: MkfsXfsOptions): string[] {
@@ -41,7 +70,8 @@ export async function mkfsXfs(image: string, options: MkfsXfsOptions): Promise<v
     throw new RangeError(`XFS image size ${options.sizeBytes} is not a positive multiple of 4096`);
   await writeFile(image, "");
   await truncate(image, options.sizeBytes);
-  await runTool(mkfsXfsTool, mkfsXfsArgs(image, options), options);
+  const env = options.mtime === undefined ? undefined : frozenClockEnv(options.mtime);
+  await runTool(mkfsXfsTool, mkfsXfsArgs(image, options), { ...options, ...(env !== undefined ? { env } : {}) });
 }
 
 /** `xfs_repair -n` (no modify) on an image file; rejects when it finds problems. */

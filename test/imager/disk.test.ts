@@ -149,6 +149,25 @@ describe("BOOT XFS image from a protofile", () => {
     await rm(join(tree, "has space"));
   });
 
+  test("given a timestamp, the XFS image is byte-identical across builds (mkfs.xfs under a stopped clock)", async () => {
+    const tree = join(dir, "repro-tree");
+    await mkdir(join(tree, "A"), { recursive: true });
+    await writeFile(join(tree, "A", "vmlinuz"), randomBytes(mib));
+    const build = async (name: string, mtime: number) => {
+      const image = join(dir, name);
+      await buildXfsImage(image, { sizeBytes: 300 * mib, label: "BOOT", sourceDir: tree, mtime });
+      return image;
+    };
+    const one = await build("repro-1.img", 1700000000);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the wall clock moves on between the builds
+    const two = await build("repro-2.img", 1700000000);
+    const other = await build("repro-3.img", 1700000600);
+    assert.equal(await sha256(one), await sha256(two));
+    assert.notEqual(await sha256(one), await sha256(other), "another timestamp, other bytes");
+    await xfsRepairCheck(one);
+    for (const image of [one, two, other]) await rm(image);
+  });
+
   test("mkfs.xfs -p builds it without a mount; xfs_repair -n is clean; label and UUID as upstream", async () => {
     const tree = join(dir, "boot-tree");
     await mkdir(join(tree, "A"), { recursive: true });

@@ -67,7 +67,7 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
   if (options.arch !== "amd64" && bootloader !== "sd-boot")
     throw badRequest(`${bootloader} disk images are amd64 only`);
   const work = await mkdtemp(join(options.scratchDir, "talos-disk-"));
-  const common = { signal: options.signal };
+  const common = { signal: options.signal, mtime: options.mtime };
   try {
     const withGrub = bootloader === "grub" || bootloader === "dual-boot";
     const withSdBoot = bootloader === "sd-boot" || bootloader === "dual-boot";

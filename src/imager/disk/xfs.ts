@@ -2,8 +2,7 @@
 // mount, loop device or root privilege is needed. As upstream (makefs.XFS): label BOOT, ftype=1, the
 // file system UUID derived from the label, and the version's mkfs config (lts_X.Y.conf).
 //
-// Not byte-reproducible: xfsprogs 6.1 stamps inodes and the superblock with the current time (later
-// releases learned SOURCE_DATE_EPOCH); the GPT, META and FAT partitions around it are.
+// Byte-reproducible given `mtime`: mkfs.xfs then runs with the clock stopped at it (tools/xfsprogs.ts).
 
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +20,8 @@ export interface XfsImageOptions extends Pick<RunOptions, "signal" | "timeoutMs"
   sourceDir?: string;
   /** The mkfs config upstream uses for the version (VersionRules.xfsMkfsConfig); the closest installed older one is used when it is missing. */
   configFile?: string;
+  /** Every timestamp in the file system (seconds since the epoch). */
+  mtime?: number;
 }
 
 export interface XfsImageResult {
@@ -78,6 +79,7 @@ export async function buildXfsImage(image: string, options: XfsImageOptions): Pr
       protofile,
       signal: options.signal,
       timeoutMs: options.timeoutMs,
+      ...(options.mtime !== undefined ? { mtime: options.mtime } : {}),
     };
     const droppedOptions =
       configFile === undefined ? [] : await mkfsWithConfig(image, mkfsOptions, configFile, scratch);
