@@ -24,7 +24,8 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 /** Bump one kind's salt when a fix changes that kind's bytes, so stale entries are never served. */
 // 2: modules merged in the extensions' order and indexed with upstream's depmod configuration.
 // installer 3: artifacts with upstream's tar modes and RepoTag. disk 3: META zeroed without values before
-// 1.13, no file systems on pre-1.8 STATE/EPHEMERAL. iso 3: reproducible dates and GPT GUIDs.
+// 1.13, no file systems on pre-1.8 STATE/EPHEMERAL; disk 4: BOOT's XFS reproducible. iso 3: reproducible
+// dates and GPT GUIDs.
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 2,
@@ -32,7 +33,7 @@ export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   uki: 2,
   installer: 3,
   iso: 3,
-  disk: 3,
+  disk: 4,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
