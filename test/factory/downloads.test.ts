@@ -5,7 +5,7 @@
 // internal/mime/mime.go), is what its name says (checked with the format's own tool or magic bytes), and its
 // bytes equal what `boot-assets build` (run as a user runs it, with its own cache) writes for the same request
 // (the raw disk image and its compressed forms too; the qcow2/VHD/OVA conversions are checked for their format:
-// see `comparedWithCli`; the GRUB ISO: a todo, see `grubIsoTodo`).
+// see `comparedWithCli`).
 // Then a client that goes away while its uncached asset builds: the build goes on, the next request is a cache
 // hit, and the request log records 499 as upstream's MatchError does for a cancelled request
 // (internal/frontend/http/http.go).
@@ -110,10 +110,6 @@ const requests: Record<string, string[]> = {
   "v1.8.2": ["metal-amd64.iso"],
 };
 
-/** GRUB ISOs (Talos < 1.10) are not reproducible yet: see src/imager/iso/iso.ts. */
-const grubIsoTodo = (version: string) =>
-  version === "v1.8.2" ? "the GRUB ISO's efi.img gets a random FAT serial from grub-mkrescue" : undefined;
-
 /** sha256 of the file. */
 async function sha256File(file: string): Promise<string> {
   const hash = createHash("sha256");
@@ -171,7 +167,7 @@ describe("every asset kind downloads and equals `boot-assets build`", () => {
   });
 
   for (const [version, assets] of Object.entries(requests))
-    it(`${version}: ${assets.join(", ")}`, { todo: grubIsoTodo(version) }, async () => {
+    it(`${version}: ${assets.join(", ")}`, async () => {
       // `boot-assets build` of the same request runs meanwhile, with its own cache.
       const schematicFile = join(work, `schematic-${version}.yaml`);
       await writeFile(schematicFile, schematicYaml);

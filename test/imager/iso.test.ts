@@ -3,13 +3,15 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { diskGrubConfig, grubQuote, isoGrubConfig, isoVolumeId, loaderConf } from "../../src/formats/boot-config.ts";
+import { elToritoBootImages } from "../../src/formats/el-torito.ts";
 import { buildGrubIso, buildUefiIso } from "../../src/imager/iso/iso.ts";
 import { isoBootReport, isoExtract, isoFiles, isoToc } from "../../src/tools/xorriso.ts";
+import { sha256OfFile as sha256File } from "../../src/util/file-digest.ts";
 
 const sdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 
@@ -85,6 +87,23 @@ describe("ISOs", () => {
     const report = await isoBootReport(iso);
     assert.match(report, /El Torito boot img.*BIOS/);
     assert.match(report, /El Torito boot img.*UEFI/);
+    // Reproducible: a second build a moment later has the same bytes (the UEFI image's FAT serial is the
+    // one asked for, not grub-mkrescue's random one), and that serial is 1700000000 as hex.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const again = join(dir, "grub-again.iso");
+    await build(again);
+    assert.equal(await sha256File(again), await sha256File(iso));
+    const efi = (await elToritoBootImages(iso)).find((image) => image.platform === 0xef);
+    assert.ok(efi, "a UEFI boot image");
+    const handle = await open(iso, "r");
+    try {
+      const boot = Buffer.alloc(512);
+      await handle.read(boot, 0, 512, efi.offset);
+      const at = boot.toString("latin1", 0x52, 0x57) === "FAT32" ? 0x43 : 0x27;
+      assert.equal(boot.readUInt32LE(at), 1700000000);
+    } finally {
+      await handle.close();
+    }
   });
 
   test("UEFI ISO: systemd-boot, the UKI and loader.conf in efiboot.img appended as partition 2 (0xEF)", async () => {

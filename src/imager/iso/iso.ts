@@ -8,13 +8,14 @@
 //   as the UEFI El Torito image and appended partition.
 // Reproducible given the same inputs and time: xorriso's file and volume dates and its GPT GUIDs are set
 // from `mtime`, and so are the dates in GRUB's FAT image (upstream does this when SOURCE_DATE_EPOCH is set).
-// Not yet: the GRUB ISO's own efi.img gets a random FAT serial number from Debian's grub-mkrescue, which
-// ignores GRUB_FAT_SERIAL_NUMBER (grub 2.06), so GRUB ISOs differ from build to build in those 4 bytes.
+// The GRUB ISO's own efi.img gets a random FAT serial number from Debian's grub-mkrescue, which ignores
+// GRUB_FAT_SERIAL_NUMBER (grub 2.06): the serial is set afterwards (formats/el-torito.ts).
 
 import { copyFile, link, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { badRequest } from "../../errors.ts";
 import { isoGrubConfig, isoLabel, isoVolumeId, loaderConf, type SecureBootEnroll } from "../../formats/boot-config.ts";
+import { setEfiBootImageSerial } from "../../formats/el-torito.ts";
 import { grubMkrescue } from "../../tools/grub.ts";
 import { xorrisofs } from "../../tools/xorriso.ts";
 import { buildFatImage, type FileSource, fatSectorsPerCluster } from "../disk/fat.ts";
@@ -170,6 +171,10 @@ export async function buildGrubIso(options: IsoCommonOptions & GrubIsoInputs): P
       ["--compress=xz", `--output=${options.out}`, tree, "-iso-level", "3", "--", ...isoTrailingCommands(options)],
       { env: toolEnv(options), signal: options.signal },
     );
+    // Debian's grub-mkrescue gives its efi.img a random FAT serial (it ignores GRUB_FAT_SERIAL_NUMBER): the
+    // serial it was asked for is written in afterwards, so the ISO is reproducible.
+    const epoch = epochOf(options);
+    if (epoch !== undefined) await setEfiBootImageSerial(options.out, epoch >>> 0);
   });
 }
 
