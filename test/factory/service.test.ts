@@ -427,7 +427,19 @@ describe("graceful shutdown", () => {
         req.write(body.subarray(0, 10)); // the request is in flight: headers and part of the body sent
         setTimeout(() => req.end(body.subarray(10)), 300);
       });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Shut down only once the request is in flight on the server (its in-flight gauge says so): a fixed
+      // wait lost the race on a loaded machine, and a connection not yet accepted is reset, not drained.
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const text = await (await fetch(running.factory.metricsUrl as string)).text();
+        const inflight = text
+          .split("\n")
+          .filter((line) => line.startsWith("http_requests_inflight"))
+          .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+        if (inflight > 0) break;
+        assert.ok(Date.now() < deadline, "the request never got in flight");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       const closing = running.factory.close();
       const res = await answer;
       assert.equal(res.status, 201, res.text);
