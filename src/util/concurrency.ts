@@ -133,3 +133,26 @@ export class SingleFlight<K, V> {
     await Promise.allSettled([...this.#flights.values()]);
   }
 }
+
+/**
+ * Waits for `work`, or rejects with the signal's reason when it aborts first; the work itself goes on (others
+ * may be waiting for it too).
+ */
+export function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { exitCodeOf, integrity } from "../../src/errors.ts";
@@ -166,15 +166,31 @@ describe("boot-assets build", () => {
 
   test("a second build reuses the content cache (no layer blob fetched) and gives the same bytes", async () => {
     assert.ok(firstRun, "runs after the first build");
+    // Without the built assets, every asset is built again from the sources the first run pulled.
+    await rm(join(cacheDir, "assets"), { recursive: true, force: true });
     const out = join(work, "out-2");
     release.front.requests.length = 0;
     const result = await cli([...common(out), ...pubkey(), ...assets]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(blobGets(release.front, sourceLayers), []);
-    // Each asset resolves its sources on its own (src/factory/assets/service.ts): every one from the cache.
+    // Each asset pulls its sources on its own (src/factory/assets/service.ts): every one from the cache.
     assert.ok((result.stderr.match(/^cached /gm) ?? []).length >= 4, result.stderr);
-    // The assets themselves come from the asset cache (src/factory/assets/service.ts): none is rebuilt.
+    assert.equal((result.stderr.match(/^cache hit /gm) ?? []).length, 0, result.stderr);
+    for (const asset of assets)
+      assert.ok((await readFile(join(out, asset))).equals(firstRun.get(asset) as Buffer), `${asset} is reproducible`);
+  });
+
+  test("a third build is all asset cache hits: sources verified and pinned, nothing pulled at all", async () => {
+    assert.ok(firstRun, "runs after the first build");
+    const out = join(work, "out-3");
+    release.front.requests.length = 0;
+    const result = await cli([...common(out), ...pubkey(), ...assets]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(blobGets(release.front, sourceLayers), []);
+    // The assets themselves come from the asset cache (src/factory/assets/service.ts): none is rebuilt, and
+    // their sources are only pinned (the digests decide the cache key), not taken from the content cache.
     assert.equal((result.stderr.match(/^cache hit /gm) ?? []).length, assets.length, result.stderr);
+    assert.equal((result.stderr.match(/^cached /gm) ?? []).length, 0, result.stderr);
     for (const asset of assets)
       assert.ok((await readFile(join(out, asset))).equals(firstRun.get(asset) as Buffer), `${asset} is reproducible`);
   });

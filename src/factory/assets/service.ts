@@ -1,7 +1,8 @@
 // The asset service: the one path from an asset request to a verified cache entry, used by
 // `boot-assets build` and the `/image` routes alike:
-//   request → sources resolved and verified (pulled by digest) → build profile → cache key → cache lookup
-//   → single-flight on the key → concurrency limit → imager → cache put (atomic) → entry.
+//   request → sources resolved, verified and pinned to digests → build profile → cache key → cache lookup;
+//   on a miss: single-flight on the key → sources pulled by digest → concurrency limit → imager → cache put
+//   (atomic) → entry. A hit pulls nothing.
 // Upstream's counterpart is internal/asset (builder.go: profile hash, single-flight, semaphore, cache).
 //
 // The cache key covers everything that changes the bytes: the build profile (profileHash, with its global
@@ -16,8 +17,13 @@ import { build } from "../../imager/builders.ts";
 import { type BuildKind, buildKinds, canonicalJson, createBuildProfile, profileHash } from "../../imager/profile.ts";
 import { type AssetRequest, mimeTypeFor } from "../../talos/asset-path.ts";
 import type { Schematic } from "../../talos/schematic.ts";
-import { Semaphore, SingleFlight } from "../../util/concurrency.ts";
-import type { ImagerInputResolver, SourceProgress } from "../sources/imager-inputs.ts";
+import { Semaphore, SingleFlight, waitFor } from "../../util/concurrency.ts";
+import type {
+  FetchedImagerInputs,
+  ImagerInputResolver,
+  PinnedImagerInputs,
+  SourceProgress,
+} from "../sources/imager-inputs.ts";
 import type { AssetCache } from "./cache.ts";
 import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 
@@ -57,7 +63,7 @@ export interface CachedAsset {
 }
 
 export interface AssetServiceOptions {
-  resolver: Pick<ImagerInputResolver, "resolve">;
+  resolver: Pick<ImagerInputResolver, "pin">;
   cache: AssetCache;
   /** Builds at once (upstream -asset-builder-max-concurrency). Default 6. */
   maxConcurrency?: number;
@@ -81,25 +87,6 @@ export interface GetAssetOptions {
   signal?: AbortSignal;
   progress?: (event: SourceProgress) => void;
   log?: (line: string) => void;
-}
-
-function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return work;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 type Entry = Omit<CachedAsset, "filename" | "contentType" | "built" | "release">;
@@ -153,7 +140,8 @@ export class AssetService {
     const kind = request.kind as BuildKind;
     if (!(buildKinds as readonly string[]).includes(kind))
       throw unsupported(`${request.filename}: ${request.kind} images are not built by this factory yet`);
-    const resolved = await this.#options.resolver.resolve({
+    // Pinned, not pulled: a cached asset is found by the digests alone.
+    const pinned = await this.#options.resolver.pin({
       talosVersion: request.talosVersion,
       arch: request.arch,
       schematic,
@@ -161,41 +149,29 @@ export class AssetService {
       progress: options.progress,
       signal: options.signal,
     });
-    let releaseLater = false;
+    const profile = createBuildProfile(request, schematic, {
+      ...pinned.sources,
+      ...(this.#options.schematicAuthor !== undefined ? { schematicAuthor: this.#options.schematicAuthor } : {}),
+    });
+    const key = this.cacheKey(profile);
+    // Leased before the lookup, so a collection running meanwhile cannot remove what is about to be served.
+    const lookupLease = this.#lease(key);
     try {
-      const profile = createBuildProfile(request, schematic, {
-        ...resolved.sources,
-        ...(this.#options.schematicAuthor !== undefined ? { schematicAuthor: this.#options.schematicAuthor } : {}),
-      });
-      const key = this.cacheKey(profile);
-      // Leased before the lookup, so a collection running meanwhile cannot remove what is about to be served.
-      const lookupLease = this.#lease(key);
-      try {
-        const cached = await this.#options.cache.get(key, options.signal);
-        if (cached !== undefined) {
-          const asset = this.#served({ key, ...cached }, request, false);
-          this.#options.onHit?.(asset, request);
-          return asset;
-        }
-        const inputs = {
-          ...resolved.inputs,
-          extensions: profile.inputs.extensions.length > 0 ? resolved.inputs.extensions : [],
-        };
-        let mine = false;
-        const flight = this.#flights.run(key, async () => {
-          mine = true;
-          return this.#build(key, request, profile, inputs, options.log);
-        });
-        // The inputs stay pinned until the build settles, even when this caller stops waiting.
-        releaseLater = true;
-        flight.then(resolved.release, resolved.release);
-        const entry = await waitFor(flight, options.signal);
-        return this.#served(entry, request, mine);
-      } finally {
-        lookupLease();
+      const cached = await this.#options.cache.get(key, options.signal);
+      if (cached !== undefined) {
+        const asset = this.#served({ key, ...cached }, request, false);
+        this.#options.onHit?.(asset, request);
+        return asset;
       }
+      let mine = false;
+      const flight = this.#flights.run(key, async () => {
+        mine = true;
+        return this.#build(key, request, profile, pinned, options);
+      });
+      const entry = await waitFor(flight, options.signal);
+      return this.#served(entry, request, mine);
     } finally {
-      if (!releaseLater) resolved.release();
+      lookupLease();
     }
   }
 
@@ -203,28 +179,36 @@ export class AssetService {
     key: string,
     request: AssetRequest,
     profile: ReturnType<typeof createBuildProfile>,
-    inputs: Parameters<typeof build>[1],
-    log?: (line: string) => void,
+    pinned: PinnedImagerInputs,
+    options: GetAssetOptions,
   ): Promise<Entry> {
     const signals = [AbortSignal.timeout(this.#options.buildTimeoutMs ?? 30 * 60 * 1000)];
     if (this.#options.signal !== undefined) signals.push(this.#options.signal);
     const signal = AbortSignal.any(signals);
     const release = this.#lease(key);
-    const queued = performance.now();
-    const slot = await this.#limit.acquire(signal).catch((err) => {
-      release();
-      throw err;
-    });
-    const waitedSeconds = (performance.now() - queued) / 1000;
+    let fetched: FetchedImagerInputs | undefined;
+    let slot: (() => void) | undefined;
     let scratch: string | undefined;
     try {
+      // The sources are pulled outside the build slots, as upstream limits only the imager runs.
+      fetched = await pinned.fetch({
+        signal,
+        ...(options.progress !== undefined ? { progress: options.progress } : {}),
+      });
+      const queued = performance.now();
+      slot = await this.#limit.acquire(signal);
+      const waitedSeconds = (performance.now() - queued) / 1000;
       // Another process may have put it while this one waited.
       const again = await this.#options.cache.get(key, signal);
       if (again !== undefined) return { key, ...again };
       scratch = await this.#options.cache.scratch();
+      const inputs = {
+        ...fetched.inputs,
+        extensions: profile.inputs.extensions.length > 0 ? fetched.inputs.extensions : [],
+      };
       const result = await build(profile, inputs, join(scratch, "asset"), {
         signal,
-        ...(log !== undefined ? { log } : {}),
+        ...(options.log !== undefined ? { log: options.log } : {}),
         ...(this.#options.mtime !== undefined ? { mtime: this.#options.mtime } : {}),
         ...(this.#options.installerRepoTag !== undefined ? { installerRepoTag: this.#options.installerRepoTag } : {}),
       });
@@ -239,7 +223,8 @@ export class AssetService {
       this.#options.onBuilt?.(asset, request, { seconds: result.seconds, waitedSeconds });
       return entry;
     } finally {
-      slot();
+      slot?.();
+      fetched?.release();
       release();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
     }

@@ -22,7 +22,7 @@ import { SignatureVerifier } from "../../signing/verify.ts";
 import { type AssetRequest, parseAssetRequest } from "../../talos/asset-path.ts";
 import type { Arch } from "../../talos/platforms.ts";
 import type { Schematic } from "../../talos/schematic.ts";
-import { SingleFlight } from "../../util/concurrency.ts";
+import { SingleFlight, waitFor } from "../../util/concurrency.ts";
 import type { CachedAsset, GetAssetOptions } from "../assets/service.ts";
 
 /** An installer image name of the registry front (upstream `getRequestedImage`). */
@@ -90,25 +90,6 @@ export interface InstallerIndex {
   digest: Digest;
   /** true when this call (or the flight it joined) built it. */
   built: boolean;
-}
-
-function waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return work;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**

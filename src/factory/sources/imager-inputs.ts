@@ -79,13 +79,23 @@ export interface ResolveImagerInputsRequest {
   signal?: AbortSignal;
 }
 
-export interface ResolvedImagerInputs {
+/** The source images of a request, verified and pinned to their digests, not yet pulled. */
+export interface PinnedImagerInputs {
+  /** For `createBuildProfile`: the digests the inputs are pulled by. */
+  sources: { imager: string; installerBase?: string; extensions: ProfileExtension[] };
+  /** Pulls them (by digest, into the content cache) for a build. */
+  fetch(options?: { progress?: (event: SourceProgress) => void; signal?: AbortSignal }): Promise<FetchedImagerInputs>;
+}
+
+export interface FetchedImagerInputs {
   /** For `build`; `imagerDir` is "" when only cmdline outputs were asked for (they read nothing). */
   inputs: ImagerInputs;
-  /** For `createBuildProfile`: the digests the inputs were pulled by. */
-  sources: { imager: string; installerBase?: string; extensions: ProfileExtension[] };
   /** Lets the cache evict the entries again; call when the builds are done. */
   release(): void;
+}
+
+export interface ResolvedImagerInputs extends FetchedImagerInputs {
+  sources: PinnedImagerInputs["sources"];
 }
 
 export interface ImagerInputResolverOptions {
@@ -188,8 +198,22 @@ export class ImagerInputResolver {
     );
   }
 
+  /** Pins and pulls: the sources verified, then fetched. */
   async resolve(request: ResolveImagerInputsRequest): Promise<ResolvedImagerInputs> {
-    const { talosVersion, arch, kinds, signal } = request;
+    const pinned = await this.pin(request);
+    const fetched = await pinned.fetch({
+      ...(request.progress !== undefined ? { progress: request.progress } : {}),
+      ...(request.signal !== undefined ? { signal: request.signal } : {}),
+    });
+    return { ...fetched, sources: pinned.sources };
+  }
+
+  /**
+   * Resolves every source image the request needs and verifies its signature, pinning it to a digest; pulls
+   * nothing. The digests decide the build profile, so a cached asset is found without pulling anything.
+   */
+  async pin(request: ResolveImagerInputsRequest): Promise<PinnedImagerInputs> {
+    const { talosVersion, kinds, signal } = request;
     const progress = request.progress ?? (() => {});
     const rules = rulesFor(talosVersion);
     const needsImager = kinds.some((k) => k !== "cmdline");
@@ -241,27 +265,49 @@ export class ImagerInputResolver {
       }),
     );
 
+    const imager = verified[0] as (typeof verified)[number];
+    const installer = verified.find((item) => item.role === "installer");
+    const extensionItems = verified.filter((item) => item.role === "extension");
+    return {
+      sources: {
+        imager: imager.image.digest,
+        ...(installer === undefined ? {} : { installerBase: installer.image.digest }),
+        extensions: extensionItems.map((item) => ({ name: item.name as string, digest: item.image.digest })),
+      },
+      fetch: (options = {}) =>
+        this.#fetch(
+          needsImager ? verified : verified.filter((item) => item.role !== "imager"),
+          { talosVersion, arch: request.arch },
+          options.progress ?? (() => {}),
+          options.signal,
+        ),
+    };
+  }
+
+  /** Pulls the pinned images into the content cache and checks the extensions' manifests. */
+  async #fetch(
+    verified: readonly (Wanted & { image: VerifiedImage })[],
+    target: { talosVersion: string; arch: Arch },
+    progress: (event: SourceProgress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<FetchedImagerInputs> {
+    const { talosVersion, arch } = target;
     const leases: ContentLease<unknown>[] = [];
     const release = () => {
       for (const lease of leases) lease.release();
     };
     try {
-      const pulled = await mapLimited(
-        verified.filter((item) => item.role !== "imager" || needsImager),
-        this.#options.concurrency ?? 3,
-        async (item) => {
-          signal?.throwIfAborted();
-          const lease =
-            item.role === "installer"
-              ? await this.#pullLayers(item, arch, progress, signal)
-              : await this.#pullTree(item, arch, progress, signal);
-          leases.push(lease);
-          progress({ step: "ready", role: item.role, image: item.reference, pinned: item.image.pinned });
-          return { ...item, lease };
-        },
-      );
+      const pulled = await mapLimited(verified, this.#options.concurrency ?? 3, async (item) => {
+        signal?.throwIfAborted();
+        const lease =
+          item.role === "installer"
+            ? await this.#pullLayers(item, arch, progress, signal)
+            : await this.#pullTree(item, arch, progress, signal);
+        leases.push(lease);
+        progress({ step: "ready", role: item.role, image: item.reference, pinned: item.image.pinned });
+        return { ...item, lease };
+      });
 
-      const imager = verified[0] as (typeof verified)[number];
       const installer = pulled.find((p) => p.role === "installer");
       const extensions: LocalExtension[] = [];
       for (const item of pulled.filter((p) => p.role === "extension")) {
@@ -278,11 +324,6 @@ export class ImagerInputResolver {
             ? {}
             : { installerBase: await installerInput(installer.lease as ContentLease<InstallerMeta>) }),
           extensions,
-        },
-        sources: {
-          imager: imager.image.digest,
-          ...(installer === undefined ? {} : { installerBase: installer.image.digest }),
-          extensions: extensions.map((e) => ({ name: e.name, digest: e.digest })),
         },
         release,
       };
