@@ -16,7 +16,9 @@ import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { makeKeyFiles } from "./config-fixtures.ts";
 import {
   capturingLogger,
+  createSchematic,
   type FactoryUnderTest,
+  metricSum,
   type PublishedTestbed,
   publishTestbed,
   seedArgv,
@@ -35,15 +37,6 @@ const schematicYaml = `customization:
 
 const hex = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest("hex");
 
-/** The sum of a metric over its label sets. */
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split("\n"))
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-  return sum;
-}
-
 describe("/image downloads", () => {
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
@@ -52,15 +45,7 @@ describe("/image downloads", () => {
   let work: string;
 
   const metrics = async () => (await fetch(running.factory.metricsUrl as string)).text();
-  const postSchematic = async (yaml: string) => {
-    const res = await fetch(`${base}/schematics`, {
-      method: "POST",
-      headers: { "Content-Type": "application/yaml" },
-      body: yaml,
-    });
-    assert.equal(res.status, 201);
-    return ((await res.json()) as { id: string }).id;
-  };
+  const postSchematic = (yaml: string) => createSchematic(base, yaml);
 
   before(async () => {
     testbed = await publishTestbed();
@@ -265,6 +250,8 @@ describe("/image downloads", () => {
     const tagsBefore = await cacheTags();
     try {
       const url = factory.url.replace(/\/$/, "");
+      // Once the version list has loaded (else the version is not known yet: 404, not the signature's 502).
+      await waitFor200(`${url}/readyz`);
       // The schematic store is the shared registry's: the schematic posted above is known here too.
       const res = await fetch(`${url}/image/${id}/${version}/kernel-amd64`);
       const text = await res.text();
