@@ -15,6 +15,7 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { after, before, describe, test } from "node:test";
 import {
+  createSchematic,
   type FactoryUnderTest,
   type PublishedTestbed,
   publishTestbed,
@@ -51,13 +52,7 @@ describe("what the factory serves boots", { skip }, () => {
     running = await startSeedFactory(testbed);
     base = running.factory.url.replace(/\/$/, "");
     await waitFor200(`${base}/readyz`);
-    const res = await fetch(`${base}/schematics`, {
-      method: "POST",
-      headers: { "Content-Type": "application/yaml" },
-      body: schematicYaml,
-    });
-    assert.equal(res.status, 201);
-    id = ((await res.json()) as { id: string }).id;
+    id = await createSchematic(base, schematicYaml);
     work = await mkdtemp(join(running.dataDir, "..", "boot-"));
   });
   after(async () => {

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { layerFileContents, startEmbeddedFactory } from "../factory/registry-front-harness.ts";
 import {
+  createSchematic,
   type FactoryUnderTest,
   type PublishedTestbed,
   publishTestbed,
@@ -41,12 +42,7 @@ describe("an installer pulled from the registry front boots", { skip }, () => {
 
   test("its UKI boots under UEFI and carries the schematic", async () => {
     const base = factory.factory.url;
-    const res = await fetch(`${base}/schematics`, {
-      method: "POST",
-      body: "customization:\n  extraKernelArgs:\n    - installer.boot=yes\n",
-    });
-    assert.equal(res.status, 201);
-    const { id } = (await res.json()) as { id: string };
+    const id = await createSchematic(base, "customization:\n  extraKernelArgs:\n    - installer.boot=yes\n");
 
     const layout = join(work, "layout");
     const host = new URL(base).host;

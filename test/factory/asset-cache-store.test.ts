@@ -18,7 +18,15 @@ import { parseAssetRequest } from "../../src/talos/asset-path.ts";
 import { parseSchematic } from "../../src/talos/schematic.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { type KeyFiles, makeKeyFiles } from "./config-fixtures.ts";
-import { capturingLogger, type PublishedTestbed, publishTestbed, seedArgv, waitFor200 } from "./service-harness.ts";
+import {
+  capturingLogger,
+  createSchematic,
+  metricSum,
+  type PublishedTestbed,
+  publishTestbed,
+  seedArgv,
+  waitFor200,
+} from "./service-harness.ts";
 
 const version = "v1.10.3";
 const schematicYaml = `customization:
@@ -27,14 +35,6 @@ const schematicYaml = `customization:
 `;
 const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
 const projectRoot = join(import.meta.dirname, "..", "..");
-
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split("\n"))
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-  return sum;
-}
 
 describe("asset cache in the embedded store", () => {
   let testbed: PublishedTestbed;
@@ -92,12 +92,7 @@ describe("asset cache in the embedded store", () => {
     keys = await makeKeyFiles();
     dataDir = join(keys.dir, "data");
     const factory = await start();
-    const res = await fetch(`${factory.url}/schematics`, {
-      method: "POST",
-      headers: { "Content-Type": "application/yaml" },
-      body: schematicYaml,
-    });
-    id = ((await res.json()) as { id: string }).id;
+    id = await createSchematic(factory.url, schematicYaml);
     await factory.close();
   });
   after(async () => {

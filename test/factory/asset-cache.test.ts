@@ -15,7 +15,9 @@ import type { Digest } from "../../src/oci/digest.ts";
 import { type ImageManifest, parseManifest } from "../../src/oci/manifest.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import {
+  createSchematic,
   type FactoryUnderTest,
+  metricSum,
   type PublishedTestbed,
   publishTestbed,
   startSeedFactory,
@@ -30,14 +32,6 @@ const schematicYaml = `customization:
 const asset = "cmdline-metal-amd64";
 
 const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
-
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split("\n"))
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-  return sum;
-}
 
 describe("asset cache entries in the cache repository", () => {
   let testbed: PublishedTestbed;
@@ -71,12 +65,7 @@ describe("asset cache entries in the cache repository", () => {
     running = await startSeedFactory(testbed);
     base = running.factory.url;
     await waitFor200(`${base}/readyz`);
-    const res = await fetch(`${base}/schematics`, {
-      method: "POST",
-      headers: { "Content-Type": "application/yaml" },
-      body: schematicYaml,
-    });
-    id = ((await res.json()) as { id: string }).id;
+    id = await createSchematic(base, schematicYaml);
     original = await download(base);
   });
   after(async () => {

@@ -22,7 +22,9 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { after, before, describe, it } from "node:test";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import {
+  createSchematic,
   type FactoryUnderTest,
+  metricSum,
   type PublishedTestbed,
   publishTestbed,
   startSeedFactory,
@@ -125,15 +127,6 @@ async function sha256File(file: string): Promise<string> {
  */
 const comparedWithCli = (asset: string) => !/\.(qcow2|vhd|ova)(\.|$)/.test(asset);
 
-/** The sum of a metric over its label sets. */
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split("\n"))
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-  return sum;
-}
-
 describe("every asset kind downloads and equals `boot-assets build`", () => {
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
@@ -143,15 +136,7 @@ describe("every asset kind downloads and equals `boot-assets build`", () => {
 
   const metrics = async (name: string) =>
     metricSum(await (await fetch(running.factory.metricsUrl as string)).text(), name);
-  const postSchematic = async (yaml: string) => {
-    const res = await fetch(`${base}/schematics`, {
-      method: "POST",
-      headers: { "Content-Type": "application/yaml" },
-      body: yaml,
-    });
-    assert.equal(res.status, 201);
-    return ((await res.json()) as { id: string }).id;
-  };
+  const postSchematic = (yaml: string) => createSchematic(base, yaml);
 
   before(async () => {
     testbed = await publishTestbed();

@@ -26,7 +26,9 @@ import { makeKeyFiles } from "./config-fixtures.ts";
 import { layerFileContents, startEmbeddedFactory } from "./registry-front-harness.ts";
 import {
   capturingLogger,
+  createSchematic,
   type FactoryUnderTest,
+  metricSum,
   type PublishedTestbed,
   publishTestbed,
   seedArgv,
@@ -39,14 +41,6 @@ const schematicYaml = `customization:
   extraKernelArgs:
     - registry.front=yes
 `;
-
-/** The sum of a metric over its label sets matching `labels` (a substring of the label block). */
-function metricSum(text: string, name: string, labels = ""): number {
-  let sum = 0;
-  for (const line of text.split("\n"))
-    if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-  return sum;
-}
 
 describe("registry front /v2", () => {
   let testbed: PublishedTestbed;
@@ -67,9 +61,7 @@ describe("registry front /v2", () => {
     host = new URL(base).host;
     await waitFor200(`${seedBase}/readyz`);
     await waitFor200(`${base}/readyz`);
-    const res = await fetch(`${base}/schematics`, { method: "POST", body: schematicYaml });
-    assert.equal(res.status, 201);
-    id = ((await res.json()) as { id: string }).id;
+    id = await createSchematic(base, schematicYaml);
     work = await mkdtemp(join(tmpdir(), "registry-front-"));
   });
   after(async () => {

@@ -2,6 +2,7 @@
 // registry server on a loopback port (the layers are cached, so this takes seconds), and the seed deployment
 // command quoted in README.md pointed at it, started in process with `startFactory`.
 
+import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -159,4 +160,27 @@ export async function waitFor200(url: string, timeoutMs = 20_000): Promise<void>
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}
+
+/** The sum of a metric over its label sets, or over those whose label block contains `labels`. */
+export function metricSum(text: string, name: string, labels = ""): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const labelled = line.startsWith(`${name}{`) && line.includes(labels);
+    if (labelled || (labels === "" && line.startsWith(`${name} `)))
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}
+
+/** POSTs a schematic (YAML) to the factory at `base`; its ID once the factory answered 201. */
+export async function createSchematic(base: string, yaml: string): Promise<string> {
+  const res = await fetch(`${base.replace(/\/$/, "")}/schematics`, {
+    method: "POST",
+    headers: { "Content-Type": "application/yaml" },
+    body: yaml,
+  });
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  return (JSON.parse(text) as { id: string }).id;
 }

@@ -13,6 +13,7 @@ import { RegistryClient } from "../../src/oci/client/client.ts";
 import { makeKeyFiles } from "./config-fixtures.ts";
 import {
   type FactoryUnderTest,
+  metricSum,
   type PublishedTestbed,
   publishTestbed,
   startSeedFactory,
@@ -432,11 +433,7 @@ describe("graceful shutdown", () => {
       const deadline = Date.now() + 20_000;
       for (;;) {
         const text = await (await fetch(running.factory.metricsUrl as string)).text();
-        const inflight = text
-          .split("\n")
-          .filter((line) => line.startsWith("http_requests_inflight"))
-          .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
-        if (inflight > 0) break;
+        if (metricSum(text, "http_requests_inflight") > 0) break;
         assert.ok(Date.now() < deadline, "the request never got in flight");
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
