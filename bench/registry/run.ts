@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { startDistribution } from "../../test/harness/distribution.ts";
 import { freePort } from "../../test/harness/ports.ts";
 import { startServerProcess, waitForHttp } from "../../test/harness/process.ts";
+import { percentile, printTable } from "../report.ts";
 import { pushBlob, pushManifest } from "./upload.ts";
 
 const execFileAsync = promisify(execFile);
@@ -190,24 +191,6 @@ async function manifestLatencies(target: Target, count: number): Promise<number[
     return latencies;
   } finally {
     agent.destroy();
-  }
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] ?? Number.NaN;
-}
-
-function printTable(rows: string[][]): void {
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
-  for (const [i, row] of rows.entries()) {
-    console.log(
-      row
-        .map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0)))
-        .join("  "),
-    );
-    if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
   }
 }
 
