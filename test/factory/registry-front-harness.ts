@@ -3,18 +3,12 @@
 // installers live in the embedded store and the factory answers their manifests and blobs itself; and the
 // files of a pulled layer.
 
-import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import tar from "tar-stream";
-import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
-import { startFactory } from "../../src/factory/run.ts";
-import { makeKeyFiles } from "./config-fixtures.ts";
-import { capturingLogger, type FactoryUnderTest, type PublishedTestbed, seedArgv } from "./service-harness.ts";
+import { type FactoryUnderTest, type PublishedTestbed, seedArgv, startFactoryUnderTest } from "./service-harness.ts";
 
-export /** The seed without installer repositories and Secure Boot (the flags and the values they take). */
-async function startEmbeddedFactory(testbed: PublishedTestbed): Promise<FactoryUnderTest> {
-  const keys = await makeKeyFiles();
-  const dataDir = join(keys.dir, "data");
+/** The seed without installer repositories and Secure Boot (the flags and the values they take). */
+export function startEmbeddedFactory(testbed: PublishedTestbed): Promise<FactoryUnderTest> {
   const dropWithValue = new Set([
     "-installer-external-repository",
     "-installer-internal-repository",
@@ -22,26 +16,16 @@ async function startEmbeddedFactory(testbed: PublishedTestbed): Promise<FactoryU
     "-secureboot-signing-cert-path",
     "-secureboot-signing-key-path",
   ]);
-  const argv: string[] = [];
-  const seed = seedArgv(testbed, keys, dataDir);
-  for (let i = 0; i < seed.length; i++) {
-    const arg = seed[i] as string;
-    if (dropWithValue.has(arg)) i++;
-    else if (arg !== "-secureboot") argv.push(arg);
-  }
-  const logs: Array<Record<string, unknown>> = [];
-  const config = await parseFactoryCommandLine(argv, {});
-  const factory = await startFactory(config, { logger: capturingLogger(logs), print: () => {}, processMetrics: false });
-  return {
-    factory,
-    logs,
-    keys,
-    dataDir,
-    async stop() {
-      await factory.close();
-      await keys.cleanup();
-    },
-  };
+  return startFactoryUnderTest((keys, dataDir) => {
+    const argv: string[] = [];
+    const seed = seedArgv(testbed, keys, dataDir);
+    for (let i = 0; i < seed.length; i++) {
+      const arg = seed[i] as string;
+      if (dropWithValue.has(arg)) i++;
+      else if (arg !== "-secureboot") argv.push(arg);
+    }
+    return argv;
+  });
 }
 
 /** The regular files of a gzip layer, by name. */

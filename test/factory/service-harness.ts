@@ -126,12 +126,14 @@ export function capturingLogger(lines: Array<Record<string, unknown>>) {
   return pino({ level: "info" }, sink);
 }
 
-/** Starts the factory from the seed command line (argv as given, then `extra`). */
-export async function startSeedFactory(testbed: PublishedTestbed, extra: string[] = []): Promise<FactoryUnderTest> {
+/** Starts the factory in process from the command line `argvFor` makes, with fresh keys and data directory. */
+export async function startFactoryUnderTest(
+  argvFor: (keys: KeyFiles, dataDir: string) => string[],
+): Promise<FactoryUnderTest> {
   const keys = await makeKeyFiles();
   const dataDir = join(keys.dir, "data");
   const logs: Array<Record<string, unknown>> = [];
-  const config = await parseFactoryCommandLine([...seedArgv(testbed, keys, dataDir), ...extra], {});
+  const config = await parseFactoryCommandLine(argvFor(keys, dataDir), {});
   const factory = await startFactory(config, {
     logger: capturingLogger(logs),
     print: () => {},
@@ -147,6 +149,11 @@ export async function startSeedFactory(testbed: PublishedTestbed, extra: string[
       await keys.cleanup();
     },
   };
+}
+
+/** Starts the factory from the seed command line (argv as given, then `extra`). */
+export function startSeedFactory(testbed: PublishedTestbed, extra: string[] = []): Promise<FactoryUnderTest> {
+  return startFactoryUnderTest((keys, dataDir) => [...seedArgv(testbed, keys, dataDir), ...extra]);
 }
 
 /** Polls `url` until it answers 200 (the version list loads in the background). */
