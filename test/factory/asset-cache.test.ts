@@ -8,11 +8,12 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Digest } from "../../src/oci/digest.ts";
 import { type ImageManifest, parseManifest } from "../../src/oci/manifest.ts";
+import { signatureTag } from "../../src/signing/cosign-format.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import {
   createSchematic,
@@ -166,5 +167,21 @@ describe("asset cache entries in the cache repository", () => {
     } finally {
       await down.stop();
     }
+  });
+
+  it("garbage collection removes entries from the repository: their tags, manifests and signatures, and the spool copies", async () => {
+    const entry = await entryHolding(original);
+    const repository = cacheRepository();
+    const result = await running.factory.assets.collectGarbage({ maxSizeBytes: 1 });
+    assert.ok(result.removed.some((removed) => removed.key === entry.key));
+    assert.equal(result.inUse, 0);
+    const tags = await repository.listTags();
+    assert.equal(tags.filter((tag) => /^[0-9a-f]{64}$/.test(tag)).length, 0, "no entry is left");
+    assert.equal(await repository.statManifest(entry.digest), undefined, "the manifest is gone");
+    assert.equal(await repository.statManifest(signatureTag(entry.digest)), undefined, "and its signature");
+    assert.deepEqual(await readdir(join(running.dataDir, "assets", "spool")), [], "the spool copies are freed");
+    assert.ok(result.sweptBytes >= original.length);
+    // And the asset is built again on demand.
+    assert.deepEqual(await download(base), original);
   });
 });

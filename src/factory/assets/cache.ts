@@ -40,8 +40,8 @@ export interface AssetCache {
   put(key: string, file: string, signal?: AbortSignal): Promise<CacheEntry>;
   /** Every entry, for garbage collection. */
   list(signal?: AbortSignal): Promise<CacheEntrySummary[]>;
-  /** Removes one entry; bytes another entry shares stay. */
-  remove(key: string): Promise<void>;
+  /** Removes these entries; bytes an entry left in place shares stay. */
+  remove(keys: readonly string[]): Promise<void>;
   /** After removals: frees what no entry uses any more. Returns the bytes freed. */
   sweep(signal?: AbortSignal): Promise<number>;
 }

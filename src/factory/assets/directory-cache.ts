@@ -115,10 +115,12 @@ export class DirectoryAssetCache implements AssetCache {
     return found;
   }
 
-  async remove(key: string): Promise<void> {
-    await rm(join(this.#dir, key), { recursive: true, force: true });
-    this.#checked.delete(key);
-    await this.#usage.forget(key);
+  async remove(keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      await rm(join(this.#dir, key), { recursive: true, force: true });
+      this.#checked.delete(key);
+      await this.#usage.forget(key);
+    }
   }
 
   async sweep(): Promise<number> {

@@ -42,7 +42,6 @@ export async function collectCacheGarbage(
     const tooBig = options.maxSizeBytes !== undefined && total > options.maxSizeBytes;
     if (tooOld || tooBig) {
       if (!inUse(entry.key)) {
-        if (!options.dryRun) await cache.remove(entry.key);
         total -= entry.size;
         result.removed.push({ key: entry.key, size: entry.size, reason: tooOld ? "age" : "size" });
         continue;
@@ -52,6 +51,17 @@ export async function collectCacheGarbage(
     result.kept++;
     result.keptBytes += entry.size;
   }
-  if (!options.dryRun) result.sweptBytes = await cache.sweep(options.signal);
+  if (!options.dryRun) {
+    // One removal for all of them (a registry's tags are read once); what got a user meanwhile stays.
+    const gone = result.removed.filter((entry) => !inUse(entry.key));
+    for (const entry of result.removed.filter((e) => inUse(e.key))) {
+      result.inUse++;
+      result.kept++;
+      result.keptBytes += entry.size;
+    }
+    result.removed = gone;
+    await cache.remove(gone.map((entry) => entry.key));
+    result.sweptBytes = await cache.sweep(options.signal);
+  }
   return result;
 }

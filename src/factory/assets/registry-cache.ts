@@ -298,7 +298,8 @@ export class RegistryAssetCache implements AssetCache {
     return { path, ...checked };
   }
 
-  async list(): Promise<CacheEntrySummary[]> {
+  /** Every entry's key, manifest digest and layers, read once per tag. */
+  async #entries(): Promise<{ key: string; digest: Digest; layers: { digest: string; size: number }[] }[]> {
     const { repository } = this.#o;
     let tags: string[];
     try {
@@ -307,13 +308,12 @@ export class RegistryAssetCache implements AssetCache {
       if (isAppError(err, "NotFound")) return [];
       throw outage(repository, "listing entries", err);
     }
-    const found: CacheEntrySummary[] = [];
+    const found: { key: string; digest: Digest; layers: { digest: string; size: number }[] }[] = [];
     for (const key of tags.filter((tag) => keyPattern.test(tag))) {
       try {
         const record = await repository.getManifest(key);
         const manifest = parseManifest(record.body, record.mediaType).manifest;
-        const size = isImageIndex(manifest) ? 0 : manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
-        found.push({ key, size, lastUsedMs: await this.#usage.lastUsed(key) });
+        found.push({ key, digest: record.digest, layers: isImageIndex(manifest) ? [] : manifest.layers });
       } catch (err) {
         if (!isAppError(err, "NotFound")) throw outage(repository, `reading ${key}`, err);
       }
@@ -321,25 +321,44 @@ export class RegistryAssetCache implements AssetCache {
     return found;
   }
 
+  async list(): Promise<CacheEntrySummary[]> {
+    const found: CacheEntrySummary[] = [];
+    for (const entry of await this.#entries()) {
+      const size = entry.layers.reduce((sum, layer) => sum + layer.size, 0);
+      found.push({ key: entry.key, size, lastUsedMs: await this.#usage.lastUsed(entry.key) });
+    }
+    return found;
+  }
+
   /**
-   * Removes the entry's tag; its manifest and signature go too unless another key's tag points at the same
-   * manifest (two requests that built identical bytes).
+   * Removes the entries' tags; a manifest and its signature go too once no remaining key's tag points at it
+   * (two requests that built identical bytes share one). The tags are read once for all the keys.
    */
-  async remove(key: string): Promise<void> {
+  async remove(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
     const { repository } = this.#o;
+    const removing = new Set(keys);
     try {
-      const digest = await this.#resolve(key);
-      await repository.deleteManifest(key);
-      await this.#usage.forget(key);
-      if (digest === undefined) return;
-      for (const tag of (await repository.listTags()).filter((t) => keyPattern.test(t)))
-        if ((await repository.statManifest(tag))?.digest === digest) return;
-      const signature = await repository.statManifest(signatureTag(digest));
-      if (signature !== undefined) await repository.deleteManifest(signature.digest);
-      await repository.deleteManifest(digest);
+      const keysByDigest = new Map<Digest, string[]>();
+      for (const entry of await this.#entries())
+        keysByDigest.set(entry.digest, [...(keysByDigest.get(entry.digest) ?? []), entry.key]);
+      for (const key of keys) {
+        try {
+          await repository.deleteManifest(key);
+        } catch (err) {
+          if (!isAppError(err, "NotFound")) throw err;
+        }
+        await this.#usage.forget(key);
+      }
+      for (const [digest, tagged] of keysByDigest) {
+        if (!tagged.every((key) => removing.has(key))) continue;
+        const signature = await repository.statManifest(signatureTag(digest));
+        if (signature !== undefined) await repository.deleteManifest(signature.digest);
+        await repository.deleteManifest(digest);
+      }
     } catch (err) {
       if (isAppError(err, "NotFound")) return;
-      throw outage(repository, `removing ${key}`, err);
+      throw outage(repository, `removing ${keys.length} entries`, err);
     }
   }
 
@@ -347,14 +366,8 @@ export class RegistryAssetCache implements AssetCache {
   async sweep(signal?: AbortSignal): Promise<number> {
     if (this.#o.local) return this.#o.local.sweep(signal);
     const wanted = new Set<string>();
-    for (const { key } of await this.list()) {
-      const digest = await this.#resolve(key);
-      if (digest === undefined) continue;
-      const record = await this.#o.repository.getManifest(digest);
-      const manifest = parseManifest(record.body, record.mediaType).manifest;
-      if (!isImageIndex(manifest))
-        for (const layer of manifest.layers) wanted.add(layer.digest.slice("sha256:".length));
-    }
+    for (const entry of await this.#entries())
+      for (const layer of entry.layers) wanted.add(layer.digest.slice("sha256:".length));
     let freed = 0;
     let names: string[];
     try {
