@@ -16,6 +16,7 @@
 // Settings for features not built yet carry `unsupported`: they are read (so an upstream configuration file
 // or command line parses) but any value other than the default is refused by name at validation.
 
+import { defaultExternalUrl } from "../../imager/extensions.ts";
 import { vendorIdentity } from "../../signing/policy.ts";
 
 export type SettingType = "string" | "bool" | "int" | "duration" | "list";
@@ -142,7 +143,7 @@ export const scalarSettings: readonly SettingSpec[] = [
   {
     key: "http.externalURL",
     type: "string",
-    default: "https://localhost/",
+    default: defaultExternalUrl,
     flag: "external-url",
     help: "the factory's public URL",
   },
