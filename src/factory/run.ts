@@ -4,7 +4,7 @@
 // shutdown signal and close their connections), then close the stores (nothing half-written:
 // schematics are pushed layer, config, then the tagged manifest, and the store writes by rename).
 
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
@@ -14,6 +14,7 @@ import { RegistryClient } from "../oci/client/client.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
+import { publicKeyPem } from "../signing/keys.ts";
 import { KeySigner } from "../signing/signer.ts";
 import { buildFactoryApp } from "./app.ts";
 import { createAssetService } from "./assets/factory.ts";
@@ -96,11 +97,6 @@ function usesEmbeddedStore(config: FactoryConfig): boolean {
 async function cacheSigningPrivateKey(config: FactoryConfig): Promise<KeyObject> {
   const key = config.cacheSigningKey;
   return key.privateKey ?? createPrivateKey(await readFile(key.file));
-}
-
-/** The cache signing key's public half, as PEM (SPKI), for /oci/cosign/signing-key.pub. */
-async function cacheSigningPublicKeyPem(config: FactoryConfig): Promise<string> {
-  return createPublicKey(await cacheSigningPrivateKey(config)).export({ type: "spki", format: "pem" }) as string;
 }
 
 /** The source-image proxy's names (upstream's ImageMap) → repository paths on the image registry. */
@@ -285,6 +281,8 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       metrics: sourcesMetricsHooks(metrics),
     });
     closers.set("sources", () => sources.stop());
+    // Read once: it signs and verifies cache entries and installers, and its public half is published.
+    const signingKey = await cacheSigningPrivateKey(config);
     const assets = await createAssetService(config, sources, {
       log: logger.child({ component: "assets" }),
       metrics,
@@ -292,7 +290,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       signal: shutdown.signal,
       cache: {
         repository: repositoryAt(config.stores.cache),
-        privateKey: await cacheSigningPrivateKey(config),
+        privateKey: signingKey,
         // Only when the cache repository itself is in the embedded store (another store may be embedded alone).
         ...(store !== undefined && config.stores.cache.kind === "embedded" ? { store } : {}),
       },
@@ -300,7 +298,6 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
 
     const gc = scheduleCacheGc(config, assets, logger.child({ component: "cache-gc" }), shutdown.signal);
     if (gc) closers.set("gc", gc);
-    const signingKey = await cacheSigningPrivateKey(config);
     const installerRepository = (image: string, schematicId: string): Repository => {
       const location = config.stores.installerInternal;
       return repositoryAt({ ...location, repository: `${location.repository}/${image}/${schematicId}` });
@@ -341,7 +338,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       readinessChecks,
       assets,
       externalPxeUrl: config.http.externalPxeUrl,
-      signingKeyPem: await cacheSigningPublicKeyPem(config),
+      signingKeyPem: publicKeyPem(signingKey),
       registryFront: {
         schematics,
         installers,

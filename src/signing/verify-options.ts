@@ -13,6 +13,7 @@ import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { type TrustMaterial, toTrustMaterial } from "@sigstore/verify";
 import { type Command, Option } from "commander";
 import { badRequest, isAppError } from "../errors.ts";
+import { signatureAlgorithm } from "./keys.ts";
 import { cosignFlagNames, type IdentityFlagNames, type IdentityMatcher, IdentityPolicy } from "./policy.ts";
 
 export type SignatureHashAlgorithm = "sha256" | "sha384" | "sha512";
@@ -165,6 +166,15 @@ export const cosignVerificationFlags: VerificationFlagNames = {
 };
 
 /** Reads the files once and compiles the policy. BadRequest (naming the flag) for anything unusable. */
+/**
+ * Verification that accepts exactly the signatures of one key (a private key is taken by its public half):
+ * how the factory checks its own cache entries and installers.
+ */
+export function verificationByKey(key: KeyObject, description: string): LoadedVerification {
+  const publicKey = key.type === "private" ? createPublicKey(key) : key;
+  return { disabled: false, key: { publicKey, hashAlgo: signatureAlgorithm(key), description } };
+}
+
 export async function loadVerification(
   options: VerificationOptions,
   flags: VerificationFlagNames = cosignVerificationFlags,

@@ -3,16 +3,16 @@
 // build concurrency limit (-asset-builder-max-concurrency), and upstream's asset metrics
 // (internal/asset/metrics.go names).
 
-import { createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { schematicExtensionAuthor } from "../../imager/extensions.ts";
 import type { Digest } from "../../oci/digest.ts";
 import type { Repository } from "../../oci/repository.ts";
 import { collectStoreGarbage, removeDamagedBlob } from "../../registry/gc.ts";
 import type { RegistryStore } from "../../registry/store.ts";
-import { signatureAlgorithm } from "../../signing/keys.ts";
 import { KeySigner } from "../../signing/signer.ts";
 import { SignatureVerifier } from "../../signing/verify.ts";
+import { verificationByKey } from "../../signing/verify-options.ts";
 import type { FactoryConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
 import { SourceContentCache } from "../sources/content-cache.ts";
@@ -43,14 +43,7 @@ export function createRegistryAssetCache(
 ): RegistryAssetCache {
   const { repository, privateKey, store } = setup;
   const location = config.stores.cache;
-  const verifier = new SignatureVerifier(() => repository, {
-    disabled: false,
-    key: {
-      publicKey: createPublicKey(privateKey),
-      hashAlgo: signatureAlgorithm(privateKey),
-      description: "the cache signing key",
-    },
-  });
+  const verifier = new SignatureVerifier(() => repository, verificationByKey(privateKey, "the cache signing key"));
   return new RegistryAssetCache({
     repository,
     dockerReference: location.kind === "remote" ? location.reference : `embedded/${location.repository}`,

@@ -8,17 +8,17 @@
 //   `.sig`) and the signature read back and verified; only then the version tag is pushed. A failure
 //   anywhere leaves no tag, so nothing half-made is ever answered.
 
-import { createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { badRequest, integrity, isAppError, notFound, notImplemented } from "../../errors.ts";
 import type { Digest } from "../../oci/digest.ts";
 import { loadDockerArchive } from "../../oci/docker-archive-load.ts";
 import type { Descriptor, ImageIndex } from "../../oci/manifest.ts";
 import { MediaType } from "../../oci/mediatypes.ts";
 import type { Repository } from "../../oci/repository.ts";
-import { signatureAlgorithm } from "../../signing/keys.ts";
 import { signImage } from "../../signing/sign.ts";
 import type { Signer } from "../../signing/signer.ts";
 import { SignatureVerifier } from "../../signing/verify.ts";
+import { verificationByKey } from "../../signing/verify-options.ts";
 import { type AssetRequest, parseAssetRequest } from "../../talos/asset-path.ts";
 import type { Arch } from "../../talos/platforms.ts";
 import type { Schematic } from "../../talos/schematic.ts";
@@ -109,19 +109,11 @@ export class InstallerService {
 
   constructor(options: InstallerServiceOptions) {
     this.#options = options;
-    const publicKey = createPublicKey(options.signingKey);
     this.#verifier = new SignatureVerifier(
       () => {
         throw new Error("the installer verifier reads repositories it is given");
       },
-      {
-        disabled: false,
-        key: {
-          publicKey,
-          hashAlgo: signatureAlgorithm(publicKey),
-          description: "the cache signing key",
-        },
-      },
+      verificationByKey(options.signingKey, "the cache signing key"),
     );
   }
 
