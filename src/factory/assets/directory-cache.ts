@@ -28,6 +28,7 @@ export class DirectoryAssetCache implements AssetCache {
   /** Entries whose bytes were checked in this process (key → sha256). */
   readonly #checked = new Map<string, string>();
   readonly #log: (line: string) => void;
+  #cleared: Promise<number> | undefined;
 
   constructor(dir: string, log: (line: string) => void = () => {}) {
     this.#dir = dir;
@@ -38,7 +39,9 @@ export class DirectoryAssetCache implements AssetCache {
   }
 
   async scratch(): Promise<string> {
-    await this.#scratch.clearAbandoned();
+    // What killed runs left is cleared once, before this process's first build.
+    this.#cleared ??= this.#scratch.clearAbandoned();
+    await this.#cleared;
     return this.#scratch.create();
   }
 
