@@ -15,9 +15,7 @@ import { SignatureVerifier } from "../../signing/verify.ts";
 import { verificationByKey } from "../../signing/verify-options.ts";
 import type { FactoryConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
-import { SourceContentCache } from "../sources/content-cache.ts";
-import { ImagerInputResolver } from "../sources/imager-inputs.ts";
-import type { createSources } from "../sources/index.ts";
+import { createImagerInputResolver, type createSources } from "../sources/index.ts";
 import { RegistryAssetCache } from "./registry-cache.ts";
 import { AssetService } from "./service.ts";
 
@@ -84,13 +82,7 @@ export async function createAssetService(
     signal?: AbortSignal;
   },
 ): Promise<AssetService> {
-  const resolver = new ImagerInputResolver({
-    verifier: sources.verifier,
-    catalogs: sources.catalogs,
-    versions: sources.versions,
-    images: config.images,
-    cache: new SourceContentCache({ dir: join(deps.dir, "sources") }),
-  });
+  const resolver = createImagerInputResolver(sources, config.images, deps.dir);
   const { metrics } = deps;
   const labels = (request: { talosVersion: string; kind: string; arch: string }) => ({
     talos_version: request.talosVersion,

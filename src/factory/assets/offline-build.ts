@@ -14,9 +14,8 @@ import { type AssetRequest, parseAssetRequest } from "../../talos/asset-path.ts"
 import { type Schematic, schematicId } from "../../talos/schematic.ts";
 import type { validateSourceSettings } from "../config/config.ts";
 import { registryClientOptionsFor } from "../registry-access.ts";
-import { SourceContentCache } from "../sources/content-cache.ts";
-import { ImagerInputResolver, type SourceProgress } from "../sources/imager-inputs.ts";
-import { createSources } from "../sources/index.ts";
+import type { SourceProgress } from "../sources/imager-inputs.ts";
+import { createImagerInputResolver, createSources } from "../sources/index.ts";
 import { DirectoryAssetCache } from "./directory-cache.ts";
 import { AssetService } from "./service.ts";
 
@@ -103,13 +102,7 @@ export async function buildAssetsOffline(
     },
   );
   try {
-    const resolver = new ImagerInputResolver({
-      verifier: sources.verifier,
-      catalogs: sources.catalogs,
-      versions: sources.versions,
-      images: settings.images,
-      cache: new SourceContentCache({ dir: join(options.cacheDir, "sources") }),
-    });
+    const resolver = createImagerInputResolver(sources, settings.images, options.cacheDir);
     await mkdir(options.outputDir, { recursive: true });
     const assets = new AssetService({
       resolver,

@@ -2,11 +2,14 @@
 // all read from the configured image registry through one signature verifier. `createSources` is what the
 // service wires in; `start()` loads the version list and keeps it fresh, `stop()` ends background reads.
 
+import { join } from "node:path";
 import { parseReference } from "../../oci/reference.ts";
 import { type RepositoryAccess, SignatureVerifier } from "../../signing/verify.ts";
 import type { FactoryConfig } from "../config/config.ts";
 import type { CatalogImageLimits } from "./catalog-image.ts";
 import { CatalogService } from "./catalogs.ts";
+import { SourceContentCache } from "./content-cache.ts";
+import { ImagerInputResolver, type ImagerSourceImages } from "./imager-inputs.ts";
 import type { Clock, SourcesLog, SourcesMetrics } from "./runtime.ts";
 import { TalosVersionService } from "./versions.ts";
 
@@ -94,4 +97,19 @@ export function createSources(config: SourcesConfig, deps: SourcesDeps): Factory
       await catalogs.settled();
     },
   };
+}
+
+/** The resolver of imager inputs over these sources, pulling into the content cache `<cacheDir>/sources`. */
+export function createImagerInputResolver(
+  sources: FactorySources,
+  images: ImagerSourceImages,
+  cacheDir: string,
+): ImagerInputResolver {
+  return new ImagerInputResolver({
+    verifier: sources.verifier,
+    catalogs: sources.catalogs,
+    versions: sources.versions,
+    images,
+    cache: new SourceContentCache({ dir: join(cacheDir, "sources") }),
+  });
 }
