@@ -4,11 +4,12 @@
 
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
-import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
+import { type Duplex, PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, createGzip, createZstdCompress, constants as zlibConstants } from "node:zlib";
+import { createGunzip, createGzip, constants as zlibConstants } from "node:zlib";
 import { AppError, integrity } from "../errors.ts";
 import { zstdDecompress } from "../tools/zstd.ts";
+import { createZstdCompressor } from "../util/zstd-compress.ts";
 import { type Digest, VerifyingStream } from "./digest.ts";
 import type { Descriptor } from "./manifest.ts";
 import { layerCompression, MediaType } from "./mediatypes.ts";
@@ -55,11 +56,11 @@ class PinGzipOsByte extends Transform {
   }
 }
 
-function compressor(compression: LayerCompression, level?: number): Transform[] {
+function compressor(compression: LayerCompression, level?: number): Duplex[] {
   if (compression === "gzip") return [createGzip({ level: level ?? 6 }), new PinGzipOsByte()];
   if (compression === "zstd")
     return [
-      createZstdCompress({
+      createZstdCompressor({
         params: {
           [zlibConstants.ZSTD_c_compressionLevel]: level ?? 3,
           // A frame checksum lets readers detect corruption inside the frame.

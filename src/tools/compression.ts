@@ -7,7 +7,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { type Duplex, PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, createGzip, createZstdCompress, createZstdDecompress, constants as zlib } from "node:zlib";
+import { createGunzip, createGzip, createZstdDecompress, constants as zlib } from "node:zlib";
 import { integrity } from "../errors.ts";
 import {
   ByteReader,
@@ -21,6 +21,7 @@ import {
   readCpioArchive,
   skipZeros,
 } from "../formats/cpio.ts";
+import { createZstdCompressor } from "../util/zstd-compress.ts";
 import { xzCompress, xzDecompress } from "./xz.ts";
 import { zstdCompress, zstdDecompress } from "./zstd.ts";
 
@@ -54,7 +55,7 @@ export function createCompressor(compression: Compression, options: CompressOpti
     case "zstd": {
       const level = options.level ?? 18;
       if (options.engine === "cli") return zstdCompress({ level, signal: options.signal });
-      return createZstdCompress({
+      return createZstdCompressor({
         params: { [zlib.ZSTD_c_compressionLevel]: level, [zlib.ZSTD_c_checksumFlag]: 1 },
       });
     }
