@@ -435,7 +435,9 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     signal?.throwIfAborted();
     await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
       compression: rules.squashfsCompression,
+      // internal/pkg/extensions/compress.go: zstd level 18, or xz with a dictionary as large as a block.
       level: rules.squashfsCompression === "zstd" ? 18 : undefined,
+      xzDictSize: rules.squashfsCompression === "xz" ? "100%" : undefined,
       mtime,
       processors: 1,
       signal,

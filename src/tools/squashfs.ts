@@ -2,7 +2,8 @@
 //
 // Upstream Talos packs each extension rootfs with
 //   mksquashfs <rootfs> <n>.sqsh -all-root -noappend -no-progress -comp zstd -Xcompression-level 18
-// and with `-comp xz` (no level: the xz compressor takes none) before Talos 1.8. Timestamps: squashfs-tools
+// and with `-comp xz -Xdict-size 100%` (no level: the xz compressor takes none) before Talos 1.8
+// (internal/pkg/extensions/compress.go). Timestamps: squashfs-tools
 // refuses SOURCE_DATE_EPOCH together with -mkfs-time/-all-time, so when we pin a time we pass the flags and
 // drop the variable from the child's environment.
 
@@ -18,6 +19,8 @@ export interface MksquashfsOptions {
   compression: SquashfsCompression;
   /** -Xcompression-level (zstd 1–22, gzip 1–9); not accepted for xz. Upstream uses 18 for zstd. */
   level?: number;
+  /** xz only: -Xdict-size, a percentage of the block size ("100%") or a byte count; upstream gives "100%". */
+  xzDictSize?: string;
   /** Data block size in bytes (power of two, 4 KiB–1 MiB); default the tool's 128 KiB. */
   blockSize?: number;
   /**
@@ -41,6 +44,13 @@ export function mksquashfsArgs(sourceDir: string, outFile: string, options: Mksq
     if (options.compression === "xz")
       throw new AppError("BadRequest", "mksquashfs: the xz compressor takes no compression level");
     args.push("-Xcompression-level", String(options.level));
+  }
+  if (options.xzDictSize !== undefined) {
+    if (options.compression !== "xz")
+      throw new AppError("BadRequest", `mksquashfs: -Xdict-size is an xz option, not ${options.compression}`);
+    if (!/^(100|[1-9]\d?)%$|^\d+[KM]?$/.test(options.xzDictSize))
+      throw new AppError("BadRequest", `mksquashfs: invalid xz dictionary size "${options.xzDictSize}"`);
+    args.push("-Xdict-size", options.xzDictSize);
   }
   if (options.blockSize !== undefined) {
     const size = options.blockSize;

@@ -32,6 +32,13 @@ describe("mksquashfs arguments", () => {
       "18",
     ]);
   });
+  test("before Talos 1.8 upstream's flags are -comp xz -Xdict-size 100% (internal/pkg/extensions/compress.go)", () => {
+    const args = mksquashfsArgs("in", "out.sqsh", { compression: "xz", xzDictSize: "100%" });
+    assert.deepEqual(args.slice(args.indexOf("-comp"), args.indexOf("-comp") + 2), ["-comp", "xz"]);
+    assert.deepEqual(args.slice(args.indexOf("-Xdict-size"), args.indexOf("-Xdict-size") + 2), ["-Xdict-size", "100%"]);
+    assert.throws(() => mksquashfsArgs("in", "out", { compression: "zstd", xzDictSize: "100%" }), /xz option/);
+    assert.throws(() => mksquashfsArgs("in", "out", { compression: "xz", xzDictSize: "100%; rm" }), /invalid xz/);
+  });
   test("xz takes no level, block sizes must be powers of two", () => {
     assert.throws(() => mksquashfsArgs("in", "out", { compression: "xz", level: 5 }), /no compression level/);
     assert.throws(() => mksquashfsArgs("in", "out", { compression: "zstd", blockSize: 3000 }), /power of two/);
