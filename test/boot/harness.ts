@@ -136,8 +136,7 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
       "-device",
       `virtio-blk-pci,drive=disk0,logical_block_size=${size},physical_block_size=${size}`,
     );
-  } else if (options.disk !== undefined)
-    args.push("-drive", `file=${options.disk},format=raw,if=virtio,snapshot=on`);
+  } else if (options.disk !== undefined) args.push("-drive", `file=${options.disk},format=raw,if=virtio,snapshot=on`);
   if (options.uki !== undefined) args.push("-drive", `file=fat:rw:${join(scratch, "esp")},format=raw`);
   return args;
 }
