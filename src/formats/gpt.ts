@@ -19,6 +19,8 @@ const headerSignature = "EFI PART";
 const headerRevision = 0x00010000;
 const nameBytes = 72; // 36 UTF-16LE code units
 const mib = 1024 * 1024;
+/** The logical sector sizes a GPT is laid out for here: powers of two up to a 4 KiB page. */
+export const gptSectorSizes: readonly number[] = [512, 1024, 2048, 4096];
 
 /** Partition type GUIDs Talos uses (internal/pkg/partition). */
 export const GptType = {
@@ -126,7 +128,7 @@ export interface GptPlanOptions {
   diskSizeBytes: number;
   partitions: readonly GptPartitionSpec[];
   diskGuid: string;
-  /** 512 (default) or 4096. */
+  /** Logical sector size: 512 (default), 1024, 2048 or 4096. */
   sectorSize?: number;
   /** Start alignment (default 1 MiB, as upstream: max(io size, 2048 × 512)). */
   alignmentBytes?: number;
@@ -144,7 +146,7 @@ function checkName(name: string): void {
 /** Places the partitions one after the other from the first usable LBA, each start aligned. */
 export function planGpt(options: GptPlanOptions): GptLayout {
   const sectorSize = options.sectorSize ?? 512;
-  if (sectorSize !== 512 && sectorSize !== 4096) throw badRequest(`unsupported sector size ${sectorSize}`);
+  if (!gptSectorSizes.includes(sectorSize)) throw badRequest(`unsupported sector size ${sectorSize}`);
   const alignment = Math.ceil(Math.max(options.alignmentBytes ?? mib, sectorSize) / sectorSize);
   if (!Number.isSafeInteger(options.diskSizeBytes) || options.diskSizeBytes % sectorSize !== 0)
     throw badRequest(`disk size ${options.diskSizeBytes} is not a whole number of ${sectorSize}-byte sectors`);

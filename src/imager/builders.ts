@@ -332,7 +332,9 @@ const diskBuilder: AssetBuilder = {
     const plainRaw = disk.format === "raw" && disk.compression === "none";
     const raw = plainRaw ? outPath : join(context.workDir, "disk.raw");
     const meta: MetaRecord[] = profile.schematic.meta.map((m) => ({ tag: m.key, value: Buffer.from(m.value) }));
-    context.log(`disk image with ${bootloader}, ${disk.sizeBytes / (1024 * 1024)} MiB`);
+    context.log(
+      `disk image with ${bootloader}, ${disk.sizeBytes / (1024 * 1024)} MiB, ${disk.sectorSize ?? 512}-byte sectors`,
+    );
     const { layout } = await buildTalosDisk({
       out: raw,
       sizeBytes: disk.sizeBytes,
@@ -354,6 +356,7 @@ const diskBuilder: AssetBuilder = {
           }
         : {}),
       meta,
+      ...(disk.sectorSize === undefined ? {} : { sectorSize: disk.sectorSize }),
       scratchDir: context.workDir,
       mtime: context.mtime,
       signal: context.signal,

@@ -12,13 +12,20 @@
 //   - ISOs and disk images keep the platform, the extra kernel args and META (a disk image puts META in its
 //     META partition, an ISO on the command line) and record the boot loader the version picks; disk images
 //     also record their size and qemu-img options, from the platform's defaults as image-factory's
-//     ParseFromPath takes them (8 GiB for a platform without defaults).
+//     ParseFromPath takes them (8 GiB for a platform without defaults), and the schematic's disk sector
+//     size when it is not 512 (other kinds ignore it, as upstream).
 
 import { createHash } from "node:crypto";
 import { badRequest, unsupported } from "../errors.ts";
 import type { AssetRequest, DiskCompression, DiskFormat } from "../talos/asset-path.ts";
 import type { OutputKind } from "../talos/cmdline.ts";
-import { diskImageBytes, diskImageDefaults } from "../talos/disk-layout.ts";
+import {
+  defaultDiskSectorSize,
+  diskImageBytes,
+  diskImageDefaults,
+  diskLayoutFor,
+  diskSectorSize,
+} from "../talos/disk-layout.ts";
 import type { MetaValue } from "../talos/meta.ts";
 import type { Arch } from "../talos/platforms.ts";
 import type { Bootloader } from "../talos/schematic.ts";
@@ -41,6 +48,8 @@ export interface DiskImageProfile {
   sizeBytes: number;
   /** qemu-img `-o` options (qcow2, vhd), from the platform's defaults. */
   formatOptions?: string;
+  /** The logical sector size when the schematic sets one other than 512 (absent: 512, the same bytes). */
+  sectorSize?: number;
 }
 
 export interface ProfileExtension {
@@ -123,7 +132,9 @@ export function diskImageProfile(
   disk: { format: DiskFormat; compression: DiskCompression },
   rules: VersionRules,
   bootloader: Bootloader,
+  requestedSectorSize?: number,
 ): DiskImageProfile {
+  const sectorSize = diskSectorSize(requestedSectorSize, diskLayoutFor(rules, bootloader));
   let defaults: ReturnType<typeof diskImageDefaults> | undefined;
   try {
     defaults = diskImageDefaults(platform);
@@ -143,6 +154,7 @@ export function diskImageProfile(
     compression: disk.compression,
     sizeBytes: diskImageBytes(base, rules, bootloader),
     ...(formatOptions === undefined ? {} : { formatOptions }),
+    ...(sectorSize === defaultDiskSectorSize ? {} : { sectorSize }),
   };
 }
 
@@ -192,7 +204,14 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
   let disk: DiskImageProfile | undefined;
   if (kind === "disk") {
     if (request.disk === undefined) throw badRequest(`${request.filename}: a disk image request names no format`);
-    disk = diskImageProfile(request.platform, request.disk, rules, bootloader as Bootloader);
+    // The schematic's sector size applies to disk images only (image-factory EnhanceFromSchematic, OutKindImage).
+    disk = diskImageProfile(
+      request.platform,
+      request.disk,
+      rules,
+      bootloader as Bootloader,
+      schematic.customization.diskImage?.sectorSize,
+    );
   }
   return {
     kind,

@@ -4,7 +4,7 @@
 // (pkg/imager/profile/default.go). Sizes that change between versions come from the version rules.
 
 import { badRequest } from "../errors.ts";
-import { GptAttribute, GptType } from "../formats/gpt.ts";
+import { GptAttribute, GptType, gptSectorSizes } from "../formats/gpt.ts";
 import type { Bootloader } from "./schematic.ts";
 import type { VersionRules } from "./version-rules.ts";
 
@@ -115,6 +115,41 @@ export function diskImageBytes(baseBytes: number, rules: VersionRules, bootloade
   if (bootloader === "dual-boot") size += partitionSizes.biosBytes + bootPartitionBytes(rules);
   return size;
 }
+
+/** The sector size of a disk image unless the schematic sets one (schematic.DiskImageCustomization). */
+export const defaultDiskSectorSize = 512;
+
+/**
+ * The logical sector size a disk image is made for, from the schematic's `customization.diskImage.sectorSize`
+ * (undefined or 0: 512). Upstream hands any value to its imager (image-factory internal/profile/profile.go
+ * EnhanceFromSchematic sets ImageOptions.DiskSectorSize for disk images, every Talos version; talos
+ * pkg/imager/out.go passes it to the installer's image mode, which lays out the GPT in that unit and runs
+ * mkfs.vfat -S / mkfs.xfs -s size= with it). A size the tools or Linux cannot use (not a power of two, or
+ * above the 4 KiB page Linux caps logical blocks at) makes upstream's build fail with a 500; here it is a 400
+ * naming the sizes that work.
+ */
+export function diskSectorSize(requested: number | undefined, layout: readonly DiskPartitionLayout[]): number {
+  if (requested === undefined || requested === 0) return defaultDiskSectorSize;
+  if (!gptSectorSizes.includes(requested))
+    throw badRequest(
+      `customization.diskImage.sectorSize ${requested} is not supported: disk images are made with ${gptSectorSizes.join(", ")}-byte sectors`,
+      "SECTOR_SIZE_UNSUPPORTED",
+    );
+  // EFI is FAT32 (mkfs.vfat -F 32, one sector per cluster at most): FAT32 needs 65525 clusters (Microsoft's
+  // FAT specification decides the FAT type by the cluster count alone), plus room for the reserved sectors
+  // and the FATs. GRUB's 100 MiB EFI has 25600 sectors of 4096 bytes: mtools then cannot read it ("Error
+  // reading FAT") and firmware may take it for FAT16, so such an image is refused rather than made broken.
+  const efi = layout.find((p) => p.label === "EFI")?.sizeBytes;
+  if (efi !== undefined && efi / requested < fat32MinClusters + 2048)
+    throw badRequest(
+      `customization.diskImage.sectorSize ${requested} is not supported for this boot loader: its ${efi / mib} MiB EFI partition ` +
+        `would hold ${Math.floor(efi / requested)} sectors, too few for FAT32 (${fat32MinClusters} clusters); use sd-boot or dual-boot, or a smaller sector size`,
+      "SECTOR_SIZE_UNSUPPORTED",
+    );
+  return requested;
+}
+
+const fat32MinClusters = 65525;
 
 export type DiskFormat = "raw" | "qcow2" | "vpc" | "ova";
 

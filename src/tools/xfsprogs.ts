@@ -26,6 +26,8 @@ export interface MkfsXfsOptions extends Options {
   configFile?: string;
   /** The time (seconds since the epoch) every timestamp in the file system gets. */
   mtime?: number;
+  /** `-s size=`: the logical sector size of the disk it is made for (mkfs.xfs probes it otherwise; a file says 512). */
+  sectorSize?: number;
 }
 
 /** libfaketime, when installed (Debian's `libfaketime`, a dependency of `faketime`). */
@@ -58,6 +60,7 @@ export function mkfsXfsArgs(image: string, options: MkfsXfsOptions): string[] {
   const args = ["-n", "ftype=1"];
   if (options.configFile !== undefined) args.push("-c", `options=${options.configFile}`);
   args.push("-f", "-L", options.label);
+  if (options.sectorSize !== undefined) args.push("-s", `size=${options.sectorSize}`);
   if (options.uuid !== undefined) args.push("-m", `uuid=${options.uuid.toLowerCase()}`);
   if (options.protofile !== undefined) args.push("-p", options.protofile);
   args.push(image);

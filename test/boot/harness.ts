@@ -5,6 +5,7 @@
 //   boot({ iso, firmware })                                 a CD-ROM
 //   boot({ disk, firmware })                                a raw disk image on virtio (never modified;
 //                                                           may also accompany a direct kernel boot)
+//   boot({ disk, diskSectorSize: 4096, firmware })          the same with 4096-byte logical blocks (4Kn)
 //   boot({ uki, firmware: "uefi" })                         a UKI as EFI/BOOT/BOOTX64.EFI on a FAT drive
 
 import { spawn } from "node:child_process";
@@ -24,6 +25,8 @@ export interface BootOptions {
   /** Kernel command line for a direct kernel boot; `console=ttyS0` is added when missing. */
   cmdline?: string;
   uki?: string;
+  /** The disk's logical (and physical) block size on its virtio-blk device; default QEMU's 512. */
+  diskSectorSize?: number;
   firmware: "bios" | "uefi";
   /** Give up after this long (default 120 s; a TCG boot takes 8–18 s). */
   timeoutMs?: number;
@@ -125,7 +128,15 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
     );
     if (options.initrd !== undefined) args.push("-initrd", options.initrd);
   } else if (options.iso !== undefined) args.push("-cdrom", options.iso, "-boot", "d");
-  if (options.disk !== undefined) args.push("-drive", `file=${options.disk},format=raw,if=virtio,snapshot=on`);
+  if (options.disk !== undefined && options.diskSectorSize !== undefined) {
+    const size = options.diskSectorSize;
+    args.push(
+      "-drive",
+      `file=${options.disk},format=raw,if=none,id=disk0,snapshot=on`,
+      "-device",
+      `virtio-blk-pci,drive=disk0,logical_block_size=${size},physical_block_size=${size}`,
+    );
+  } else if (options.disk !== undefined) args.push("-drive", `file=${options.disk},format=raw,if=virtio,snapshot=on`);
   if (options.uki !== undefined) args.push("-drive", `file=fat:rw:${join(scratch, "esp")},format=raw`);
   return args;
 }

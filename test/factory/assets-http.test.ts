@@ -132,6 +132,22 @@ describe("/image downloads", () => {
     assert.equal(bad.status, 400);
   });
 
+  it("customization.diskImage.sectorSize: any value is a schematic (upstream: schematic.go, a uint); a disk image with one no disk has is a 400, nothing built", async () => {
+    const odd = await postSchematic("customization:\n  diskImage:\n    sectorSize: 1000\n");
+    const before = await metrics();
+    const res = await fetch(`${base}/image/${odd}/${version}/metal-amd64.raw.zst`);
+    const text = await res.text();
+    assert.equal(res.status, 400, text);
+    assert.match(
+      text,
+      /sectorSize 1000 is not supported: disk images are made with 512, 1024, 2048, 4096-byte sectors/,
+    );
+    assert.equal(
+      metricSum(await metrics(), "image_factory_assets_built_total"),
+      metricSum(before, "image_factory_assets_built_total"),
+    );
+  });
+
   it("Range: 206 with Content-Range, suffix ranges, 416 past the end, If-Range with another ETag → whole", async () => {
     const kernel = downloaded.get("kernel-amd64") as Buffer;
     const url = `${base}/image/${id}/${version}/kernel-amd64`;

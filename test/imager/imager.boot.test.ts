@@ -3,14 +3,15 @@
 // extra kernel arg, a removed default (-consoleblank) and a META value; for Talos 1.10 and 1.8 the kernel +
 // initramfs + cmdline boot directly (the PXE path, BIOS), and the UKI boots under UEFI. The guest's
 // report must show every extension with its version, the module loaded, the arg present, consoleblank gone,
-// the META value from talos.environment, and the schematic ID.
+// the META value from talos.environment, and the schematic ID. One disk image (Talos 1.10, dual-boot) made with
+// 4096-byte sectors boots under UEFI from a disk with 4096-byte logical blocks.
 
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { schematicId } from "../../src/talos/schematic.ts";
-import { boot, bootUnavailable } from "../boot/harness.ts";
+import { boot, bootUnavailable, qemuArgs } from "../boot/harness.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
 import {
   assertBootReport,
@@ -81,4 +82,41 @@ describe("imager assets boot", { skip }, () => {
         extraArgs: version !== "v1.8.2",
       });
     });
+
+  // The schematic's customization.diskImage.sectorSize (image-factory pkg/schematic/schematic.go
+  // DiskImageCustomization; internal/integration/download_test.go "sector size 4096" builds such a
+  // metal-amd64 image): the disk is attached with 4096-byte logical blocks, so firmware and kernel find the
+  // GPT, the ESP and META only if they are laid out in 4096-byte sectors.
+  test("v1.10.3: a dual-boot disk image with 4096-byte sectors boots under UEFI from a 4Kn virtio disk", async () => {
+    const v = prepared.get("v1.10.3") as PreparedVersion;
+    const schematic4k = testSchematic(compatibleExtensions, {
+      extraKernelArgs: ["-consoleblank", "testbed.extra=yes"],
+      meta: [{ key: 0xc, value: "hello from META" }],
+      diskImage: { sectorSize: 4096 },
+    });
+    const dir = join(out, "disk-4k");
+    await mkdir(dir);
+    const disk = await buildAsset(v, schematic4k, "metal-amd64.raw", dir);
+    assert.equal(disk.profile.disk?.sectorSize, 4096);
+    console.log(`v1.10.3 4Kn disk build: ${disk.seconds} s`);
+    // The guest sees 4096-byte logical blocks: OVMF and Linux then read the GPT header at byte 4096 and every
+    // LBA in 4096-byte units; a 512-byte layout would show them no partitions at all.
+    assert.ok(
+      qemuArgs({ disk: disk.path, diskSectorSize: 4096, firmware: "uefi" }, "/scratch").includes(
+        "virtio-blk-pci,drive=disk0,logical_block_size=4096,physical_block_size=4096",
+      ),
+    );
+    const { report, seconds } = await boot({ disk: disk.path, diskSectorSize: 4096, firmware: "uefi" });
+    console.log(`v1.10.3 4Kn disk UEFI boot: ${seconds} s`);
+    assert.equal(report.firmware, "uefi");
+    assert.deepEqual(
+      report.disk?.partitions.map((p) => p.name),
+      ["EFI", "BIOS", "BOOT", "META"],
+    );
+    assert.deepEqual(report.meta, { source: "partition", tags: { "0xc": "hello from META", "0x11": "dual-boot" } });
+    await assertBootReport(report, v, {
+      schematicId: schematicId(schematic4k),
+      kernelRelease: fixture.packages.kernel.release,
+    });
+  });
 });

@@ -22,6 +22,8 @@ export interface FatImageOptions extends Pick<RunOptions, "signal" | "timeoutMs"
   /** Timestamp of every file and directory (seconds); default SOURCE_DATE_EPOCH (else the FAT epoch). */
   mtime?: number;
   sectorsPerCluster?: number;
+  /** Logical sector size (`mkfs.vfat -S`, upstream makefs.WithSectorSize); default 512. */
+  sectorSize?: number;
   /** Paths marked read-only after copying (upstream: loader/random-seed on ISOs). */
   readOnly?: readonly string[];
 }
@@ -49,6 +51,7 @@ export async function buildFatImage(image: string, options: FatImageOptions): Pr
     sizeBytes: options.sizeBytes,
     label: options.label,
     sectorsPerCluster: options.sectorsPerCluster,
+    sectorSize: options.sectorSize,
     signal: options.signal,
     timeoutMs: options.timeoutMs,
   });

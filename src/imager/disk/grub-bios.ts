@@ -109,8 +109,8 @@ export function patchMbrBootCode(mbr: Uint8Array, bootImage: Uint8Array, coreSta
 }
 
 export interface EmbedGrubOptions {
-  /** The BIOS boot partition. */
-  partition: { firstLba: number; sizeBytes: number };
+  /** The BIOS boot partition (its LBAs in the disk's sector size, which need not be 512). */
+  partition: { firstLba: number; offsetBytes: number; sizeBytes: number };
   coreImage: string;
   /** Default: the installed i386-pc boot.img. */
   bootImage?: string;
@@ -127,7 +127,9 @@ export async function embedGrubBios(disk: string, options: EmbedGrubOptions): Pr
   const handle = await open(disk, "r+");
   try {
     const start = options.partition.firstLba;
-    await handle.write(patchCoreImage(core, start), 0, core.length, start * sector);
+    // The LBAs patched in are in the disk's own sectors, as upstream's PatchBlocklistsForDiskImage writes the
+    // partition's FirstLBA whatever the sector size (cmd/installer/pkg/install handleGrubBlocklist).
+    await handle.write(patchCoreImage(core, start), 0, core.length, options.partition.offsetBytes);
     const mbr = Buffer.alloc(sector);
     await handle.read(mbr, 0, sector, 0);
     await handle.write(patchMbrBootCode(mbr, bootImage.subarray(0, sector), start), 0, sector, 0);

@@ -5,6 +5,7 @@
 //   dual-boot: EFI as sd-boot, BIOS and BOOT as GRUB (META records the choice: DiskImageBootloader)
 //   all:       META = the schematic's meta values in the META format (zeros without values, before 1.13)
 //   pre-1.8:   STATE and EPHEMERAL partitions without file systems
+//   sector size (schematic diskImage.sectorSize): the GPT in that unit, FAT and XFS made for it
 // then assembled by assembleDisk.
 
 import { copyFile, link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -37,6 +38,11 @@ export interface TalosDiskOptions {
   uki?: string;
   sdBoot?: string;
   meta?: readonly MetaRecord[];
+  /**
+   * The disk's logical sector size (schematic customization.diskImage.sectorSize): the GPT's unit and the
+   * sector size EFI's FAT and BOOT's XFS are made for, as upstream's image mode (default 512).
+   */
+  sectorSize?: number;
   /** Where intermediate images go (a temp dir under it, removed afterwards). */
   scratchDir: string;
   mtime?: number;
@@ -68,6 +74,8 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
     throw badRequest(`${bootloader} disk images are amd64 only`);
   const work = await mkdtemp(join(options.scratchDir, "talos-disk-"));
   const common = { signal: options.signal, mtime: options.mtime };
+  // Upstream passes -S / -s size= only for a sector size set in the profile (makefs.WithSectorSize).
+  const sectorSize = options.sectorSize !== undefined && options.sectorSize !== 512 ? options.sectorSize : undefined;
   try {
     const withGrub = bootloader === "grub" || bootloader === "dual-boot";
     const withSdBoot = bootloader === "sd-boot" || bootloader === "dual-boot";
@@ -98,6 +106,7 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
         label: "BOOT",
         sourceDir: bootDir,
         configFile: rules.xfsMkfsConfig,
+        sectorSize,
       });
       xfsConfig = result.configFile;
       contents.set("BOOT", { file: bootImage });
@@ -120,6 +129,7 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
       label: "EFI",
       files: efiFiles,
       mtime: options.mtime,
+      sectorSize,
     });
     contents.set("EFI", { file: efiImage });
     const meta = [...(options.meta ?? [])];
@@ -139,6 +149,7 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
         content: contents.get(p.label),
       })),
       grubBios: coreImage === undefined ? undefined : { coreImage },
+      sectorSize,
       signal: options.signal,
     });
     return { layout: gpt, xfsConfig };

@@ -22,6 +22,8 @@ export interface XfsImageOptions extends Pick<RunOptions, "signal" | "timeoutMs"
   configFile?: string;
   /** Every timestamp in the file system (seconds since the epoch). */
   mtime?: number;
+  /** The disk's logical sector size (upstream makefs.WithSectorSize); default mkfs.xfs's 512 for a file. */
+  sectorSize?: number;
 }
 
 export interface XfsImageResult {
@@ -80,6 +82,7 @@ export async function buildXfsImage(image: string, options: XfsImageOptions): Pr
       signal: options.signal,
       timeoutMs: options.timeoutMs,
       ...(options.mtime !== undefined ? { mtime: options.mtime } : {}),
+      ...(options.sectorSize !== undefined ? { sectorSize: options.sectorSize } : {}),
     };
     const droppedOptions =
       configFile === undefined ? [] : await mkfsWithConfig(image, mkfsOptions, configFile, scratch);
