@@ -74,6 +74,8 @@ export interface VersionRules {
   readonly bootPartitionMiB: number;
   /** mkfs.xfs config file upstream passes for BOOT. */
   readonly xfsMkfsConfig: string;
+  /** The factory lists and serves talosctl binaries from the release's `talosctl-all` image. */
+  readonly talosctlDownload: boolean;
 }
 
 type MutableRules = { -readonly [K in keyof VersionRules]: VersionRules[K] } & {
@@ -139,6 +141,7 @@ function baseline(): MutableRules {
     metaAlwaysWritten: false,
     bootPartitionMiB: 1000,
     xfsMkfsConfig: "/usr/share/xfsprogs/mkfs/lts_6.1.conf",
+    talosctlDownload: false,
     args: {
       initOnAlloc: true,
       nvmeIoTimeout: true,
@@ -304,6 +307,15 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "BOOT partition grows to 2000 MiB",
     apply: (r) => {
       r.bootPartitionMiB = 2000;
+    },
+  },
+  {
+    // Upstream's minimum is 1.11.0-alpha.3, but quirks drop the pre-release part before comparing, so every
+    // 1.11.0 pre-release qualifies: the same as 1.11.0 here.
+    since: "1.11.0",
+    rule: "talosctl downloads from the release's talosctl-all image, from 1.11.0-alpha.3 (talos quirks SupportsFactoryTalosctlDownload; image-factory internal/artifacts/manager.go GetTalosctlTuples)",
+    apply: (r) => {
+      r.talosctlDownload = true;
     },
   },
   {

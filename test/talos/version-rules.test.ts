@@ -109,6 +109,16 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "talosctl downloads from 1.11.0-alpha.3 (quirks SupportsFactoryTalosctlDownload; the pre-release part is dropped, so all of 1.11.0's count)",
+    [
+      ["v1.10.7", (r) => r.talosctlDownload, false],
+      ["v1.11.0-alpha.0", (r) => r.talosctlDownload, true],
+      ["v1.11.0-beta.1", (r) => r.talosctlDownload, true],
+      ["v1.11.0", (r) => r.talosctlDownload, true],
+      ["latest-dev", (r) => r.talosctlDownload, true],
+    ],
+  ],
+  [
     "IMA args up to 1.10.x",
     [
       ["v1.10.7", (r) => r.defaultKernelArgs.includes("ima_hash=sha512"), true],
