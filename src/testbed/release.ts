@@ -6,6 +6,7 @@
 //   siderolabs/extensions:<v>             image-digests + descriptions.yaml listing them (the incompatible one
 //                                         too: the factory must refuse it itself, not rely on the catalog)
 //   siderolabs/overlays:<v>               overlays.yaml with no overlays (the test bed has no board overlay)
+//   siderolabs/talosctl-all:<v> (≥1.11)   stand-ins for talosctl binaries at the root (release-talosctl.ts)
 // Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
 // key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
 
@@ -43,6 +44,7 @@ import {
 import { type BuiltImage, buildImage, type ImageSpec, LayerStore, pushImage } from "./release-images.ts";
 import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
+import { talosctlAllSpec } from "./release-talosctl.ts";
 
 /**
  * Released when no version is asked for: two minors on either side of the 1.10 changes (lib/modules, GRUB,
@@ -56,7 +58,13 @@ export const catalogHost = "ghcr.io";
 
 const maxVersions = 32;
 
-export type ReleaseImageKind = "imager" | "installer" | "extension" | "extensions-catalog" | "overlays-catalog";
+export type ReleaseImageKind =
+  | "imager"
+  | "installer"
+  | "extension"
+  | "extensions-catalog"
+  | "overlays-catalog"
+  | "talosctl-all";
 
 export interface ReleaseImage {
   kind: ReleaseImageKind;
@@ -292,6 +300,7 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
     tag: version,
     layers: [[{ type: "file", path: "overlays.yaml", content: Buffer.from(writeOverlaysCatalog([])) }]],
   });
+  if (rules.talosctlDownload) await publish("talosctl-all", talosctlAllSpec(version));
   return { version, modulesPath: rules.modulesPath, installerImage: rules.installerImage, images };
 }
 

@@ -53,6 +53,12 @@ const extensionNames = ["testbed-dummy", "testbed-glibc", "testbed-hello", "test
 const registry = "registry.test:5000";
 const zstdMagic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
+/** talos quirks SupportsFactoryTalosctlDownload: from 1.11.0-alpha.3 (pre-release dropped), and any non-semver tag. */
+function hasTalosctlAll(version: string): boolean {
+  const core = /^v?(\d+)\.(\d+)/.exec(version);
+  return core === null || Number(core[1]) > 1 || Number(core[2]) >= 11;
+}
+
 function digestsOf(summary: ReleaseSummary): Map<string, string> {
   const out = new Map<string, string>();
   for (const v of summary.versions)
@@ -117,6 +123,30 @@ describe("test bed release into the embedded store", () => {
           .sort(),
         extensionNames,
       );
+    }
+  });
+
+  test("talosctl-all:<v> from Talos 1.11 (and for a non-semver tag), binaries at its root named talosctl-<os>-<arch>[.exe]; none before", async () => {
+    // image-factory internal/artifacts/versions.go extractTalosctlTuples reads the root of the exported image;
+    // talos quirks SupportsFactoryTalosctlDownload: from 1.11.0-alpha.3, the pre-release part dropped.
+    for (const { version } of versions) {
+      const expected = hasTalosctlAll(version);
+      const stat = await repositoryFor("siderolabs/talosctl-all").statManifest(version);
+      if (!expected) {
+        assert.equal(stat, undefined, `no talosctl-all:${version}`);
+        continue;
+      }
+      assert.ok(stat, `talosctl-all:${version} exists`);
+      const dir = tree();
+      await flattenImage(repositoryFor("siderolabs/talosctl-all"), version, dir);
+      const names = (await readdir(dir)).sort();
+      assert.ok(names.includes("talosctl-linux-amd64") && names.includes("talosctl-windows-amd64.exe"), names.join());
+      for (const name of names) {
+        assert.match(name, /^talosctl-[a-z0-9]+-[a-z0-9]+(\.exe)?$/);
+        const text = await readText(dir, name);
+        assert.ok(text.includes(name) && text.includes(version), `${name} says what it stands for`);
+      }
+      assert.equal(await signatureLayerCount(repositoryFor("siderolabs/talosctl-all"), stat.digest), 2);
     }
   });
 
@@ -265,7 +295,7 @@ describe("test bed release into the embedded store", () => {
         layerStoreDir: join(scratch, "layers-2"),
       });
       const first = digestsOf(summary);
-      assert.equal(first.size, versions.length * 9);
+      assert.equal(first.size, versions.length * 9 + versions.filter((v) => hasTalosctlAll(v.version)).length);
       assert.deepEqual(digestsOf(again), first);
       for (const [ref, digest] of first) {
         const [name, tag] = ref.split(":") as [string, string];
