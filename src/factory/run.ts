@@ -21,11 +21,12 @@ import { createAssetService } from "./assets/factory.ts";
 import type { AssetService } from "./assets/service.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
+import { registerTalosctlRoutes } from "./http/talosctl-routes.ts";
 import { InstallerService } from "./installers/service.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
 import { registryClientOptionsFor } from "./registry-access.ts";
 import { SchematicService } from "./schematics.ts";
-import { createSources, registerSourceRoutes } from "./sources/index.ts";
+import { createImagerInputResolver, createSources, registerSourceRoutes, TalosctlService } from "./sources/index.ts";
 
 export interface StartFactoryOptions {
   /** Default: pino JSON lines on stdout at the configured level. */
@@ -283,7 +284,10 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     closers.set("sources", () => sources.stop());
     // Read once: it signs and verifies cache entries and installers, and its public half is published.
     const signingKey = await cacheSigningPrivateKey(config);
+    // One resolver and content cache for every source image: the imager inputs and the talosctl downloads.
+    const resolver = createImagerInputResolver(sources, config.images, config.dataDir.root);
     const assets = await createAssetService(config, sources, {
+      resolver,
       log: logger.child({ component: "assets" }),
       metrics,
       dir: config.dataDir.root,
@@ -351,7 +355,14 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
           images: sourceProxyImages(config),
         },
       },
-      registerRoutes: (app) => registerSourceRoutes(app, sources),
+      registerRoutes: (app) => {
+        registerSourceRoutes(app, sources);
+        registerTalosctlRoutes(app, {
+          versions: sources.versions,
+          talosctl: new TalosctlService({ resolver, image: config.images.talosctl }),
+          externalUrl: config.http.externalUrl,
+        });
+      },
       timeouts: { headersMs: config.http.readHeaderTimeoutMs, requestMs: config.http.readTimeoutMs },
       shutdownSignal: shutdown.signal,
     });

@@ -15,7 +15,7 @@ import { SignatureVerifier } from "../../signing/verify.ts";
 import { verificationByKey } from "../../signing/verify-options.ts";
 import type { FactoryConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
-import { createImagerInputResolver, type createSources } from "../sources/index.ts";
+import { createImagerInputResolver, type createSources, type ImagerInputResolver } from "../sources/index.ts";
 import { RegistryAssetCache } from "./registry-cache.ts";
 import { AssetService } from "./service.ts";
 
@@ -80,9 +80,11 @@ export async function createAssetService(
     dir: string;
     cache: AssetCacheSetup;
     signal?: AbortSignal;
+    /** The resolver of source images, when the caller shares it (with the talosctl downloads). */
+    resolver?: ImagerInputResolver;
   },
 ): Promise<AssetService> {
-  const resolver = createImagerInputResolver(sources, config.images, deps.dir);
+  const resolver = deps.resolver ?? createImagerInputResolver(sources, config.images, deps.dir);
   const { metrics } = deps;
   const labels = (request: { talosVersion: string; kind: string; arch: string }) => ({
     talos_version: request.talosVersion,

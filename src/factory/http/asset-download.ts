@@ -63,7 +63,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end };
 }
 
-function etagOf(asset: CachedAsset): string {
+/** What `sendAsset` needs of a file: the cached asset, or any file whose sha256 is known (talosctl). */
+export type SendableFile = Pick<CachedAsset, "path" | "size" | "sha256" | "contentType">;
+
+function etagOf(asset: SendableFile): string {
   return `"${asset.sha256.slice("sha256:".length)}"`;
 }
 
@@ -93,7 +96,7 @@ export function sendChecksum(
 export async function sendAsset(
   request: FastifyRequest,
   reply: FastifyReply,
-  asset: CachedAsset,
+  asset: SendableFile,
   options: { filename: string; cacheControl: string },
 ): Promise<FastifyReply> {
   const etag = etagOf(asset);

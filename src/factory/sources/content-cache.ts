@@ -40,7 +40,7 @@ import { isNotFoundError } from "../../util/fs.ts";
 /** What an entry holds: a flattened image (`tree`) or an image's layer blobs and config (`layers`). */
 export type ContentKind = "tree" | "layers";
 
-interface InventoryItem {
+export interface InventoryItem {
   path: string;
   type: "dir" | "file" | "symlink";
   mode: number;
@@ -198,6 +198,20 @@ export class SourceContentCache {
         else this.#leases.set(key, count);
       },
     };
+  }
+
+  /**
+   * What a leased entry holds, path by path (relative to its `dir`), as its inventory records it: the content
+   * was checked against it when the entry was first used in this process.
+   */
+  async inventory(lease: ContentLease<unknown>): Promise<ReadonlyMap<string, Readonly<InventoryItem>>> {
+    const entryDir = join(this.dir, keyOf(lease.digest));
+    const info = await lstat(join(entryDir, entryFile));
+    if (!info.isFile() || info.size > maxEntryFileBytes) throw integrity(`${entryDir}: ${entryFile} is not usable`);
+    const record = JSON.parse(await readFile(join(entryDir, entryFile), "utf8")) as EntryRecord;
+    if (record.digest !== lease.digest || !Array.isArray(record.inventory))
+      throw integrity(`${entryDir}: ${entryFile} does not describe ${lease.digest}`);
+    return new Map(record.inventory.map((item) => [item.path, item]));
   }
 
   async #load(

@@ -56,7 +56,7 @@ export const defaultSourceImageLimits: SourceImageLimits = {
   flatten: { maxTotalBytes: 32 * 1024 ** 3, maxEntries: 400_000 },
 };
 
-export type SourceRole = "imager" | "installer" | "extension";
+export type SourceRole = "imager" | "installer" | "extension" | "talosctl";
 
 /** What the resolver is doing, for progress displays. `image` is the reference as resolved from. */
 export type SourceProgress =
@@ -182,6 +182,11 @@ export class ImagerInputResolver {
     this.#limits = options.limits ?? defaultSourceImageLimits;
   }
 
+  /** The content cache images are pulled into. */
+  get cache(): SourceContentCache {
+    return this.#options.cache;
+  }
+
   /** No imager for the version: say so, with the versions that are there (when they can be read). */
   async #unknownVersion(talosVersion: string, err: AppError): Promise<AppError> {
     let available = "";
@@ -196,6 +201,32 @@ export class ImagerInputResolver {
       `Talos version ${talosVersion} is not available from ${this.#options.images.imager}${available}`,
       { code: "VERSION_UNKNOWN", cause: err },
     );
+  }
+
+  /**
+   * Another source image (e.g. `talosctl-all`) the same way: its tag verified (within the TTL), then pulled by
+   * that digest for linux/`arch` and flattened into the content cache. Release the lease when done.
+   */
+  async pullTree(
+    reference: string,
+    role: SourceRole,
+    options: { arch?: Arch; signal?: AbortSignal } = {},
+  ): Promise<{ image: VerifiedImage; lease: ContentLease<unknown> }> {
+    let image: VerifiedImage;
+    try {
+      image = await this.#verify(reference);
+    } catch (err) {
+      throw aboutImage(reference, err);
+    }
+    try {
+      const lease = await this.#pullTree({ role, reference, image }, options.arch ?? "amd64", () => {}, options.signal);
+      return { image, lease };
+    } catch (err) {
+      // The tag is there and verified: anything missing now (a platform, a blob) is the source's fault.
+      if (isAppError(err, "NotFound"))
+        throw new AppError("Upstream", `${image.pinned}: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
 
   /** Pins and pulls: the sources verified, then fetched. */

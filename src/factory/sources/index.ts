@@ -27,6 +27,7 @@ export {
 } from "./imager-inputs.ts";
 export { registerSourceRoutes } from "./routes.ts";
 export type { Clock, SourcesLog, SourcesMetrics } from "./runtime.ts";
+export { type TalosctlFile, TalosctlService } from "./talosctl.ts";
 export type { TalosVersion } from "./version-selection.ts";
 export { TalosVersionService, type TalosVersionsState } from "./versions.ts";
 
