@@ -142,6 +142,29 @@ describe("talosctl downloads", () => {
     }
   });
 
+  it("requests at once on a fresh data directory share one pull: every answer right, one content cache entry", async () => {
+    const fresh = await startSeedFactory(testbed);
+    try {
+      const url = fresh.factory.url.replace(/\/$/, "");
+      await waitFor200(`${url}/readyz`);
+      const wanted = [...files, ...files];
+      const answers = await Promise.all(
+        wanted.map(async ([name]) => {
+          const res = await fetch(`${url}/talosctl/${newer}/${name}`);
+          return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+        }),
+      );
+      for (const [i, [name, content]] of wanted.entries()) {
+        assert.equal(answers[i]?.status, 200, name);
+        assert.ok(answers[i]?.body.equals(content), name);
+      }
+      const entries = (await readdir(join(fresh.dataDir, "sources"))).filter((n) => n.startsWith("sha256-"));
+      assert.equal(entries.length, 1, entries.join());
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   it("a talosctl-all image signed by another key: 502 naming the image and the key it was checked against; nothing pulled", async () => {
     // The same version's talosctl-all, in another repository, signed by a key the factory does not trust.
     const repositoryName = "siderolabs/talosctl-other";
