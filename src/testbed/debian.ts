@@ -9,9 +9,16 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { AppError, isAppError, upstream } from "../errors.ts";
-import { aptDownload, aptGetTool, aptShow, resolveDependency } from "../tools/apt.ts";
+import {
+  type AptConfig,
+  type AptSource,
+  aptDownload,
+  aptShow,
+  aptUpdate,
+  privateAptConfig,
+  resolveDependency,
+} from "../tools/apt.ts";
 import { dpkgDebExtract } from "../tools/dpkg.ts";
-import { runTool } from "../tools/run.ts";
 import { sha256HexOfFile } from "../util/file-digest.ts";
 
 /** `${XDG_CACHE_HOME:-~/.cache}/boot-assets`: root of the source, package and test bed stores (docs/caches.md). */
@@ -51,7 +58,22 @@ export interface TestbedPackages {
     /** `linuxx64.efi.stub`, upstream's `systemd-stub.efi`. */
     stubEfi: string;
   };
+  /**
+   * systemd-boot-efi from Debian's next release (trixie, systemd ≥ 257), fetched with an apt configuration of
+   * the project's own (`<cacheDir>/apt/trixie`): its stub understands multi-profile UKIs (`.profile`
+   * sections), as the systemd-stub real Talos imagers ship from 1.10 does. Which test bed versions get it is
+   * the version rules' (ukiProfiles).
+   */
+  systemdBootProfiles: DebianPackage & { bootEfi: string; stubEfi: string };
 }
+
+/** Debian's next release, for packages newer than the machine's (Debian 12) has. */
+export const trixieSource: AptSource = {
+  uri: "http://deb.debian.org/debian",
+  suite: "trixie",
+  components: ["main"],
+  signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg",
+};
 
 export interface FetchOptions {
   /** Default: bootAssetsCacheDir(). */
@@ -69,10 +91,12 @@ export async function fetchTestbedPackages(options: FetchOptions = {}): Promise<
   const cacheDir = options.cacheDir ?? bootAssetsCacheDir();
   const log = options.log ?? (() => {});
   const kernelName = await resolveKernelPackage(options);
-  const [kernel, busybox, systemdBoot] = await Promise.all([
+  const trixie = await privateAptConfig(join(cacheDir, "apt", trixieSource.suite), trixieSource);
+  const [kernel, busybox, systemdBoot, systemdBootProfiles] = await Promise.all([
     fetchPackage(kernelName, cacheDir, log, options.signal),
     fetchPackage("busybox-static", cacheDir, log, options.signal),
     fetchPackage("systemd-boot-efi", cacheDir, log, options.signal),
+    fetchPackage("systemd-boot-efi", cacheDir, log, options.signal, trixie),
   ]);
   const release = kernelName.replace(/^linux-image-/, "");
   const vmlinuz = join(kernel.root, "boot", `vmlinuz-${release}`);
@@ -81,16 +105,21 @@ export async function fetchTestbedPackages(options: FetchOptions = {}): Promise<
   await mustExist(modulesDir, kernelName);
   const binary = join(busybox.root, "bin", "busybox");
   await mustExist(binary, "busybox-static");
-  const efiDir = join(systemdBoot.root, "usr", "lib", "systemd", "boot", "efi");
-  const bootEfi = join(efiDir, "systemd-bootx64.efi");
-  const stubEfi = join(efiDir, "linuxx64.efi.stub");
-  await mustExist(bootEfi, "systemd-boot-efi");
-  await mustExist(stubEfi, "systemd-boot-efi");
   return {
     kernel: { ...kernel, release, vmlinuz, modulesDir },
     busybox: { ...busybox, binary },
-    systemdBoot: { ...systemdBoot, bootEfi, stubEfi },
+    systemdBoot: { ...systemdBoot, ...(await systemdBootFiles(systemdBoot)) },
+    systemdBootProfiles: { ...systemdBootProfiles, ...(await systemdBootFiles(systemdBootProfiles)) },
   };
+}
+
+async function systemdBootFiles(pkg: DebianPackage): Promise<{ bootEfi: string; stubEfi: string }> {
+  const efiDir = join(pkg.root, "usr", "lib", "systemd", "boot", "efi");
+  const bootEfi = join(efiDir, "systemd-bootx64.efi");
+  const stubEfi = join(efiDir, "linuxx64.efi.stub");
+  await mustExist(bootEfi, `${pkg.name} ${pkg.version}`);
+  await mustExist(stubEfi, `${pkg.name} ${pkg.version}`);
+  return { bootEfi, stubEfi };
 }
 
 async function mustExist(path: string, packageName: string): Promise<void> {
@@ -112,16 +141,12 @@ export async function resolveKernelPackage(
   return await resolve().catch(async (err: unknown) => {
     if (!isAppError(err, "NotFound")) throw err;
     options.log?.("apt-get update (linux-image-amd64 is not in the package lists)");
-    await aptUpdate(options.signal);
+    await aptUpdate({ signal: options.signal });
     return await resolve();
   });
 }
 
 const kernelPackagePattern = /^linux-image-\d[\w.+-]*-amd64$/;
-
-async function aptUpdate(signal?: AbortSignal): Promise<void> {
-  await runTool(aptGetTool, ["update", "-qq"], { signal, timeoutMs: 5 * 60 * 1000 });
-}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -137,12 +162,14 @@ async function fetchPackage(
   cacheDir: string,
   log: (line: string) => void,
   signal?: AbortSignal,
+  config?: AptConfig,
 ): Promise<DebianPackage> {
-  const info = await aptShow(name, { signal }).catch(async (err: unknown) => {
+  const apt = { signal, ...(config === undefined ? {} : { config }) };
+  const info = await aptShow(name, apt).catch(async (err: unknown) => {
     if (!isAppError(err, "NotFound")) throw err;
-    log(`apt-get update (${name} is not in the package lists)`);
-    await aptUpdate(signal);
-    return await aptShow(name, { signal });
+    log(`apt-get update (${name} is not in the package lists${config === undefined ? "" : " of its configuration"})`);
+    await aptUpdate(apt);
+    return await aptShow(name, apt);
   });
   if (!/^[0-9a-f]{64}$/.test(info.sha256)) throw upstream(`apt lists no SHA256 for ${name}`);
   const debDir = join(cacheDir, "debs");
@@ -150,7 +177,7 @@ async function fetchPackage(
   const debPath = join(debDir, `${info.package}_${info.version.replace(/:/g, "%3a")}_${info.architecture}.deb`);
   if (!(await exists(debPath)) || (await sha256HexOfFile(debPath)) !== info.sha256) {
     log(`apt-get download ${name}`);
-    await download(name, debPath, info.sha256, signal);
+    await download(name, debPath, info.sha256, apt);
   }
   const extractedDir = join(cacheDir, "debs-extracted");
   const root = join(extractedDir, info.sha256);
@@ -170,14 +197,19 @@ async function fetchPackage(
 }
 
 /** `apt-get download` into a private directory, checked against the lists' SHA256, then moved into the cache. */
-async function download(name: string, debPath: string, sha256: string, signal?: AbortSignal): Promise<void> {
+async function download(
+  name: string,
+  debPath: string,
+  sha256: string,
+  apt: { signal: AbortSignal | undefined; config?: AptConfig },
+): Promise<void> {
   const temp = join(dirname(debPath), `.download-${randomUUID()}`);
   await mkdir(temp);
   try {
-    const run = () => aptDownload([name], temp, { signal, timeoutMs: 10 * 60 * 1000 });
+    const run = () => aptDownload([name], temp, { ...apt, timeoutMs: 10 * 60 * 1000 });
     const files = await run().catch(async () => {
       // Stale lists point at files the mirror already dropped.
-      await aptUpdate(signal);
+      await aptUpdate(apt);
       return await run();
     });
     const file = files.get(name);

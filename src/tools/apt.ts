@@ -2,16 +2,87 @@
 // builds from Debian's kernel: `linux-image-amd64` is a meta package whose dependency names the current
 // `linux-image-6.1.0-NN-amd64`, and old ones leave the mirror, so the name is resolved at build time.
 
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { notFound } from "../errors.ts";
+import { writeFileAtomic } from "../util/fs.ts";
 import { parseControlFields } from "./dpkg.ts";
 import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
 
 export const aptGetTool: Tool = { command: "apt-get", debianPackage: "apt" };
 export const aptCacheTool: Tool = { command: "apt-cache", debianPackage: "apt" };
 
-type Options = Pick<RunOptions, "signal" | "timeoutMs">;
+type Options = Pick<RunOptions, "signal" | "timeoutMs"> & {
+  /** An apt configuration of the project's own (privateAptConfig); default: the machine's. */
+  config?: AptConfig;
+};
+
+/** `-o` options pointing apt at a sources list, package lists and cache of its own. */
+export interface AptConfig {
+  readonly args: readonly string[];
+}
+
+export interface AptSource {
+  /** e.g. "http://deb.debian.org/debian". */
+  uri: string;
+  /** e.g. "trixie". */
+  suite: string;
+  components: readonly string[];
+  /** The keyring that signs the suite, e.g. /usr/share/keyrings/debian-archive-keyring.gpg. */
+  signedBy: string;
+}
+
+/**
+ * An apt configuration under `dir` that reads only `source`: its own sources.list (no sources.list.d), its
+ * own package lists and download cache, and no dpkg status (nothing is installed through it). The machine's
+ * /etc/apt sources and lists are never read or written; `apt-get update` with it refreshes only `dir`.
+ */
+export async function privateAptConfig(dir: string, source: AptSource): Promise<AptConfig> {
+  for (const part of [source.uri, source.suite, source.signedBy, ...source.components])
+    if (!/^[\w.:/+~-]+$/.test(part)) throw new RangeError(`invalid apt source part "${part}"`);
+  const parts = join(dir, "sources.list.d");
+  const lists = join(dir, "lists");
+  const cache = join(dir, "cache");
+  await mkdir(parts, { recursive: true });
+  await mkdir(join(lists, "partial"), { recursive: true });
+  await mkdir(join(cache, "archives", "partial"), { recursive: true });
+  const sourcesList = join(dir, "sources.list");
+  await writeFileAtomic(
+    dir,
+    sourcesList,
+    `deb [signed-by=${source.signedBy}] ${source.uri} ${source.suite} ${source.components.join(" ")}\n`,
+  );
+  return {
+    args: [
+      "-o",
+      `Dir::Etc::SourceList=${sourcesList}`,
+      "-o",
+      `Dir::Etc::SourceParts=${parts}`,
+      "-o",
+      `Dir::State::Lists=${lists}`,
+      "-o",
+      `Dir::Cache=${cache}`,
+      "-o",
+      "Dir::State::status=/dev/null",
+      "-o",
+      "Acquire::Languages=none",
+    ],
+  };
+}
+
+const configArgs = (options?: Options): string[] => [...(options?.config?.args ?? [])];
+const runOptions = (options?: Options): Pick<RunOptions, "signal" | "timeoutMs"> => ({
+  ...(options?.signal === undefined ? {} : { signal: options.signal }),
+  ...(options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+});
+
+/** `apt-get update` (with `options.config`: that configuration's lists only). */
+export async function aptUpdate(options?: Options): Promise<void> {
+  await runTool(aptGetTool, [...configArgs(options), "update", "-qq"], {
+    ...runOptions(options),
+    timeoutMs: options?.timeoutMs ?? 5 * 60 * 1000,
+  });
+}
 
 const packageName = /^[a-z0-9][a-z0-9+.-]+$/;
 function checkName(name: string): string {
@@ -33,8 +104,8 @@ export interface AptPackageInfo {
 
 /** The candidate version's record (`apt-cache show --no-all-versions`). */
 export async function aptShow(name: string, options?: Options): Promise<AptPackageInfo> {
-  const text = await runToolText(aptCacheTool, ["show", "--no-all-versions", checkName(name)], {
-    ...options,
+  const text = await runToolText(aptCacheTool, [...configArgs(options), "show", "--no-all-versions", checkName(name)], {
+    ...runOptions(options),
     okExitCodes: [0, 100],
   });
   const fields = parseControlFields(text);
@@ -76,7 +147,10 @@ export async function resolveDependency(name: string, pattern: RegExp, options?:
  */
 export async function aptDownload(names: string[], destDir: string, options?: Options): Promise<Map<string, string>> {
   const infos = await Promise.all(names.map((name) => aptShow(name, options)));
-  await runTool(aptGetTool, ["download", "--quiet", ...names.map(checkName)], { ...options, cwd: destDir });
+  await runTool(aptGetTool, [...configArgs(options), "download", "--quiet", ...names.map(checkName)], {
+    ...runOptions(options),
+    cwd: destDir,
+  });
   const files = await readdir(destDir);
   const out = new Map<string, string>();
   for (const info of infos) {
