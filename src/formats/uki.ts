@@ -1,11 +1,13 @@
 // Unified kernel images: systemd-stub.efi with the boot payload appended as PE sections, in the order
-// Talos's imager uses (internal/pkg/uki: .osrel, .cmdline, .uname, .splash, .pcrpkey, .linux, .initrd,
-// then per profile .profile [+ .cmdline], then .pcrsig). The stub's own sections (.sbat, .sdmagic, …) are
-// kept as they are. Multi-profile UKIs (`.profile` sections) need systemd-stub ≥ 257; older stubs would
-// boot the first profile's sections wrongly, so profiles are added only when the stub says it can.
+// Talos's imager uses from 1.10 (siderolabs/talos internal/pkg/uki/uki.go Build/BuildSigned and
+// generate.go: .osrel, .cmdline, .uname, .splash, .pcrpkey, .linux, .initrd, then per profile — "main"
+// first — .profile [+ .cmdline], then .pcrsig; the profile text is "ID=<id>" plus "\nTITLE=<title>").
+// The stub's own sections (.sbat, .sdmagic, …) are kept as they are. Multi-profile UKIs (`.profile`
+// sections) need systemd-stub ≥ 257; older stubs would boot the first profile's sections wrongly, so
+// profiles are added only when the stub says it can.
 
 import type { Writable } from "node:stream";
-import { unsupported } from "../errors.ts";
+import { badRequest, unsupported } from "../errors.ts";
 import {
   type AppendLayout,
   appendSections,
@@ -94,11 +96,15 @@ export function ukiSections(contents: UkiContents, withProfiles: boolean): Secti
   if (contents.splash !== undefined) sections.push({ name: ".splash", source: contents.splash });
   if (contents.pcrPublicKey !== undefined) sections.push({ name: ".pcrpkey", source: contents.pcrPublicKey });
   sections.push({ name: ".linux", source: contents.linux }, { name: ".initrd", source: contents.initrd });
-  if (withProfiles)
+  if (withProfiles) {
+    if (contents.profiles?.some((p) => p.id === "main"))
+      throw badRequest('UKI profile ID "main" is reserved for the default profile');
     for (const profile of [{ id: "main" }, ...(contents.profiles ?? [])]) {
       sections.push({ name: ".profile", source: text(profileText(profile)) });
-      if (profile.cmdline !== undefined) sections.push({ name: ".cmdline", source: text(profile.cmdline) });
+      if (profile.cmdline !== undefined && profile.cmdline !== "")
+        sections.push({ name: ".cmdline", source: text(profile.cmdline) });
     }
+  }
   if (contents.pcrSignature !== undefined) sections.push({ name: ".pcrsig", source: contents.pcrSignature });
   return sections;
 }

@@ -28,6 +28,7 @@ import type { TarEntry } from "../oci/tar.ts";
 import { resolveMtime } from "../oci/tar.ts";
 import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
 import type { Bootloader } from "../talos/schematic.ts";
+import { talosUkiProfiles } from "../talos/uki-profiles.ts";
 import { rulesFor } from "../talos/version-rules.ts";
 import { buildOva, compressDiskImage, convertDiskImage } from "./disk/outputs.ts";
 import { buildTalosDisk } from "./disk/talos-disk.ts";
@@ -36,6 +37,7 @@ import { type ImagerInputs, imagerAsset } from "./inputs.ts";
 import { buildGrubIso, buildHybridIso, buildUefiIso } from "./iso/iso.ts";
 import { bzImageKernelRelease } from "./kernel.ts";
 import type { BuildKind, BuildProfile } from "./profile.ts";
+import { bootSplash } from "./splash.ts";
 
 export interface BuildOptions {
   signal?: AbortSignal;
@@ -144,14 +146,17 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
       file.once("finish", resolve);
       file.once("error", reject);
     });
+    const cmdline = cmdlineFor(profile, outputKind);
     const assembled = await assembleUki(
       await readFile(stubPath),
       {
         osRelease: osReleaseFor("Talos", profile.talosVersion),
-        cmdline: cmdlineFor(profile, outputKind),
+        cmdline,
         ...(uname === undefined ? {} : { uname }),
+        ...(rules.ukiSplash ? { splash: { content: bootSplash() } } : {}),
         linux: { path: kernel },
         initrd: { path: initrd },
+        profiles: talosUkiProfiles(outputKind, cmdline),
       },
       { wantProfiles: rules.ukiProfiles },
       file,

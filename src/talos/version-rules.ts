@@ -62,8 +62,10 @@ export interface VersionRules {
   readonly embeddedConfig: boolean;
   /** One installer for every boot loader (installer-base + UKI artifacts): installers and UKIs take extra args. */
   readonly unifiedInstaller: boolean;
-  /** UKIs carry .profile sections (main, reset). */
+  /** UKIs carry .profile sections: main, then reset (ISOs) or reset-maintenance (disk images, installers). */
   readonly ukiProfiles: boolean;
+  /** UKIs carry a `.splash` boot image. */
+  readonly ukiSplash: boolean;
   /** Overlays (board support) are supported. */
   readonly overlays: boolean;
   /** Disk images leave STATE/EPHEMERAL to Talos's first boot. */
@@ -136,6 +138,7 @@ function baseline(): MutableRules {
     embeddedConfig: false,
     unifiedInstaller: false,
     ukiProfiles: false,
+    ukiSplash: false,
     overlays: false,
     skipDataPartitions: false,
     metaAlwaysWritten: false,
@@ -168,6 +171,15 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "UKIs can be built",
     apply: (r) => {
       r.uki = true;
+    },
+  },
+  {
+    // Every UKI builder since UKIs exist appends the imager's embedded boot image (talos pkg/splash/splash.go
+    // GetBootImage; internal/pkg/secureboot/uki/uki.go before 1.10, internal/pkg/uki/uki.go generateSplash).
+    since: "1.5.0",
+    rule: "UKIs carry a .splash boot image",
+    apply: (r) => {
+      r.ukiSplash = true;
     },
   },
   {
@@ -276,7 +288,9 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.10.0",
-    rule: "UKIs carry profiles",
+    // talos pkg/machinery/imager/quirks/quirks.go SupportsUKIProfiles; internal/pkg/uki/generate.go
+    // generateProfiles; the reset profiles per output kind in pkg/imager/imager.go buildUKI.
+    rule: "UKIs carry .profile sections: main, then reset (ISO) or reset-maintenance (disk image, installer) with its own .cmdline",
     apply: (r) => {
       r.ukiProfiles = true;
     },

@@ -308,13 +308,23 @@ async function sized(path: string): Promise<{ path: string; size: number }> {
   return { path, size: (await stat(path)).size };
 }
 
+/**
+ * The systemd-stub a version's imager ships: from Talos 1.10 (the version rules' ukiProfiles) Debian's next
+ * release's (systemd ≥ 257), which boots multi-profile UKIs as the stub of real Talos imagers does; before,
+ * Debian 12's (252). systemd-boot stays Debian 12's for every version: it shows a multi-profile UKI as one
+ * entry, and the stub then boots the default profile (main).
+ */
+export function testbedSystemdStub(packages: TestbedPackages, version: string): string {
+  return rulesFor(version).ukiProfiles ? packages.systemdBootProfiles.stubEfi : packages.systemdBoot.stubEfi;
+}
+
 async function imagerSpec(packages: TestbedPackages, base: BaseBootAssets, version: string): Promise<ImageSpec> {
   const dir = "usr/install/amd64";
   const files: [string, string][] = [
     ["vmlinuz", base.vmlinuz],
     ["initramfs.xz", base.initramfs],
     ["systemd-boot.efi", packages.systemdBoot.bootEfi],
-    ["systemd-stub.efi", packages.systemdBoot.stubEfi],
+    ["systemd-stub.efi", testbedSystemdStub(packages, version)],
   ];
   return {
     repository: "siderolabs/imager",

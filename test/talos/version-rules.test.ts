@@ -94,6 +94,20 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    // talos quirks.go SupportsUKIProfiles (1.10.0; an unparseable tag is the newest Talos); pkg/splash is in
+    // every UKI builder from 1.5 (internal/pkg/secureboot/uki, then internal/pkg/uki generateSplash).
+    "UKI .profile sections from 1.10.0 (pre-releases too, unparseable tags too); .splash in every UKI from 1.5",
+    [
+      ["v1.4.8", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [false, false, false]],
+      ["v1.5.0", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [true, true, false]],
+      ["v1.9.6", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [true, true, false]],
+      ["v1.10.0-alpha.0", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [true, true, true]],
+      ["v1.10.0", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [true, true, true]],
+      ["v1.13.2", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [true, true, true]],
+      ["latest-dev", (r) => [r.uki, r.ukiSplash, r.ukiProfiles], [true, true, true]],
+    ],
+  ],
+  [
     "SELinux, sd-boot-only UEFI, /usr merge, UKI profiles, unified installer from 1.10.0",
     [
       [

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
+import { systemdStubInfo } from "../../src/formats/uki.ts";
 import { openStore, type RegistryStore } from "../../src/registry/store.ts";
 import { Annotation } from "../../src/signing/cosign-format.ts";
 import { validateExtensionTree } from "../../src/talos/extension.ts";
@@ -28,12 +29,19 @@ import {
 
 /** The versions and what upstream's quirks say about each (< 1.10: lib/modules + installer; from 1.10 usr/…). */
 const versions = [
-  { version: "v1.8.2", modules: "lib/modules", firmware: "lib/firmware", installer: "siderolabs/installer" },
+  {
+    version: "v1.8.2",
+    modules: "lib/modules",
+    firmware: "lib/firmware",
+    installer: "siderolabs/installer",
+    profileStub: false,
+  },
   {
     version: "v1.10.3",
     modules: "usr/lib/modules",
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
+    profileStub: true,
   },
   // A pre-release follows its release's rules; a tag that is not semver gets the newest rules.
   {
@@ -41,12 +49,14 @@ const versions = [
     modules: "usr/lib/modules",
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
+    profileStub: true,
   },
   {
     version: "latest-dev",
     modules: "usr/lib/modules",
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
+    profileStub: true,
   },
 ];
 const extensionNames = ["testbed-dummy", "testbed-glibc", "testbed-hello", "testbed-legacy", "testbed-ucode"];
@@ -185,7 +195,7 @@ describe("test bed release into the embedded store", () => {
 
   test("the imager holds the four boot files; initramfs.xz is zstd; vmlinuz is Debian's kernel", async () => {
     const debianKernel = await sha256File(packages.kernel.vmlinuz);
-    for (const { version } of versions) {
+    for (const { version, profileStub } of versions) {
       const dir = tree();
       const manifest = await flattenImage(repositoryFor("siderolabs/imager"), version, dir);
       assert.ok(manifest.layers.every((l) => l.mediaType === "application/vnd.oci.image.layer.v1.tar+gzip"));
@@ -199,7 +209,12 @@ describe("test bed release into the embedded store", () => {
       assert.deepEqual((await readFile(join(install, "initramfs.xz"))).subarray(0, 4), zstdMagic);
       assert.equal(await sha256File(join(install, "vmlinuz")), debianKernel);
       assert.equal(await sha256File(join(install, "systemd-boot.efi")), await sha256File(packages.systemdBoot.bootEfi));
-      assert.equal(await sha256File(join(install, "systemd-stub.efi")), await sha256File(packages.systemdBoot.stubEfi));
+      // From 1.10 (UKI profiles, talos quirks SupportsUKIProfiles) the stub is trixie's (systemd ≥ 257), which
+      // boots multi-profile UKIs; before, Debian 12's (252).
+      const expectedStub = profileStub ? packages.systemdBootProfiles : packages.systemdBoot;
+      assert.equal(await sha256File(join(install, "systemd-stub.efi")), await sha256File(expectedStub.stubEfi));
+      const info = systemdStubInfo(await readFile(join(install, "systemd-stub.efi")));
+      assert.equal(info.supportsProfiles, profileStub, `${version}: ${info.loaderInfo}`);
     }
   });
 

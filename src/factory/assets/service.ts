@@ -31,15 +31,16 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // 2: modules merged in the extensions' order and indexed with upstream's depmod configuration.
 // installer 3: artifacts with upstream's tar modes and RepoTag. disk 3: META zeroed without values before
 // 1.13, no file systems on pre-1.8 STATE/EPHEMERAL; disk 4: BOOT's XFS reproducible. iso 3: reproducible
-// dates and GPT GUIDs; iso 4: the GRUB ISO's EFI FAT serial fixed.
+// dates and GPT GUIDs; iso 4: the GRUB ISO's EFI FAT serial fixed. uki 3, installer 4, iso 5, disk 5: UKIs
+// carry .splash, and from 1.10 .profile sections (main, reset / reset-maintenance).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 2,
   cmdline: 1,
-  uki: 2,
-  installer: 3,
-  iso: 4,
-  disk: 4,
+  uki: 3,
+  installer: 4,
+  iso: 5,
+  disk: 5,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
