@@ -13,6 +13,12 @@ export interface TestbedReport {
   firmware: "bios" | "uefi";
   /** The SecureBoot EFI variable; null when there is none (BIOS, or firmware without it). */
   secureBoot: boolean | null;
+  /**
+   * What systemd-stub left in its loader variables (a UKI boot): StubInfo, e.g. "systemd-stub 257.13-1~deb13u1",
+   * and StubProfile, the number of the UKI profile it booted (stubs from systemd 257; null before). Null
+   * when no stub ran.
+   */
+  stub: { info: string; profile: number | null } | null;
   /** The layers of /extensions.yaml, in file order (name and version from their metadata). */
   extensions: { image: string; name: string; version: string }[];
   /** Module names in /proc/modules, sorted. */

@@ -3,12 +3,17 @@
 // the artifacts layer carries for the Talos installer (`usr/install/amd64/vmlinuz.efi`: since Talos 1.10 the
 // installer boots through systemd-boot, upstream internal/integration/registry_test.go testInstallerImage)
 // is booted by OVMF, and the guest reports the schematic's ID (its extension is in the UKI's initramfs).
+// From Talos 1.10 that UKI carries profiles (talos quirks SupportsUKIProfiles; pkg/imager/imager.go buildUKI
+// adds "reset-maintenance" with talos.experimental.wipe to installers' UKIs): booted by the newer stub the
+// test bed's 1.10 imager ships (trixie's systemd-stub 257), the guest must be in the main profile (0),
+// i.e. the main command line without the wipe argument.
 
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { objdumpSections } from "../../src/tools/binutils.ts";
 import { layerFileContents, startEmbeddedFactory } from "../factory/registry-front-harness.ts";
 import {
   createSchematic,
@@ -63,9 +68,25 @@ describe("an installer pulled from the registry front boots", { skip }, () => {
     const ukiPath = join(work, "vmlinuz.efi");
     await writeFile(ukiPath, uki);
 
+    const sections = (await objdumpSections(ukiPath)).map((s) => s.name);
+    assert.deepEqual(sections.slice(sections.indexOf(".osrel")), [
+      ".osrel",
+      ".cmdline",
+      ".uname",
+      ".splash",
+      ".linux",
+      ".initrd",
+      ".profile",
+      ".profile",
+      ".cmdline",
+    ]);
+
     const { report, seconds } = await boot({ uki: ukiPath, firmware: "uefi" });
-    console.log(`installer UKI boot: ${seconds} s`);
+    console.log(`installer UKI boot: ${seconds} s, stub ${JSON.stringify(report.stub)}`);
     assert.equal(report.firmware, "uefi");
+    assert.match(report.stub?.info ?? "", /^systemd-stub 2(5[7-9]|[6-9]\d)/, "a stub that knows profiles booted it");
+    assert.equal(report.stub?.profile, 0, "the main profile booted");
+    assert.ok(!report.cmdline.includes("talos.experimental.wipe"), report.cmdline);
     assert.deepEqual(report.errors, []);
     assert.equal(report.schematicId, id);
     assert.ok(report.cmdline.split(" ").includes("talos.platform=metal"), report.cmdline);

@@ -195,6 +195,12 @@ fi
 
 FIRMWARE=bios
 SECURE_BOOT=null
+STUB=null
+# A loader variable's value (UTF-16 text after the 4 attribute bytes) as ASCII, or nothing.
+loadervar() {
+	v=/sys/firmware/efi/efivars/$1-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+	[ -f "$v" ] && tail -c +5 "$v" | tr -d '\000'
+}
 if [ -d /sys/firmware/efi ]; then
 	FIRMWARE=uefi
 	mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null || fail "mount efivarfs failed"
@@ -205,6 +211,13 @@ if [ -d /sys/firmware/efi ]; then
 		1) SECURE_BOOT=true ;;
 		0) SECURE_BOOT=false ;;
 		esac
+	fi
+	# systemd-stub names itself in StubInfo, and (from 257) the UKI profile it booted in StubProfile.
+	stub_info=$(loadervar StubInfo)
+	if [ -n "$stub_info" ]; then
+		stub_profile=$(loadervar StubProfile)
+		case "$stub_profile" in '' | *[!0-9]*) stub_profile=null ;; esac
+		STUB="{\"info\":$(jstr "$stub_info"),\"profile\":$stub_profile}"
 	fi
 fi
 
@@ -313,7 +326,7 @@ done
 MODULES=$(cut -d' ' -f1 /proc/modules | sort)
 REPORT="{\"cmdline\":$(jstr "$(cat /proc/cmdline)")"
 REPORT="$REPORT,\"kernelRelease\":$(jstr "$KVER")"
-REPORT="$REPORT,\"firmware\":\"$FIRMWARE\",\"secureBoot\":$SECURE_BOOT"
+REPORT="$REPORT,\"firmware\":\"$FIRMWARE\",\"secureBoot\":$SECURE_BOOT,\"stub\":$STUB"
 REPORT="$REPORT,\"extensions\":[$EXTENSIONS]"
 REPORT="$REPORT,\"modules\":$(jarr "$MODULES")"
 REPORT="$REPORT,\"meta\":{\"source\":\"$META_SOURCE\",\"tags\":$META_TAGS}"
