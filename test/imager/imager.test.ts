@@ -365,14 +365,25 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     );
   });
 
-  test("UKI: the stub's sections, then .osrel .cmdline .uname .linux .initrd (objdump -h)", async () => {
+  // Talos ≥ 1.10 (internal/pkg/uki uki.go, generate.go): .splash after .uname, and the "main" profile last;
+  // a UKI download gets no reset profile (pkg/imager/imager.go buildUKI adds those to ISOs, disks, installers).
+  test("UKI: the stub's sections, then .osrel .cmdline .uname .splash .linux .initrd .profile (objdump -h)", async () => {
     const dir = join(out, "uki");
     await mkdir(dir);
     const uki = await buildAsset(v110, schematic, "metal-amd64-uki.efi", dir);
     console.log(`UKI v1.10.3: ${uki.seconds} s, ${uki.size} bytes`);
     const sections = await objdumpSections(uki.path);
     const names = sections.map((s) => s.name);
-    assert.deepEqual(names.slice(names.indexOf(".sdmagic") + 1), [".osrel", ".cmdline", ".uname", ".linux", ".initrd"]);
+    assert.deepEqual(names.slice(names.indexOf(".osrel")), [
+      ".osrel",
+      ".cmdline",
+      ".uname",
+      ".splash",
+      ".linux",
+      ".initrd",
+      ".profile",
+    ]);
+    assert.ok(names.indexOf(".sdmagic") < names.indexOf(".osrel"), "the stub's sections come first");
     assert.ok(names.includes(".sbat"));
     const dump = (section: string) => {
       const file = join(dir, `${section.slice(1)}.bin`);
@@ -385,6 +396,8 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     assert.doesNotMatch(cmdline, /consoleblank/);
     assert.equal((await dump(".uname")).toString(), fixture.packages.kernel.release);
     assert.match((await dump(".osrel")).toString(), /^NAME="Talos"\nID=talos\nVERSION_ID=v1\.10\.3\n/);
+    assert.equal((await dump(".profile")).toString(), "ID=main");
+    assert.equal((await dump(".splash")).subarray(0, 2).toString(), "BM");
     const linux = sections.find((s) => s.name === ".linux");
     const vmlinuz = await readFile(join(v110.inputs.imagerDir, "usr/install/amd64/vmlinuz"));
     assert.equal(linux?.size, vmlinuz.length);
