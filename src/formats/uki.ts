@@ -21,17 +21,21 @@ import {
 export const firstStubVersionWithProfiles = 257;
 
 export interface StubInfo {
-  /** From the stub's `.sdmagic`, e.g. "systemd-stub 252.39-1~deb12u2"; undefined when it has none. */
+  /** From the `.sdmagic` section, e.g. "systemd-stub 252.39-1~deb12u2"; undefined when it has none. */
   loaderInfo: string | undefined;
   /** systemd's major version, e.g. 252. */
   systemdVersion: number | undefined;
   supportsProfiles: boolean;
 }
 
-/** What the stub is, read from its `.sdmagic` section ("#### LoaderInfo: systemd-stub 257.1 ####"). */
-export function systemdStubInfo(stub: Uint8Array): StubInfo {
-  const magic = readSection(stub, parsePe(stub), ".sdmagic")?.toString("latin1");
-  const match = magic === undefined ? null : /LoaderInfo: (systemd-stub (\d+)[^\s#]*)/.exec(magic);
+/**
+ * What a systemd EFI program is, read from its `.sdmagic` section ("#### LoaderInfo: systemd-stub 257.1 ####",
+ * "… systemd-boot 257.1 …"): both learnt multi-profile UKIs in 257 (systemd-boot 252 takes such a UKI for one
+ * entry with the last `.cmdline` section's command line).
+ */
+export function systemdEfiInfo(efi: Uint8Array): StubInfo {
+  const magic = readSection(efi, parsePe(efi), ".sdmagic")?.toString("latin1");
+  const match = magic === undefined ? null : /LoaderInfo: (systemd-(?:stub|boot) (\d+)[^\s#]*)/.exec(magic);
   const systemdVersion = match === null ? undefined : Number(match[2]);
   return {
     loaderInfo: match?.[1],
@@ -39,6 +43,9 @@ export function systemdStubInfo(stub: Uint8Array): StubInfo {
     supportsProfiles: systemdVersion !== undefined && systemdVersion >= firstStubVersionWithProfiles,
   };
 }
+
+/** What the stub is (systemdEfiInfo of systemd-stub.efi). */
+export const systemdStubInfo = systemdEfiInfo;
 
 /** `/etc/os-release` text Talos puts in `.osrel` (pkg/machinery/constants OSReleaseTemplate). */
 export function osReleaseFor(name: string, version: string): string {

@@ -20,7 +20,7 @@ import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/
 import { basename, dirname, join } from "node:path";
 import { badRequest, integrity, unsupported } from "../errors.ts";
 import type { MetaRecord } from "../formats/meta-partition.ts";
-import { assembleUki, osReleaseFor } from "../formats/uki.ts";
+import { assembleUki, osReleaseFor, systemdEfiInfo } from "../formats/uki.ts";
 import type { Digest } from "../oci/digest.ts";
 import { writeDockerArchive } from "../oci/docker-archive.ts";
 import { buildLayer } from "../oci/layer.ts";
@@ -147,6 +147,7 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
       file.once("error", reject);
     });
     const cmdline = cmdlineFor(profile, outputKind);
+    const wantProfiles = rules.ukiProfiles && (await bootLoaderTakesProfiles(context, outputKind));
     const assembled = await assembleUki(
       await readFile(stubPath),
       {
@@ -158,7 +159,7 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
         initrd: { path: initrd },
         profiles: talosUkiProfiles(outputKind, cmdline),
       },
-      { wantProfiles: rules.ukiProfiles },
+      { wantProfiles },
       file,
     );
     file.end();
@@ -168,6 +169,22 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
     );
     return out;
   });
+}
+
+/**
+ * Whether the systemd-boot that boots this UKI handles `.profile` sections: ISOs, disk images and installers
+ * carry the imager's systemd-boot.efi, and one older than systemd 257 would boot a multi-profile UKI with its
+ * last `.cmdline` (a reset profile's: a wipe), so their UKIs get no profiles then. A UKI download is booted by
+ * whatever the user has; it carries only the main profile anyway.
+ */
+async function bootLoaderTakesProfiles(context: BuildContext, outputKind: OutputKind): Promise<boolean> {
+  if (outputKind !== "iso" && outputKind !== "disk" && outputKind !== "installer") return true;
+  const bootPath = await imagerAsset(context.inputs, context.profile.arch, "systemd-boot.efi");
+  if ((await stat(bootPath)).size > 16 * 1024 * 1024) throw integrity("systemd-boot.efi is larger than 16 MiB");
+  const info = systemdEfiInfo(await readFile(bootPath));
+  if (!info.supportsProfiles)
+    context.log(`UKI without profiles: the imager's ${info.loaderInfo ?? "systemd-boot"} predates systemd 257`);
+  return info.supportsProfiles;
 }
 
 const kernelBuilder: AssetBuilder = {

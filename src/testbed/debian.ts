@@ -60,9 +60,9 @@ export interface TestbedPackages {
   };
   /**
    * systemd-boot-efi from Debian's next release (trixie, systemd ≥ 257), fetched with an apt configuration of
-   * the project's own (`<cacheDir>/apt/trixie`): its stub understands multi-profile UKIs (`.profile`
-   * sections), as the systemd-stub real Talos imagers ship from 1.10 does. Which test bed versions get it is
-   * the version rules' (ukiProfiles).
+   * the project's own (`<cacheDir>/apt/trixie`): its systemd-boot and stub understand multi-profile UKIs
+   * (`.profile` sections), as those real Talos imagers ship from 1.10 do. Which test bed versions get it is
+   * the version rules' (ukiProfiles; src/testbed/release.ts testbedSystemdBoot).
    */
   systemdBootProfiles: DebianPackage & { bootEfi: string; stubEfi: string };
 }

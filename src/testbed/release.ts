@@ -309,13 +309,14 @@ async function sized(path: string): Promise<{ path: string; size: number }> {
 }
 
 /**
- * The systemd-stub a version's imager ships: from Talos 1.10 (the version rules' ukiProfiles) Debian's next
- * release's (systemd ≥ 257), which boots multi-profile UKIs as the stub of real Talos imagers does; before,
- * Debian 12's (252). systemd-boot stays Debian 12's for every version: it shows a multi-profile UKI as one
- * entry, and the stub then boots the default profile (main).
+ * The systemd-boot and systemd-stub a version's imager ships: from Talos 1.10 (the version rules' ukiProfiles)
+ * Debian's next release's (systemd ≥ 257), which boot multi-profile UKIs as those of real Talos imagers do;
+ * before, Debian 12's (252). Both move together: systemd-boot 252 reads a multi-profile UKI as one entry and
+ * hands the stub the LAST `.cmdline` section as its command line — a reset profile's
+ * (test/imager/uki-profiles.boot.test.ts shows 257 boots the main one).
  */
-export function testbedSystemdStub(packages: TestbedPackages, version: string): string {
-  return rulesFor(version).ukiProfiles ? packages.systemdBootProfiles.stubEfi : packages.systemdBoot.stubEfi;
+export function testbedSystemdBoot(packages: TestbedPackages, version: string): { bootEfi: string; stubEfi: string } {
+  return rulesFor(version).ukiProfiles ? packages.systemdBootProfiles : packages.systemdBoot;
 }
 
 async function imagerSpec(packages: TestbedPackages, base: BaseBootAssets, version: string): Promise<ImageSpec> {
@@ -323,8 +324,8 @@ async function imagerSpec(packages: TestbedPackages, base: BaseBootAssets, versi
   const files: [string, string][] = [
     ["vmlinuz", base.vmlinuz],
     ["initramfs.xz", base.initramfs],
-    ["systemd-boot.efi", packages.systemdBoot.bootEfi],
-    ["systemd-stub.efi", testbedSystemdStub(packages, version)],
+    ["systemd-boot.efi", testbedSystemdBoot(packages, version).bootEfi],
+    ["systemd-stub.efi", testbedSystemdBoot(packages, version).stubEfi],
   ];
   return {
     repository: "siderolabs/imager",

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { findTestbedReport, reportPrefix, type TestbedReport } from "../../src/testbed/report.ts";
 
 export type { TestbedReport };
@@ -24,9 +24,12 @@ export interface BootOptions {
   initrd?: string;
   /** Kernel command line for a direct kernel boot; `console=ttyS0` is added when missing. */
   cmdline?: string;
+  /** An EFI application booted as the ESP's EFI/BOOT/BOOTX64.EFI (a UKI, or systemd-boot with `espFiles`). */
   uki?: string;
   /** The disk's logical (and physical) block size on its virtio-blk device; default QEMU's 512. */
   diskSectorSize?: number;
+  /** More files for that ESP, by path inside it (e.g. "EFI/Linux/talos.efi", "loader/loader.conf"). */
+  espFiles?: Record<string, string>;
   firmware: "bios" | "uefi";
   /** Give up after this long (default 120 s; a TCG boot takes 8–18 s). */
   timeoutMs?: number;
@@ -151,6 +154,10 @@ export async function boot(options: BootOptions): Promise<BootResult> {
     if (options.uki !== undefined) {
       await mkdir(join(scratch, "esp", "EFI", "BOOT"), { recursive: true });
       await copyFile(options.uki, join(scratch, "esp", "EFI", "BOOT", "BOOTX64.EFI"));
+      for (const [path, source] of Object.entries(options.espFiles ?? {})) {
+        await mkdir(dirname(join(scratch, "esp", path)), { recursive: true });
+        await copyFile(source, join(scratch, "esp", path));
+      }
     }
     return await run(qemuArgs(options, scratch), options.timeoutMs ?? 120_000);
   } finally {

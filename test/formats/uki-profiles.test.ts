@@ -21,11 +21,11 @@ import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
 import { readBmpInfo } from "../../src/formats/bmp.ts";
-import { assembleUki, osReleaseFor, systemdStubInfo } from "../../src/formats/uki.ts";
+import { assembleUki, osReleaseFor, systemdEfiInfo, systemdStubInfo } from "../../src/formats/uki.ts";
 import { bootSplash } from "../../src/imager/splash.ts";
 import type { OutputKind } from "../../src/talos/cmdline.ts";
 import { talosUkiProfiles } from "../../src/talos/uki-profiles.ts";
-import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
+import { fetchTestbedPackages, type TestbedPackages } from "../../src/testbed/debian.ts";
 import { type ObjdumpSection, objdumpSections, objdumpTool } from "../../src/tools/binutils.ts";
 import { runToolText } from "../../src/tools/run.ts";
 
@@ -78,12 +78,13 @@ describe("UKI profiles (Talos ≥ 1.10)", () => {
   describe("on trixie's systemd-stub", () => {
     let dir: string;
     let stubPath: string;
+    let packages: TestbedPackages;
     let stubSections: ObjdumpSection[];
     let kernel: string;
     let initramfs: string;
 
     before(async () => {
-      const packages = await fetchTestbedPackages();
+      packages = await fetchTestbedPackages();
       stubPath = packages.systemdBootProfiles.stubEfi;
       stubSections = await objdumpSections(stubPath);
       // Real payloads: the test bed's kernel, and any file as initrd (the stub never looks inside).
@@ -95,10 +96,17 @@ describe("UKI profiles (Talos ≥ 1.10)", () => {
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     });
 
-    test("is systemd ≥ 257", async () => {
+    test("is systemd ≥ 257, as its systemd-boot; Debian 12's are 252 (read from .sdmagic)", async () => {
       const info = systemdStubInfo(await readFile(stubPath));
+      assert.match(info.loaderInfo ?? "", /^systemd-stub 2\d\d/);
       assert.ok((info.systemdVersion ?? 0) >= 257, info.loaderInfo);
       assert.equal(info.supportsProfiles, true);
+      const boot = systemdEfiInfo(await readFile(packages.systemdBootProfiles.bootEfi));
+      assert.equal(boot.loaderInfo, `systemd-boot ${packages.systemdBootProfiles.version}`);
+      assert.equal(boot.supportsProfiles, true);
+      const old = systemdEfiInfo(await readFile(packages.systemdBoot.bootEfi));
+      assert.equal(old.loaderInfo, `systemd-boot ${packages.systemdBoot.version}`);
+      assert.equal(old.supportsProfiles, false, "the builder leaves profiles out of UKIs this systemd-boot boots");
     });
 
     test("an installer's UKI: upstream's sections, order, contents and alignment (objdump -h)", async () => {

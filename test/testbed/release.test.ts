@@ -208,11 +208,11 @@ describe("test bed release into the embedded store", () => {
       ]);
       assert.deepEqual((await readFile(join(install, "initramfs.xz"))).subarray(0, 4), zstdMagic);
       assert.equal(await sha256File(join(install, "vmlinuz")), debianKernel);
-      assert.equal(await sha256File(join(install, "systemd-boot.efi")), await sha256File(packages.systemdBoot.bootEfi));
-      // From 1.10 (UKI profiles, talos quirks SupportsUKIProfiles) the stub is trixie's (systemd ≥ 257), which
-      // boots multi-profile UKIs; before, Debian 12's (252).
-      const expectedStub = profileStub ? packages.systemdBootProfiles : packages.systemdBoot;
-      assert.equal(await sha256File(join(install, "systemd-stub.efi")), await sha256File(expectedStub.stubEfi));
+      // From 1.10 (UKI profiles, talos quirks SupportsUKIProfiles) systemd-boot and the stub are trixie's
+      // (systemd ≥ 257), which boot multi-profile UKIs; before, Debian 12's (252).
+      const expected = profileStub ? packages.systemdBootProfiles : packages.systemdBoot;
+      assert.equal(await sha256File(join(install, "systemd-boot.efi")), await sha256File(expected.bootEfi));
+      assert.equal(await sha256File(join(install, "systemd-stub.efi")), await sha256File(expected.stubEfi));
       const info = systemdStubInfo(await readFile(join(install, "systemd-stub.efi")));
       assert.equal(info.supportsProfiles, profileStub, `${version}: ${info.loaderInfo}`);
     }
