@@ -98,4 +98,9 @@ export async function assertBootReport(
   }
   assert.ok(args.includes("talos.platform=metal"), report.cmdline);
   assert.equal(report.schematicId, expected.schematicId);
+  // A UKI with reset profiles (Talos ≥ 1.10 ISOs, disks, installers) must boot its main one: never the wipe
+  // argument the reset profiles' .cmdline carries (pkg/imager/imager.go buildUKI), and profile 0 whenever a
+  // stub that knows profiles says which it booted.
+  assert.ok(!args.some((a) => a.startsWith("talos.experimental.wipe")), report.cmdline);
+  if (report.stub !== null && report.stub.profile !== null) assert.equal(report.stub.profile, 0, report.stub.info);
 }
