@@ -18,6 +18,7 @@ import { decodeMetaPartition } from "../../src/formats/meta-partition.ts";
 import { createBuildProfile, profileHash } from "../../src/imager/profile.ts";
 import { parseAssetRequest } from "../../src/talos/asset-path.ts";
 import { schematicId } from "../../src/talos/schematic.ts";
+import { type ObjdumpSection, objdumpSections } from "../../src/tools/binutils.ts";
 import { fsckVfat } from "../../src/tools/dosfstools.ts";
 import { type SfdiskTable, sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
 import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
@@ -194,13 +195,26 @@ describe("imager: ISOs and disk images", () => {
     // ISOs carry META on the command line: base64 of "0xc=<value>".
     const env = `talos.environment=INSTALLER_META_BASE64=${Buffer.from(`0xc=${metaValue}`).toString("base64")}`;
     assert.ok(args.includes(env), `${env} in ${linux}`);
-    // The UKI in the ISO embeds the same ISO command line.
+    // The UKI in the ISO embeds the same ISO command line, then (Talos ≥ 1.10) the profiles main and "reset"
+    // with that command line + talos.experimental.wipe=system (pkg/imager/imager.go buildUKI for ISOs).
     const uki = join(dir, "uki.efi");
     await isoExtract(path, "/EFI/Linux/Talos-v1.10.3.efi", uki);
-    sh("objcopy", ["-O", "binary", "--only-section=.cmdline", uki, join(dir, "cmdline")]);
-    const ukiCmdline = (await readFile(join(dir, "cmdline"), "utf8")).replace(/\0+$/, "");
+    const ukiBytes = await readFile(uki);
+    const sections = (await objdumpSections(uki)).slice(-9);
+    const text = (i: number) => {
+      const s = sections[i] as ObjdumpSection;
+      return ukiBytes.subarray(s.fileOffset, s.fileOffset + s.size).toString("utf8");
+    };
+    assert.deepEqual(
+      sections.map((s) => s.name),
+      [".osrel", ".cmdline", ".uname", ".splash", ".linux", ".initrd", ".profile", ".profile", ".cmdline"],
+    );
+    const ukiCmdline = text(1);
     assert.ok(ukiCmdline.split(" ").includes("talos.halt_if_installed=1"), ukiCmdline);
     assert.ok(ukiCmdline.includes(env), ukiCmdline);
+    assert.equal(text(6), "ID=main");
+    assert.equal(text(7), "ID=reset\nTITLE=Reset system disk");
+    assert.equal(text(8), `${ukiCmdline} talos.experimental.wipe=system`);
   });
 
   test("Talos 1.8 metal-amd64.iso: GRUB ISO (grub-mkrescue: BIOS and UEFI El Torito), volume id", async () => {
@@ -268,6 +282,23 @@ describe("imager: ISOs and disk images", () => {
     });
     assert.ok(efiListing.some((l) => /EFI\/Linux\/Talos-v1\.10\.3\.efi$/.test(l)));
     assert.match(await mtype(join(dir, "efi.img"), "loader/loader.conf"), /^timeout 10$/m);
+    // Its UKI: the main profile, then "reset-maintenance" with the main command line + the STATE/EPHEMERAL
+    // wipe (pkg/imager/imager.go buildUKI for disk images).
+    const uki = join(dir, "disk-uki.efi");
+    sh("mcopy", ["-i", join(dir, "efi.img"), "::EFI/Linux/Talos-v1.10.3.efi", uki]);
+    const ukiBytes = await readFile(uki);
+    const sections = (await objdumpSections(uki)).slice(-4);
+    const text = (s: ObjdumpSection) => ukiBytes.subarray(s.fileOffset, s.fileOffset + s.size).toString("utf8");
+    const main = (await objdumpSections(uki)).find((s) => s.name === ".cmdline") as ObjdumpSection;
+    assert.deepEqual(
+      sections.map((s) => s.name),
+      [".initrd", ".profile", ".profile", ".cmdline"],
+    );
+    assert.deepEqual(sections.slice(1).map(text), [
+      "ID=main",
+      "ID=reset-maintenance\nTITLE=Reset to maintenance mode",
+      `${text(main)} talos.experimental.wipe=system:EPHEMERAL,STATE`,
+    ]);
   });
 
   test("Talos 1.8 metal-amd64.raw: GRUB layout (EFI 100 MiB), META from the schematic", async () => {
