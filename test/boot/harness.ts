@@ -26,10 +26,10 @@ export interface BootOptions {
   cmdline?: string;
   /** An EFI application booted as the ESP's EFI/BOOT/BOOTX64.EFI (a UKI, or systemd-boot with `espFiles`). */
   uki?: string;
-  /** The disk's logical (and physical) block size on its virtio-blk device; default QEMU's 512. */
-  diskSectorSize?: number;
   /** More files for that ESP, by path inside it (e.g. "EFI/Linux/talos.efi", "loader/loader.conf"). */
   espFiles?: Record<string, string>;
+  /** The disk's logical (and physical) block size on its virtio-blk device; default QEMU's 512. */
+  diskSectorSize?: number;
   firmware: "bios" | "uefi";
   /** Give up after this long (default 120 s; a TCG boot takes 8–18 s). */
   timeoutMs?: number;
