@@ -30,8 +30,9 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 /** Bump one kind's salt when a fix changes that kind's bytes, so stale entries are never served. */
 // 2: modules merged in the extensions' order and indexed with upstream's depmod configuration.
 // installer 3: artifacts with upstream's tar modes and RepoTag. disk 3: META zeroed without values before
-// 1.13, no file systems on pre-1.8 STATE/EPHEMERAL; disk 4: BOOT's XFS reproducible. iso 3: reproducible
-// dates and GPT GUIDs; iso 4: the GRUB ISO's EFI FAT serial fixed.
+// 1.13, no file systems on pre-1.8 STATE/EPHEMERAL; disk 4: BOOT's XFS reproducible; disk 5: VHD time
+// stamp and unique id, VMDK CID from the inputs, the OVA's VMDK with upstream's compat6/lsilogic options.
+// iso 3: reproducible dates and GPT GUIDs; iso 4: the GRUB ISO's EFI FAT serial fixed.
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 2,
@@ -39,7 +40,7 @@ export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   uki: 2,
   installer: 3,
   iso: 4,
-  disk: 4,
+  disk: 5,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
