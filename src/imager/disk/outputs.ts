@@ -83,8 +83,8 @@ function toolOptions(options: OutputOptions) {
 }
 
 /**
- * Runs `qemu-img convert` from the raw image and, meanwhile, reads the raw image's SHA-256 (both read the
- * same file: the second read comes from the page cache while the 2 jobs share the cores).
+ * Runs `qemu-img convert` from the raw image and meanwhile reads the raw image's SHA-256 (the second reader
+ * mostly hits the page cache). When either fails, the other is stopped and awaited before the error goes on.
  */
 async function convertAndDigest(
   raw: string,
@@ -92,11 +92,19 @@ async function convertAndDigest(
   convert: Pick<QemuImgConvertOptions, "to" | "formatOptions">,
   options: OutputOptions,
 ): Promise<string> {
-  const [, digest] = await Promise.all([
-    qemuImgConvert(raw, out, { from: "raw", ...convert, ...toolOptions(options) }),
-    sha256HexOfFile(raw, options.signal),
-  ]);
-  return digest;
+  const stop = new AbortController();
+  const signal = options.signal === undefined ? stop.signal : AbortSignal.any([options.signal, stop.signal]);
+  const jobs = [
+    qemuImgConvert(raw, out, { from: "raw", ...convert, ...toolOptions({ ...options, signal }) }),
+    sha256HexOfFile(raw, signal),
+  ] as const;
+  try {
+    return (await Promise.all(jobs))[1];
+  } catch (err) {
+    stop.abort();
+    await Promise.allSettled(jobs);
+    throw err;
+  }
 }
 
 /** `bytes` bytes derived from the raw image's digest for one use (`label`): the same image, the same ids. */
@@ -105,7 +113,7 @@ function derivedBytes(label: string, rawSha256: string, bytes: number): Buffer {
 }
 
 /** A VHD unique id: 16 derived bytes marked as an RFC 9562 version 8 (custom) UUID. */
-export function vhdUniqueIdOf(rawSha256: string): Buffer {
+function vhdUniqueIdOf(rawSha256: string): Buffer {
   const id = Buffer.from(derivedBytes("vhd unique id", rawSha256, 16));
   id[6] = ((id[6] as number) & 0x0f) | 0x80;
   id[8] = ((id[8] as number) & 0x3f) | 0x80;
@@ -113,7 +121,7 @@ export function vhdUniqueIdOf(rawSha256: string): Buffer {
 }
 
 /** A VMDK content id: 32 derived bits, never ffffffff (a parentCID's "no parent") nor fffffffe. */
-export function vmdkCidOf(rawSha256: string): number {
+function vmdkCidOf(rawSha256: string): number {
   const cid = derivedBytes("vmdk cid", rawSha256, 4).readUInt32BE(0);
   return cid >= 0xffff_fffe ? cid & 0x7fff_ffff : cid;
 }
