@@ -13,6 +13,8 @@ import { pipeline } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
 import { GptType, guidFromLabel } from "../../src/formats/gpt.ts";
 import { decodeMetaPartition, MetaTag } from "../../src/formats/meta-partition.ts";
+import { parseVhdFooter } from "../../src/formats/vhd.ts";
+import { readEmbeddedDescriptor } from "../../src/formats/vmdk.ts";
 import { xfsProtofile } from "../../src/formats/xfs-protofile.ts";
 import { assembleDisk, readDiskBytes, readDiskGpt } from "../../src/imager/disk/assemble.ts";
 import { buildFatImage, directoriesFor } from "../../src/imager/disk/fat.ts";
@@ -471,5 +473,71 @@ describe("disk image outputs", () => {
     const ovf = await readFile(join(x, "disk.ovf"), "utf8");
     assert.match(ovf, /ovf:capacity="32"/);
     assert.match(ovf, new RegExp(`ovf:size="${(await stat(join(x, "disk.vmdk"))).size}"`));
+  });
+
+  test("qcow2, VHD (fixed and dynamic) and OVA: the same raw image and mtime give the same bytes", async () => {
+    const twice = async (name: string, make: (out: string) => Promise<void>) => {
+      const [a, b] = [join(dir, `a-${name}`), join(dir, `b-${name}`)];
+      await make(a);
+      // qemu-img stamps VHDs to the second: let a second pass between the conversions.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await make(b);
+      assert.equal(await sha256(a), await sha256(b), name);
+      return a;
+    };
+    const mtime = 1700000000;
+    await twice("small.qcow2", (out) => convertDiskImage(raw, out, "qcow2", "cluster_size=8k", { mtime }));
+    const fixed = await twice("fixed.vhd", (out) =>
+      convertDiskImage(raw, out, "vpc", "subformat=fixed,force_size", { mtime }),
+    );
+    const dynamic = await twice("dynamic.vhd", (out) => convertDiskImage(raw, out, "vpc", undefined, { mtime }));
+    for (const vhd of [fixed, dynamic]) {
+      const footer = parseVhdFooter(await readDiskBytes(vhd, (await stat(vhd)).size - 512, 512));
+      assert.equal(footer?.timestamp, mtime, "the VHD's time stamp is the mtime");
+      assert.ok(footer.checksumValid);
+      assert.equal((await qemuImgInfo(vhd, { format: "vpc" })).format, "vpc", "qemu-img accepts the footer");
+    }
+    const ova = await twice("small.ova", (out) =>
+      buildOva(raw, out, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime }),
+    );
+    const x = join(dir, "ova-same");
+    await mkdir(x);
+    execFileSync("tar", ["-xf", ova, "-C", x]);
+    const vmdk = join(x, "disk.vmdk");
+    assert.equal(((await qemuImgCheck(vmdk, { format: "vmdk" })).corruptions as number | undefined) ?? 0, 0);
+    // Talos's OVA options before 1.11 (pkg/imager/ova/ova.go): compat6,subformat=streamOptimized,adapter_type=lsilogic.
+    const descriptor = await readEmbeddedDescriptor(vmdk);
+    assert.match(descriptor, /^ddb\.virtualHWVersion = "6"$/m);
+    assert.match(descriptor, /^ddb\.adapterType = "lsilogic"$/m);
+    assert.match(descriptor, /^createType="streamOptimized"$/m);
+    assert.match(
+      execFileSync("tar", ["--list", "--verbose", "--numeric-owner", "--full-time", "-f", ova]).toString(),
+      /^-rw-r--r-- 0\/0 +\d+ 2023-11-14 22:13:20 disk\.ovf$/m,
+    );
+  });
+
+  test("the VHD unique id and the VMDK CID follow the raw image's content", async () => {
+    const other = join(dir, "other.raw");
+    await writeFile(other, randomBytes(mib));
+    const ids = async (image: string, name: string) => {
+      const vhd = join(dir, `${name}.vhd`);
+      await convertDiskImage(image, vhd, "vpc", "subformat=fixed,force_size", { mtime: 0 });
+      const footer = parseVhdFooter(await readDiskBytes(vhd, (await stat(vhd)).size - 512, 512));
+      const ova = join(dir, `${name}.ova`);
+      await buildOva(image, ova, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime: 0 });
+      const x = join(dir, `${name}-x`);
+      await mkdir(x);
+      execFileSync("tar", ["-xf", ova, "-C", x]);
+      const info = await qemuImgInfo(join(x, "disk.vmdk"), { format: "vmdk" });
+      return {
+        uniqueId: footer?.uniqueId.toString("hex"),
+        cid: (info["format-specific"]?.data as { cid?: number } | undefined)?.cid,
+      };
+    };
+    const [mine, theirs] = [await ids(raw, "mine"), await ids(other, "theirs")];
+    assert.notEqual(mine.uniqueId, theirs.uniqueId);
+    assert.notEqual(mine.cid, theirs.cid);
+    // An RFC 9562 version 8 UUID.
+    assert.match(mine.uniqueId ?? "", /^[0-9a-f]{12}8[0-9a-f]{3}[89ab][0-9a-f]{15}$/);
   });
 });

@@ -32,7 +32,8 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // installer 3: artifacts with upstream's tar modes and RepoTag. disk 3: META zeroed without values before
 // 1.13, no file systems on pre-1.8 STATE/EPHEMERAL; disk 4: BOOT's XFS reproducible. iso 3: reproducible
 // dates and GPT GUIDs; iso 4: the GRUB ISO's EFI FAT serial fixed. uki 3, installer 4, iso 5, disk 5: UKIs
-// carry .splash, and from 1.10 .profile sections (main, reset / reset-maintenance).
+// carry .splash, and from 1.10 .profile sections (main, reset / reset-maintenance); disk 5 also: VHD time
+// stamp and unique id, VMDK CID from the inputs, the OVA's VMDK with upstream's compat6/lsilogic options.
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 2,

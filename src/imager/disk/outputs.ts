@@ -2,8 +2,14 @@
 // streamed from the raw image into the output file.
 //   .xz      xz -0 -T0            .zst  zstd -T0 -18         .gz  gzip -6 without a timestamp
 //   .tar.gz  tar of disk.raw (sparse, sorted, root-owned, mtime) then gzip
-//   qcow2 / vpc (VHD) via qemu-img convert with the platform's -o options
-//   ova      streamOptimized vmdk + OVF + manifest (SHA-256 lines) in a tar
+//   qcow2 / vpc (VHD) via qemu-img convert with the platform's -o options (Talos pkg/imager/out.go,
+//            pkg/imager/qemuimg/qemuimg.go: `qemu-img convert -f raw -O <format> -o <options>`)
+//   ova      streamOptimized vmdk + OVF + manifest (SHA-256 lines) in a tar (pkg/imager/ova/ova.go)
+// Every output is reproducible: the same raw image and mtime give the same bytes. qemu-img's qcow2 carries
+// nothing time- or chance-dependent; its VHD footer (creation time, random unique id) and its VMDK
+// descriptor (random CID) do, so those are set afterwards (src/formats/vhd.ts, src/formats/vmdk.ts): the
+// time from the mtime every archive here uses, the ids from the raw image's SHA-256, read while qemu-img
+// converts it.
 
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -13,7 +19,9 @@ import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
-import { qemuImgConvert } from "../../tools/qemu-img.ts";
+import { setVhdIdentity } from "../../formats/vhd.ts";
+import { setVmdkCid } from "../../formats/vmdk.ts";
+import { type QemuImgConvertOptions, qemuImgConvert } from "../../tools/qemu-img.ts";
 import { tarSparseFile } from "../../tools/tar.ts";
 import { xzCompressFile } from "../../tools/xz.ts";
 import { zstdCompressFile } from "../../tools/zstd.ts";
@@ -69,6 +77,55 @@ export async function compressDiskImage(
   }
 }
 
+/** A conversion of a multi-GB image can take a while: the default 10-minute tool timeout is too short. */
+function toolOptions(options: OutputOptions) {
+  return { signal: options.signal, timeoutMs: 3600_000 };
+}
+
+/**
+ * Runs `qemu-img convert` from the raw image and meanwhile reads the raw image's SHA-256 (the second reader
+ * mostly hits the page cache). When either fails, the other is stopped and awaited before the error goes on.
+ */
+async function convertAndDigest(
+  raw: string,
+  out: string,
+  convert: Pick<QemuImgConvertOptions, "to" | "formatOptions">,
+  options: OutputOptions,
+): Promise<string> {
+  const stop = new AbortController();
+  const signal = options.signal === undefined ? stop.signal : AbortSignal.any([options.signal, stop.signal]);
+  const jobs = [
+    qemuImgConvert(raw, out, { from: "raw", ...convert, ...toolOptions({ ...options, signal }) }),
+    sha256HexOfFile(raw, signal),
+  ] as const;
+  try {
+    return (await Promise.all(jobs))[1];
+  } catch (err) {
+    stop.abort();
+    await Promise.allSettled(jobs);
+    throw err;
+  }
+}
+
+/** `bytes` bytes derived from the raw image's digest for one use (`label`): the same image, the same ids. */
+function derivedBytes(label: string, rawSha256: string, bytes: number): Buffer {
+  return createHash("sha256").update(`talos disk image ${label}\0${rawSha256}`).digest().subarray(0, bytes);
+}
+
+/** A VHD unique id: 16 derived bytes marked as an RFC 9562 version 8 (custom) UUID. */
+function vhdUniqueIdOf(rawSha256: string): Buffer {
+  const id = Buffer.from(derivedBytes("vhd unique id", rawSha256, 16));
+  id[6] = ((id[6] as number) & 0x0f) | 0x80;
+  id[8] = ((id[8] as number) & 0x3f) | 0x80;
+  return id;
+}
+
+/** A VMDK content id: 32 derived bits, never ffffffff (a parentCID's "no parent") nor fffffffe. */
+function vmdkCidOf(rawSha256: string): number {
+  const cid = derivedBytes("vmdk cid", rawSha256, 4).readUInt32BE(0);
+  return cid >= 0xffff_fffe ? cid & 0x7fff_ffff : cid;
+}
+
 /** qcow2 or VHD (qemu's "vpc") from the raw image. */
 export async function convertDiskImage(
   raw: string,
@@ -77,13 +134,13 @@ export async function convertDiskImage(
   formatOptions: string | undefined,
   options: OutputOptions = {},
 ): Promise<void> {
-  await qemuImgConvert(raw, out, {
-    from: "raw",
-    to: format,
-    formatOptions,
-    signal: options.signal,
-    timeoutMs: 3600_000,
-  });
+  if (format === "qcow2") {
+    // qemu-img's qcow2 is the same for the same raw image and options (no time, no random id).
+    await qemuImgConvert(raw, out, { from: "raw", to: format, formatOptions, ...toolOptions(options) });
+    return;
+  }
+  const digest = await convertAndDigest(raw, out, { to: format, formatOptions }, options);
+  await setVhdIdentity(out, { timestamp: mtimeOf(options), uniqueId: vhdUniqueIdOf(digest) });
 }
 
 /** The OVF descriptor of a Talos VM with one streamOptimized disk (the shape of upstream's ova template). */
@@ -180,6 +237,8 @@ ${[
 `;
 }
 
+export const ovaVmdkOptions = "compat6,subformat=streamOptimized,adapter_type=lsilogic";
+
 /** An OVA (tar of disk.ovf, disk.mf, disk.vmdk) from the raw image; `diskSizeBytes` is the VM's disk size. */
 export async function buildOva(
   raw: string,
@@ -189,13 +248,10 @@ export async function buildOva(
   const work = await mkdtemp(join(options.scratchDir, "ova-"));
   try {
     const vmdk = join(work, "disk.vmdk");
-    await qemuImgConvert(raw, vmdk, {
-      from: "raw",
-      to: "vmdk",
-      formatOptions: "subformat=streamOptimized",
-      signal: options.signal,
-      timeoutMs: 3600_000,
-    });
+    // Upstream's options before it moved to open-vmdk's vmdk-convert in Talos 1.11 (pkg/imager/ova/ova.go
+    // at 7c057edd5^): hardware version 6, an LSI Logic adapter, one streamOptimized extent.
+    const digest = await convertAndDigest(raw, vmdk, { to: "vmdk", formatOptions: ovaVmdkOptions }, options);
+    await setVmdkCid(vmdk, vmdkCidOf(digest));
     const vmdkBytes = (await stat(vmdk)).size;
     const ovf = ovfDescriptor({
       vmdkName: "disk.vmdk",
@@ -207,6 +263,7 @@ export async function buildOva(
     const mtime = new Date(mtimeOf(options) * 1000);
     const pack = tar.pack();
     const written = pipeline(pack, createWriteStream(out), { signal: options.signal });
+    // Fixed headers (no owner names, the one mtime) in upstream's member order: the same bytes every time.
     const header = (name: string, size: number) => ({ name, size, mtime, mode: 0o644, uid: 0, gid: 0 });
     pack.entry(header("disk.ovf", Buffer.byteLength(ovf)), ovf);
     pack.entry(header("disk.mf", Buffer.byteLength(mf)), mf);
