@@ -30,6 +30,11 @@ export interface VersionRules {
   readonly initramfsCompression: InitramfsCompression;
   /** mksquashfs compressor for extension layers (with level 18 for zstd). */
   readonly squashfsCompression: InitramfsCompression;
+  /**
+   * Extension squashfs images carry the SELinux labels the extension's tar gave (`SCHILY.xattr.security.selinux`
+   * PAX records) as mksquashfs pseudo xattrs, and no other xattr (`-xattrs-exclude '.*'`). Before: no flags.
+   */
+  readonly squashfsSelinuxLabels: boolean;
   /** UEFI boots only through systemd-boot; BIOS still through GRUB (dual-boot). Before: GRUB for both. */
   readonly sdBootForUefi: boolean;
   /** The installer image repository: `installer-base` (unified installer) or `installer`. */
@@ -121,6 +126,7 @@ function baseline(): MutableRules {
     firmwarePath: "lib/firmware",
     initramfsCompression: "xz",
     squashfsCompression: "xz",
+    squashfsSelinuxLabels: false,
     sdBootForUefi: false,
     installerImage: "installer",
     installerArtifacts: ["vmlinuz", "initramfs.xz"],
@@ -358,6 +364,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "disk images always carry a written META, values or not (talos cmd/installer/pkg/install/install.go: image mode writes meta.img)",
     apply: (r) => {
       r.metaAlwaysWritten = true;
+    },
+  },
+  {
+    since: "1.13.0",
+    rule: "extension squashfs images get the SELinux labels of the extension's tar entries (PAX SCHILY.xattr.security.selinux, the embedded config's included) as mksquashfs pseudo xattrs, every other xattr excluded (talos pkg/archiver/untar.go, internal/pkg/extensions/compress.go xattrPseudoFlags)",
+    apply: (r) => {
+      r.squashfsSelinuxLabels = true;
     },
   },
   {

@@ -43,6 +43,14 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "extension squashfs carries the tar's SELinux labels, other xattrs excluded, from 1.13 (talos internal/pkg/extensions/compress.go xattrPseudoFlags)",
+    [
+      ["v1.12.4", (r) => r.squashfsSelinuxLabels, false],
+      ["v1.13.0-alpha.1", (r) => r.squashfsSelinuxLabels, true],
+      ["v1.13.0", (r) => r.squashfsSelinuxLabels, true],
+    ],
+  ],
+  [
     "metal ttyS0 dropped at 1.8.0",
     [
       ["v1.7.6", (r) => r.metalConsoleTtyS0, true],
