@@ -18,6 +18,9 @@
 //   - bombs: limits on total bytes, single file size, entry count, path length and depth.
 // Nothing is ever written outside the target directory. Modes are kept (without setuid/setgid unless
 // allowed), mtimes come from the tar; ownership is not applied (the tree belongs to the calling user).
+// Extended attributes are never set on disk. SELinux labels (PAX `SCHILY.xattr.security.selinux`, as Talos'
+// pkg/archiver/untar.go reads them) are collected instead: for each path of the result, the label of the
+// entry that put it there (the topmost layer's), none when that entry had none.
 
 import { constants as fsConstants } from "node:fs";
 import { chmod, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from "node:fs/promises";
@@ -47,7 +50,14 @@ export interface FlattenStats {
   entries: number;
   files: number;
   bytes: number;
+  /** SELinux label by path ("usr/bin/x", no leading slash) of every entry in the result that had one. */
+  selinuxLabels: Map<string, string>;
 }
+
+/** The PAX record carrying an entry's SELinux label (Talos constants.TarPaxHeaderSELinux). */
+export const selinuxPaxRecord = "SCHILY.xattr.security.selinux";
+/** Longest label accepted (the kernel's own limit for an xattr value is 64 KiB; real labels are short). */
+const maxLabelBytes = 4096;
 
 const defaults: Required<FlattenLimits> = {
   maxTotalBytes: 16 * 1024 ** 3,
@@ -113,7 +123,7 @@ interface DirectoryMeta {
 class Flattener {
   readonly root: string;
   readonly limits: Required<FlattenLimits>;
-  readonly stats: FlattenStats = { layers: 0, entries: 0, files: 0, bytes: 0 };
+  readonly stats: FlattenStats = { layers: 0, entries: 0, files: 0, bytes: 0, selinuxLabels: new Map() };
   /** Directories known to be real directories (not symlinks); reset whenever something is removed. */
   private knownDirectories = new Set<string>();
   /** Mode and mtime to give directories once everything is written (so read-only dirs don't block writes). */
@@ -158,6 +168,20 @@ class Flattener {
     // fs.rm never follows symlinks: a link is removed, not what it points at.
     await rm(this.full(parts), { recursive: true, force: true });
     this.knownDirectories = new Set();
+    const rel = parts.join("/");
+    for (const path of this.stats.selinuxLabels.keys())
+      if (path === rel || path.startsWith(`${rel}/`)) this.stats.selinuxLabels.delete(path);
+  }
+
+  /** The entry's SELinux label (without the trailing NUL the kernel's form has), or undefined. */
+  private selinuxLabel(name: string, header: tar.Header): string | undefined {
+    const pax = (header as { pax?: Record<string, string> | null }).pax;
+    const value = pax?.[selinuxPaxRecord];
+    if (value === undefined || value === "") return undefined;
+    const label = value.replace(/\0+$/, "");
+    if (label === "" || Buffer.byteLength(label) > maxLabelBytes || /[\0\n]/.test(label))
+      throw refuse(name, "its SELinux label is empty, too long or holds a NUL or newline");
+    return label;
   }
 
   private markWritten(parts: string[]): void {
@@ -220,19 +244,27 @@ class Flattener {
       return this.applyWhiteout([...parts.slice(0, -1), hidden]);
     }
 
+    const label = this.selinuxLabel(name, header);
     switch (header.type) {
       case "directory":
-        return this.writeDirectory(name, parts, header);
+        await this.writeDirectory(name, parts, header);
+        break;
       case "file":
       case "contiguous-file":
-        return this.writeFile(name, parts, header, body);
+        await this.writeFile(name, parts, header, body);
+        break;
       case "symlink":
-        return this.writeSymlink(name, parts, header);
+        await this.writeSymlink(name, parts, header);
+        break;
       case "link":
-        return this.writeHardlink(name, parts, header);
+        await this.writeHardlink(name, parts, header);
+        break;
       default:
         throw refuse(name, `unsupported entry type "${header.type}" (device nodes, fifos and the like are refused)`);
     }
+    // The entry that put the path there decides its label, as the topmost layer's header does upstream.
+    if (label === undefined) this.stats.selinuxLabels.delete(parts.join("/"));
+    else this.stats.selinuxLabels.set(parts.join("/"), label);
   }
 
   private mode(header: tar.Header): number {

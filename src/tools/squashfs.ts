@@ -6,6 +6,11 @@
 // (internal/pkg/extensions/compress.go). Timestamps: squashfs-tools
 // refuses SOURCE_DATE_EPOCH together with -mkfs-time/-all-time, so when we pin a time we pass the flags and
 // drop the variable from the child's environment.
+//
+// From Talos 1.13 upstream adds `-xattrs-exclude '.*'` and one pseudo definition
+//   -p "<path inside the rootfs> x security.selinux=<label>"
+// per file the extension's tar labelled (internal/pkg/extensions/compress.go xattrPseudoFlags). Both need
+// squashfs-tools 4.6 (Debian 12 has 4.5.1): `command` names such an mksquashfs (see squashfs-tools.ts).
 
 import { AppError } from "../errors.ts";
 import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
@@ -32,8 +37,20 @@ export interface MksquashfsOptions {
   allRoot?: boolean;
   /** Threads (default: all processors). */
   processors?: number;
+  /**
+   * SELinux labels by path inside `sourceDir` ("/" for the root, else relative: "usr/bin/x"): every xattr
+   * on disk is excluded and these become pseudo xattrs. Needs mksquashfs ≥ 4.6. Undefined: no xattr flags.
+   */
+  selinuxLabels?: ReadonlyMap<string, string>;
+  /** The mksquashfs to run (a path); default the one on PATH. */
+  command?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+}
+
+/** A path as a pseudo definition names it: spaces, quotes and backslashes escaped with a backslash. */
+function pseudoPath(path: string): string {
+  return path.replace(/[\\\s"]/g, (c) => `\\${c}`);
 }
 
 /** The argument list for mksquashfs, exported so tests and docs can show it. */
@@ -64,6 +81,18 @@ export function mksquashfsArgs(sourceDir: string, outFile: string, options: Mksq
     args.push("-mkfs-time", String(options.mtime), "-all-time", String(options.mtime));
   }
   if (options.processors !== undefined) args.push("-processors", String(options.processors));
+  if (options.selinuxLabels !== undefined) {
+    args.push("-xattrs-exclude", ".*");
+    // Sorted, so the command line is the same whatever order the labels were found in (the image is anyway).
+    for (const path of [...options.selinuxLabels.keys()].sort()) {
+      const label = options.selinuxLabels.get(path) as string;
+      if (path === "" || path.startsWith("../") || (path.startsWith("/") && path !== "/"))
+        throw new AppError("BadRequest", `mksquashfs: "${path}" is not a path inside the source`);
+      if (label === "" || /[\0\n]/.test(label))
+        throw new AppError("BadRequest", `mksquashfs: invalid SELinux label for "${path}"`);
+      args.push("-p", `${pseudoPath(path)} x security.selinux=${label}`);
+    }
+  }
   return args;
 }
 
@@ -71,7 +100,24 @@ export function mksquashfsArgs(sourceDir: string, outFile: string, options: Mksq
 export async function mksquashfs(sourceDir: string, outFile: string, options: MksquashfsOptions): Promise<void> {
   const run: RunOptions = { signal: options.signal, timeoutMs: options.timeoutMs };
   if (options.mtime !== undefined) run.env = { SOURCE_DATE_EPOCH: undefined };
-  await runTool(mksquashfsTool, mksquashfsArgs(sourceDir, outFile, options), run);
+  const tool = options.command === undefined ? mksquashfsTool : { ...mksquashfsTool, command: options.command };
+  await runTool(tool, mksquashfsArgs(sourceDir, outFile, options), run);
+}
+
+/** squashfs-tools' version as [major, minor, patch], from `mksquashfs -version`. */
+export async function mksquashfsVersion(
+  command = mksquashfsTool.command,
+  options?: Pick<RunOptions, "signal">,
+): Promise<[number, number, number]> {
+  const text = await runToolText({ ...mksquashfsTool, command }, ["-version"], { ...options, timeoutMs: 30_000 });
+  const match = /^mksquashfs version (\d+)\.(\d+)(?:\.(\d+))?/m.exec(text);
+  if (match === null) throw new AppError("Internal", `${command} -version printed no version`);
+  return [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
+}
+
+/** Whether squashfs-tools of this version knows `-xattrs-exclude` and `x` pseudo definitions (4.6). */
+export function supportsPseudoXattrs(version: readonly [number, number, number]): boolean {
+  return version[0] > 4 || (version[0] === 4 && version[1] >= 6);
 }
 
 export interface SquashfsListing {

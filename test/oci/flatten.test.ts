@@ -23,7 +23,14 @@ import { type FlattenLimits, flattenLayers } from "../../src/oci/flatten.ts";
 import { buildLayer, decompressLayer } from "../../src/oci/layer.ts";
 
 // Raw tar entries, written with tar-stream directly so the tests can produce any hostile header.
-type RawEntry = { name: string; type?: tar.Header["type"]; content?: string; linkname?: string; mode?: number };
+type RawEntry = {
+  name: string;
+  type?: tar.Header["type"];
+  content?: string;
+  linkname?: string;
+  mode?: number;
+  pax?: Record<string, string>;
+};
 
 async function rawTar(entries: RawEntry[]): Promise<Buffer> {
   const pack = tar.pack();
@@ -35,6 +42,7 @@ async function rawTar(entries: RawEntry[]): Promise<Buffer> {
       mode: e.mode ?? (e.type === "directory" ? 0o755 : 0o644),
       mtime: new Date(1_000_000_000_000),
       ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+      ...(e.pax !== undefined ? { pax: e.pax } : {}),
     };
     await new Promise<void>((resolve, reject) => {
       pack.entry(header, e.content ?? "", (err) => (err ? reject(err) : resolve()));
@@ -264,6 +272,43 @@ describe("flatten: hostile layers are refused and nothing is written outside", (
     mkdirSync(target);
     writeFileSync(join(target, "old"), "");
     await assert.rejects(flatten([[{ name: "a", content: "" }]]), (err: unknown) => isAppError(err, "BadRequest"));
+  });
+});
+
+// Talos pkg/archiver/untar.go: a PAX SCHILY.xattr.security.selinux record gives the path its label; nothing
+// is set on disk, and other xattr records are ignored.
+describe("flatten: SELinux labels from PAX records", () => {
+  const label = (type: string) => ({ "SCHILY.xattr.security.selinux": `system_u:object_r:${type}:s0` });
+
+  it("collects the topmost entry's label per path, drops removed paths, ignores other xattrs", async () => {
+    const stats = await flatten([
+      [
+        { name: "rootfs/", type: "directory", pax: label("root_t") },
+        { name: "rootfs/usr/bin/a", content: "a", pax: { ...label("bin_t"), "SCHILY.xattr.user.foo": "bar" } },
+        { name: "rootfs/usr/bin/b", content: "b", pax: label("bin_t") },
+        { name: "rootfs/usr/bin/c", content: "c", pax: label("bin_t") },
+        { name: "rootfs/etc/d/e", content: "e", pax: label("etc_t") },
+        { name: "rootfs/only-user", content: "u", pax: { "SCHILY.xattr.user.foo": "bar" } },
+      ],
+      [
+        { name: "rootfs/usr/bin/b", content: "B" }, // replaced without a label: it has none now
+        { name: "rootfs/usr/bin/c", type: "symlink", linkname: "a", pax: { "SCHILY.xattr.security.selinux": "x_t\0" } },
+        { name: "rootfs/etc/.wh.d", content: "" },
+      ],
+    ]);
+    assert.deepEqual([...stats.selinuxLabels].sort(), [
+      ["rootfs", "system_u:object_r:root_t:s0"],
+      ["rootfs/usr/bin/a", "system_u:object_r:bin_t:s0"],
+      ["rootfs/usr/bin/c", "x_t"],
+    ]);
+    assert.equal(readFileSync(join(target, "rootfs/usr/bin/b"), "utf8"), "B");
+  });
+
+  it("refuses a label holding a newline", async () => {
+    await assert.rejects(
+      flatten([[{ name: "f", content: "x", pax: { "SCHILY.xattr.security.selinux": "a\nb" } }]]),
+      (err: unknown) => isAppError(err, "BadRequest") && /SELinux label/.test((err as Error).message),
+    );
   });
 });
 
