@@ -17,6 +17,11 @@ export interface LocalExtension {
   dir: string;
   /** Manifest digest of the image it was pulled by. */
   digest: string;
+  /**
+   * SELinux labels its tar gave (PAX `SCHILY.xattr.security.selinux`), by path relative to `dir`
+   * ("rootfs/usr/bin/x"; flatten.ts). The flattened files carry no xattrs. Undefined: none known.
+   */
+  selinuxLabels?: ReadonlyMap<string, string>;
 }
 
 /** The base installer image (`installer-base` ≥ 1.10, `installer` before): its blobs and config. */

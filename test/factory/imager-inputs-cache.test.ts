@@ -68,6 +68,34 @@ describe("SourceContentCache", () => {
     assert.equal(await readFile(join(lease.dir, "l"), "utf8"), "layers");
   });
 
+  test("an entry whose metadata the caller no longer accepts (an older format) is filled again, on disk too", async () => {
+    const dir = freshDir();
+    (await new SourceContentCache({ dir }).obtain(digestOf("m"), "tree", async () => null)).release();
+    const checkMeta = (meta: unknown) => (meta === null ? "cached before labels were kept" : undefined);
+    const reasons: string[] = [];
+    const fill = async () => ({ selinuxLabels: {} });
+    const lease = await new SourceContentCache({ dir }).obtain(digestOf("m"), "tree", fill, {
+      checkMeta,
+      onDiscard: (reason) => reasons.push(reason),
+    });
+    lease.release();
+    assert.deepEqual(lease.meta, { selinuxLabels: {} });
+    assert.deepEqual(reasons, ["cached before labels were kept"]);
+    let filled = false;
+    const again = await new SourceContentCache({ dir }).obtain(
+      digestOf("m"),
+      "tree",
+      async () => {
+        filled = true;
+        return null;
+      },
+      { checkMeta },
+    );
+    again.release();
+    assert.equal(filled, false, "the refilled entry replaced the old one on disk");
+    assert.deepEqual(again.meta, { selinuxLabels: {} });
+  });
+
   test("over its size bound, least recently used entries go first; leased ones stay", async () => {
     const dir = freshDir();
     const cache = new SourceContentCache({ dir, maxBytes: 2500, keepRecentMs: 0 });

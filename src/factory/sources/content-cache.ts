@@ -83,6 +83,11 @@ export interface ContentLease<M> {
 export interface ObtainOptions {
   /** Called when an entry on disk was unusable and is being replaced. */
   onDiscard?: (reason: string) => void;
+  /**
+   * Whether an entry's metadata is what this caller needs; an entry whose metadata is not (written by an
+   * older version that recorded less) is replaced as if unusable. Returns why not, or undefined.
+   */
+  checkMeta?: (meta: unknown) => string | undefined;
 }
 
 const entryFile = "entry.json";
@@ -223,11 +228,13 @@ export class SourceContentCache {
   ): Promise<{ meta: unknown; hit: boolean }> {
     const entryDir = join(this.dir, key);
     const existing = await this.#open(key, digest, kind);
-    if (existing.record !== undefined) {
+    const metaProblem = existing.record === undefined ? undefined : options.checkMeta?.(existing.record.meta);
+    if (existing.record !== undefined && metaProblem === undefined) {
       await this.#touch(entryDir);
       return { meta: existing.record.meta, hit: true };
     }
-    if (existing.problem !== undefined) options.onDiscard?.(existing.problem);
+    const problem = metaProblem ?? existing.problem;
+    if (problem !== undefined) options.onDiscard?.(problem);
 
     await mkdir(this.dir, { recursive: true });
     const temp = await mkdtemp(join(this.dir, `.tmp-${key}-`));
@@ -238,7 +245,7 @@ export class SourceContentCache {
       const { items, bytes } = await takeInventory(content, this.#maxInventory);
       const record: EntryRecord = { format: 1, digest, kind, bytes, meta, inventory: items };
       await writeFile(join(temp, entryFile), JSON.stringify(record));
-      await this.#commit(temp, key, digest, kind);
+      await this.#commit(temp, key, digest, kind, options.checkMeta);
       this.#checked.add(key);
       await this.#evict(key).catch(() => {}); // best effort: a full cache must not fail a build
       return { meta, hit: false };
@@ -248,7 +255,13 @@ export class SourceContentCache {
   }
 
   /** Renames the filled temporary directory into place (replacing an unusable entry). */
-  async #commit(temp: string, key: string, digest: Digest, kind: ContentKind): Promise<void> {
+  async #commit(
+    temp: string,
+    key: string,
+    digest: Digest,
+    kind: ContentKind,
+    checkMeta: ObtainOptions["checkMeta"],
+  ): Promise<void> {
     const entryDir = join(this.dir, key);
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
@@ -260,7 +273,8 @@ export class SourceContentCache {
       }
       // Something is already there: another process's complete entry (use it), or an unusable one.
       this.#checked.delete(key);
-      if ((await this.#open(key, digest, kind)).record !== undefined) return;
+      const { record } = await this.#open(key, digest, kind);
+      if (record !== undefined && checkMeta?.(record.meta) === undefined) return;
       await this.#setAside(entryDir);
     }
     throw integrity(`could not place the cache entry ${entryDir}`);

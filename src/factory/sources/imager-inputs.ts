@@ -346,7 +346,13 @@ export class ImagerInputResolver {
         // Refused here (a bad manifest, an incompatible version), before any build starts; content problems
         // are only warned about, by the imager as it stages them.
         await validateExtensionTree(item.lease.dir, { talosVersion, name: item.name, contents: "warn" });
-        extensions.push({ name: item.name as string, dir: item.lease.dir, digest: item.image.digest });
+        const meta = (item.lease as ContentLease<TreeMeta>).meta;
+        extensions.push({
+          name: item.name as string,
+          dir: item.lease.dir,
+          digest: item.image.digest,
+          selinuxLabels: new Map(Object.entries(meta.selinuxLabels)),
+        });
       }
       return {
         inputs: {
@@ -413,9 +419,9 @@ export class ImagerInputResolver {
     arch: Arch,
     progress: (event: SourceProgress) => void,
     signal: AbortSignal | undefined,
-  ): Promise<ContentLease<unknown>> {
+  ): Promise<ContentLease<TreeMeta>> {
     const { digest, manifest } = await this.#platformManifest(item.image, arch);
-    const lease = await this.#options.cache.obtain(
+    const lease = await this.#options.cache.obtain<TreeMeta>(
       digest,
       "tree",
       async (dir) => {
@@ -423,7 +429,7 @@ export class ImagerInputResolver {
         try {
           const files = await this.#download(item, manifest.layers, scratch, progress, signal);
           progress({ step: "unpack", role: item.role, image: item.reference });
-          await flattenLayers(
+          const stats = await flattenLayers(
             files.map(
               (file, i) => async () =>
                 decompressLayer(createReadStream(file), (manifest.layers[i] as Descriptor).mediaType),
@@ -431,12 +437,17 @@ export class ImagerInputResolver {
             dir,
             this.#limits.flatten,
           );
-          return null;
+          // Kept with the tree (entry.json, renamed into place with it): the flattened files carry no xattrs.
+          const labels = [...stats.selinuxLabels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+          return { selinuxLabels: Object.fromEntries(labels) };
         } finally {
           await rm(scratch, { recursive: true, force: true });
         }
       },
-      { onDiscard: (reason) => progress({ step: "discard", role: item.role, image: item.reference, reason }) },
+      {
+        onDiscard: (reason) => progress({ step: "discard", role: item.role, image: item.reference, reason }),
+        checkMeta: treeMetaProblem,
+      },
     );
     if (lease.hit) progress({ step: "cached", role: item.role, image: item.reference, pinned: item.image.pinned });
     return lease;
@@ -470,6 +481,19 @@ export class ImagerInputResolver {
     if (lease.hit) progress({ step: "cached", role: item.role, image: item.reference, pinned: item.image.pinned });
     return lease;
   }
+}
+
+/** What a flattened image's cache entry keeps beside the tree: SELinux labels by path (flatten.ts). */
+interface TreeMeta {
+  selinuxLabels: Record<string, string>;
+}
+
+function treeMetaProblem(meta: unknown): string | undefined {
+  const labels = (meta as Partial<TreeMeta> | null)?.selinuxLabels;
+  if (labels === null || typeof labels !== "object" || Array.isArray(labels))
+    return "cached before SELinux labels were kept with flattened images";
+  if (!Object.values(labels).every((label) => typeof label === "string")) return "its SELinux labels are not strings";
+  return undefined;
 }
 
 async function installerInput(lease: ContentLease<InstallerMeta>): Promise<InstallerBaseInput> {
