@@ -12,7 +12,9 @@
 //      with upstream's configuration (hack/extra-modules.conf: `search extras built-in`, the host's
 //      depmod.d never read), and its `modules.*` files become a last extension `modules.dep`;
 //   4. each extension rootfs → `<dir>.sqsh` (mksquashfs -all-root, zstd level 18 or xz by version, one fixed
-//      timestamp), run in parallel, one per core;
+//      timestamp), run in parallel, one per core; from Talos 1.13 with the SELinux labels the extension's tar
+//      gave (the embedded config's included) as pseudo xattrs and no other xattr, which takes squashfs-tools
+//      ≥ 4.6 (docs/host-tools.md: without one, images are built unlabelled with a warning);
 //   5. `extensions.yaml` lists the layers with their manifest metadata, printed as Go's yaml.v3 prints it;
 //   6. the squashfs images, extensions.yaml and the firmware go in one newc cpio, compressed like the
 //      version's initramfs, APPENDED to the base initramfs: the kernel unpacks concatenated archives in order.
@@ -37,6 +39,13 @@ import { depmod } from "../tools/kmod.ts";
 import { mksquashfs, unsquashfs } from "../tools/squashfs.ts";
 import { mapLimited } from "../util/concurrency.ts";
 import type { LocalExtension } from "./inputs.ts";
+import {
+  embeddedConfigPath,
+  embeddedConfigSelinuxLabel,
+  presentLabels,
+  rootfsLabels,
+  systemLabellingMksquashfs,
+} from "./selinux-labels.ts";
 
 /** The name of the virtual extension carrying the schematic ID (image-factory's SchematicIDExtensionName). */
 export const schematicExtensionName = "schematic";
@@ -68,6 +77,11 @@ export interface ExtendInitramfsOptions {
   mtime?: number;
   /** Parallel mksquashfs runs; default one per core. */
   concurrency?: number;
+  /**
+   * An mksquashfs ≥ 4.6 (a path) for versions whose images carry SELinux labels, or undefined when there is
+   * none; asked only when the version needs one. Default: the one on PATH when it is recent enough.
+   */
+  labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -93,6 +107,8 @@ interface StagedExtension {
   metadata: ExtensionMetadata;
   /** The tree that becomes the squashfs image. */
   rootfs: string;
+  /** SELinux labels by path inside `rootfs` ("/" for itself, else "usr/bin/x"). */
+  selinuxLabels: ReadonlyMap<string, string>;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -216,8 +232,8 @@ export function embeddedConfigExtensionMetadata(config: string): ExtensionMetada
 
 /**
  * Writes the embedded-config extension: manifest.yaml and `rootfs/usr/local/etc/talos/config.yaml` (mode 0400).
- * Upstream also labels the file for SELinux (a `security.selinux` PAX record); this project's squashfs
- * tools cannot set labels yet, so the file is unlabelled.
+ * Upstream's tar gives the file a `security.selinux` PAX record (embeddedConfigSelinuxLabel), which its
+ * squashfs carries from Talos 1.13 as every extension's labels do (buildExtendedInitramfs).
  */
 export async function writeEmbeddedConfigExtension(dir: string, config: string): Promise<void> {
   const configDir = join(dir, "rootfs", "usr", "local", "etc", "talos");
@@ -339,6 +355,7 @@ async function modulesDepExtension(
       compatibility: { talos: { version: "" } },
     },
     rootfs,
+    selinuxLabels: new Map(),
   };
 }
 
@@ -353,15 +370,30 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   // 1. Directories by index, the schematic extension last; upstream lists them sorted by name.
   const schematicDir = join(work, "schematic-extension");
   await writeSchematicExtension(schematicDir, options.schematic);
-  const sources = [
-    ...options.extensions.map((e, i) => ({ directory: String(i), label: e.name, dir: e.dir })),
-    { directory: String(options.extensions.length), label: schematicExtensionName, dir: schematicDir },
+  const sources: Array<{ directory: string; label: string; dir: string; selinuxLabels: Map<string, string> }> = [
+    ...options.extensions.map((e, i) => ({
+      directory: String(i),
+      label: e.name,
+      dir: e.dir,
+      selinuxLabels: rootfsLabels(e.selinuxLabels),
+    })),
+    {
+      directory: String(options.extensions.length),
+      label: schematicExtensionName,
+      dir: schematicDir,
+      selinuxLabels: new Map(),
+    },
   ];
   if (options.embeddedConfig !== undefined) {
     // Talos' imager appends it after the factory's extensions (pkg/imager/embed.go handleEmbeddedConfig).
     const embeddedDir = join(work, "embedded-config-extension");
     await writeEmbeddedConfigExtension(embeddedDir, options.embeddedConfig);
-    sources.push({ directory: String(sources.length), label: embeddedConfigExtensionName, dir: embeddedDir });
+    sources.push({
+      directory: String(sources.length),
+      label: embeddedConfigExtensionName,
+      dir: embeddedDir,
+      selinuxLabels: new Map([[embeddedConfigPath, embeddedConfigSelinuxLabel]]),
+    });
   }
   sources.sort((a, b) => (a.directory < b.directory ? -1 : a.directory > b.directory ? 1 : 0));
 
@@ -380,6 +412,7 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
       label: source.label,
       metadata: manifest.metadata,
       rootfs: join(source.dir, "rootfs"),
+      selinuxLabels: source.selinuxLabels,
     });
   }
 
@@ -431,9 +464,21 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   await mkdir(imagesDir, { recursive: true });
   log(`compressing ${staged.length} system extensions (${rules.squashfsCompression})`);
   const layers: ExtensionLayer[] = staged.map((e) => ({ image: `${e.directory}.sqsh`, metadata: e.metadata }));
+  const labelling = rules.squashfsSelinuxLabels
+    ? await (options.labellingMksquashfs ?? systemLabellingMksquashfs)(signal)
+    : undefined;
+  if (rules.squashfsSelinuxLabels && labelling === undefined && staged.some((e) => e.selinuxLabels.size > 0))
+    log(
+      "warning: no mksquashfs ≥ 4.6 (squashfs-tools) is available: the extension images are built without the SELinux labels Talos 1.13 gives them",
+    );
   await mapLimited(staged, options.concurrency ?? availableParallelism(), async (extension) => {
     signal?.throwIfAborted();
+    const xattrs =
+      labelling === undefined
+        ? {}
+        : { command: labelling, selinuxLabels: await presentLabels(extension.rootfs, extension.selinuxLabels) };
     await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
+      ...xattrs,
       compression: rules.squashfsCompression,
       // internal/pkg/extensions/compress.go: zstd level 18, or xz with a dictionary as large as a block.
       level: rules.squashfsCompression === "zstd" ? 18 : undefined,
