@@ -47,6 +47,8 @@ export interface BuildOptions {
   mtime?: number;
   /** The name an installer tarball loads as; default upstream's `siderolabs/installer-base:<version>` (1.10+) or `siderolabs/installer:<version>`. */
   installerRepoTag?: string;
+  /** An mksquashfs ≥ 4.6 for SELinux-labelled extension images (extensions.ts); default the one on PATH if recent enough. */
+  labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
 }
 
 /** What a builder gets besides the profile: the inputs, scratch space and shared intermediate results. */
@@ -59,6 +61,7 @@ export interface BuildContext {
   signal?: AbortSignal;
   log: (line: string) => void;
   installerRepoTag?: string;
+  labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
   stepResults: Map<string, Promise<string>>;
 }
@@ -121,6 +124,7 @@ function extendedInitramfs(context: BuildContext): Promise<string> {
       mtime: context.mtime,
       signal: context.signal,
       log: context.log,
+      ...(context.labellingMksquashfs !== undefined ? { labellingMksquashfs: context.labellingMksquashfs } : {}),
     });
     context.log(`initramfs layers: ${result.layers.map((l) => `${l.image}=${l.metadata.name}`).join(" ")}`);
     await rm(work, { recursive: true, force: true });
@@ -457,6 +461,7 @@ export async function build(
         signal: options.signal,
         log,
         installerRepoTag: options.installerRepoTag,
+        ...(options.labellingMksquashfs !== undefined ? { labellingMksquashfs: options.labellingMksquashfs } : {}),
         stepResults: new Map(),
       },
       temp,

@@ -37,15 +37,10 @@ import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
 import { readInitramfs, writeCompressedCpio } from "../tools/compression.ts";
 import { depmod } from "../tools/kmod.ts";
 import { mksquashfs, unsquashfs } from "../tools/squashfs.ts";
+import { labellingMksquashfs } from "../tools/squashfs-tools.ts";
 import { mapLimited } from "../util/concurrency.ts";
 import type { LocalExtension } from "./inputs.ts";
-import {
-  embeddedConfigPath,
-  embeddedConfigSelinuxLabel,
-  presentLabels,
-  rootfsLabels,
-  systemLabellingMksquashfs,
-} from "./selinux-labels.ts";
+import { embeddedConfigPath, embeddedConfigSelinuxLabel, presentLabels, rootfsLabels } from "./selinux-labels.ts";
 
 /** The name of the virtual extension carrying the schematic ID (image-factory's SchematicIDExtensionName). */
 export const schematicExtensionName = "schematic";
@@ -79,7 +74,8 @@ export interface ExtendInitramfsOptions {
   concurrency?: number;
   /**
    * An mksquashfs ≥ 4.6 (a path) for versions whose images carry SELinux labels, or undefined when there is
-   * none; asked only when the version needs one. Default: the one on PATH when it is recent enough.
+   * none; asked only when the version needs one. Default: the one on PATH when it is recent enough
+   * (tools/squashfs-tools.ts labellingMksquashfs makes one that also fetches it).
    */
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   signal?: AbortSignal;
@@ -465,7 +461,7 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   log(`compressing ${staged.length} system extensions (${rules.squashfsCompression})`);
   const layers: ExtensionLayer[] = staged.map((e) => ({ image: `${e.directory}.sqsh`, metadata: e.metadata }));
   const labelling = rules.squashfsSelinuxLabels
-    ? await (options.labellingMksquashfs ?? systemLabellingMksquashfs)(signal)
+    ? await (options.labellingMksquashfs ?? labellingMksquashfs())(signal)
     : undefined;
   if (rules.squashfsSelinuxLabels && labelling === undefined && staged.some((e) => e.selinuxLabels.size > 0))
     log(

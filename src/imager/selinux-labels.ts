@@ -5,7 +5,6 @@
 
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
-import { mksquashfsVersion, supportsPseudoXattrs } from "../tools/squashfs.ts";
 
 /** The label upstream gives the embedded machine configuration (talos constants.StateSelinuxLabel). */
 export const embeddedConfigSelinuxLabel = "system_u:object_r:system_state_t:s0";
@@ -20,12 +19,6 @@ export function rootfsLabels(labels: ReadonlyMap<string, string> | undefined): M
     else if (path.startsWith("rootfs/")) out.set(path.slice("rootfs/".length), label);
   }
   return out;
-}
-
-/** The system's mksquashfs when it knows pseudo xattrs (squashfs-tools ≥ 4.6). */
-export async function systemLabellingMksquashfs(signal?: AbortSignal): Promise<string | undefined> {
-  const version = await mksquashfsVersion(undefined, { signal }).catch(() => undefined);
-  return version !== undefined && supportsPseudoXattrs(version) ? "mksquashfs" : undefined;
 }
 
 /** The extension's labels of paths still in its rootfs (firmware moved out loses them), as upstream checks. */

@@ -225,3 +225,15 @@ async function download(
     await rm(temp, { recursive: true, force: true });
   }
 }
+
+/**
+ * One package from trixie (trixieSource) into the package store under `cacheDir`, through the project's own
+ * apt configuration (`<cacheDir>/apt/trixie`); the machine's /etc/apt is never read or written.
+ */
+export async function fetchTrixiePackage(
+  name: string,
+  options: { cacheDir: string; log?: (line: string) => void; signal?: AbortSignal },
+): Promise<DebianPackage> {
+  const trixie = await privateAptConfig(join(options.cacheDir, "apt", trixieSource.suite), trixieSource);
+  return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, trixie);
+}

@@ -76,6 +76,8 @@ export interface AssetServiceOptions {
   /** File timestamps in the outputs (part of the key). */
   mtime?: number;
   installerRepoTag?: string;
+  /** An mksquashfs ≥ 4.6 for SELinux-labelled extension images (tools/squashfs-tools.ts). */
+  labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   schematicAuthor?: string;
   /** A build finished (seconds building, after `waitedSeconds` for a build slot). */
   onBuilt?: (asset: CachedAsset, request: AssetRequest, timing: { seconds: number; waitedSeconds: number }) => void;
@@ -213,6 +215,9 @@ export class AssetService {
         ...(options.log !== undefined ? { log: options.log } : {}),
         ...(this.#options.mtime !== undefined ? { mtime: this.#options.mtime } : {}),
         ...(this.#options.installerRepoTag !== undefined ? { installerRepoTag: this.#options.installerRepoTag } : {}),
+        ...(this.#options.labellingMksquashfs !== undefined
+          ? { labellingMksquashfs: this.#options.labellingMksquashfs }
+          : {}),
       });
       const entry: Entry = { key, ...(await this.#options.cache.put(key, result.path, signal)) };
       const asset: CachedAsset = {
