@@ -39,6 +39,40 @@ describe("mksquashfs arguments", () => {
     assert.throws(() => mksquashfsArgs("in", "out", { compression: "zstd", xzDictSize: "100%" }), /xz option/);
     assert.throws(() => mksquashfsArgs("in", "out", { compression: "xz", xzDictSize: "100%; rm" }), /invalid xz/);
   });
+  test("from Talos 1.13: -xattrs-exclude '.*' and one `<path> x security.selinux=<label>` pseudo definition per label (compress.go xattrPseudoFlags)", () => {
+    const labels = new Map([
+      ["usr/bin/b", "system_u:object_r:bin_t:s0"],
+      ["/", "system_u:object_r:root_t:s0"],
+      ["usr/a dir/f", "x_t"],
+    ]);
+    const args = mksquashfsArgs("in", "out.sqsh", { compression: "zstd", level: 18, selinuxLabels: labels });
+    assert.deepEqual(args.slice(args.indexOf("-xattrs-exclude")), [
+      "-xattrs-exclude",
+      ".*",
+      "-p",
+      "/ x security.selinux=system_u:object_r:root_t:s0",
+      "-p",
+      "usr/a\\ dir/f x security.selinux=x_t",
+      "-p",
+      "usr/bin/b x security.selinux=system_u:object_r:bin_t:s0",
+    ]);
+    // No labels known still excludes every xattr on disk; no map at all (before 1.13) passes no xattr flag.
+    assert.deepEqual(mksquashfsArgs("in", "out", { compression: "zstd", selinuxLabels: new Map() }).slice(-2), [
+      "-xattrs-exclude",
+      ".*",
+    ]);
+    assert.ok(!mksquashfsArgs("in", "out", { compression: "zstd" }).some((a) => a.includes("xattr") || a === "-p"));
+    for (const [path, label] of [
+      ["../x", "a"],
+      ["/etc/x", "a"],
+      ["x", "a\nb"],
+      ["x", ""],
+    ])
+      assert.throws(
+        () => mksquashfsArgs("in", "out", { compression: "zstd", selinuxLabels: new Map([[path, label]]) }),
+        /BadRequest|not a path inside|invalid SELinux label/,
+      );
+  });
   test("xz takes no level, block sizes must be powers of two", () => {
     assert.throws(() => mksquashfsArgs("in", "out", { compression: "xz", level: 5 }), /no compression level/);
     assert.throws(() => mksquashfsArgs("in", "out", { compression: "zstd", blockSize: 3000 }), /power of two/);
