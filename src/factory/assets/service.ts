@@ -34,14 +34,16 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // dates and GPT GUIDs; iso 4: the GRUB ISO's EFI FAT serial fixed. uki 3, installer 4, iso 5, disk 5: UKIs
 // carry .splash, and from 1.10 .profile sections (main, reset / reset-maintenance); disk 5 also: VHD time
 // stamp and unique id, VMDK CID from the inputs, the OVA's VMDK with upstream's compat6/lsilogic options.
+// initramfs 3, uki 4, installer 5, iso 6, disk 6: Talos ≥ 1.13 extension squashfs images carry the tar's
+// SELinux labels (the embedded config's too).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
-  initramfs: 2,
+  initramfs: 3,
   cmdline: 1,
-  uki: 3,
-  installer: 4,
-  iso: 5,
-  disk: 5,
+  uki: 4,
+  installer: 5,
+  iso: 6,
+  disk: 6,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
