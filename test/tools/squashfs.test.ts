@@ -62,12 +62,13 @@ describe("mksquashfs arguments", () => {
       ".*",
     ]);
     assert.ok(!mksquashfsArgs("in", "out", { compression: "zstd" }).some((a) => a.includes("xattr") || a === "-p"));
-    for (const [path, label] of [
+    const refused: Array<[string, string]> = [
       ["../x", "a"],
       ["/etc/x", "a"],
       ["x", "a\nb"],
       ["x", ""],
-    ])
+    ];
+    for (const [path, label] of refused)
       assert.throws(
         () => mksquashfsArgs("in", "out", { compression: "zstd", selinuxLabels: new Map([[path, label]]) }),
         /BadRequest|not a path inside|invalid SELinux label/,
