@@ -12,6 +12,7 @@
 // per file the extension's tar labelled (internal/pkg/extensions/compress.go xattrPseudoFlags). Both need
 // squashfs-tools 4.6 (Debian 12 has 4.5.1): `command` names such an mksquashfs (see squashfs-tools.ts).
 
+import { rm, writeFile } from "node:fs/promises";
 import { AppError } from "../errors.ts";
 import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
 
@@ -44,6 +45,8 @@ export interface MksquashfsOptions {
   selinuxLabels?: ReadonlyMap<string, string>;
   /** The mksquashfs to run (a path); default the one on PATH. */
   command?: string;
+  /** Pseudo definitions longer than this (bytes) go in a pseudo file instead of arguments; default 128 KiB. */
+  pseudoArgBytes?: number;
   signal?: AbortSignal;
   timeoutMs?: number;
 }
@@ -101,7 +104,24 @@ export async function mksquashfs(sourceDir: string, outFile: string, options: Mk
   const run: RunOptions = { signal: options.signal, timeoutMs: options.timeoutMs };
   if (options.mtime !== undefined) run.env = { SOURCE_DATE_EPOCH: undefined };
   const tool = options.command === undefined ? mksquashfsTool : { ...mksquashfsTool, command: options.command };
-  await runTool(tool, mksquashfsArgs(sourceDir, outFile, options), run);
+  const args = mksquashfsArgs(sourceDir, outFile, options);
+  // Upstream passes every definition on the command line, which an image with many labelled files can push
+  // past the kernel's argument limit (E2BIG); past `pseudoArgBytes` they go in a pseudo file (-pf), the same
+  // definitions in the same syntax, one a line.
+  const definitions = args.flatMap((arg, i) => (args[i - 1] === "-p" ? [arg] : []));
+  const bytes = definitions.reduce((sum, d) => sum + Buffer.byteLength(d) + 4, 0);
+  if (bytes <= (options.pseudoArgBytes ?? 128 * 1024)) {
+    await runTool(tool, args, run);
+    return;
+  }
+  const pseudoFile = `${outFile}.pseudo`;
+  await writeFile(pseudoFile, definitions.map((d) => `${d}\n`).join(""), { flag: "wx" });
+  try {
+    const withFile = args.filter((arg, i) => arg !== "-p" && args[i - 1] !== "-p");
+    await runTool(tool, [...withFile, "-pf", pseudoFile], run);
+  } finally {
+    await rm(pseudoFile, { force: true });
+  }
 }
 
 /** squashfs-tools' version as [major, minor, patch], from `mksquashfs -version`. */

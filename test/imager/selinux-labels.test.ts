@@ -19,6 +19,7 @@ import { buildExtendedInitramfs, extensionManifestYaml } from "../../src/imager/
 import type { LocalExtension } from "../../src/imager/inputs.ts";
 import { flattenLayers } from "../../src/oci/flatten.ts";
 import { bootAssetsCacheDir } from "../../src/testbed/debian.ts";
+import { mksquashfs } from "../../src/tools/squashfs.ts";
 
 function run(command: string, args: string[], options: { input?: Buffer; cwd?: string } = {}): string {
   const result = spawnSync(command, args, { ...options, maxBuffer: 64 * 1024 * 1024 });
@@ -172,6 +173,25 @@ describe("extension squashfs: SELinux labels from the tar, by version", () => {
       "2.sqsh": { "usr/local/etc/talos/config.yaml": ['security.selinux="system_u:object_r:system_state_t:s0"'] },
     });
     assert.ok(!log.some((line) => line.startsWith("warning: no mksquashfs")));
+  });
+
+  test("many labels go in a pseudo file (-pf) instead of arguments: the same image", async () => {
+    const dir = await mkdtemp(join(scratch, "pf-"));
+    const command = (await labelling()) as string;
+    const labels = new Map([
+      ["/", "system_u:object_r:root_t:s0"],
+      ["usr/local/bin/hello", "system_u:object_r:bin_t:s0"],
+    ]);
+    const options = { compression: "zstd" as const, level: 18, mtime: 0, command, selinuxLabels: labels };
+    await mksquashfs(join(extension.dir, "rootfs"), join(dir, "args.sqsh"), options);
+    await mksquashfs(join(extension.dir, "rootfs"), join(dir, "file.sqsh"), { ...options, pseudoArgBytes: 0 });
+    assert.ok((await readFile(join(dir, "args.sqsh"))).equals(await readFile(join(dir, "file.sqsh"))));
+    assert.deepEqual((await readdir(dir)).sort(), ["args.sqsh", "file.sqsh"], "the pseudo file is removed");
+    run(unsquashfs, ["-d", join(dir, "out"), "-n", join(dir, "file.sqsh")]);
+    assert.deepEqual(xattrsOf(join(dir, "out")), {
+      ".": ['security.selinux="system_u:object_r:root_t:s0"'],
+      "usr/local/bin/hello": ['security.selinux="system_u:object_r:bin_t:s0"'],
+    });
   });
 
   test("1.12: no xattr in any image (upstream passes no xattr flags before 1.13)", async () => {
