@@ -14,7 +14,7 @@
 //   4. each extension rootfs → `<dir>.sqsh` (mksquashfs -all-root, zstd level 18 or xz by version, one fixed
 //      timestamp), run in parallel, one per core; from Talos 1.13 with the SELinux labels the extension's tar
 //      gave (the embedded config's included) as pseudo xattrs and no other xattr, which takes squashfs-tools
-//      ≥ 4.6 (docs/host-tools.md: without one, images are built unlabelled with a warning);
+//      ≥ 4.6 (docs/caches.md: without one, images are built unlabelled with a warning);
 //   5. `extensions.yaml` lists the layers with their manifest metadata, printed as Go's yaml.v3 prints it;
 //   6. the squashfs images, extensions.yaml and the firmware go in one newc cpio, compressed like the
 //      version's initramfs, APPENDED to the base initramfs: the kernel unpacks concatenated archives in order.

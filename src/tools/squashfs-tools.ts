@@ -1,7 +1,7 @@
 // Which mksquashfs builds labelled extension images (Talos ≥ 1.13: `-xattrs-exclude` and `x` pseudo
 // definitions, squashfs-tools ≥ 4.6). Debian 12 ships 4.5.1, so unless the machine's own is recent enough,
 // Debian trixie's squashfs-tools (4.6.1, which needs nothing newer than Debian 12's libraries) is fetched
-// once into the package store and run from there (docs/host-tools.md). Nothing is installed, and a machine
+// once into the package store and run from there (docs/caches.md). Nothing is installed, and a machine
 // that cannot get one still builds: unlabelled, with a warning (the imager's).
 
 import { join } from "node:path";
