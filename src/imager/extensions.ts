@@ -472,7 +472,10 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     const xattrs =
       labelling === undefined
         ? {}
-        : { command: labelling, selinuxLabels: await presentLabels(extension.rootfs, extension.selinuxLabels) };
+        : {
+            command: labelling,
+            selinuxLabels: await presentLabels(extension.label, extension.rootfs, extension.selinuxLabels),
+          };
     await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
       ...xattrs,
       compression: rules.squashfsCompression,

@@ -5,6 +5,7 @@
 
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
+import { badRequest } from "../errors.ts";
 
 /** The label upstream gives the embedded machine configuration (talos constants.StateSelinuxLabel). */
 export const embeddedConfigSelinuxLabel = "system_u:object_r:system_state_t:s0";
@@ -22,9 +23,18 @@ export function rootfsLabels(labels: ReadonlyMap<string, string> | undefined): M
 }
 
 /** The extension's labels of paths still in its rootfs (firmware moved out loses them), as upstream checks. */
-export async function presentLabels(rootfs: string, labels: ReadonlyMap<string, string>): Promise<Map<string, string>> {
+export async function presentLabels(
+  extension: string,
+  rootfs: string,
+  labels: ReadonlyMap<string, string>,
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const [path, label] of labels) {
+    // A pseudo definition is one line, and no program argument holds a NUL (upstream's exec fails on it).
+    if (/[\0\n]/.test(label))
+      throw badRequest(
+        `extension ${extension}: the SELinux label of /${path.replace(/^\//, "")} holds a NUL or a newline`,
+      );
     const full = path === "/" ? rootfs : join(rootfs, path);
     if ((await lstat(full).catch(() => undefined)) !== undefined) out.set(path, label);
   }

@@ -56,8 +56,8 @@ export interface FlattenStats {
 
 /** The PAX record carrying an entry's SELinux label (Talos constants.TarPaxHeaderSELinux). */
 export const selinuxPaxRecord = "SCHILY.xattr.security.selinux";
-/** Longest label accepted (the kernel's own limit for an xattr value is 64 KiB; real labels are short). */
-const maxLabelBytes = 4096;
+/** Longest label accepted: the kernel's own limit for an xattr value (real labels are short). */
+const maxLabelBytes = 64 * 1024;
 
 const defaults: Required<FlattenLimits> = {
   maxTotalBytes: 16 * 1024 ** 3,
@@ -178,10 +178,11 @@ class Flattener {
     const pax = (header as { pax?: Record<string, string> | null }).pax;
     const value = pax?.[selinuxPaxRecord];
     if (value === undefined || value === "") return undefined;
+    // Kept as found otherwise: whether a label can be applied is the build's question (only Talos ≥ 1.13 asks).
     const label = value.replace(/\0+$/, "");
-    if (label === "" || Buffer.byteLength(label) > maxLabelBytes || /[\0\n]/.test(label))
-      throw refuse(name, "its SELinux label is empty, too long or holds a NUL or newline");
-    return label;
+    if (Buffer.byteLength(label) > maxLabelBytes)
+      throw refuse(name, `its SELinux label is over ${maxLabelBytes} bytes`);
+    return label === "" ? undefined : label;
   }
 
   private markWritten(parts: string[]): void {

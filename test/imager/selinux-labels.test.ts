@@ -14,6 +14,7 @@ import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { after, before, describe, test } from "node:test";
 import tar from "tar-stream";
+import { isAppError } from "../../src/errors.ts";
 import { factoryLabellingMksquashfs } from "../../src/factory/assets/labelling-mksquashfs.ts";
 import { buildExtendedInitramfs, extensionManifestYaml } from "../../src/imager/extensions.ts";
 import type { LocalExtension } from "../../src/imager/inputs.ts";
@@ -192,6 +193,34 @@ describe("extension squashfs: SELinux labels from the tar, by version", () => {
       ".": ['security.selinux="system_u:object_r:root_t:s0"'],
       "usr/local/bin/hello": ['security.selinux="system_u:object_r:bin_t:s0"'],
     });
+  });
+
+  test("1.13: a label mksquashfs cannot take (a newline) is a 400 naming the extension and the path; 1.12 builds it", async () => {
+    const dir = await mkdtemp(join(scratch, "bad-"));
+    const bad: LocalExtension = {
+      ...extension,
+      selinuxLabels: new Map([["rootfs/usr/local/bin/plain", "a\nb"]]),
+    };
+    const attempt = async (talosVersion: string) => {
+      const work = await mkdtemp(join(dir, "work-"));
+      await buildExtendedInitramfs({
+        talosVersion,
+        baseInitramfs: join(scratch, "base.xz"),
+        extensions: [bad],
+        schematic: { id: "a".repeat(64), author: "test" },
+        outPath: join(work, "initramfs.xz"),
+        workDir: work,
+        labellingMksquashfs: labelling,
+      });
+    };
+    await assert.rejects(
+      attempt("v1.13.0"),
+      (err: unknown) =>
+        isAppError(err, "BadRequest") &&
+        err.message ===
+          "extension example.org/labelled: the SELinux label of /usr/local/bin/plain holds a NUL or a newline",
+    );
+    await attempt("v1.12.0");
   });
 
   test("1.12: no xattr in any image (upstream passes no xattr flags before 1.13)", async () => {
