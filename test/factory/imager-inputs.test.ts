@@ -137,8 +137,13 @@ describe("ImagerInputResolver against the test bed release", () => {
         resolved.inputs.extensions.map((e) => [e.name, e.digest]),
         resolved.sources.extensions.map((e) => [e.name, e.digest]),
       );
-      for (const extension of resolved.inputs.extensions)
+      for (const extension of resolved.inputs.extensions) {
         assert.deepEqual((await readdir(extension.dir)).sort(), ["manifest.yaml", "rootfs"]);
+        // The test bed's tars carry no SELinux PAX records: none known, and the entry says so beside the tree.
+        assert.deepEqual(extension.selinuxLabels, new Map());
+        const entry = JSON.parse(await readFile(join(extension.dir, "..", "entry.json"), "utf8")) as { meta: unknown };
+        assert.deepEqual(entry.meta, { selinuxLabels: {} });
+      }
       assert.match(
         await readFile(join(resolved.inputs.extensions[0]?.dir as string, "manifest.yaml"), "utf8"),
         /name: testbed-dummy/,
