@@ -11,7 +11,7 @@ import type { SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
 import { parseVersionTag } from "../talos/asset-path.ts";
 import { MAX_SCHEMATIC_BYTES, parseSchematic, type Schematic, schematicId } from "../talos/schematic.ts";
-import { bootAssetsCacheDir } from "../testbed/debian.ts";
+import { bootAssetsCacheDir } from "../tools/debian-packages.ts";
 import { BuildProgress, formatBytes } from "./build-progress.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";
 

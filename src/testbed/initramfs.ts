@@ -29,11 +29,12 @@ import { AppError } from "../errors.ts";
 import { type CpioEntry, cpioMtime } from "../formats/cpio.ts";
 import { rulesFor } from "../talos/version-rules.ts";
 import { writeCompressedCpio } from "../tools/compression.ts";
+import { bootAssetsCacheDir } from "../tools/debian-packages.ts";
 import { depmod, depmodTool } from "../tools/kmod.ts";
 import { runToolText } from "../tools/run.ts";
 import { mksquashfs } from "../tools/squashfs.ts";
 import { sha256HexOfFile } from "../util/file-digest.ts";
-import { bootAssetsCacheDir, fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
+import { fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
 
 /** What changes with the Talos version for the base initramfs (from the version rules table). */
 export interface InitramfsLayout {

@@ -29,9 +29,10 @@ import type { Signer } from "../signing/signer.ts";
 import { type CatalogEntry, ExtensionCatalog, writeOverlaysCatalog } from "../talos/catalog.ts";
 import { validateExtensionTree } from "../talos/extension.ts";
 import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
+import { bootAssetsCacheDir } from "../tools/debian-packages.ts";
 import { depmodTool } from "../tools/kmod.ts";
 import { runToolText } from "../tools/run.ts";
-import { bootAssetsCacheDir, fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
+import { fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
 import { benchExtensionImages, extensionModule, testbedExtensionImages } from "./extensions.ts";
 import {
   type BaseBootAssets,

@@ -21,7 +21,8 @@ import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { bootAssetsCacheDir, fetchTestbedPackages } from "../../src/testbed/debian.ts";
+import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { isolatedEnv } from "../cli/run-cli.ts";
 import { type ReadmeBlock, readmeBlocks, scriptFor } from "./readme-blocks.ts";
 

@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readFactoryCommandLine } from "../../src/factory/config/index.ts";
-import { bootAssetsCacheDir } from "../../src/testbed/debian.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { waitFor200 } from "./service-harness.ts";
 

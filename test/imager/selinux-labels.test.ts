@@ -19,7 +19,7 @@ import { factoryLabellingMksquashfs } from "../../src/factory/assets/labelling-m
 import { buildExtendedInitramfs, extensionManifestYaml } from "../../src/imager/extensions.ts";
 import type { LocalExtension } from "../../src/imager/inputs.ts";
 import { flattenLayers } from "../../src/oci/flatten.ts";
-import { bootAssetsCacheDir } from "../../src/testbed/debian.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { mksquashfs } from "../../src/tools/squashfs.ts";
 
 function run(command: string, args: string[], options: { input?: Buffer; cwd?: string } = {}): string {

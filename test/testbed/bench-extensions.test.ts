@@ -10,9 +10,9 @@ import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { openStore, type RegistryStore } from "../../src/registry/store.ts";
 import { isValidExtensionVersion, parseExtensionManifest } from "../../src/talos/extension.ts";
-import { bootAssetsCacheDir } from "../../src/testbed/debian.ts";
 import { benchExtensionImages } from "../../src/testbed/extensions.ts";
 import { publishTestbedRelease } from "../../src/testbed/release.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 
 describe("bench-only test bed extensions", () => {
   let dir: string;

@@ -2,7 +2,7 @@
 // machine's when recent enough, else Debian trixie's squashfs-tools fetched on first need into the package
 // store under the factory's cache directory (`<dir>/debs`, `<dir>/debs-extracted`, `<dir>/apt/trixie`).
 
-import { fetchTrixiePackage } from "../../testbed/debian.ts";
+import { fetchTrixiePackage } from "../../tools/debian-packages.ts";
 import { labellingMksquashfs } from "../../tools/squashfs-tools.ts";
 
 export function factoryLabellingMksquashfs(
