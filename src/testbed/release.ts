@@ -49,10 +49,21 @@ import { talosctlAllSpec } from "./release-talosctl.ts";
 
 /**
  * Released when no version is asked for: two minors on either side of the 1.10 changes (lib/modules, GRUB,
- * `installer` vs usr/lib/modules, sd-boot, `installer-base`), a pre-release (follows its release's rules), and
- * a tag that is not semver (gets the newest rules, as upstream treats unparseable versions).
+ * `installer` vs usr/lib/modules, sd-boot, `installer-base`); the newest patch releases of 1.12 (ISO boot
+ * loader choice, embedded config, module.sig_enforce=1) and 1.13 (META always written, 6.18 mkfs.xfs config,
+ * proc_mem.force_override=never) and the newest 1.14 tag, a pre-release that follows the 1.14 rules (no
+ * init_on_alloc/lockdown defaults) and, being of the newest minor, is the one pre-release the factory offers
+ * (upstream tags in siderolabs/talos: v1.12.11, v1.13.9, v1.14.0-rc.1 with no v1.14.0 yet); and a tag that
+ * is not semver (gets the newest rules, as upstream treats unparseable versions).
  */
-export const defaultTestbedVersions: readonly string[] = ["v1.8.2", "v1.10.3", "v1.11.0-beta.1", "latest-dev"];
+export const defaultTestbedVersions: readonly string[] = [
+  "v1.8.2",
+  "v1.10.3",
+  "v1.12.11",
+  "v1.13.9",
+  "v1.14.0-rc.1",
+  "latest-dev",
+];
 
 /** The host catalogs name images with, as upstream's do; consumers ignore it and pull from their registry. */
 export const catalogHost = "ghcr.io";

@@ -80,8 +80,8 @@ describe("the factory started from the seed deployment command", () => {
   it("serves the test bed's versions at or above -min-talos-version 1.8.2", async () => {
     const versions = await get(`${base}/versions`);
     assert.equal(versions.status, 200);
-    // latest-dev is not semver; v1.11.0-beta.1 is a pre-release of the newest minor, so it is offered.
-    assert.deepEqual(JSON.parse(versions.text), ["v1.8.2", "v1.10.3", "v1.11.0-beta.1"]);
+    // latest-dev is not semver; v1.14.0-rc.1 is a pre-release of the newest minor, so it is offered.
+    assert.deepEqual(JSON.parse(versions.text), ["v1.8.2", "v1.10.3", "v1.12.11", "v1.13.9", "v1.14.0-rc.1"]);
   });
 
   describe("schematics", () => {

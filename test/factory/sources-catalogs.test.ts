@@ -88,7 +88,7 @@ describe("extension and overlay catalogs of the test bed release", () => {
     const { app } = await serve(await factoryConfig(argv(), join(scratch.dir, "data")));
     const res = await get(app, "/versions");
     assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json(), ["v1.8.2", "v1.10.3", "v1.11.0-beta.1"]);
+    assert.deepEqual(res.json(), ["v1.8.2", "v1.10.3", "v1.12.11", "v1.13.9", "v1.14.0-rc.1"]);
   });
 
   test("extensions: names, digests of the images, authors and descriptions, host replaced by the image registry", async () => {

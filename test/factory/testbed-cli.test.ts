@@ -158,7 +158,7 @@ describe("boot-assets factory --testbed", () => {
 
       await waitFor200(`${factory.url}/readyz`, 30_000);
       const versions = (await (await fetch(`${factory.url}/versions`)).json()) as string[];
-      assert.deepEqual(versions, ["v1.8.2", "v1.10.3", "v1.11.0-beta.1"]);
+      assert.deepEqual(versions, ["v1.8.2", "v1.10.3", "v1.12.11", "v1.13.9", "v1.14.0-rc.1"]);
       const extensions = (await (await fetch(`${factory.url}/version/v1.10.3/extensions/official`)).json()) as Array<{
         name: string;
       }>;

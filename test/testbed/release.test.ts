@@ -45,7 +45,7 @@ const versions = [
   },
   // A pre-release follows its release's rules; a tag that is not semver gets the newest rules.
   {
-    version: "v1.11.0-beta.1",
+    version: "v1.14.0-rc.1",
     modules: "usr/lib/modules",
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
@@ -104,9 +104,12 @@ describe("test bed release into the embedded store", () => {
     if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
-  test("the default versions span 1.8 and 1.10+ and include a pre-release and a non-semver tag", () => {
-    assert.ok(defaultTestbedVersions.some((v) => /^v1\.8\.\d+$/.test(v)));
-    assert.ok(defaultTestbedVersions.some((v) => /^v1\.(1[0-9])\.\d+$/.test(v)));
+  test("the default versions span 1.8, 1.10 and 1.12–1.14 and include a pre-release and a non-semver tag", () => {
+    for (const minor of [8, 10, 12, 13, 14])
+      assert.ok(
+        defaultTestbedVersions.some((v) => new RegExp(`^v1\\.${minor}\\.\\d+(-[0-9A-Za-z.]+)?$`).test(v)),
+        `a 1.${minor} version in ${defaultTestbedVersions.join(", ")}`,
+      );
     assert.ok(defaultTestbedVersions.some((v) => /^v\d+\.\d+\.\d+-[0-9A-Za-z.]+$/.test(v)));
     assert.ok(defaultTestbedVersions.some((v) => !/^v?\d+\.\d+/.test(v)));
   });
