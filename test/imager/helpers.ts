@@ -69,12 +69,18 @@ export async function buildAsset(
 /**
  * What every booted asset's report must say for the boot schematic (every compatible test bed extension,
  * `-consoleblank`, `testbed.extra=yes`): each extension with its version from its own manifest, then the
- * schematic and modules.dep layers, the dummy module loaded, the extra arg present, consoleblank gone, metal.
+ * schematic layer, any `afterSchematic` layers (name, version; e.g. the embedded-config one) and the
+ * modules.dep layer, the dummy module loaded, the extra arg present, consoleblank gone, metal.
  */
 export async function assertBootReport(
   report: TestbedReport,
   version: PreparedVersion,
-  expected: { schematicId: string; kernelRelease: string; extraArgs?: boolean },
+  expected: {
+    schematicId: string;
+    kernelRelease: string;
+    extraArgs?: boolean;
+    afterSchematic?: readonly (readonly [string, string])[];
+  },
 ): Promise<void> {
   assert.deepEqual(report.errors, []);
   const layers: [string, string, string][] = [];
@@ -83,6 +89,7 @@ export async function assertBootReport(
     layers.push([`${i}.sqsh`, manifest.metadata.name, manifest.metadata.version]);
   }
   layers.push([`${layers.length}.sqsh`, "schematic", expected.schematicId]);
+  for (const [name, version] of expected.afterSchematic ?? []) layers.push([`${layers.length}.sqsh`, name, version]);
   layers.push(["modules.dep.sqsh", "modules.dep", expected.kernelRelease]);
   assert.deepEqual(
     report.extensions.map((e) => [e.image, e.name, e.version]),
