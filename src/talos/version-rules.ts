@@ -10,6 +10,10 @@
 //
 // The table is a baseline (the oldest behaviour we describe, Talos 1.0–1.3) plus rows, each with the
 // first version it applies to and the rule in words; rulesFor applies every row up to the version.
+//
+// Not a row: quirks XFSMinAllocationGroupSize (a 64 GiB allocation-group floor from 1.14) bounds only the
+// volumes Talos itself formats at run time (machined's volumeconfig asks quirks.New("")); the BOOT partition of
+// an image is made by internal/pkg/partition/format.go with the version's mkfs.xfs config file alone.
 
 import semver from "semver";
 import type { Bootloader } from "./schematic.ts";
@@ -83,6 +87,8 @@ export interface VersionRules {
   readonly xfsMkfsConfig: string;
   /** The factory lists and serves talosctl binaries from the release's `talosctl-all` image. */
   readonly talosctlDownload: boolean;
+  /** The imager image carries the release's SBOM, `usr/install/<arch>/talos.spdx.json` (the imager never reads it). */
+  readonly imagerSbom: boolean;
 }
 
 type MutableRules = { -readonly [K in keyof VersionRules]: VersionRules[K] } & {
@@ -151,6 +157,7 @@ function baseline(): MutableRules {
     bootPartitionMiB: 1000,
     xfsMkfsConfig: "/usr/share/xfsprogs/mkfs/lts_6.1.conf",
     talosctlDownload: false,
+    imagerSbom: false,
     args: {
       initOnAlloc: true,
       nvmeIoTimeout: true,
@@ -320,6 +327,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "IMA args are dropped after 1.10.x",
     apply: (r) => {
       r.args.ima = false;
+    },
+  },
+  {
+    since: "1.11.0",
+    rule: "the imager image carries the SBOM as usr/install/<arch>/talos.spdx.json (talos Dockerfile install-artifacts-<arch>)",
+    apply: (r) => {
+      r.imagerSbom = true;
     },
   },
   {

@@ -1,6 +1,7 @@
 // The test bed release: a miniature Talos release with upstream's image layouts, built from Debian packages,
 // pushed to a registry under `siderolabs/` and signed like the real one. Per Talos version:
 //   siderolabs/imager:<v>                 usr/install/amd64/{vmlinuz,initramfs.xz,systemd-boot.efi,systemd-stub.efi}
+//                                         and, from 1.11, talos.spdx.json (sbom.ts)
 //   siderolabs/installer-base:<v> (≥1.10) the test bed's installer program (`installer:<v>` before 1.10)
 //   siderolabs/testbed-*:<ext version>    the extensions (extensions.ts), validated for the version
 //   siderolabs/extensions:<v>             image-digests + descriptions.yaml listing them (the incompatible one
@@ -46,6 +47,7 @@ import { type BuiltImage, buildImage, type ImageSpec, LayerStore, pushImage } fr
 import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
 import { talosctlAllSpec } from "./release-talosctl.ts";
+import { testbedSbom } from "./sbom.ts";
 
 /**
  * Released when no version is asked for: two minors on either side of the 1.10 changes (lib/modules, GRUB,
@@ -254,7 +256,7 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
     return image;
   };
 
-  await publish("imager", await imagerSpec(context.packages, base, version));
+  await publish("imager", await imagerSpec(context, base, version));
   await publish("installer", {
     repository: `siderolabs/${rules.installerImage}`,
     tag: version,
@@ -327,35 +329,41 @@ async function sized(path: string): Promise<{ path: string; size: number }> {
  * hands the stub the LAST `.cmdline` section as its command line — a reset profile's
  * (test/imager/uki-profiles.boot.test.ts shows 257 boots the main one).
  */
-export function testbedSystemdBoot(packages: TestbedPackages, version: string): { bootEfi: string; stubEfi: string } {
+export function testbedSystemdBoot(packages: TestbedPackages, version: string): TestbedPackages["systemdBoot"] {
   return rulesFor(version).ukiProfiles ? packages.systemdBootProfiles : packages.systemdBoot;
 }
 
-async function imagerSpec(packages: TestbedPackages, base: BaseBootAssets, version: string): Promise<ImageSpec> {
+async function imagerSpec(context: ReleaseContext, base: BaseBootAssets, version: string): Promise<ImageSpec> {
+  const { packages } = context;
+  const systemdBoot = testbedSystemdBoot(packages, version);
   const dir = "usr/install/amd64";
   const files: [string, string][] = [
     ["vmlinuz", base.vmlinuz],
     ["initramfs.xz", base.initramfs],
-    ["systemd-boot.efi", testbedSystemdBoot(packages, version).bootEfi],
-    ["systemd-stub.efi", testbedSystemdBoot(packages, version).stubEfi],
+    ["systemd-boot.efi", systemdBoot.bootEfi],
+    ["systemd-stub.efi", systemdBoot.stubEfi],
   ];
-  return {
-    repository: "siderolabs/imager",
-    tag: version,
-    layers: [
-      await Promise.all(
-        files.map(
-          async ([name, sourcePath]): Promise<TarEntry> => ({
-            type: "file",
-            path: `${dir}/${name}`,
-            mode: 0o644,
-            sourcePath,
-            size: (await stat(sourcePath)).size,
-          }),
-        ),
-      ),
-    ],
-  };
+  const entries: TarEntry[] = await Promise.all(
+    files.map(
+      async ([name, sourcePath]): Promise<TarEntry> => ({
+        type: "file",
+        path: `${dir}/${name}`,
+        mode: 0o644,
+        sourcePath,
+        size: (await stat(sourcePath)).size,
+      }),
+    ),
+  );
+  if (rulesFor(version).imagerSbom) {
+    const sbom = testbedSbom({
+      talosVersion: version,
+      arch: "amd64",
+      packages: [packages.kernel, packages.busybox, systemdBoot],
+      mtime: context.mtime,
+    });
+    entries.push({ type: "file", path: `${dir}/talos.spdx.json`, mode: 0o644, content: sbom });
+  }
+  return { repository: "siderolabs/imager", tag: version, layers: [entries] };
 }
 
 async function pushAndSign(

@@ -148,6 +148,15 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    // talos Dockerfile: install-artifacts-amd64 copies talos-amd64.spdx.json from v1.11.0 (absent in v1.10.x).
+    "the imager image has usr/install/<arch>/talos.spdx.json from 1.11.0",
+    [
+      ["v1.10.9", (r) => r.imagerSbom, false],
+      ["v1.11.0", (r) => r.imagerSbom, true],
+      ["latest-dev", (r) => r.imagerSbom, true],
+    ],
+  ],
+  [
     "BOOT 1000 MiB, 2 GB BOOT from 1.11.0",
     [
       ["v1.10.5", (r) => r.bootPartitionMiB, 1000],

@@ -27,7 +27,11 @@ import {
   signatureLayerCount,
 } from "./release-helpers.ts";
 
-/** The versions and what upstream's quirks say about each (< 1.10: lib/modules + installer; from 1.10 usr/…). */
+/**
+ * The versions and what upstream's quirks say about each (< 1.10: lib/modules + installer; from 1.10 usr/…),
+ * and whether the imager carries the SBOM (talos Dockerfile: install-artifacts-amd64 copies
+ * talos-amd64.spdx.json to usr/install/amd64/ from v1.11.0).
+ */
 const versions = [
   {
     version: "v1.8.2",
@@ -35,6 +39,7 @@ const versions = [
     firmware: "lib/firmware",
     installer: "siderolabs/installer",
     profileStub: false,
+    sbom: false,
   },
   {
     version: "v1.10.3",
@@ -42,6 +47,7 @@ const versions = [
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
     profileStub: true,
+    sbom: false,
   },
   // A pre-release follows its release's rules; a tag that is not semver gets the newest rules.
   {
@@ -50,6 +56,7 @@ const versions = [
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
     profileStub: true,
+    sbom: true,
   },
   {
     version: "latest-dev",
@@ -57,6 +64,7 @@ const versions = [
     firmware: "usr/lib/firmware",
     installer: "siderolabs/installer-base",
     profileStub: true,
+    sbom: true,
   },
 ];
 const extensionNames = ["testbed-dummy", "testbed-glibc", "testbed-hello", "testbed-legacy", "testbed-ucode"];
@@ -196,19 +204,33 @@ describe("test bed release into the embedded store", () => {
     }
   });
 
-  test("the imager holds the four boot files; initramfs.xz is zstd; vmlinuz is Debian's kernel", async () => {
+  test("the imager holds the four boot files (and the SBOM from 1.11); initramfs.xz is zstd; vmlinuz is Debian's kernel", async () => {
     const debianKernel = await sha256File(packages.kernel.vmlinuz);
-    for (const { version, profileStub } of versions) {
+    for (const { version, profileStub, sbom } of versions) {
       const dir = tree();
       const manifest = await flattenImage(repositoryFor("siderolabs/imager"), version, dir);
       assert.ok(manifest.layers.every((l) => l.mediaType === "application/vnd.oci.image.layer.v1.tar+gzip"));
       const install = join(dir, "usr/install/amd64");
-      assert.deepEqual((await readdir(install)).sort(), [
-        "initramfs.xz",
-        "systemd-boot.efi",
-        "systemd-stub.efi",
-        "vmlinuz",
-      ]);
+      assert.deepEqual(
+        (await readdir(install)).sort(),
+        ["initramfs.xz", "systemd-boot.efi", "systemd-stub.efi", ...(sbom ? ["talos.spdx.json"] : []), "vmlinuz"],
+        version,
+      );
+      if (sbom) {
+        // An SPDX 2.3 document describing the Debian packages the boot files come from.
+        const document = JSON.parse(await readText(install, "talos.spdx.json"));
+        assert.equal(document.spdxVersion, "SPDX-2.3");
+        assert.equal(document.name, "talos-amd64");
+        const described = new Map(
+          (document.packages as { name: string; versionInfo: string; checksums: { checksumValue: string }[] }[]).map(
+            (p) => [p.name, [p.versionInfo, p.checksums[0]?.checksumValue]],
+          ),
+        );
+        assert.deepEqual(described.get(packages.kernel.name), [packages.kernel.version, packages.kernel.sha256]);
+        const boot = profileStub ? packages.systemdBootProfiles : packages.systemdBoot;
+        assert.deepEqual(described.get(boot.name), [boot.version, boot.sha256]);
+        assert.equal(document.relationships.length, document.packages.length);
+      }
       assert.deepEqual((await readFile(join(install, "initramfs.xz"))).subarray(0, 4), zstdMagic);
       assert.equal(await sha256File(join(install, "vmlinuz")), debianKernel);
       // From 1.10 (UKI profiles, talos quirks SupportsUKIProfiles) systemd-boot and the stub are trixie's
