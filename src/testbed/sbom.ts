@@ -4,7 +4,7 @@
 // files come from, deterministic for the same packages and mtime. No consumer reads it; it is there so the
 // imager image has upstream's contents for the version.
 
-import type { DebianPackage } from "./debian.ts";
+import type { DebianPackage } from "../tools/debian-packages.ts";
 
 /** An SPDX ID part: letters, digits, "." and "-" only (SPDX 2.3 §3.2). */
 function spdxIdPart(value: string): string {
