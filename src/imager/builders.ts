@@ -398,7 +398,12 @@ const diskBuilder: AssetBuilder = {
     if (disk.format !== "raw") {
       image = disk.compression === "none" ? outPath : join(context.workDir, `disk.${disk.format}`);
       if (disk.format === "ova")
-        await buildOva(raw, image, { ...outputOptions, diskSizeBytes: disk.sizeBytes, scratchDir: context.workDir });
+        await buildOva(raw, image, {
+          ...outputOptions,
+          diskSizeBytes: disk.sizeBytes,
+          scratchDir: context.workDir,
+          rules: rulesFor(profile.talosVersion),
+        });
       else
         await convertDiskImage(raw, image, disk.format === "vhd" ? "vpc" : "qcow2", disk.formatOptions, outputOptions);
       await rm(raw, { force: true });

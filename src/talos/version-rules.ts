@@ -89,6 +89,10 @@ export interface VersionRules {
   readonly talosctlDownload: boolean;
   /** The imager image carries the release's SBOM, `usr/install/<arch>/talos.spdx.json` (the imager never reads it). */
   readonly imagerSbom: boolean;
+  /** The OVA's virtual hardware version (OVF vssd:VirtualSystemType). */
+  readonly ovaHardwareVersion: "vmx-13" | "vmx-15";
+  /** The OVA's OVF sets the VMware ExtraConfig disk.EnableUUID=true (stable disk serials in the guest). */
+  readonly ovaDiskEnableUuid: boolean;
 }
 
 type MutableRules = { -readonly [K in keyof VersionRules]: VersionRules[K] } & {
@@ -158,6 +162,8 @@ function baseline(): MutableRules {
     xfsMkfsConfig: "/usr/share/xfsprogs/mkfs/lts_6.1.conf",
     talosctlDownload: false,
     imagerSbom: false,
+    ovaHardwareVersion: "vmx-13",
+    ovaDiskEnableUuid: false,
     args: {
       initOnAlloc: true,
       nvmeIoTimeout: true,
@@ -250,6 +256,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "BOOT is made with the 6.6 LTS mkfs.xfs config",
     apply: (r) => {
       r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.6.conf";
+    },
+  },
+  {
+    since: "1.8.0",
+    rule: "the OVA's virtual hardware is vmx-15 instead of vmx-13 (talos pkg/imager/ova/ova.go, commit 70fdca6a4)",
+    apply: (r) => {
+      r.ovaHardwareVersion = "vmx-15";
     },
   },
   {
@@ -371,6 +384,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "a schematic may embed a machine configuration, as a virtual extension (talos quirks SupportsEmbeddedConfig, pkg/imager/embed.go)",
     apply: (r) => {
       r.embeddedConfig = true;
+    },
+  },
+  {
+    since: "1.12.0",
+    rule: "the OVA's OVF sets the ExtraConfig disk.EnableUUID=true after nvram (talos pkg/imager/ova/ova.go, commit 4fb4c8678)",
+    apply: (r) => {
+      r.ovaDiskEnableUuid = true;
     },
   },
   {

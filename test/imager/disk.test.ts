@@ -453,7 +453,12 @@ describe("disk image outputs", () => {
 
   test("OVA: disk.ovf, disk.mf, disk.vmdk (streamOptimized) with matching SHA-256 lines", async () => {
     const out = join(dir, "small.ova");
-    await buildOva(raw, out, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime: 1700000000 });
+    await buildOva(raw, out, {
+      diskSizeBytes: 32 * mib,
+      scratchDir: dir,
+      mtime: 1700000000,
+      rules: rulesFor("v1.12.0"),
+    });
     const names = execFileSync("tar", ["-tf", out]).toString().trim().split("\n");
     assert.deepEqual(names, ["disk.ovf", "disk.mf", "disk.vmdk"]);
     const x = join(dir, "ova-x");
@@ -498,7 +503,7 @@ describe("disk image outputs", () => {
       assert.equal((await qemuImgInfo(vhd, { format: "vpc" })).format, "vpc", "qemu-img accepts the footer");
     }
     const ova = await twice("small.ova", (out) =>
-      buildOva(raw, out, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime }),
+      buildOva(raw, out, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime, rules: rulesFor("v1.12.0") }),
     );
     const x = join(dir, "ova-same");
     await mkdir(x);
@@ -524,7 +529,7 @@ describe("disk image outputs", () => {
       await convertDiskImage(image, vhd, "vpc", "subformat=fixed,force_size", { mtime: 0 });
       const footer = parseVhdFooter(await readDiskBytes(vhd, (await stat(vhd)).size - 512, 512));
       const ova = join(dir, `${name}.ova`);
-      await buildOva(image, ova, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime: 0 });
+      await buildOva(image, ova, { diskSizeBytes: 32 * mib, scratchDir: dir, mtime: 0, rules: rulesFor("v1.12.0") });
       const x = join(dir, `${name}-x`);
       await mkdir(x);
       execFileSync("tar", ["-xf", ova, "-C", x]);

@@ -35,7 +35,8 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // carry .splash, and from 1.10 .profile sections (main, reset / reset-maintenance); disk 5 also: VHD time
 // stamp and unique id, VMDK CID from the inputs, the OVA's VMDK with upstream's compat6/lsilogic options.
 // initramfs 3, uki 4, installer 5, iso 6, disk 6: Talos ≥ 1.13 extension squashfs images carry the tar's
-// SELinux labels (the embedded config's too).
+// SELinux labels (the embedded config's too). disk 7: the OVA's OVF is upstream's whole template per version
+// (ovftool comments, vmw:Config entries, video/VMCI items, nvram; vmx-13 before 1.8, disk.EnableUUID from 1.12).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 3,
@@ -43,7 +44,7 @@ export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   uki: 4,
   installer: 5,
   iso: 6,
-  disk: 6,
+  disk: 7,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */

@@ -4,7 +4,7 @@
 //   .tar.gz  tar of disk.raw (sparse, sorted, root-owned, mtime) then gzip
 //   qcow2 / vpc (VHD) via qemu-img convert with the platform's -o options (Talos pkg/imager/out.go,
 //            pkg/imager/qemuimg/qemuimg.go: `qemu-img convert -f raw -O <format> -o <options>`)
-//   ova      streamOptimized vmdk + OVF + manifest (SHA-256 lines) in a tar (pkg/imager/ova/ova.go)
+//   ova      streamOptimized vmdk + OVF + manifest (SHA-256 lines) in a tar (pkg/imager/ova/ova.go; ./ovf.ts)
 // Every output is reproducible: the same raw image and mtime give the same bytes. qemu-img's qcow2 carries
 // nothing time- or chance-dependent; its VHD footer (creation time, random unique id) and its VMDK
 // descriptor (random CID) do, so those are set afterwards (src/formats/vhd.ts, src/formats/vmdk.ts): the
@@ -21,11 +21,13 @@ import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { setVhdIdentity } from "../../formats/vhd.ts";
 import { setVmdkCid } from "../../formats/vmdk.ts";
+import type { VersionRules } from "../../talos/version-rules.ts";
 import { type QemuImgConvertOptions, qemuImgConvert } from "../../tools/qemu-img.ts";
 import { tarSparseFile } from "../../tools/tar.ts";
 import { xzCompressFile } from "../../tools/xz.ts";
 import { zstdCompressFile } from "../../tools/zstd.ts";
 import { sha256HexOfFile } from "../../util/file-digest.ts";
+import { ovaManifest, ovfDescriptor } from "./ovf.ts";
 
 export type DiskCompression = "xz" | "zst" | "gz" | "tar.gz";
 
@@ -143,113 +145,27 @@ export async function convertDiskImage(
   await setVhdIdentity(out, { timestamp: mtimeOf(options), uniqueId: vhdUniqueIdOf(digest) });
 }
 
-/** The OVF descriptor of a Talos VM with one streamOptimized disk (the shape of upstream's ova template). */
-export function ovfDescriptor(options: { vmdkName: string; vmdkBytes: number; capacityMiB: number }): string {
-  const item = (fields: Record<string, string | number>) =>
-    [
-      "      <Item>",
-      ...Object.entries(fields).map(([k, v]) => `        <rasd:${k}>${v}</rasd:${k}>`),
-      "      </Item>",
-    ].join("\n");
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:vmw="http://www.vmware.com/schema/ovf" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <References>
-    <File ovf:href="${options.vmdkName}" ovf:id="file1" ovf:size="${options.vmdkBytes}"/>
-  </References>
-  <DiskSection>
-    <Info>Virtual disk information</Info>
-    <Disk ovf:capacity="${options.capacityMiB}" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
-  </DiskSection>
-  <NetworkSection>
-    <Info>The list of logical networks</Info>
-    <Network ovf:name="VM Network">
-      <Description>The VM Network network</Description>
-    </Network>
-  </NetworkSection>
-  <VirtualSystem ovf:id="vm">
-    <Info>A virtual machine</Info>
-    <Name>talos</Name>
-    <ProductSection ovf:required="false">
-      <Info>Talos Virtual Appliance</Info>
-      <Property ovf:userConfigurable="true" ovf:type="string" ovf:key="talos.config" ovf:value="">
-        <Label>Talos config data</Label>
-        <Description>Inline Talos config</Description>
-      </Property>
-    </ProductSection>
-    <OperatingSystemSection ovf:id="101" vmw:osType="other3xLinux64Guest">
-      <Info>The kind of installed guest operating system</Info>
-    </OperatingSystemSection>
-    <VirtualHardwareSection ovf:transport="com.vmware.guestInfo">
-      <Info>Virtual hardware requirements</Info>
-      <System>
-        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
-        <vssd:InstanceID>0</vssd:InstanceID>
-        <vssd:VirtualSystemIdentifier>talos</vssd:VirtualSystemIdentifier>
-        <vssd:VirtualSystemType>vmx-15</vssd:VirtualSystemType>
-      </System>
-${[
-  item({
-    AllocationUnits: "hertz * 10^6",
-    Description: "Number of Virtual CPUs",
-    ElementName: "2 virtual CPU(s)",
-    InstanceID: 1,
-    ResourceType: 3,
-    VirtualQuantity: 2,
-  }),
-  item({
-    AllocationUnits: "byte * 2^20",
-    Description: "Memory Size",
-    ElementName: "2048MB of memory",
-    InstanceID: 2,
-    ResourceType: 4,
-    VirtualQuantity: 2048,
-  }),
-  item({
-    Address: 0,
-    Description: "SCSI Controller",
-    ElementName: "scsiController0",
-    InstanceID: 3,
-    ResourceSubType: "VirtualSCSI",
-    ResourceType: 6,
-  }),
-  item({
-    AddressOnParent: 0,
-    ElementName: "disk0",
-    HostResource: "ovf:/disk/vmdisk1",
-    InstanceID: 4,
-    Parent: 3,
-    ResourceType: 17,
-  }),
-  item({
-    AddressOnParent: 2,
-    AutomaticAllocation: "true",
-    Connection: "VM Network",
-    ElementName: "ethernet0",
-    InstanceID: 5,
-    ResourceSubType: "VmxNet3",
-    ResourceType: 10,
-  }),
-].join("\n")}
-      <vmw:ExtraConfig ovf:required="false" vmw:key="disk.EnableUUID" vmw:value="true"/>
-    </VirtualHardwareSection>
-  </VirtualSystem>
-</Envelope>
-`;
-}
-
 export const ovaVmdkOptions = "compat6,subformat=streamOptimized,adapter_type=lsilogic";
 
-/** An OVA (tar of disk.ovf, disk.mf, disk.vmdk) from the raw image; `diskSizeBytes` is the VM's disk size. */
+/**
+ * An OVA (tar of disk.ovf, disk.mf, disk.vmdk) from the raw image; `diskSizeBytes` is the VM's disk size and
+ * `rules` the Talos version's (the OVF's hardware version and disk.EnableUUID).
+ */
 export async function buildOva(
   raw: string,
   out: string,
-  options: OutputOptions & { diskSizeBytes: number; scratchDir: string },
+  options: OutputOptions & {
+    diskSizeBytes: number;
+    scratchDir: string;
+    rules: Pick<VersionRules, "ovaHardwareVersion" | "ovaDiskEnableUuid">;
+  },
 ): Promise<void> {
   const work = await mkdtemp(join(options.scratchDir, "ova-"));
   try {
     const vmdk = join(work, "disk.vmdk");
     // Upstream's options before it moved to open-vmdk's vmdk-convert in Talos 1.11 (pkg/imager/ova/ova.go
-    // at 7c057edd5^): hardware version 6, an LSI Logic adapter, one streamOptimized extent.
+    // at 7c057edd5^): hardware version 6, an LSI Logic adapter, one streamOptimized extent. From 1.11 upstream
+    // makes the VMDK with open-vmdk's vmdk-convert, which Debian does not package: qemu-img stays for every version.
     const digest = await convertAndDigest(raw, vmdk, { to: "vmdk", formatOptions: ovaVmdkOptions }, options);
     await setVmdkCid(vmdk, vmdkCidOf(digest));
     const vmdkBytes = (await stat(vmdk)).size;
@@ -257,9 +173,15 @@ export async function buildOva(
       vmdkName: "disk.vmdk",
       vmdkBytes,
       capacityMiB: Math.floor(options.diskSizeBytes / (1024 * 1024)),
+      rules: options.rules,
     });
     const ovfSha = createHash("sha256").update(ovf).digest("hex");
-    const mf = `SHA256(disk.vmdk)= ${await sha256HexOfFile(vmdk)}\nSHA256(disk.ovf)= ${ovfSha}\n`;
+    const mf = ovaManifest({
+      vmdkName: "disk.vmdk",
+      vmdkSha256: await sha256HexOfFile(vmdk),
+      ovfName: "disk.ovf",
+      ovfSha256: ovfSha,
+    });
     const mtime = new Date(mtimeOf(options) * 1000);
     const pack = tar.pack();
     const written = pipeline(pack, createWriteStream(out), { signal: options.signal });
