@@ -36,14 +36,16 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // stamp and unique id, VMDK CID from the inputs, the OVA's VMDK with upstream's compat6/lsilogic options.
 // initramfs 3, uki 4, installer 5, iso 6, disk 6: Talos ≥ 1.13 extension squashfs images carry the tar's
 // SELinux labels (the embedded config's too).
+// uki 5, disk 7: UKIs for Talos before 1.10 take that imager's section order (.initrd third, .linux last);
+// pre-1.10 disks embed one with a chosen sd-boot (pre-1.10 ISOs and installers are GRUB-only, no UKI).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 3,
   cmdline: 1,
-  uki: 4,
+  uki: 5,
   installer: 5,
   iso: 6,
-  disk: 6,
+  disk: 7,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
