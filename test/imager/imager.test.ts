@@ -431,6 +431,16 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     assert.match(content(".osrel").toString(), /^NAME="Talos"\nID=talos\nVERSION_ID=v1\.8\.2\n/);
     assert.equal(content(".uname").toString(), fixture.packages.kernel.release);
     assert.deepEqual(content(".linux"), await readFile(join(v18.inputs.imagerDir, "usr/install/amd64/vmlinuz")));
+    // assemble.go: the first VMA is the stub's last section end (ImageBase included, as objdump shows it)
+    // rounded up to 512 bytes, each next one the previous end rounded up likewise. The test bed's pre-1.10
+    // stub (systemd 252) has a 512-byte SectionAlignment, so the project's placement gives the same addresses.
+    const first = names.indexOf(".osrel");
+    const last = sections[first - 1] as (typeof sections)[number];
+    let vma = Math.ceil((Number(last.vma) + last.size) / 0x200) * 0x200;
+    for (const s of sections.slice(first)) {
+      assert.equal(Number(s.vma), vma, `${s.name} VMA`);
+      vma = Math.ceil((vma + s.size) / 0x200) * 0x200;
+    }
   });
 
   test("installer: base layer + artifacts layer in each version's layout, config for linux/amd64", async () => {
