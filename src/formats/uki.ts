@@ -1,7 +1,9 @@
 // Unified kernel images: systemd-stub.efi with the boot payload appended as PE sections, in the order
-// Talos's imager uses from 1.10 (siderolabs/talos internal/pkg/uki/uki.go Build/BuildSigned and
-// generate.go: .osrel, .cmdline, .uname, .splash, .pcrpkey, .linux, .initrd, then per profile — "main"
-// first — .profile [+ .cmdline], then .pcrsig; the profile text is "ID=<id>" plus "\nTITLE=<title>").
+// the caller gives (the version rules' ukiSectionOrder): Talos's imager from 1.10 (siderolabs/talos
+// internal/pkg/uki/uki.go Build/BuildSigned and generate.go) appends .osrel, .cmdline, .uname, .splash,
+// .pcrpkey, .linux, .initrd; before 1.10 (internal/pkg/secureboot/uki/uki.go Build) .osrel, .cmdline,
+// .initrd, .splash, .uname, .pcrpkey, .linux. Then per profile — "main" first — .profile [+ .cmdline],
+// then .pcrsig; the profile text is "ID=<id>" plus "\nTITLE=<title>".
 // The stub's own sections (.sbat, .sdmagic, …) are kept as they are. Multi-profile UKIs (`.profile`
 // sections) need systemd-stub ≥ 257; older stubs would boot the first profile's sections wrongly, so
 // profiles are added only when the stub says it can.
@@ -87,22 +89,67 @@ export interface UkiContents {
   pcrSignature?: SectionSource;
 }
 
+/** The payload sections whose order changed between Talos versions. */
+export type UkiPayloadSection = ".osrel" | ".cmdline" | ".uname" | ".splash" | ".pcrpkey" | ".linux" | ".initrd";
+
+/** Talos ≥ 1.10's order (internal/pkg/uki/uki.go). */
+export const ukiSectionOrderTalos110: readonly UkiPayloadSection[] = [
+  ".osrel",
+  ".cmdline",
+  ".uname",
+  ".splash",
+  ".pcrpkey",
+  ".linux",
+  ".initrd",
+];
+
+/** Talos 1.5–1.9's order (internal/pkg/secureboot/uki/uki.go: "append kernel last to account for decompression"). */
+export const ukiSectionOrderTalos15: readonly UkiPayloadSection[] = [
+  ".osrel",
+  ".cmdline",
+  ".initrd",
+  ".splash",
+  ".uname",
+  ".pcrpkey",
+  ".linux",
+];
+
+function checkOrder(order: readonly UkiPayloadSection[]): void {
+  const sorted = [...order].sort().join(" ");
+  if (order.length !== ukiSectionOrderTalos110.length || sorted !== [...ukiSectionOrderTalos110].sort().join(" "))
+    throw badRequest(`UKI section order must name each payload section once, not ${order.join(" ")}`);
+}
+
 const text = (s: string): SectionSource => ({ content: Buffer.from(s, "utf8") });
 
 function profileText(profile: UkiProfile): string {
   return profile.title === undefined ? `ID=${profile.id}` : `ID=${profile.id}\nTITLE=${profile.title}`;
 }
 
-/** The sections of a UKI in Talos's order; profile sections only when `withProfiles`. */
-export function ukiSections(contents: UkiContents, withProfiles: boolean): SectionInput[] {
-  const sections: SectionInput[] = [
-    { name: ".osrel", source: text(contents.osRelease) },
-    { name: ".cmdline", source: text(contents.cmdline) },
-  ];
-  if (contents.uname !== undefined) sections.push({ name: ".uname", source: text(contents.uname) });
-  if (contents.splash !== undefined) sections.push({ name: ".splash", source: contents.splash });
-  if (contents.pcrPublicKey !== undefined) sections.push({ name: ".pcrpkey", source: contents.pcrPublicKey });
-  sections.push({ name: ".linux", source: contents.linux }, { name: ".initrd", source: contents.initrd });
+/**
+ * The sections of a UKI: the payload in `order` (absent optional ones left out), profile sections only when
+ * `withProfiles`, `.pcrsig` last.
+ */
+export function ukiSections(
+  contents: UkiContents,
+  withProfiles: boolean,
+  order: readonly UkiPayloadSection[] = ukiSectionOrderTalos110,
+): SectionInput[] {
+  checkOrder(order);
+  const payload: Record<UkiPayloadSection, SectionSource | undefined> = {
+    ".osrel": text(contents.osRelease),
+    ".cmdline": text(contents.cmdline),
+    ".uname": contents.uname === undefined ? undefined : text(contents.uname),
+    ".splash": contents.splash,
+    ".pcrpkey": contents.pcrPublicKey,
+    ".linux": contents.linux,
+    ".initrd": contents.initrd,
+  };
+  const sections: SectionInput[] = [];
+  for (const name of order) {
+    const source = payload[name];
+    if (source !== undefined) sections.push({ name, source });
+  }
   if (withProfiles) {
     if (contents.profiles?.some((p) => p.id === "main"))
       throw badRequest('UKI profile ID "main" is reserved for the default profile');
@@ -124,19 +171,20 @@ export interface AssembledUki {
 }
 
 /**
- * Writes the UKI to `out` (not ended here). `wantProfiles` comes from the version rules (ukiProfiles);
- * profiles are added only if the stub supports them as well.
+ * Writes the UKI to `out` (not ended here). `wantProfiles` and `sectionOrder` come from the version rules
+ * (ukiProfiles, ukiSectionOrder; the order defaults to Talos ≥ 1.10's); profiles are added only if the stub
+ * supports them as well.
  */
 export async function assembleUki(
   stub: Uint8Array,
   contents: UkiContents,
-  options: { wantProfiles: boolean },
+  options: { wantProfiles: boolean; sectionOrder?: readonly UkiPayloadSection[] },
   out: Writable,
 ): Promise<AssembledUki> {
   const info = systemdStubInfo(stub);
   const profiles = options.wantProfiles && info.supportsProfiles;
   if (profiles && contents.pcrSignature !== undefined)
     throw unsupported("per-profile PCR signatures are not implemented: multi-profile UKIs are built unsigned");
-  const layout = await appendSections(stub, ukiSections(contents, profiles), out);
+  const layout = await appendSections(stub, ukiSections(contents, profiles, options.sectionOrder), out);
   return { layout, stub: info, profiles };
 }

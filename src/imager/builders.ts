@@ -163,7 +163,7 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
         initrd: { path: initrd },
         profiles: talosUkiProfiles(outputKind, cmdline),
       },
-      { wantProfiles },
+      { wantProfiles, sectionOrder: rules.ukiSectionOrder },
       file,
     );
     file.end();

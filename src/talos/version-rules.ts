@@ -16,6 +16,7 @@
 // an image is made by internal/pkg/partition/format.go with the version's mkfs.xfs config file alone.
 
 import semver from "semver";
+import { type UkiPayloadSection, ukiSectionOrderTalos15, ukiSectionOrderTalos110 } from "../formats/uki.ts";
 import type { Bootloader } from "./schematic.ts";
 import { parseVersionCore } from "./version.ts";
 
@@ -75,6 +76,8 @@ export interface VersionRules {
   readonly ukiProfiles: boolean;
   /** UKIs carry a `.splash` boot image. */
   readonly ukiSplash: boolean;
+  /** The order of a UKI's payload sections (profiles and .pcrsig follow). */
+  readonly ukiSectionOrder: readonly UkiPayloadSection[];
   /** Overlays (board support) are supported. */
   readonly overlays: boolean;
   /** Disk images leave STATE/EPHEMERAL to Talos's first boot. */
@@ -155,6 +158,8 @@ function baseline(): MutableRules {
     unifiedInstaller: false,
     ukiProfiles: false,
     ukiSplash: false,
+    // talos internal/pkg/secureboot/uki/uki.go Build (1.5–1.9): objcopy --add-section in the generators' order.
+    ukiSectionOrder: ukiSectionOrderTalos15,
     overlays: false,
     skipDataPartitions: false,
     metaAlwaysWritten: false,
@@ -319,6 +324,15 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "UKIs carry .profile sections: main, then reset (ISO) or reset-maintenance (disk image, installer) with its own .cmdline",
     apply: (r) => {
       r.ukiProfiles = true;
+    },
+  },
+  {
+    since: "1.10.0",
+    // talos internal/pkg/uki/uki.go Build/BuildSigned (the generators' order); before, internal/pkg/secureboot/uki/
+    // uki.go put .initrd third and .linux last.
+    rule: "UKI payload sections go .osrel .cmdline .uname .splash .pcrpkey .linux .initrd (before: .osrel .cmdline .initrd .splash .uname .pcrpkey .linux)",
+    apply: (r) => {
+      r.ukiSectionOrder = ukiSectionOrderTalos110;
     },
   },
   {

@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { isAppError } from "../../src/errors.ts";
 import { appendSections, parsePe, planAppendSections, type SectionInput } from "../../src/formats/pe.ts";
 import { assembleUki, osReleaseFor, systemdStubInfo, type UkiContents } from "../../src/formats/uki.ts";
+import { rulesFor } from "../../src/talos/version-rules.ts";
 import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
 import { type ObjdumpSection, objcopy, objdumpSections, objdumpTool } from "../../src/tools/binutils.ts";
 import { runToolText } from "../../src/tools/run.ts";
@@ -243,6 +244,63 @@ describe("UKI assembly on the Debian systemd stub", () => {
     const theirs = await objdumpSections(theirsPath);
     const shape = (s: ObjdumpSection[]) => s.map((x) => [x.name, x.size, x.vma]);
     assert.deepEqual(shape(ours), shape(theirs));
+  });
+
+  // siderolabs/talos v1.9.0 internal/pkg/secureboot/uki: uki.go Build generates .osrel, .cmdline, .initrd,
+  // .splash, .uname, (.sbat: the stub's), .pcrpkey, .linux; assemble.go runs objcopy --add-section for each
+  // with --change-section-vma at ImageBase + the stub's last section's VirtualAddress + VirtualSize rounded up
+  // to 512 bytes, each next one at the previous end rounded up likewise. Here objcopy does exactly that.
+  test("a Talos 1.9 UKI: the sections objcopy gives when run as upstream's pre-1.10 assemble.go runs it", async () => {
+    const rules = rulesFor("v1.9.6");
+    const payload: Record<string, Buffer> = {
+      ".osrel": Buffer.from(osReleaseFor("Talos", "v1.9.6")),
+      ".cmdline": Buffer.from("talos.platform=metal console=tty0"),
+      ".initrd": initrd,
+      ".splash": Buffer.from("BM-not-really-a-bitmap"),
+      ".uname": Buffer.from("6.12.6-talos"),
+      ".pcrpkey": Buffer.from("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n"),
+      ".linux": linux,
+    };
+    const path = join(dir, "uki-1.9.efi");
+    const out = createWriteStream(path);
+    await assembleUki(
+      stub,
+      {
+        osRelease: (payload[".osrel"] as Buffer).toString(),
+        cmdline: (payload[".cmdline"] as Buffer).toString(),
+        uname: (payload[".uname"] as Buffer).toString(),
+        splash: { content: payload[".splash"] as Buffer },
+        pcrPublicKey: { content: payload[".pcrpkey"] as Buffer },
+        linux: { path: linuxPath },
+        initrd: { path: initrdPath },
+      },
+      { wantProfiles: rules.ukiProfiles, sectionOrder: rules.ukiSectionOrder },
+      out,
+    );
+    out.end();
+    await finished(out);
+
+    const upstreamOrder = [".osrel", ".cmdline", ".initrd", ".splash", ".uname", ".pcrpkey", ".linux"];
+    const last = stubSections.at(-1) as ObjdumpSection;
+    let vma = alignUp(Number(last.vma) + last.size, 0x200);
+    const args: string[] = [];
+    for (const name of upstreamOrder) {
+      const file = join(dir, `upstream-${name.slice(1)}`);
+      const content = payload[name] as Buffer;
+      await writeFile(file, content);
+      args.push("--add-section", `${name}=${file}`, "--change-section-vma", `${name}=0x${vma.toString(16)}`);
+      vma = alignUp(vma + content.length, 0x200);
+    }
+    const theirsPath = join(dir, "objcopy-1.9.efi");
+    await objcopy([...args, stubPath, theirsPath]);
+    const shape = (s: ObjdumpSection[]) => s.map((x) => [x.name, x.size, x.vma]);
+    const ours = await objdumpSections(path);
+    assert.deepEqual(shape(ours), shape(await objdumpSections(theirsPath)));
+    assert.deepEqual(
+      ours.slice(stubSections.length).map((x) => x.name),
+      upstreamOrder,
+    );
+    for (const name of upstreamOrder) assert.deepEqual(await extract(path, name), payload[name], name);
   });
 
   test("refusals: no room for the headers, a signed stub, an empty or misnamed section", () => {

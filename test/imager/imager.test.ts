@@ -403,6 +403,46 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     assert.equal(linux?.size, vmlinuz.length);
   });
 
+  // Talos 1.5–1.9 (internal/pkg/secureboot/uki/uki.go Build, assemble.go): objcopy --add-section in the
+  // generators' order — .osrel, .cmdline, .initrd, .splash, .uname, (.sbat stays the stub's), .pcrpkey, then
+  // .linux last "to account for decompression"; no .profile.
+  test("UKI (1.8): the stub's sections, then .osrel .cmdline .initrd .splash .uname .linux (objdump -h)", async () => {
+    const dir = join(out, "uki-1.8");
+    await mkdir(dir);
+    const uki = await buildAsset(v18, schematic, "metal-amd64-uki.efi", dir);
+    console.log(`UKI v1.8.2: ${uki.seconds} s, ${uki.size} bytes`);
+    const sections = await objdumpSections(uki.path);
+    const names = sections.map((s) => s.name);
+    assert.deepEqual(names.slice(names.indexOf(".osrel")), [
+      ".osrel",
+      ".cmdline",
+      ".initrd",
+      ".splash",
+      ".uname",
+      ".linux",
+    ]);
+    assert.ok(names.indexOf(".sdmagic") < names.indexOf(".osrel"), "the stub's sections come first");
+    const file = await readFile(uki.path);
+    const content = (name: string) => {
+      const s = sections.find((x) => x.name === name);
+      assert.ok(s !== undefined, name);
+      return file.subarray(s.fileOffset, s.fileOffset + s.size);
+    };
+    assert.match(content(".osrel").toString(), /^NAME="Talos"\nID=talos\nVERSION_ID=v1\.8\.2\n/);
+    assert.equal(content(".uname").toString(), fixture.packages.kernel.release);
+    assert.deepEqual(content(".linux"), await readFile(join(v18.inputs.imagerDir, "usr/install/amd64/vmlinuz")));
+    // assemble.go: the first VMA is the stub's last section end (ImageBase included, as objdump shows it)
+    // rounded up to 512 bytes, each next one the previous end rounded up likewise. The test bed's pre-1.10
+    // stub (systemd 252) has a 512-byte SectionAlignment, so the project's placement gives the same addresses.
+    const first = names.indexOf(".osrel");
+    const last = sections[first - 1] as (typeof sections)[number];
+    let vma = Math.ceil((Number(last.vma) + last.size) / 0x200) * 0x200;
+    for (const s of sections.slice(first)) {
+      assert.equal(Number(s.vma), vma, `${s.name} VMA`);
+      vma = Math.ceil((vma + s.size) / 0x200) * 0x200;
+    }
+  });
+
   test("installer: base layer + artifacts layer in each version's layout, config for linux/amd64", async () => {
     for (const [prepared, artifacts] of [
       [v110, ["usr/install/amd64/systemd-boot.efi", "usr/install/amd64/vmlinuz.efi"]],

@@ -116,6 +116,19 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    // talos internal/pkg/secureboot/uki/uki.go Build (1.5–1.9) against internal/pkg/uki/uki.go Build (1.10).
+    "UKI payload order: .initrd third and .linux last before 1.10.0; .linux then .initrd last from 1.10.0",
+    [
+      ["v1.5.0", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .initrd .splash .uname .pcrpkey .linux"],
+      ["v1.8.2", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .initrd .splash .uname .pcrpkey .linux"],
+      ["v1.9.6", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .initrd .splash .uname .pcrpkey .linux"],
+      ["v1.10.0-alpha.0", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .uname .splash .pcrpkey .linux .initrd"],
+      ["v1.10.0", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .uname .splash .pcrpkey .linux .initrd"],
+      ["v1.13.2", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .uname .splash .pcrpkey .linux .initrd"],
+      ["latest-dev", (r) => r.ukiSectionOrder.join(" "), ".osrel .cmdline .uname .splash .pcrpkey .linux .initrd"],
+    ],
+  ],
+  [
     "SELinux, sd-boot-only UEFI, /usr merge, UKI profiles, unified installer from 1.10.0",
     [
       [

@@ -35,13 +35,15 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // carry .splash, and from 1.10 .profile sections (main, reset / reset-maintenance); disk 5 also: VHD time
 // stamp and unique id, VMDK CID from the inputs, the OVA's VMDK with upstream's compat6/lsilogic options.
 // initramfs 3, uki 4, installer 5, iso 6, disk 6: Talos ≥ 1.13 extension squashfs images carry the tar's
-// SELinux labels (the embedded config's too). disk 7: the OVA's OVF is upstream's whole template per version
+// SELinux labels (the embedded config's too). uki 5, disk 7: UKIs for Talos before 1.10 take that imager's
+// section order (.initrd third, .linux last); pre-1.10 disks embed one with a chosen sd-boot (pre-1.10 ISOs
+// and installers are GRUB-only, no UKI). disk 7 also: the OVA's OVF is upstream's whole template per version
 // (ovftool comments, vmw:Config entries, video/VMCI items, nvram; vmx-13 before 1.8, disk.EnableUUID from 1.12).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 3,
   cmdline: 1,
-  uki: 4,
+  uki: 5,
   installer: 5,
   iso: 6,
   disk: 7,
