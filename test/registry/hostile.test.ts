@@ -44,7 +44,11 @@ function send(
       },
     );
     req.on("error", reject);
-    req.setTimeout(30_000, () => req.destroy(new Error(`no answer from ${options.method ?? "GET"} ${url} (body ${options.body?.length ?? 0}) within 30 s`)));
+    req.setTimeout(30_000, () =>
+      req.destroy(
+        new Error(`no answer from ${options.method ?? "GET"} ${url} (body ${options.body?.length ?? 0}) within 30 s`),
+      ),
+    );
     req.end(options.body);
   });
 }
