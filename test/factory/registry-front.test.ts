@@ -16,9 +16,11 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import semver from "semver";
 import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
 import { isPlainHttpRegistry } from "../../src/factory/http/registry-route.ts";
 import { startFactory } from "../../src/factory/run.ts";
+import { defaultTestbedVersions } from "../../src/testbed/release.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { type RunningContainerd, startContainerd } from "../harness/containerd.ts";
 import { skopeo } from "../realclients/skopeo.ts";
@@ -322,10 +324,20 @@ describe("registry front /v2", () => {
       assert.equal(installerBuilds, 1);
 
       await skopeo(["inspect", "--tls-verify=false", "--raw", `docker://${ref()}`]);
-      // registry_test.go testLatestTagResolution: `latest` is the newest version that is not a pre-release.
+      assert.equal(built(), 1, "a second pull is no rebuild");
+      // registry_test.go testLatestTagResolution: `latest` is the newest version that is not a pre-release —
+      // the same image as that version's tag (built once for both).
+      const newest = defaultTestbedVersions
+        .filter((v) => semver.valid(v) !== null && semver.prerelease(v) === null)
+        .sort(semver.rcompare)[0] as string;
       const latest = await fetch(`${base}/v2/installer/${id}/manifests/latest`, { method: "HEAD" });
       assert.equal(latest.status, 200);
-      assert.equal(latest.headers.get("docker-content-digest"), indexDigest);
+      const tagged = await fetch(`${base}/v2/installer/${id}/manifests/${newest}`, { method: "HEAD" });
+      assert.equal(tagged.status, 200);
+      assert.equal(latest.headers.get("docker-content-digest"), tagged.headers.get("docker-content-digest"));
+      if (newest === version) assert.equal(latest.headers.get("docker-content-digest"), indexDigest);
+      const builds = built();
+      assert.equal(builds, newest === version ? 1 : 2, "one build for `latest` and its version together");
 
       let containerd: RunningContainerd | undefined;
       try {
@@ -337,8 +349,8 @@ describe("registry front /v2", () => {
       } finally {
         await containerd?.stop();
       }
-      assert.equal(built(), 1, "no rebuild");
-      assert.equal(metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"'), 1);
+      assert.equal(built(), builds, "no rebuild");
+      assert.equal(metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"'), builds);
     });
 
     it("blobs are served by the embedded store (HEAD and GET); referrers are an OCI index", async () => {
