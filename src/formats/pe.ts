@@ -313,11 +313,13 @@ export interface SectionInput {
   source: SectionSource;
 }
 
-async function sizeOf(source: SectionSource): Promise<number> {
+/** The byte size of a section's content. */
+export async function sectionSourceSize(source: SectionSource): Promise<number> {
   return "content" in source ? source.content.length : (await stat(source.path)).size;
 }
 
-function write(out: Writable, chunk: Uint8Array): Promise<void> {
+/** Writes one chunk, waiting for drain; rejects on the stream's error. */
+export function writeChunk(out: Writable, chunk: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     if (out.destroyed) {
       reject(out.errored ?? new Error("output closed"));
@@ -335,16 +337,22 @@ function write(out: Writable, chunk: Uint8Array): Promise<void> {
   });
 }
 
-async function copyExactly(out: Writable, source: SectionSource, size: number, name: string): Promise<void> {
+/** Streams a section's content to `out`, checking a file still has the size it was laid out with. */
+export async function copySectionSource(
+  out: Writable,
+  source: SectionSource,
+  size: number,
+  name: string,
+): Promise<void> {
   if ("content" in source) {
-    await write(out, source.content);
+    await writeChunk(out, source.content);
     return;
   }
   let seen = 0;
   for await (const chunk of createReadStream(source.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
     seen += chunk.length;
     if (seen > size) break;
-    await write(out, chunk);
+    await writeChunk(out, chunk);
   }
   if (seen !== size)
     throw integrity(`section ${name}: ${source.path} changed size while being written (${size} → ${seen}+)`);
@@ -359,17 +367,17 @@ export async function appendSections(
   sections: readonly SectionInput[],
   out: Writable,
 ): Promise<AppendLayout> {
-  const sizes = await Promise.all(sections.map((s) => sizeOf(s.source)));
+  const sizes = await Promise.all(sections.map((s) => sectionSourceSize(s.source)));
   const layout = planAppendSections(
     input,
     sections.map((s, i) => ({ name: s.name, size: sizes[i] as number })),
   );
-  await write(out, layout.head);
+  await writeChunk(out, layout.head);
   for (const [i, s] of sections.entries()) {
     const size = sizes[i] as number;
     const placed = layout.sections[i] as PlacedSection;
-    await copyExactly(out, s.source, size, s.name);
-    if (placed.sizeOfRawData > size) await write(out, Buffer.alloc(placed.sizeOfRawData - size));
+    await copySectionSource(out, s.source, size, s.name);
+    if (placed.sizeOfRawData > size) await writeChunk(out, Buffer.alloc(placed.sizeOfRawData - size));
   }
   return layout;
 }

@@ -11,13 +11,14 @@
 import type { Writable } from "node:stream";
 import { badRequest, unsupported } from "../errors.ts";
 import {
-  type AppendLayout,
   appendSections,
+  type PlacedSection,
   parsePe,
   readSection,
   type SectionInput,
   type SectionSource,
 } from "./pe.ts";
+import { assembleNative } from "./pe-native.ts";
 
 /** systemd-stub learnt multi-profile UKIs (.profile sections) in v257. */
 export const firstStubVersionWithProfiles = 257;
@@ -164,7 +165,10 @@ export function ukiSections(
 }
 
 export interface AssembledUki {
-  layout: AppendLayout;
+  /** The appended sections as placed. */
+  sections: PlacedSection[];
+  /** Size of the whole file. */
+  totalSize: number;
   stub: StubInfo;
   /** Whether `.profile` sections went in (profiles wanted and the stub supports them). */
   profiles: boolean;
@@ -178,13 +182,23 @@ export interface AssembledUki {
 export async function assembleUki(
   stub: Uint8Array,
   contents: UkiContents,
-  options: { wantProfiles: boolean; sectionOrder?: readonly UkiPayloadSection[] },
+  options: {
+    wantProfiles: boolean;
+    sectionOrder?: readonly UkiPayloadSection[];
+    /** Write the PE headers anew with this COFF time stamp (Talos ≥ 1.10's assembler); default: keep the stub's. */
+    rewriteHeaders?: { timestamp: number };
+  },
   out: Writable,
 ): Promise<AssembledUki> {
   const info = systemdStubInfo(stub);
   const profiles = options.wantProfiles && info.supportsProfiles;
   if (profiles && contents.pcrSignature !== undefined)
     throw unsupported("per-profile PCR signatures are not implemented: multi-profile UKIs are built unsigned");
-  const layout = await appendSections(stub, ukiSections(contents, profiles, options.sectionOrder), out);
-  return { layout, stub: info, profiles };
+  const sections = ukiSections(contents, profiles, options.sectionOrder);
+  if (options.rewriteHeaders !== undefined) {
+    const native = await assembleNative(stub, sections, options.rewriteHeaders.timestamp, out);
+    return { sections: native.appended, totalSize: native.totalSize, stub: info, profiles };
+  }
+  const layout = await appendSections(stub, sections, out);
+  return { sections: layout.sections, totalSize: layout.totalSize, stub: info, profiles };
 }

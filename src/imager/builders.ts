@@ -163,7 +163,11 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
         initrd: { path: initrd },
         profiles: talosUkiProfiles(outputKind, cmdline),
       },
-      { wantProfiles, sectionOrder: rules.ukiSectionOrder },
+      {
+        wantProfiles,
+        sectionOrder: rules.ukiSectionOrder,
+        ...(rules.ukiPeHeadersRewritten ? { rewriteHeaders: { timestamp: context.mtime } } : {}),
+      },
       file,
     );
     file.end();

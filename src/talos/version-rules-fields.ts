@@ -61,6 +61,11 @@ export interface VersionRules {
   readonly ukiSplash: boolean;
   /** The order of a UKI's payload sections (profiles and .pcrsig follow). */
   readonly ukiSectionOrder: readonly UkiPayloadSection[];
+  /**
+   * The UKI's PE headers are written anew as Talos's native assembler does (src/formats/pe-native.ts); before,
+   * the stub's headers are kept and the sections appended (src/formats/pe.ts).
+   */
+  readonly ukiPeHeadersRewritten: boolean;
   /** Overlays (board support) are supported. */
   readonly overlays: boolean;
   /** Disk images leave STATE/EPHEMERAL to Talos's first boot. */

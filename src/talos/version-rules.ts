@@ -64,6 +64,7 @@ function baseline(): MutableRules {
     ukiSplash: false,
     // talos internal/pkg/secureboot/uki/uki.go Build (1.5–1.9): objcopy --add-section in the generators' order.
     ukiSectionOrder: ukiSectionOrderTalos15,
+    ukiPeHeadersRewritten: false,
     overlays: false,
     skipDataPartitions: false,
     metaAlwaysWritten: false,
@@ -237,6 +238,15 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "UKI payload sections go .osrel .cmdline .uname .splash .pcrpkey .linux .initrd (before: .osrel .cmdline .initrd .splash .uname .pcrpkey .linux)",
     apply: (r) => {
       r.ukiSectionOrder = ukiSectionOrderTalos110;
+    },
+  },
+  {
+    since: "1.10.0",
+    // talos internal/pkg/uki/assemble.go → internal/pkg/uki/internal/pe/native.go AssembleNative; before,
+    // internal/pkg/secureboot/uki/uki.go ran objcopy --add-section on the stub.
+    rule: "UKI PE headers are written anew: DOS header with e_lfanew 0x80, linker version 0, TimeDateStamp = SOURCE_DATE_EPOCH, section data packed after the headers",
+    apply: (r) => {
+      r.ukiPeHeadersRewritten = true;
     },
   },
   {

@@ -43,10 +43,10 @@ export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 3,
   cmdline: 1,
-  uki: 5,
-  installer: 5,
-  iso: 6,
-  disk: 7,
+  uki: 6,
+  installer: 6,
+  iso: 7,
+  disk: 8,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */
