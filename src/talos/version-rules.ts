@@ -90,14 +90,14 @@ function baseline(): MutableRules {
 export const versionRuleTable: readonly VersionRule[] = [
   {
     since: "1.4.0",
-    rule: "GRUB menus get a reset entry",
+    rule: "GRUB menus get a reset entry (talos pkg/machinery/imager/quirks/quirks.go SupportsResetGRUBOption; pkg/imager/iso/grub.go)",
     apply: (r) => {
       r.grubResetOption = true;
     },
   },
   {
     since: "1.5.0",
-    rule: "UKIs can be built",
+    rule: "UKIs can be built (talos pkg/machinery/imager/quirks/quirks.go SupportsUKI)",
     apply: (r) => {
       r.uki = true;
     },
@@ -106,28 +106,28 @@ export const versionRuleTable: readonly VersionRule[] = [
     // Every UKI builder since UKIs exist appends the imager's embedded boot image (talos pkg/splash/splash.go
     // GetBootImage; internal/pkg/secureboot/uki/uki.go before 1.10, internal/pkg/uki/uki.go generateSplash).
     since: "1.5.0",
-    rule: "UKIs carry a .splash boot image",
+    rule: "UKIs carry a .splash boot image (talos pkg/splash/splash.go, internal/pkg/uki/uki.go)",
     apply: (r) => {
       r.ukiSplash = true;
     },
   },
   {
     since: "1.6.3",
-    rule: "META in talos.environment may be gzip-compressed",
+    rule: "META in talos.environment may be gzip-compressed (talos pkg/machinery/imager/quirks/quirks.go SupportsCompressedEncodedMETA)",
     apply: (r) => {
       r.compressedMeta = true;
     },
   },
   {
     since: "1.7.0",
-    rule: "overlays are supported",
+    rule: "overlays are supported (talos pkg/machinery/imager/quirks/quirks.go SupportsOverlay)",
     apply: (r) => {
       r.overlays = true;
     },
   },
   {
     since: "1.8.0",
-    rule: "initramfs and extension squashfs use zstd instead of xz",
+    rule: "initramfs and extension squashfs use zstd instead of xz (talos pkg/machinery/imager/quirks/quirks.go UseZSTDCompression)",
     apply: (r) => {
       r.initramfsCompression = "zstd";
       r.squashfsCompression = "zstd";
@@ -135,35 +135,35 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.8.0",
-    rule: "metal amd64 no longer has console=ttyS0",
+    rule: "metal amd64 no longer has console=ttyS0 (talos pkg/machinery/imager/quirks/quirks.go SupportsMetalPlatformConsoleTTYS0)",
     apply: (r) => {
       r.metalConsoleTtyS0 = false;
     },
   },
   {
     since: "1.8.0",
-    rule: "ISOs get talos.halt_if_installed=1",
+    rule: "ISOs get talos.halt_if_installed=1 (talos pkg/machinery/imager/quirks/quirks.go SupportsHaltIfInstalled)",
     apply: (r) => {
       r.haltIfInstalled = true;
     },
   },
   {
     since: "1.8.0",
-    rule: "ISOs get a volume label",
+    rule: "ISOs get a volume label (talos pkg/machinery/imager/quirks/quirks.go SupportsISOLabel)",
     apply: (r) => {
       r.isoVolumeLabel = true;
     },
   },
   {
     since: "1.8.0",
-    rule: "disk images leave STATE and EPHEMERAL to first boot",
+    rule: "disk images leave STATE and EPHEMERAL to first boot (talos pkg/machinery/imager/quirks/quirks.go SkipDataPartitions)",
     apply: (r) => {
       r.skipDataPartitions = true;
     },
   },
   {
     since: "1.8.0",
-    rule: "BOOT is made with the 6.6 LTS mkfs.xfs config",
+    rule: "BOOT is made with the 6.6 LTS mkfs.xfs config (talos pkg/machinery/imager/quirks/quirks.go XFSMkfsConfig)",
     apply: (r) => {
       r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.6.conf";
     },
@@ -177,7 +177,7 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.9.0",
-    rule: "extensions may add /sbin/ldconfig and udev rules move to /usr/lib/udev/rules.d",
+    rule: "extensions may add /sbin/ldconfig and udev rules move to /usr/lib/udev/rules.d (talos v1.9.0 pkg/machinery/extensions/extensions.go AllowedPaths)",
     apply: (r) => {
       r.extensionAllowedPaths = [
         ...r.extensionAllowedPaths.filter((p) => p !== "/usr/etc/udev/rules.d"),
@@ -188,7 +188,7 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.10.0",
-    rule: "/usr merge: modules in usr/lib/modules, firmware in usr/lib/firmware, and the extension paths follow",
+    rule: "/usr merge: modules in usr/lib/modules, firmware in usr/lib/firmware, and the extension paths follow (talos pkg/machinery/imager/quirks/quirks.go KernelModulesPath, FirmwarePath; v1.10.0 pkg/machinery/extensions/extensions.go AllowedPaths)",
     apply: (r) => {
       r.modulesPath = "usr/lib/modules";
       r.firmwarePath = "usr/lib/firmware";
@@ -208,14 +208,14 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.10.0",
-    rule: "UEFI boots only through systemd-boot",
+    rule: "UEFI boots only through systemd-boot (talos pkg/machinery/imager/quirks/quirks.go UseSDBootForUEFI)",
     apply: (r) => {
       r.sdBootForUefi = true;
     },
   },
   {
     since: "1.10.0",
-    rule: "unified installer: installer-base image, artifacts are the UKI and systemd-boot",
+    rule: "unified installer: installer-base image, artifacts are the UKI and systemd-boot (talos pkg/machinery/imager/quirks/quirks.go SupportsUnifiedInstaller)",
     apply: (r) => {
       r.installerImage = "installer-base";
       r.installerArtifacts = ["systemd-boot.efi", "vmlinuz.efi"];
@@ -226,7 +226,7 @@ export const versionRuleTable: readonly VersionRule[] = [
     since: "1.10.0",
     // talos pkg/machinery/imager/quirks/quirks.go SupportsUKIProfiles; internal/pkg/uki/generate.go
     // generateProfiles; the reset profiles per output kind in pkg/imager/imager.go buildUKI.
-    rule: "UKIs carry .profile sections: main, then reset (ISO) or reset-maintenance (disk image, installer) with its own .cmdline",
+    rule: "UKIs carry .profile sections: main, then reset (ISO) or reset-maintenance (disk image, installer) with its own .cmdline (talos pkg/machinery/imager/quirks/quirks.go SupportsUKIProfiles; internal/pkg/uki/generate.go)",
     apply: (r) => {
       r.ukiProfiles = true;
     },
@@ -235,7 +235,7 @@ export const versionRuleTable: readonly VersionRule[] = [
     since: "1.10.0",
     // talos internal/pkg/uki/uki.go Build/BuildSigned (the generators' order); before, internal/pkg/secureboot/uki/
     // uki.go put .initrd third and .linux last.
-    rule: "UKI payload sections go .osrel .cmdline .uname .splash .pcrpkey .linux .initrd (before: .osrel .cmdline .initrd .splash .uname .pcrpkey .linux)",
+    rule: "UKI payload sections go .osrel .cmdline .uname .splash .pcrpkey .linux .initrd (before: .osrel .cmdline .initrd .splash .uname .pcrpkey .linux) (talos internal/pkg/uki/uki.go)",
     apply: (r) => {
       r.ukiSectionOrder = ukiSectionOrderTalos110;
     },
@@ -244,42 +244,42 @@ export const versionRuleTable: readonly VersionRule[] = [
     since: "1.10.0",
     // talos internal/pkg/uki/assemble.go → internal/pkg/uki/internal/pe/native.go AssembleNative; before,
     // internal/pkg/secureboot/uki/uki.go ran objcopy --add-section on the stub.
-    rule: "UKI PE headers are written anew: DOS header with e_lfanew 0x80, linker version 0, TimeDateStamp = SOURCE_DATE_EPOCH, section data packed after the headers",
+    rule: "UKI PE headers are written anew: DOS header with e_lfanew 0x80, linker version 0, TimeDateStamp = SOURCE_DATE_EPOCH, section data packed after the headers (talos internal/pkg/uki/internal/pe/native.go)",
     apply: (r) => {
       r.ukiPeHeadersRewritten = true;
     },
   },
   {
     since: "1.10.0",
-    rule: "SELinux is enabled (selinux=1)",
+    rule: "SELinux is enabled (selinux=1) (talos pkg/machinery/imager/quirks/quirks.go SupportsSELinux; pkg/machinery/kernel/kernel.go DefaultArgs)",
     apply: (r) => {
       r.args.selinux = true;
     },
   },
   {
     since: "1.10.0",
-    rule: "BOOT is made with the 6.12 LTS mkfs.xfs config",
+    rule: "BOOT is made with the 6.12 LTS mkfs.xfs config (talos pkg/machinery/imager/quirks/quirks.go XFSMkfsConfig)",
     apply: (r) => {
       r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.12.conf";
     },
   },
   {
     since: "1.11.0",
-    rule: "IMA args are dropped after 1.10.x",
+    rule: "IMA args are dropped after 1.10.x (talos pkg/machinery/imager/quirks/quirks.go SupportsIMA (up to 1.10.99); pkg/machinery/kernel/kernel.go DefaultArgs)",
     apply: (r) => {
       r.args.ima = false;
     },
   },
   {
     since: "1.11.0",
-    rule: "the imager image carries the SBOM as usr/install/<arch>/talos.spdx.json (talos Dockerfile install-artifacts-<arch>)",
+    rule: "the imager image carries the SBOM as usr/install/<arch>/talos.spdx.json (talos Dockerfile install-artifacts-<arch>; hack/sbom.sh)",
     apply: (r) => {
       r.imagerSbom = true;
     },
   },
   {
     since: "1.11.0",
-    rule: "BOOT partition grows to 2000 MiB",
+    rule: "BOOT partition grows to 2000 MiB (talos pkg/machinery/imager/quirks/quirks.go PartitionSizes; quirks/partitions.go)",
     apply: (r) => {
       r.bootPartitionMiB = 2000;
     },
@@ -295,14 +295,14 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.12.0",
-    rule: "extensions may add /usr/lib/ld-linux-aarch64.so.1",
+    rule: "extensions may add /usr/lib/ld-linux-aarch64.so.1 (talos v1.12.0 pkg/machinery/extensions/extensions.go AllowedPaths)",
     apply: (r) => {
       r.extensionAllowedPaths = [...r.extensionAllowedPaths, "/usr/lib/ld-linux-aarch64.so.1"];
     },
   },
   {
     since: "1.12.0",
-    rule: "ISOs take the schematic's boot loader (talos quirks ISOSupportsSettingBootloader)",
+    rule: "ISOs take the schematic's boot loader (talos pkg/machinery/imager/quirks/quirks.go ISOSupportsSettingBootloader)",
     apply: (r) => {
       r.isoBootloaderOverride = true;
     },
@@ -322,6 +322,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     },
   },
   {
+    since: "1.12.0",
+    rule: "modules must be signed (module.sig_enforce=1) (talos pkg/machinery/imager/quirks/quirks.go SupportsDisablingModuleSignatureVerification; pkg/machinery/kernel/kernel.go DefaultArgs)",
+    apply: (r) => {
+      r.args.moduleSigEnforce = true;
+    },
+  },
+  {
     since: "1.13.0",
     rule: "disk images always carry a written META, values or not (talos cmd/installer/pkg/install/install.go: image mode writes meta.img)",
     apply: (r) => {
@@ -333,6 +340,20 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "extension squashfs images get the SELinux labels of the extension's tar entries (PAX SCHILY.xattr.security.selinux, the embedded config's included) as mksquashfs pseudo xattrs, every other xattr excluded (talos pkg/archiver/untar.go, internal/pkg/extensions/compress.go xattrPseudoFlags)",
     apply: (r) => {
       r.squashfsSelinuxLabels = true;
+    },
+  },
+  {
+    since: "1.13.0",
+    rule: "BOOT is made with the 6.18 LTS mkfs.xfs config (talos pkg/machinery/imager/quirks/quirks.go XFSMkfsConfig; an mkfs.xfs without it uses the newest older one installed)",
+    apply: (r) => {
+      r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.18.conf";
+    },
+  },
+  {
+    since: "1.13.0",
+    rule: "proc_mem.force_override=never is a default arg (talos pkg/machinery/imager/quirks/quirks.go ProcMemOverrideNever)",
+    apply: (r) => {
+      r.args.procMemOverride = true;
     },
   },
   {
@@ -353,29 +374,8 @@ export const versionRuleTable: readonly VersionRule[] = [
     },
   },
   {
-    since: "1.12.0",
-    rule: "modules must be signed (module.sig_enforce=1)",
-    apply: (r) => {
-      r.args.moduleSigEnforce = true;
-    },
-  },
-  {
-    since: "1.13.0",
-    rule: "BOOT is made with the 6.18 LTS mkfs.xfs config (quirks XFSMkfsConfig; an mkfs.xfs without it uses the newest older one installed)",
-    apply: (r) => {
-      r.xfsMkfsConfig = "/usr/share/xfsprogs/mkfs/lts_6.18.conf";
-    },
-  },
-  {
-    since: "1.13.0",
-    rule: "proc_mem.force_override=never is a default arg",
-    apply: (r) => {
-      r.args.procMemOverride = true;
-    },
-  },
-  {
     since: "1.14.0",
-    rule: "init_on_alloc=1, the nvme timeout (AWS only from now) and lockdown=confidentiality are no longer defaults",
+    rule: "init_on_alloc=1, the nvme timeout (AWS only from now) and lockdown=confidentiality are no longer defaults (talos pkg/machinery/imager/quirks/quirks.go DropInitOnAllocInArgs, NvmeCoreIoTimeoutAWSOnly, and on talos main ForcesLockdownConfidentiality (SecureBootArgs))",
     apply: (r) => {
       r.args.initOnAlloc = false;
       r.args.nvmeIoTimeout = false;
@@ -384,7 +384,7 @@ export const versionRuleTable: readonly VersionRule[] = [
   },
   {
     since: "1.14.0",
-    rule: "the AWS platform args carry nvme_core.io_timeout=4294967295",
+    rule: "the AWS platform args carry nvme_core.io_timeout=4294967295 (talos pkg/machinery/imager/quirks/quirks.go NvmeCoreIoTimeoutAWSOnly; internal/app/machined/pkg/runtime/v1alpha1/platform/aws/aws.go)",
     apply: (r) => {
       r.nvmeIoTimeoutAwsOnly = true;
     },

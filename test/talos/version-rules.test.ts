@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { bootloaderFor, parseTalosVersion, rulesFor, type VersionRules } from "../../src/talos/version-rules.ts";
+import {
+  bootloaderFor,
+  parseTalosVersion,
+  rulesFor,
+  type VersionRules,
+  versionRuleTable,
+} from "../../src/talos/version-rules.ts";
 
 // One row per rule of upstream's quirks (siderolabs/talos pkg/machinery/imager/quirks/quirks.go, partitions.go): the rule's wording, then
 // versions on both sides of its boundary with what must hold there.
@@ -299,5 +305,26 @@ describe("Talos version rules", () => {
     assert.throws(() => {
       (rules as { modulesPath: string }).modulesPath = "x";
     });
+  });
+});
+
+describe("the version rules table", () => {
+  test("every row names its upstream source (a siderolabs/talos or image-factory file, or a commit)", () => {
+    // The rule's words end with the upstream file(s) it follows, in parentheses.
+    const source = /(talos|image-factory)\b[^()]*(\/[\w.-]+\.(go|sh)\b|Dockerfile)|commit [0-9a-f]{7,}/;
+    const unnamed = versionRuleTable.filter((row) => !source.test(row.rule)).map((row) => `${row.since} ${row.rule}`);
+    assert.deepEqual(unnamed, []);
+  });
+
+  test("rows are oldest first", () => {
+    const cores = versionRuleTable.map((row) => row.since.split(".").map(Number));
+    for (let i = 1; i < cores.length; i++) {
+      const [a, b] = [cores[i - 1] as number[], cores[i] as number[]];
+      const order =
+        (a[0] as number) - (b[0] as number) ||
+        (a[1] as number) - (b[1] as number) ||
+        (a[2] as number) - (b[2] as number);
+      assert.ok(order <= 0, `${versionRuleTable[i]?.since} after ${versionRuleTable[i - 1]?.since}`);
+    }
   });
 });
