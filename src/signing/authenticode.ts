@@ -46,7 +46,7 @@ import {
   readPeHeaders,
   winCertificate,
 } from "../formats/authenticode.ts";
-import type { DigestSigner } from "./digest-signer.ts";
+import type { CertifiedSigner } from "./digest-signer.ts";
 
 export const oidSpcIndirectData = "1.3.6.1.4.1.311.2.1.4";
 export const oidSpcPeImageData = "1.3.6.1.4.1.311.2.1.15";
@@ -118,7 +118,7 @@ function derSetOf(elements: Buffer[]): Buffer {
 /** The PKCS#7 SignedData (DER) of an Authenticode signature over a PE image hash. */
 export async function authenticodeSignedData(
   digest: Uint8Array,
-  signer: DigestSigner,
+  signer: CertifiedSigner,
   hash: AuthenticodeHash = "sha256",
   signal?: AbortSignal,
 ): Promise<Buffer> {
@@ -178,7 +178,7 @@ export interface SignPeOptions {
 export async function signPeFile(
   input: string,
   output: string,
-  signer: DigestSigner,
+  signer: CertifiedSigner,
   options: SignPeOptions = {},
 ): Promise<{ digest: Buffer }> {
   const hash = options.hash ?? "sha256";

@@ -4,7 +4,15 @@
 // certificate; a KMS or HSM implementation needs only `signDigest` and the certificate, since nothing here
 // ever holds the message itself.
 
-import { constants, createHash, createPrivateKey, type KeyObject, privateEncrypt, X509Certificate } from "node:crypto";
+import {
+  constants,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  privateEncrypt,
+  X509Certificate,
+} from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { badRequest } from "../errors.ts";
 
@@ -13,14 +21,18 @@ export type DigestAlgorithm = "sha256" | "sha384" | "sha512";
 export interface DigestSigner {
   /** For messages, e.g. "key file uki-signing-key.pem (certificate SHA-256 ab12…)". */
   readonly description: string;
-  /** The signing certificate, DER. */
-  readonly certificate: Buffer;
-  /** SHA-256 of the certificate's DER, hex: the key's identity (part of build profile hashes). */
+  /** The public half of the key (an RSA key: signatures are RSASSA-PKCS1-v1_5). */
+  readonly publicKey: KeyObject;
+  /** SHA-256 hex of the certificate's DER, or for a bare key of its SPKI DER: the key's identity in profile hashes. */
   readonly fingerprint: string;
-  /** The key's algorithm: signatures are RSASSA-PKCS1-v1_5. */
-  readonly keyType: "rsa";
   /** Signs `digest` (the output of `algorithm` over the message) with RSASSA-PKCS1-v1_5. */
   signDigest(digest: Uint8Array, algorithm: DigestAlgorithm, signal?: AbortSignal): Promise<Buffer>;
+}
+
+/** A signer whose key comes with a certificate (Authenticode, EFI signature lists). */
+export interface CertifiedSigner extends DigestSigner {
+  /** The signing certificate, DER. */
+  readonly certificate: Buffer;
 }
 
 /** DER DigestInfo prefixes for RSASSA-PKCS1-v1_5 (RFC 8017 §9.2, note 1). */
@@ -55,13 +67,8 @@ export interface KeyPairCheck {
  * too small, the certificate not for this key, not valid now. Empty when the pair is usable.
  */
 export function keyPairProblems(pair: KeyPairCheck, origin: string, now = new Date()): string[] {
-  const problems: string[] = [];
   const { key, certificate } = pair;
-  if (key.asymmetricKeyType !== "rsa") problems.push(`${origin}: the key is ${key.asymmetricKeyType}, not RSA`);
-  else {
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (bits < minRsaBits) problems.push(`${origin}: the RSA key has ${bits} bits, fewer than ${minRsaBits}`);
-  }
+  const problems = keyProblems(key, origin);
   if (!certificate.checkPrivateKey(key)) problems.push(`${origin}: the certificate is not for this key`);
   if (now < new Date(certificate.validFrom))
     problems.push(`${origin}: the certificate is not valid before ${certificate.validFrom}`);
@@ -105,19 +112,46 @@ export function parseCertificatePem(text: string, origin: string): X509Certifica
 }
 
 /** A signer from a key and a certificate already read and checked. */
-export function localDigestSigner(pair: KeyPairCheck, description: string): DigestSigner {
+export function localCertifiedSigner(pair: KeyPairCheck, description: string): CertifiedSigner {
   const certificate = Buffer.from(pair.certificate.raw);
   const fingerprint = createHash("sha256").update(certificate).digest("hex");
   return {
-    description: `${description} (certificate SHA-256 ${fingerprint.slice(0, 16)}…)`,
+    ...localKeySigner(pair.key, `${description} (certificate SHA-256 ${fingerprint.slice(0, 16)}…)`),
     certificate,
     fingerprint,
-    keyType: "rsa",
+  };
+}
+
+/** A signer from a bare RSA key already read and checked (the PCR signing key has no certificate). */
+export function localKeySigner(key: KeyObject, description: string): DigestSigner {
+  const publicKey = createPublicKey(key);
+  const fingerprint = createHash("sha256")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex");
+  return {
+    description,
+    publicKey,
+    fingerprint,
     async signDigest(digest, algorithm, signal) {
       signal?.throwIfAborted();
-      return rsaSignDigest(pair.key, digest, algorithm);
+      return rsaSignDigest(key, digest, algorithm);
     },
   };
+}
+
+/** Everything wrong with a bare signing key (RSA, size), naming `origin`. */
+export function keyProblems(key: KeyObject, origin: string): string[] {
+  if (key.asymmetricKeyType !== "rsa") return [`${origin}: the key is ${key.asymmetricKeyType}, not RSA`];
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  return bits < minRsaBits ? [`${origin}: the RSA key has ${bits} bits, fewer than ${minRsaBits}`] : [];
+}
+
+/** Reads a bare RSA signing key file (the PCR signing key), checked. */
+export async function fileKeySigner(keyPath: string, origin = keyPath): Promise<DigestSigner> {
+  const key = parsePrivateKeyPem(await readPem(keyPath, "key file"), origin);
+  const problems = keyProblems(key, origin);
+  if (problems.length > 0) throw badRequest(`unusable signing key: ${problems.join("; ")}`, "SIGNING_KEY_INVALID");
+  return localKeySigner(key, `key file ${keyPath}`);
 }
 
 /**
@@ -128,7 +162,7 @@ export async function fileDigestSigner(
   keyPath: string,
   certPath: string,
   origins: { key: string; certificate: string } = { key: keyPath, certificate: certPath },
-): Promise<DigestSigner> {
+): Promise<CertifiedSigner> {
   const problems: string[] = [];
   let key: KeyObject | undefined;
   let certificate: X509Certificate | undefined;
@@ -146,5 +180,5 @@ export async function fileDigestSigner(
     problems.push(...keyPairProblems({ key, certificate }, `${origins.key} with ${origins.certificate}`));
   if (problems.length > 0 || key === undefined || certificate === undefined)
     throw badRequest(`unusable signing key:\n  ${problems.join("\n  ")}`, "SIGNING_KEY_INVALID", problems);
-  return localDigestSigner({ key, certificate }, `key file ${keyPath}`);
+  return localCertifiedSigner({ key, certificate }, `key file ${keyPath}`);
 }

@@ -17,7 +17,7 @@ import { authenticodeDigest, parseCertificateTable } from "../../src/formats/aut
 import { parsePe } from "../../src/formats/pe.ts";
 import { assembleNative } from "../../src/formats/pe-native.ts";
 import { signPeFile } from "../../src/signing/authenticode.ts";
-import { type DigestSigner, fileDigestSigner } from "../../src/signing/digest-signer.ts";
+import { type CertifiedSigner, fileDigestSigner } from "../../src/signing/digest-signer.ts";
 import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
 import { runTool, runToolText, type Tool } from "../../src/tools/run.ts";
 
@@ -29,7 +29,7 @@ const systemStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 
 let dir: string;
 let efi: string;
-let signer: DigestSigner;
+let signer: CertifiedSigner;
 
 async function keyPair(name: string, keyArgs: string[] = ["-newkey", "rsa:2048"]): Promise<[string, string]> {
   const key = join(dir, `${name}.key`);
