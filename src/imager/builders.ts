@@ -369,6 +369,11 @@ const diskBuilder: AssetBuilder = {
     const disk = profile.disk;
     if (disk === undefined) throw badRequest(`${profile.filename}: the profile has no disk image options`);
     const rules = rulesFor(profile.talosVersion);
+    // Before any asset is made: upstream's dual-boot loader refuses arm64 (talos bootloader/dual/dual.go).
+    if (profile.arch === "arm64" && bootloader === "dual-boot")
+      throw badRequest(
+        "dual-boot bootloader is not supported on arm64 architecture, either GRUB or sd-boot must be used",
+      );
     const withGrub = bootloader !== "sd-boot";
     const withUki = bootloader !== "grub";
     const plainRaw = disk.format === "raw" && disk.compression === "none";

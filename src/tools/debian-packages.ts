@@ -141,15 +141,21 @@ export async function fetchTrixiePackage(
 
 /**
  * One package of another architecture (e.g. grub-efi-arm64-bin on an amd64 machine) from the machine's
- * release into the package store under `cacheDir`, through an apt configuration of the project's own that
- * lists only that architecture (`<cacheDir>/apt/bookworm-<arch>`). Only its files are used, never installed.
+ * release (or `suite`) into the package store under `cacheDir`, through an apt configuration of the project's
+ * own that lists only that architecture (`<cacheDir>/apt/<suite>-<arch>`). Only its files are used, never
+ * installed.
  */
 export async function fetchForeignPackage(
   name: string,
   architecture: string,
-  options: { cacheDir: string; log?: (line: string) => void; signal?: AbortSignal },
+  options: {
+    cacheDir: string;
+    suite?: "bookworm" | "trixie";
+    log?: (line: string) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<DebianPackage> {
-  const source = bookwormSourceFor(architecture);
+  const source = { ...bookwormSourceFor(architecture), suite: options.suite ?? "bookworm" };
   const config = await privateAptConfig(join(options.cacheDir, "apt", `${source.suite}-${architecture}`), source);
   return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, config);
 }
