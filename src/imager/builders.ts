@@ -9,7 +9,7 @@
 //   uki        systemd-stub + .osrel .cmdline .uname .linux .initrd (formats/uki.ts); unsigned
 //   installer  docker-save tarball: the base installer's layers + one artifacts layer in the version's layout
 //   iso        GRUB ISO (grub boot loader), hybrid GRUB-BIOS + systemd-boot-UEFI ISO (dual-boot) or UEFI ISO
-//              (sd-boot), with the ISO command line (iso/iso.ts)
+//              (sd-boot), with the ISO command line (iso/iso.ts); arm64 GRUB from Debian's arm64-efi modules
 //   disk       the raw image with the version's partitions and META (disk/talos-disk.ts), then compressed or
 //              converted (disk/outputs.ts)
 // Intermediate results (the extended initramfs, the UKI) are made once per build and shared by the steps.
@@ -30,6 +30,7 @@ import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
 import type { Bootloader } from "../talos/schematic.ts";
 import { talosUkiProfiles } from "../talos/uki-profiles.ts";
 import { rulesFor } from "../talos/version-rules.ts";
+import { resolveGrubPlatformDir } from "../tools/grub.ts";
 import { buildOva, compressDiskImage, convertDiskImage } from "./disk/outputs.ts";
 import { buildTalosDisk } from "./disk/talos-disk.ts";
 import { buildExtendedInitramfs } from "./extensions.ts";
@@ -49,6 +50,8 @@ export interface BuildOptions {
   installerRepoTag?: string;
   /** An mksquashfs ≥ 4.6 for SELinux-labelled extension images (extensions.ts); default the one on PATH if recent enough. */
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  /** GRUB's arm64-efi platform directory for arm64 GRUB images; default resolveGrubPlatformDir's (tools/grub.ts). */
+  grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
 }
 
 /** What a builder gets besides the profile: the inputs, scratch space and shared intermediate results. */
@@ -62,6 +65,7 @@ export interface BuildContext {
   log: (line: string) => void;
   installerRepoTag?: string;
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
   stepResults: Map<string, Promise<string>>;
 }
@@ -309,10 +313,16 @@ const installerBuilder: AssetBuilder = {
 
 function bootloaderOf(profile: BuildProfile): Bootloader {
   if (profile.bootloader === undefined) throw badRequest(`${profile.filename}: the profile names no boot loader`);
-  // GRUB here is GRUB for x86 (BIOS core image, x86_64-efi); upstream's arm64 GRUB images are not made.
-  if (profile.arch !== "amd64" && profile.bootloader !== "sd-boot")
-    throw unsupported(`${profile.filename}: ${profile.bootloader} images are built for amd64 only`);
   return profile.bootloader;
+}
+
+/** GRUB's arm64-efi platform directory (arm64 GRUB ISOs and disk images): shared, read only, never a step result. */
+function grubArm64EfiDir(context: BuildContext): Promise<string> {
+  if (context.grubArm64EfiDir !== undefined) return context.grubArm64EfiDir(context.signal);
+  return resolveGrubPlatformDir("arm64-efi", {
+    log: context.log,
+    ...(context.signal === undefined ? {} : { signal: context.signal }),
+  });
 }
 
 const isoBuilder: AssetBuilder = {
@@ -335,6 +345,8 @@ const isoBuilder: AssetBuilder = {
       initramfs: await extendedInitramfs(context),
       cmdline: cmdlineFor(profile, "iso"),
       resetEntry: rules.grubResetOption,
+      // A GRUB ISO for arm64 from the arm64-efi modules alone (iso/iso.ts); the hybrid's GRUB is i386-pc's.
+      ...(profile.arch === "arm64" && bootloader === "grub" ? { grubDirectory: await grubArm64EfiDir(context) } : {}),
     });
     const uefi = async () => ({
       uki: await unifiedKernelImage(context, "iso"),
@@ -357,6 +369,11 @@ const diskBuilder: AssetBuilder = {
     const disk = profile.disk;
     if (disk === undefined) throw badRequest(`${profile.filename}: the profile has no disk image options`);
     const rules = rulesFor(profile.talosVersion);
+    // Before any asset is made: upstream's dual-boot loader refuses arm64 (talos bootloader/dual/dual.go).
+    if (profile.arch === "arm64" && bootloader === "dual-boot")
+      throw badRequest(
+        "dual-boot bootloader is not supported on arm64 architecture, either GRUB or sd-boot must be used",
+      );
     const withGrub = bootloader !== "sd-boot";
     const withUki = bootloader !== "grub";
     const plainRaw = disk.format === "raw" && disk.compression === "none";
@@ -377,6 +394,9 @@ const diskBuilder: AssetBuilder = {
             cmdline: cmdlineFor(profile, "disk"),
             kernel: await imagerAsset(inputs, profile.arch, "vmlinuz"),
             initramfs: await extendedInitramfs(context),
+            ...(profile.arch === "arm64" && bootloader === "grub"
+              ? { grubEfiDirectory: await grubArm64EfiDir(context) }
+              : {}),
           }
         : {}),
       ...(withUki
@@ -471,6 +491,7 @@ export async function build(
         log,
         installerRepoTag: options.installerRepoTag,
         ...(options.labellingMksquashfs !== undefined ? { labellingMksquashfs: options.labellingMksquashfs } : {}),
+        ...(options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: options.grubArm64EfiDir } : {}),
         stepResults: new Map(),
       },
       temp,

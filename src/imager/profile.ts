@@ -199,7 +199,7 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
       : undefined;
   const bootloader =
     kind === "iso" || kind === "disk"
-      ? bootloaderFor(rules, { arch: request.arch, secureBoot: request.secureBoot, override })
+      ? bootloaderFor(rules, { arch: request.arch, secureBoot: request.secureBoot, output: kind, override })
       : undefined;
   let disk: DiskImageProfile | undefined;
   if (kind === "disk") {

@@ -437,17 +437,21 @@ export function rulesFor(version: string): VersionRules {
 }
 
 /**
- * The bootloader upstream picks for an image: secure boot → sd-boot; arm64 with sd-boot-only UEFI →
- * sd-boot; before sd-boot-only UEFI → GRUB; else dual-boot (GRUB for BIOS, sd-boot for UEFI).
+ * The bootloader upstream picks for an image: secure boot → sd-boot; a schematic's choice where the output takes
+ * one; before sd-boot-only UEFI → GRUB; an ISO before ISOs take a choice (1.10/1.11) → dual-boot whatever the
+ * arch; else arm64 → sd-boot and amd64 → dual-boot (GRUB for BIOS, sd-boot for UEFI).
  */
 export function bootloaderFor(
   rules: VersionRules,
-  options: { arch: string; secureBoot: boolean; override?: Bootloader | undefined },
+  options: { arch: string; secureBoot: boolean; output: "iso" | "disk"; override?: Bootloader | undefined },
 ): Bootloader {
   // A schematic's choice wins unless Secure Boot is on (talos pkg/imager/profile/output.go selectBootloader).
   if (options.override !== undefined && !options.secureBoot) return options.override;
   if (options.secureBoot) return "sd-boot";
   if (!rules.sdBootForUefi) return "grub";
+  // ISOs ignore the profile's boot loader until quirks ISOSupportsSettingBootloader (1.12): with
+  // UseSDBootForUEFI they are hybrid for every arch (talos pkg/imager/out.go outISO, CreateHybrid).
+  if (options.output === "iso" && !rules.isoBootloaderOverride) return "dual-boot";
   if (options.arch === "arm64") return "sd-boot";
   return "dual-boot";
 }

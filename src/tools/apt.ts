@@ -30,6 +30,8 @@ export interface AptSource {
   components: readonly string[];
   /** The keyring that signs the suite, e.g. /usr/share/keyrings/debian-archive-keyring.gpg. */
   signedBy: string;
+  /** The only architecture listed (e.g. "arm64" for another machine's files); default the machine's. */
+  architecture?: string;
 }
 
 /**
@@ -38,7 +40,8 @@ export interface AptSource {
  * /etc/apt sources and lists are never read or written; `apt-get update` with it refreshes only `dir`.
  */
 export async function privateAptConfig(dir: string, source: AptSource): Promise<AptConfig> {
-  for (const part of [source.uri, source.suite, source.signedBy, ...source.components])
+  const arch = source.architecture === undefined ? [] : [source.architecture];
+  for (const part of [source.uri, source.suite, source.signedBy, ...source.components, ...arch])
     if (!/^[\w.:/+~-]+$/.test(part)) throw new RangeError(`invalid apt source part "${part}"`);
   const parts = join(dir, "sources.list.d");
   const lists = join(dir, "lists");
@@ -66,6 +69,9 @@ export async function privateAptConfig(dir: string, source: AptSource): Promise<
       "Dir::State::status=/dev/null",
       "-o",
       "Acquire::Languages=none",
+      ...(source.architecture === undefined
+        ? []
+        : ["-o", `APT::Architecture=${source.architecture}`, "-o", `APT::Architectures=${source.architecture}`]),
     ],
   };
 }

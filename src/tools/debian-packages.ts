@@ -39,6 +39,11 @@ export const trixieSource: AptSource = {
   signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg",
 };
 
+/** The machine's own release (Debian 12), listing another architecture's packages (e.g. arm64 GRUB modules). */
+export function bookwormSourceFor(architecture: string): AptSource {
+  return { ...trixieSource, suite: "bookworm", architecture };
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
@@ -132,4 +137,25 @@ export async function fetchTrixiePackage(
 ): Promise<DebianPackage> {
   const trixie = await privateAptConfig(join(options.cacheDir, "apt", trixieSource.suite), trixieSource);
   return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, trixie);
+}
+
+/**
+ * One package of another architecture (e.g. grub-efi-arm64-bin on an amd64 machine) from the machine's
+ * release (or `suite`) into the package store under `cacheDir`, through an apt configuration of the project's
+ * own that lists only that architecture (`<cacheDir>/apt/<suite>-<arch>`). Only its files are used, never
+ * installed.
+ */
+export async function fetchForeignPackage(
+  name: string,
+  architecture: string,
+  options: {
+    cacheDir: string;
+    suite?: "bookworm" | "trixie";
+    log?: (line: string) => void;
+    signal?: AbortSignal;
+  },
+): Promise<DebianPackage> {
+  const source = { ...bookwormSourceFor(architecture), suite: options.suite ?? "bookworm" };
+  const config = await privateAptConfig(join(options.cacheDir, "apt", `${source.suite}-${architecture}`), source);
+  return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, config);
 }

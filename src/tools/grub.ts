@@ -1,9 +1,13 @@
 // GRUB's image tools (Debian grub-common with grub-pc-bin for BIOS and grub-efi-amd64-bin for UEFI):
-// grub-mkimage builds core.img / BOOTX64.EFI for disk images; grub-mkrescue builds GRUB ISOs (it drives
-// xorriso and mtools itself).
+// grub-mkimage builds core.img / BOOTX64.EFI / BOOTAA64.EFI for disk images; grub-mkrescue builds GRUB ISOs
+// (it drives xorriso and mtools itself). GRUB's image tools are architecture-neutral: arm64 images are made
+// on any machine from the arm64-efi platform directory of Debian's grub-efi-arm64-bin, the machine's when
+// installed, else taken from the package (never installed) into the package store.
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { upstream } from "../errors.ts";
+import { bootAssetsCacheDir, fetchForeignPackage } from "./debian-packages.ts";
 import { type RunOptions, runTool, type Tool } from "./run.ts";
 
 export const grubMkimageTool: Tool = { command: "grub-mkimage", debianPackage: "grub-common" };
@@ -30,8 +34,33 @@ export function grubPlatformDir(platform: GrubPlatform): string {
   return dir;
 }
 
+/**
+ * The platform directory for `platform`: the machine's (/usr/lib/grub/<platform>) when installed, else, for
+ * arm64-efi, the one in Debian's grub-efi-arm64-bin for arm64, fetched into the package store under `cacheDir`
+ * (default: the toolkit's, bootAssetsCacheDir). The other platforms must be installed (host-packages.sh).
+ */
+export async function resolveGrubPlatformDir(
+  platform: GrubPlatform,
+  options: { cacheDir?: string; log?: (line: string) => void; signal?: AbortSignal } = {},
+): Promise<string> {
+  const installed = join(grubLibDir, platform);
+  if (existsSync(join(installed, "moddep.lst")) || platform !== "arm64-efi") return grubPlatformDir(platform);
+  options.log?.(`GRUB ${platform}: taking ${platformPackages[platform]} (arm64) from Debian into the package store`);
+  const pkg = await fetchForeignPackage(platformPackages[platform], "arm64", {
+    cacheDir: options.cacheDir ?? bootAssetsCacheDir(),
+    ...(options.log === undefined ? {} : { log: options.log }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+  const dir = join(pkg.root, "usr", "lib", "grub", platform);
+  if (!existsSync(join(dir, "moddep.lst")))
+    throw upstream(`Debian's ${platformPackages[platform]} ${pkg.version} has no ${platform} platform directory`);
+  return dir;
+}
+
 export interface GrubMkimageOptions extends Options {
   platform: GrubPlatform;
+  /** The platform directory; default the machine's (grubPlatformDir). */
+  directory?: string;
   output: string;
   /** Where GRUB finds its config, e.g. "(hd0,gpt3)/grub". */
   prefix: string;
@@ -42,7 +71,7 @@ export interface GrubMkimageOptions extends Options {
 export function grubMkimageArgs(options: GrubMkimageOptions): string[] {
   const args = [
     "--directory",
-    grubPlatformDir(options.platform),
+    options.directory ?? grubPlatformDir(options.platform),
     "--format",
     options.platform,
     "--output",

@@ -30,13 +30,37 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
-    "bootloader: <1.10 grub; else dual-boot; secure boot and arm64 ≥1.10 sd-boot",
+    "disk images: <1.10 grub; else dual-boot; secure boot and arm64 ≥1.10 sd-boot (talos pkg/imager/profile/output.go selectBootloader)",
     [
-      ["v1.9.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false }), "grub"],
-      ["v1.9.0", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false }), "grub"],
-      ["v1.9.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: true }), "sd-boot"],
-      ["v1.10.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false }), "dual-boot"],
-      ["v1.10.0", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false }), "sd-boot"],
+      ["v1.9.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, output: "disk" }), "grub"],
+      ["v1.9.0", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "disk" }), "grub"],
+      ["v1.9.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: true, output: "disk" }), "sd-boot"],
+      ["v1.10.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, output: "disk" }), "dual-boot"],
+      ["v1.10.0", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "disk" }), "sd-boot"],
+      ["v1.11.5", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "disk" }), "sd-boot"],
+      [
+        "v1.10.0",
+        (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "disk", override: "grub" }),
+        "grub",
+      ],
+    ],
+  ],
+  [
+    "ISOs: GRUB (every arch) <1.10; hybrid (every arch) for 1.10/1.11 with UseSDBootForUEFI; from 1.12 the profile's choice, arm64 sd-boot (talos pkg/imager/out.go outISO)",
+    [
+      ["v1.9.6", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "iso" }), "grub"],
+      ["v1.9.6", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, output: "iso" }), "grub"],
+      ["v1.10.0", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "iso" }), "dual-boot"],
+      ["v1.11.6", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "iso" }), "dual-boot"],
+      ["v1.11.6", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, output: "iso" }), "dual-boot"],
+      ["v1.11.6", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: true, output: "iso" }), "sd-boot"],
+      ["v1.12.0", (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "iso" }), "sd-boot"],
+      ["v1.12.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, output: "iso" }), "dual-boot"],
+      [
+        "v1.12.0",
+        (r) => bootloaderFor(r, { arch: "arm64", secureBoot: false, output: "iso", override: "grub" }),
+        "grub",
+      ],
     ],
   ],
   [
@@ -82,8 +106,16 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     [
       ["v1.11.5", (r) => r.isoBootloaderOverride, false],
       ["v1.12.0", (r) => r.isoBootloaderOverride, true],
-      ["v1.8.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, override: "sd-boot" }), "sd-boot"],
-      ["v1.10.0", (r) => bootloaderFor(r, { arch: "amd64", secureBoot: true, override: "grub" }), "sd-boot"],
+      [
+        "v1.8.0",
+        (r) => bootloaderFor(r, { arch: "amd64", secureBoot: false, output: "disk", override: "sd-boot" }),
+        "sd-boot",
+      ],
+      [
+        "v1.10.0",
+        (r) => bootloaderFor(r, { arch: "amd64", secureBoot: true, output: "iso", override: "grub" }),
+        "sd-boot",
+      ],
     ],
   ],
   [

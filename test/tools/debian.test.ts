@@ -4,7 +4,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { aptDownload, aptShow, resolveDependency, splitDepends } from "../../src/tools/apt.ts";
+import { aptDownload, aptShow, privateAptConfig, resolveDependency, splitDepends } from "../../src/tools/apt.ts";
+import { bookwormSourceFor, bootAssetsCacheDir, fetchForeignPackage } from "../../src/tools/debian-packages.ts";
 import { dpkgDebExtract, dpkgDebFields, parseControlFields } from "../../src/tools/dpkg.ts";
 import { depmod, depmodTool } from "../../src/tools/kmod.ts";
 import { findTool } from "../../src/tools/run.ts";
@@ -85,5 +86,27 @@ describe("apt", () => {
     const path = files.get("cpio") as string;
     const sha = execFileSync("sha256sum", [path], { encoding: "utf8" }).split(" ")[0];
     assert.equal(sha, (await aptShow("cpio")).sha256);
+  });
+});
+
+describe("another architecture's package", () => {
+  test("grub-efi-arm64-bin for arm64 through an apt configuration listing arm64 only; the machine's apt untouched", async () => {
+    const cacheDir = bootAssetsCacheDir();
+    const pkg = await fetchForeignPackage("grub-efi-arm64-bin", "arm64", { cacheDir });
+    assert.match(pkg.debPath, /grub-efi-arm64-bin_[^/]+_arm64\.deb$/);
+    const fields = await dpkgDebFields(pkg.debPath);
+    assert.equal(fields.Architecture, "arm64");
+    assert.equal(fields.Package, "grub-efi-arm64-bin");
+    const modinfo = await readFile(join(pkg.root, "usr/lib/grub/arm64-efi/modinfo.sh"), "utf8");
+    assert.match(modinfo, /^grub_modinfo_target_cpu=arm64$/m);
+    assert.match(modinfo, /^grub_modinfo_platform=efi$/m);
+    // The machine lists no arm64 packages (no foreign architecture is added to it).
+    assert.doesNotMatch(execFileSync("dpkg", ["--print-foreign-architectures"], { encoding: "utf8" }), /arm64/);
+  });
+  test("a malformed architecture is refused before apt runs", async () => {
+    await assert.rejects(
+      privateAptConfig(join(dir, "apt-bad"), { ...bookwormSourceFor("arm64"), architecture: "arm64 -o x=y" }),
+      RangeError,
+    );
   });
 });

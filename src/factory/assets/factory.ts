@@ -16,6 +16,7 @@ import { verificationByKey } from "../../signing/verify-options.ts";
 import type { FactoryConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
 import { createImagerInputResolver, type createSources, type ImagerInputResolver } from "../sources/index.ts";
+import { factoryGrubArm64EfiDir } from "./grub-arm64.ts";
 import { factoryLabellingMksquashfs } from "./labelling-mksquashfs.ts";
 import { RegistryAssetCache } from "./registry-cache.ts";
 import { AssetService } from "./service.ts";
@@ -103,6 +104,7 @@ export async function createAssetService(
     schematicAuthor: schematicExtensionAuthor(config.http.externalUrlAsGiven),
     maxConcurrency: config.maxConcurrency,
     labellingMksquashfs: factoryLabellingMksquashfs(deps.dir, (line) => deps.log.info({}, line)),
+    grubArm64EfiDir: factoryGrubArm64EfiDir(deps.dir, (line) => deps.log.info({}, line)),
     ...(deps.signal !== undefined ? { signal: deps.signal } : {}),
     onBuilt: (asset, request, timing) => {
       metrics.assetsBuilt.inc(labels(request));

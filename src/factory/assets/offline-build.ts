@@ -17,6 +17,7 @@ import { registryClientOptionsFor } from "../registry-access.ts";
 import type { SourceProgress } from "../sources/imager-inputs.ts";
 import { createImagerInputResolver, createSources } from "../sources/index.ts";
 import { DirectoryAssetCache } from "./directory-cache.ts";
+import { factoryGrubArm64EfiDir } from "./grub-arm64.ts";
 import { factoryLabellingMksquashfs } from "./labelling-mksquashfs.ts";
 import { AssetService } from "./service.ts";
 
@@ -110,6 +111,7 @@ export async function buildAssetsOffline(
       cache: new DirectoryAssetCache(join(options.cacheDir, "assets")),
       schematicAuthor: schematicExtensionAuthor(options.externalUrl),
       labellingMksquashfs: factoryLabellingMksquashfs(options.cacheDir, (line) => hooks.warn(line)),
+      grubArm64EfiDir: factoryGrubArm64EfiDir(options.cacheDir, (line) => hooks.warn(line)),
       signal,
     });
     for (const request of options.requests) {

@@ -83,6 +83,8 @@ export interface AssetServiceOptions {
   installerRepoTag?: string;
   /** An mksquashfs ≥ 4.6 for SELinux-labelled extension images (tools/squashfs-tools.ts). */
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  /** GRUB's arm64-efi platform directory (arm64 GRUB ISOs and disk images; grub-arm64.ts). */
+  grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   schematicAuthor?: string;
   /** A build finished (seconds building, after `waitedSeconds` for a build slot). */
   onBuilt?: (asset: CachedAsset, request: AssetRequest, timing: { seconds: number; waitedSeconds: number }) => void;
@@ -223,6 +225,7 @@ export class AssetService {
         ...(this.#options.labellingMksquashfs !== undefined
           ? { labellingMksquashfs: this.#options.labellingMksquashfs }
           : {}),
+        ...(this.#options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: this.#options.grubArm64EfiDir } : {}),
       });
       const entry: Entry = { key, ...(await this.#options.cache.put(key, result.path, signal)) };
       const asset: CachedAsset = {

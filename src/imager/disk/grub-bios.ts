@@ -56,11 +56,17 @@ export async function buildGrubCoreImage(output: string, options: Options & { pr
   });
 }
 
-/** Builds GRUB's UEFI image (EFI/boot/BOOTX64.efi of the GRUB layout). */
-export async function buildGrubEfiImage(output: string, options: Options & { prefix?: string } = {}): Promise<void> {
+/**
+ * Builds GRUB's UEFI image (EFI/boot/BOOTX64.efi, or BOOTAA64.efi from arm64-efi, of the GRUB layout): the
+ * same modules and prefix for both (talos bootloader/grub/install.go generateGrubImage, --format per arch).
+ */
+export async function buildGrubEfiImage(
+  output: string,
+  options: Options & { prefix?: string; platform?: "x86_64-efi" | "arm64-efi"; directory?: string } = {},
+): Promise<void> {
   await grubMkimage({
     ...options,
-    platform: "x86_64-efi",
+    platform: options.platform ?? "x86_64-efi",
     output,
     prefix: options.prefix ?? grubDiskPrefix,
     modules: grubModules,

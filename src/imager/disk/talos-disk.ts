@@ -1,6 +1,8 @@
 // A Talos disk image from local boot assets: the partitions of the version's layout (src/talos/disk-layout)
 // filled as upstream's image mode fills them —
 //   GRUB:      EFI = GRUB's BOOTX64.efi; BIOS = core.img; BOOT (XFS) = A/vmlinuz, A/initramfs.xz, grub/grub.cfg
+//              (arm64: EFI = GRUB's BOOTAA64.efi, the BIOS partition kept but empty — upstream's generateGrubImage
+//              makes core.img for amd64 only, and the layout is the same for both arches)
 //   sd-boot:   EFI = systemd-boot as EFI/boot/BOOTX64.efi, the UKI as EFI/Linux/Talos-<ver>.efi, loader/loader.conf
 //   dual-boot: EFI as sd-boot, BIOS and BOOT as GRUB (META records the choice: DiskImageBootloader)
 //   all:       META = the schematic's meta values in the META format (zeros without values, before 1.13)
@@ -34,6 +36,8 @@ export interface TalosDiskOptions {
   cmdline?: string;
   kernel?: string;
   initramfs?: string;
+  /** GRUB on arm64: the arm64-efi platform directory (tools/grub.ts resolveGrubPlatformDir). */
+  grubEfiDirectory?: string;
   /** sd-boot / dual-boot. */
   uki?: string;
   sdBoot?: string;
@@ -70,8 +74,11 @@ function need<T>(value: T | undefined, what: string): T {
 
 export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDiskResult> {
   const { rules, bootloader } = options;
-  if (options.arch !== "amd64" && bootloader !== "sd-boot")
-    throw badRequest(`${bootloader} disk images are amd64 only`);
+  // Upstream's dual-boot loader refuses arm64 (talos bootloader/dual/dual.go PrepareBootPartitions).
+  if (options.arch === "arm64" && bootloader === "dual-boot")
+    throw badRequest(
+      "dual-boot bootloader is not supported on arm64 architecture, either GRUB or sd-boot must be used",
+    );
   const work = await mkdtemp(join(options.scratchDir, "talos-disk-"));
   const common = { signal: options.signal, mtime: options.mtime };
   // Upstream passes -S / -s size= only for a sector size set in the profile (makefs.WithSectorSize).
@@ -85,8 +92,11 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
     const contents = new Map<string, DiskPartitionInput["content"]>();
     let coreImage: string | undefined;
     if (withGrub) {
-      coreImage = join(work, "core.img");
-      await buildGrubCoreImage(coreImage, common);
+      // BIOS boot only on amd64 (talos bootloader/grub/install.go generateGrubImage).
+      if (options.arch === "amd64") {
+        coreImage = join(work, "core.img");
+        await buildGrubCoreImage(coreImage, common);
+      }
       const bootDir = join(work, "boot");
       await mkdir(join(bootDir, "A"), { recursive: true });
       await mkdir(join(bootDir, "grub"), { recursive: true });
@@ -112,7 +122,16 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
       contents.set("BOOT", { file: bootImage });
       if (!withSdBoot) {
         const grubEfi = join(work, "grub-efi.img");
-        await buildGrubEfiImage(grubEfi, common);
+        await buildGrubEfiImage(
+          grubEfi,
+          options.arch === "amd64"
+            ? common
+            : {
+                ...common,
+                platform: "arm64-efi",
+                directory: need(options.grubEfiDirectory, "GRUB's arm64-efi platform directory"),
+              },
+        );
         efiFiles.set(`EFI/boot/${efiName}`, grubEfi);
       }
     }

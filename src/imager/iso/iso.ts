@@ -1,11 +1,17 @@
 // Talos ISOs, as upstream's pkg/imager/iso builds them:
 // - GRUB (BIOS + UEFI through GRUB; Talos < 1.10): boot/vmlinuz, boot/initramfs.xz, boot/grub/grub.cfg,
-//   made by grub-mkrescue.
+//   made by grub-mkrescue. grub-mkrescue takes every platform directory under /usr/lib/grub, and upstream's
+//   imager carries i386-pc, x86_64-efi and arm64-efi (talos Dockerfile: pkg-grub of both arches; siderolabs/pkgs
+//   grub/pkg.yaml builds pc only on x86_64), so its ISOs hold all three whatever the arch. Here the amd64 ISO
+//   has the machine's i386-pc + x86_64-efi; the arm64 ISO is made from the arm64-efi directory alone
+//   (`--directory`): BOOTAA64.EFI in efi.img, the UEFI El Torito image, which is all that boots an arm64
+//   kernel (the x86 loaders upstream's also carries could only fail to load it).
 // - UEFI (sd-boot; secure boot and arm64): a FAT efiboot.img with systemd-boot, the UKI and
 //   loader/loader.conf (+ loader/random-seed, read-only), appended to the ISO as partition 2 (type 0xEF)
 //   by xorriso; the same files are in the ISO 9660 tree.
-// - Hybrid (dual-boot, Talos ≥ 1.10 amd64): grub-mkrescue for BIOS only, with the sd-boot efiboot.img
-//   as the UEFI El Torito image and appended partition.
+// - Hybrid (dual-boot, Talos ≥ 1.10): grub-mkrescue for BIOS only, with the sd-boot efiboot.img
+//   as the UEFI El Torito image and appended partition. The same for arm64 (upstream's default ISO for
+//   1.10/1.11 whatever the arch, pkg/imager/out.go outISO): i386-pc GRUB for BIOS, BOOTAA64.EFI sd-boot for UEFI.
 // Reproducible given the same inputs and time: xorriso's file and volume dates and its GPT GUIDs are set
 // from `mtime`, and so are the dates in GRUB's FAT image (upstream does this when SOURCE_DATE_EPOCH is set).
 // The GRUB ISO's own efi.img gets a random FAT serial number from Debian's grub-mkrescue, which ignores
@@ -13,7 +19,6 @@
 
 import { copyFile, link, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { badRequest } from "../../errors.ts";
 import { isoGrubConfig, isoLabel, isoVolumeId, loaderConf, type SecureBootEnroll } from "../../formats/boot-config.ts";
 import { setEfiBootImageSerial } from "../../formats/el-torito.ts";
 import { grubMkrescue } from "../../tools/grub.ts";
@@ -40,6 +45,8 @@ export interface GrubIsoInputs {
   cmdline: string;
   /** rules.grubResetOption. */
   resetEntry: boolean;
+  /** GRUB ISO only: the one platform directory to make it from (arm64: arm64-efi); default every installed one. */
+  grubDirectory?: string;
 }
 
 export interface UefiIsoInputs {
@@ -167,8 +174,18 @@ async function withTree<T>(options: IsoCommonOptions, fn: (tree: string) => Prom
 export async function buildGrubIso(options: IsoCommonOptions & GrubIsoInputs): Promise<void> {
   await withTree(options, async (tree) => {
     await stageGrub(tree, options);
+    const directory = options.grubDirectory === undefined ? [] : [`--directory=${options.grubDirectory}`];
     await grubMkrescue(
-      ["--compress=xz", `--output=${options.out}`, tree, "-iso-level", "3", "--", ...isoTrailingCommands(options)],
+      [
+        "--compress=xz",
+        `--output=${options.out}`,
+        ...directory,
+        tree,
+        "-iso-level",
+        "3",
+        "--",
+        ...isoTrailingCommands(options),
+      ],
       { env: toolEnv(options), signal: options.signal },
     );
     // Debian's grub-mkrescue gives its efi.img a random FAT serial (it ignores GRUB_FAT_SERIAL_NUMBER): the
@@ -214,7 +231,6 @@ export async function buildUefiIso(options: IsoCommonOptions & UefiIsoInputs): P
 
 /** A hybrid ISO: GRUB for BIOS, systemd-boot + UKI for UEFI. */
 export async function buildHybridIso(options: IsoCommonOptions & GrubIsoInputs & UefiIsoInputs): Promise<void> {
-  if (options.arch !== "amd64") throw badRequest("hybrid (dual-boot) ISOs are amd64 only");
   await withTree(options, async (tree) => {
     await stageGrub(tree, options);
     const efiBoot = await stageUefi(tree, options, options);
