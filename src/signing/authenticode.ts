@@ -20,22 +20,6 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import {
-  Attribute,
-  CertificateChoices,
-  CertificateSet,
-  ContentInfo,
-  EncapsulatedContent,
-  EncapsulatedContentInfo,
-  IssuerAndSerialNumber,
-  id_signedData,
-  SignedData,
-  SignerIdentifier,
-  SignerInfo,
-  SignerInfos,
-} from "@peculiar/asn1-cms";
-import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
-import { AlgorithmIdentifier, Certificate } from "@peculiar/asn1-x509";
 import * as asn1js from "asn1js";
 import { badRequest } from "../errors.ts";
 import {
@@ -47,18 +31,11 @@ import {
   winCertificate,
 } from "../formats/authenticode.ts";
 import type { CertifiedSigner } from "./digest-signer.ts";
+import { attribute, hashAlgorithmOid, oidContentType, oidMessageDigest, pkcs7SignedData } from "./pkcs7.ts";
 
 export const oidSpcIndirectData = "1.3.6.1.4.1.311.2.1.4";
 export const oidSpcPeImageData = "1.3.6.1.4.1.311.2.1.15";
 export const oidSpcSpOpusInfo = "1.3.6.1.4.1.311.2.1.12";
-const oidContentType = "1.2.840.113549.1.9.3";
-const oidMessageDigest = "1.2.840.113549.1.9.4";
-const oidRsaEncryption = "1.2.840.113549.1.1.1";
-const hashOid: Record<AuthenticodeHash, string> = {
-  sha256: "2.16.840.1.101.3.4.2.1",
-  sha384: "2.16.840.1.101.3.4.2.2",
-  sha512: "2.16.840.1.101.3.4.2.3",
-};
 
 const der = (node: asn1js.BaseBlock): Buffer => Buffer.from(node.toBER(false));
 
@@ -79,7 +56,9 @@ export function spcIndirectDataContent(digest: Uint8Array, hash: AuthenticodeHas
         new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: oidSpcPeImageData }), peImageData] }),
         new asn1js.Sequence({
           value: [
-            new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: hashOid[hash] }), new asn1js.Null()] }),
+            new asn1js.Sequence({
+              value: [new asn1js.ObjectIdentifier({ value: hashAlgorithmOid[hash] }), new asn1js.Null()],
+            }),
             new asn1js.OctetString({ valueHex: Buffer.from(digest) }),
           ],
         }),
@@ -96,26 +75,7 @@ export function derContentOctets(value: Uint8Array): Buffer {
   return buf.subarray(headerLength);
 }
 
-function attribute(type: string, value: Uint8Array): Attribute {
-  return new Attribute({ attrType: type, attrValues: [new Uint8Array(value).buffer] });
-}
-
-/** DER SET OF: elements sorted by their encodings (X.690 §11.6), under tag 0x31. */
-function derSetOf(elements: Buffer[]): Buffer {
-  const body = Buffer.concat([...elements].sort(Buffer.compare));
-  const length = body.length;
-  const lengthBytes =
-    length < 0x80
-      ? Buffer.from([length])
-      : (() => {
-          const bytes: number[] = [];
-          for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
-          return Buffer.from([0x80 | bytes.length, ...bytes]);
-        })();
-  return Buffer.concat([Buffer.from([0x31]), lengthBytes, body]);
-}
-
-/** The PKCS#7 SignedData (DER) of an Authenticode signature over a PE image hash. */
+/** The PKCS#7 SignedData (DER, in its ContentInfo) of an Authenticode signature over a PE image hash. */
 export async function authenticodeSignedData(
   digest: Uint8Array,
   signer: CertifiedSigner,
@@ -123,7 +83,6 @@ export async function authenticodeSignedData(
   signal?: AbortSignal,
 ): Promise<Buffer> {
   const content = spcIndirectDataContent(digest, hash);
-  const certificate = AsnConvert.parse(signer.certificate, Certificate);
   const attributes = [
     attribute(oidContentType, der(new asn1js.ObjectIdentifier({ value: oidSpcIndirectData }))),
     attribute(oidSpcSpOpusInfo, der(new asn1js.Sequence({ value: [] }))),
@@ -132,37 +91,15 @@ export async function authenticodeSignedData(
       der(new asn1js.OctetString({ valueHex: createHash(hash).update(derContentOctets(content)).digest() })),
     ),
   ];
-  // The signature covers the attributes as a DER SET OF; they are stored in that same order under [0].
-  const encoded = attributes.map((a) => Buffer.from(AsnConvert.serialize(a)));
-  const order = encoded.map((e, i) => [e, i] as const).sort((a, b) => Buffer.compare(a[0], b[0]));
-  const signedAttrs = derSetOf(encoded);
-  const signature = await signer.signDigest(createHash(hash).update(signedAttrs).digest(), hash, signal);
-  const digestAlgorithm = new AlgorithmIdentifier({ algorithm: hashOid[hash], parameters: null });
-  const signerInfo = new SignerInfo({
-    version: 1,
-    sid: new SignerIdentifier({
-      issuerAndSerialNumber: new IssuerAndSerialNumber({
-        issuer: certificate.tbsCertificate.issuer,
-        serialNumber: certificate.tbsCertificate.serialNumber,
-      }),
-    }),
-    digestAlgorithm,
-    signedAttrs: order.map(([, i]) => attributes[i] as Attribute),
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: oidRsaEncryption, parameters: null }),
-    signature: new OctetString(signature),
+  return pkcs7SignedData({
+    contentType: oidSpcIndirectData,
+    content,
+    signedAttributes: attributes,
+    signer,
+    hash,
+    wrap: true,
+    ...(signal ? { signal } : {}),
   });
-  const signedData = new SignedData({
-    version: 1,
-    encapContentInfo: new EncapsulatedContentInfo({
-      eContentType: oidSpcIndirectData,
-      eContent: new EncapsulatedContent({ any: new Uint8Array(content).buffer }),
-    }),
-    certificates: new CertificateSet([new CertificateChoices({ certificate })]),
-    signerInfos: new SignerInfos([signerInfo]),
-  });
-  signedData.digestAlgorithms.push(digestAlgorithm);
-  const info = new ContentInfo({ contentType: id_signedData, content: AsnConvert.serialize(signedData) });
-  return Buffer.from(AsnConvert.serialize(info));
 }
 
 export interface SignPeOptions {
