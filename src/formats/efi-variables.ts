@@ -3,7 +3,8 @@
 // - EFI GUIDs are 16 bytes: the first three fields little-endian, the last eight bytes as written.
 // - EFI_SIGNATURE_LIST: SignatureType GUID, SignatureListSize u32, SignatureHeaderSize u32 (0 here),
 //   SignatureSize u32, then entries EFI_SIGNATURE_DATA { SignatureOwner GUID, SignatureData } of that size.
-//   X.509 certificates differ in size, so each goes in a list of its own.
+//   An entry joins the first list of its type and size (go-uefi's SignatureDatabase.Append, which Talos uses),
+//   so X.509 certificates of different sizes get a list each.
 // - A time-based authenticated variable write (what `PK.auth`, `KEK.auth`, `db.auth` hold):
 //   EFI_VARIABLE_AUTHENTICATION_2 = EFI_TIME (16 bytes) + WIN_CERTIFICATE_UEFI_GUID { dwLength u32,
 //   wRevision 0x0200, wCertificateType 0x0EF1, CertType = EFI_CERT_TYPE_PKCS7_GUID, CertData = DER PKCS#7
@@ -63,15 +64,12 @@ export interface SignatureEntry {
   data: Uint8Array;
 }
 
-/** EFI_SIGNATURE_LISTs: one per X.509 certificate; hashes of one owner share a list. */
+/** EFI_SIGNATURE_LISTs: each entry in the first list of its type and size, else in a new list. */
 export function signatureLists(entries: readonly SignatureEntry[]): Buffer {
   const lists: { type: string; size: number; items: SignatureEntry[] }[] = [];
   for (const entry of entries) {
     const size = 16 + entry.data.length;
-    const shared =
-      entry.type.toLowerCase() === efiCertX509Guid
-        ? undefined
-        : lists.find((l) => l.type === entry.type.toLowerCase() && l.size === size);
+    const shared = lists.find((l) => l.type === entry.type.toLowerCase() && l.size === size);
     if (shared !== undefined) shared.items.push(entry);
     else lists.push({ type: entry.type.toLowerCase(), size, items: [entry] });
   }

@@ -43,7 +43,8 @@ function parsePem(text: string): PemBlock[] {
   return blocks;
 }
 
-function toPem(type: string, der: Uint8Array): string {
+/** PEM text of DER bytes, 64-character lines (as Go's pem.EncodeToMemory writes them). */
+export function toPem(type: string, der: Uint8Array): string {
   const lines =
     Buffer.from(der)
       .toString("base64")

@@ -69,7 +69,17 @@ describe("EFI GUIDs and signature lists", () => {
     assert.deepEqual(parseSignatureLists(ours), [{ type: efiCertX509Guid, owner, data: certDer }]);
   });
 
-  test("two certificates make two lists, read back in order", () => {
+  test("certificates of one size share a list, of another size get their own (go-uefi's Append)", () => {
+    const twin = Buffer.from(certDer);
+    const shared = signatureLists([
+      { type: efiCertX509Guid, owner, data: certDer },
+      { type: efiCertX509Guid, owner, data: twin },
+    ]);
+    assert.equal(shared.readUInt32LE(16), 28 + 2 * (16 + certDer.length), "one list of two");
+    assert.equal(parseSignatureLists(shared).length, 2);
+  });
+
+  test("two certificates of different sizes make two lists, read back in order", () => {
     const other = Buffer.concat([certDer, Buffer.from([0])]);
     const lists = signatureLists([
       { type: efiCertX509Guid, owner, data: certDer },
