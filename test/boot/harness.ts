@@ -7,6 +7,8 @@
 //                                                           may also accompany a direct kernel boot)
 //   boot({ disk, diskSectorSize: 4096, firmware })          the same with 4096-byte logical blocks (4Kn)
 //   boot({ uki, firmware: "uefi" })                         a UKI as EFI/BOOT/BOOTX64.EFI on a FAT drive
+//   boot({ …, firmware: "uefi-secureboot" })                OVMF with Secure Boot (SMM, secure flash), its
+//                                                           variable store in setup mode unless `varsFrom`
 
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
@@ -30,7 +32,15 @@ export interface BootOptions {
   espFiles?: Record<string, string>;
   /** The disk's logical (and physical) block size on its virtio-blk device; default QEMU's 512. */
   diskSectorSize?: number;
-  firmware: "bios" | "uefi";
+  firmware: Firmware;
+  /** The OVMF variable store to start from (copied; default Debian's empty OVMF_VARS_4M.fd: setup mode). */
+  varsFrom?: string;
+  /** Copy the variable store here when QEMU ends (e.g. with the keys systemd-boot enrolled). */
+  varsTo?: string;
+  /** Let the guest reset (systemd-boot resets after enrolling keys); default: a reset ends QEMU. */
+  allowReset?: boolean;
+  /** End the boot as soon as the serial console shows this (e.g. firmware refusing an image); a BootError follows. */
+  stopOn?: RegExp;
   /** Give up after this long (default 120 s; a TCG boot takes 8–18 s). */
   timeoutMs?: number;
   memoryMiB?: number;
@@ -57,16 +67,21 @@ export class BootError extends Error {
 const qemuBinary = "qemu-system-x86_64";
 export const ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 export const ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/** OVMF built with Secure Boot (needs SMM and a secure flash); Debian's OVMF_VARS_4M.fd holds no keys. */
+export const ovmfSecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+
+export type Firmware = "bios" | "uefi" | "uefi-secureboot";
 /** The serial log is bounded: a guest stuck in a loop must not fill memory. */
 const maxSerialBytes = 16 * 1024 * 1024;
 /** After the report, the guest powers off by itself; this long at most. */
 const poweroffGraceMs = 15_000;
 
 /** Why the harness cannot run here, or undefined when QEMU (and OVMF for UEFI) are installed. */
-export function bootUnavailable(firmware: "bios" | "uefi" = "bios"): string | undefined {
+export function bootUnavailable(firmware: Firmware = "bios"): string | undefined {
   const missing: string[] = [];
   if (!onPath(qemuBinary)) missing.push("qemu-system-x86");
   if (firmware === "uefi" && !readable(ovmfCode)) missing.push("ovmf");
+  if (firmware === "uefi-secureboot" && !readable(ovmfSecureBootCode)) missing.push("ovmf");
   return missing.length === 0 ? undefined : `missing Debian packages: apt-get install ${missing.join(" ")}`;
 }
 
@@ -96,10 +111,11 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
   const media = [options.iso, options.kernel === undefined ? options.disk : undefined, options.kernel, options.uki];
   if (media.filter((m) => m !== undefined).length !== 1)
     throw new Error("boot: give exactly one of iso, disk, kernel (+initrd, optionally with a disk) or uki");
-  if (options.uki !== undefined && options.firmware !== "uefi") throw new Error("boot: a UKI needs firmware: 'uefi'");
+  if (options.uki !== undefined && options.firmware === "bios") throw new Error("boot: a UKI needs UEFI firmware");
+  const secure = options.firmware === "uefi-secureboot";
   const args = [
     "-machine",
-    "q35,accel=tcg",
+    secure ? "q35,accel=tcg,smm=on" : "q35,accel=tcg",
     "-cpu",
     "max",
     "-m",
@@ -109,15 +125,16 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
     "none",
     "-serial",
     "stdio",
-    "-no-reboot",
+    ...(options.allowReset ? [] : ["-no-reboot"]),
     // No network: the NIC's option ROM (iPXE) only slows firmware down.
     "-nic",
     "none",
   ];
-  if (options.firmware === "uefi")
+  if (secure) args.push("-global", "driver=cfi.pflash01,property=secure,value=on");
+  if (options.firmware !== "bios")
     args.push(
       "-drive",
-      `if=pflash,format=raw,unit=0,readonly=on,file=${ovmfCode}`,
+      `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? ovmfSecureBootCode : ovmfCode}`,
       "-drive",
       `if=pflash,format=raw,unit=1,file=${join(scratch, "OVMF_VARS.fd")}`,
     );
@@ -150,7 +167,7 @@ export async function boot(options: BootOptions): Promise<BootResult> {
   if (unavailable !== undefined) throw new Error(`cannot boot: ${unavailable}`);
   const scratch = await mkdtemp(join(tmpdir(), "boot-harness-"));
   try {
-    if (options.firmware === "uefi") await copyFile(ovmfVars, join(scratch, "OVMF_VARS.fd"));
+    if (options.firmware !== "bios") await copyFile(options.varsFrom ?? ovmfVars, join(scratch, "OVMF_VARS.fd"));
     if (options.uki !== undefined) {
       await mkdir(join(scratch, "esp", "EFI", "BOOT"), { recursive: true });
       await copyFile(options.uki, join(scratch, "esp", "EFI", "BOOT", "BOOTX64.EFI"));
@@ -159,23 +176,32 @@ export async function boot(options: BootOptions): Promise<BootResult> {
         await copyFile(source, join(scratch, "esp", path));
       }
     }
-    return await run(qemuArgs(options, scratch), options.timeoutMs ?? 120_000);
+    try {
+      return await run(qemuArgs(options, scratch), options.timeoutMs ?? 120_000, options.stopOn);
+    } finally {
+      if (options.varsTo !== undefined) await copyFile(join(scratch, "OVMF_VARS.fd"), options.varsTo);
+    }
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
 }
 
-async function run(args: string[], timeoutMs: number): Promise<BootResult> {
+async function run(args: string[], timeoutMs: number, stopOn?: RegExp): Promise<BootResult> {
   const started = performance.now();
   const child = spawn(qemuBinary, args, { stdio: ["ignore", "pipe", "pipe"] });
   let serial = "";
   let stderr = "";
   let sawReport = false;
+  let stopped = false;
   let graceTimer: NodeJS.Timeout | undefined;
   const kill = () => child.kill("SIGKILL");
   child.stdout.setEncoding("utf8");
   child.stdout.on("data", (chunk: string) => {
     if (serial.length < maxSerialBytes) serial += chunk;
+    if (stopOn?.test(serial) && !sawReport) {
+      stopped = true;
+      kill();
+    }
     if (!sawReport && serial.includes(reportPrefix) && /TESTBED-REPORT [^\n]*\n/.test(serial)) {
       sawReport = true;
       graceTimer = setTimeout(kill, poweroffGraceMs);
@@ -213,9 +239,11 @@ async function run(args: string[], timeoutMs: number): Promise<BootResult> {
   }
   if (report === undefined)
     return await fail(
-      timedOut
-        ? `no report after ${timeoutMs} ms`
-        : `QEMU ended (${status}) without a report; stderr: ${stderr.trim().slice(-1000)}`,
+      stopped
+        ? `the serial console showed ${String(stopOn)}`
+        : timedOut
+          ? `no report after ${timeoutMs} ms`
+          : `QEMU ended (${status}) without a report; stderr: ${stderr.trim().slice(-1000)}`,
     );
   return { report, serialLog: serial, seconds };
 }

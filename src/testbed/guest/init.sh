@@ -207,7 +207,8 @@ if [ -d /sys/firmware/efi ]; then
 	# EFI variable files are 4 attribute bytes followed by the value: SecureBoot is one byte, 1 = enabled.
 	sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
 	if [ -f "$sb" ]; then
-		case "$(od -An -tu1 -j4 -N1 "$sb" | tr -d ' ')" in
+		# Read it in order: efivarfs files do not seek, so `od -j` would see nothing.
+		case "$(tail -c +5 "$sb" | od -An -tu1 -N1 | tr -d ' ')" in
 		1) SECURE_BOOT=true ;;
 		0) SECURE_BOOT=false ;;
 		esac
