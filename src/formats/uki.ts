@@ -9,7 +9,7 @@
 // profiles are added only when the stub says it can.
 
 import type { Writable } from "node:stream";
-import { badRequest, unsupported } from "../errors.ts";
+import { badRequest } from "../errors.ts";
 import {
   appendSections,
   type PlacedSection,
@@ -86,8 +86,12 @@ export interface UkiContents {
   initrd: SectionSource;
   /** Profiles after "main" (which is implicit); used only when the stub supports them. */
   profiles?: readonly UkiProfile[];
-  /** The `.pcrsig` JSON (secure boot, single-profile images). */
-  pcrSignature?: SectionSource;
+  /**
+   * The `.pcrsig` JSON sections (secure boot): one, after everything, for a UKI without profiles; with
+   * profiles one per profile ("main" first), each right after that profile's sections (talos
+   * internal/pkg/uki/generate.go generatePCRSig).
+   */
+  pcrSignatures?: readonly SectionSource[];
 }
 
 /** The payload sections whose order changed between Talos versions. */
@@ -123,7 +127,8 @@ function checkOrder(order: readonly UkiPayloadSection[]): void {
 
 const text = (s: string): SectionSource => ({ content: Buffer.from(s, "utf8") });
 
-function profileText(profile: UkiProfile): string {
+/** A `.profile` section's text: "ID=<id>", then "TITLE=<title>" when it has one. */
+export function profileText(profile: UkiProfile): string {
   return profile.title === undefined ? `ID=${profile.id}` : `ID=${profile.id}\nTITLE=${profile.title}`;
 }
 
@@ -151,16 +156,26 @@ export function ukiSections(
     const source = payload[name];
     if (source !== undefined) sections.push({ name, source });
   }
+  const signatures = contents.pcrSignatures ?? [];
   if (withProfiles) {
     if (contents.profiles?.some((p) => p.id === "main"))
       throw badRequest('UKI profile ID "main" is reserved for the default profile');
-    for (const profile of [{ id: "main" }, ...(contents.profiles ?? [])]) {
+    const profiles = [{ id: "main" }, ...(contents.profiles ?? [])];
+    if (signatures.length !== 0 && signatures.length !== profiles.length)
+      throw badRequest(
+        `a UKI with ${profiles.length} profiles needs as many .pcrsig sections, not ${signatures.length}`,
+      );
+    profiles.forEach((profile, i) => {
       sections.push({ name: ".profile", source: text(profileText(profile)) });
       if (profile.cmdline !== undefined && profile.cmdline !== "")
         sections.push({ name: ".cmdline", source: text(profile.cmdline) });
-    }
+      const signature = signatures[i];
+      if (signature !== undefined) sections.push({ name: ".pcrsig", source: signature });
+    });
+  } else {
+    if (signatures.length > 1) throw badRequest("a UKI without profiles has one .pcrsig section");
+    if (signatures[0] !== undefined) sections.push({ name: ".pcrsig", source: signatures[0] });
   }
-  if (contents.pcrSignature !== undefined) sections.push({ name: ".pcrsig", source: contents.pcrSignature });
   return sections;
 }
 
@@ -192,8 +207,6 @@ export async function assembleUki(
 ): Promise<AssembledUki> {
   const info = systemdStubInfo(stub);
   const profiles = options.wantProfiles && info.supportsProfiles;
-  if (profiles && contents.pcrSignature !== undefined)
-    throw unsupported("per-profile PCR signatures are not implemented: multi-profile UKIs are built unsigned");
   const sections = ukiSections(contents, profiles, options.sectionOrder);
   if (options.rewriteHeaders !== undefined) {
     const native = await assembleNative(stub, sections, options.rewriteHeaders.timestamp, out);

@@ -18,9 +18,9 @@ import { randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { badRequest, integrity, unsupported } from "../errors.ts";
+import { badRequest, integrity, notImplemented, unsupported } from "../errors.ts";
 import type { MetaRecord } from "../formats/meta-partition.ts";
-import { assembleUki, osReleaseFor, systemdEfiInfo } from "../formats/uki.ts";
+import { assembleUki, osReleaseFor, systemdEfiInfo, systemdStubInfo, type UkiContents } from "../formats/uki.ts";
 import type { Digest } from "../oci/digest.ts";
 import { writeDockerArchive } from "../oci/docker-archive.ts";
 import { buildLayer } from "../oci/layer.ts";
@@ -38,6 +38,7 @@ import { type ImagerInputs, imagerAsset } from "./inputs.ts";
 import { buildGrubIso, buildHybridIso, buildUefiIso } from "./iso/iso.ts";
 import { bzImageKernelRelease } from "./kernel.ts";
 import type { BuildKind, BuildProfile } from "./profile.ts";
+import { type SecureBootSigners, signEfiBinary, withPcrSignatures } from "./secureboot-uki.ts";
 import { bootSplash } from "./splash.ts";
 
 export interface BuildOptions {
@@ -52,6 +53,8 @@ export interface BuildOptions {
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   /** GRUB's arm64-efi platform directory for arm64 GRUB images; default resolveGrubPlatformDir's (tools/grub.ts). */
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
+  /** The keys Secure Boot assets are signed with; without them such assets are refused. */
+  secureBoot?: SecureBootSigners;
 }
 
 /** What a builder gets besides the profile: the inputs, scratch space and shared intermediate results. */
@@ -66,6 +69,7 @@ export interface BuildContext {
   installerRepoTag?: string;
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
+  secureBoot?: SecureBootSigners;
   /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
   stepResults: Map<string, Promise<string>>;
 }
@@ -94,7 +98,14 @@ function once(context: BuildContext, key: string, make: () => Promise<string>): 
 
 function refuseSecureBoot(profile: BuildProfile): void {
   if (profile.secureBoot)
-    throw unsupported(`${profile.filename}: secure boot assets (signed UKI and systemd-boot) are not built yet`);
+    throw notImplemented(`${profile.filename}: secure boot ISOs, disk images and installers are not built yet`);
+}
+
+/** The Secure Boot keys, or a refusal naming what is missing. */
+function secureBootSigners(context: BuildContext): SecureBootSigners {
+  if (context.secureBoot === undefined)
+    throw badRequest(`${context.profile.filename}: secure boot is disabled (no signing keys)`, "SECUREBOOT_DISABLED");
+  return context.secureBoot;
 }
 
 /** The command line for an output kind, from the profile's (already normalized) customization. */
@@ -140,7 +151,6 @@ function extendedInitramfs(context: BuildContext): Promise<string> {
 function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Promise<string> {
   return once(context, `uki-${outputKind}`, async () => {
     const { profile, inputs } = context;
-    refuseSecureBoot(profile);
     const rules = rulesFor(profile.talosVersion);
     if (!rules.uki) throw badRequest(`UKIs cannot be built for Talos ${profile.talosVersion}`);
     const kernel = await imagerAsset(inputs, profile.arch, "vmlinuz");
@@ -149,24 +159,36 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
     const initrd = await extendedInitramfs(context);
     const uname = await bzImageKernelRelease(kernel);
     const out = join(context.workDir, `uki-${outputKind}.efi`);
-    const file = createWriteStream(out);
+    const cmdline = cmdlineFor(profile, outputKind);
+    const wantProfiles = rules.ukiProfiles && (await bootLoaderTakesProfiles(context, outputKind));
+    const stub = await readFile(stubPath);
+    let contents: UkiContents = {
+      osRelease: osReleaseFor("Talos", profile.talosVersion),
+      cmdline,
+      ...(uname === undefined ? {} : { uname }),
+      ...(rules.ukiSplash ? { splash: { content: bootSplash() } } : {}),
+      linux: { path: kernel },
+      initrd: { path: initrd },
+      profiles: talosUkiProfiles(outputKind, cmdline),
+    };
+    const signers = profile.secureBoot ? secureBootSigners(context) : undefined;
+    if (signers !== undefined)
+      contents = await withPcrSignatures(
+        stub,
+        contents,
+        wantProfiles && systemdStubInfo(stub).supportsProfiles,
+        signers.pcr,
+        context.signal,
+      );
+    const unsigned = signers === undefined ? out : `${out}.unsigned`;
+    const file = createWriteStream(unsigned);
     const finished = new Promise<void>((resolve, reject) => {
       file.once("finish", resolve);
       file.once("error", reject);
     });
-    const cmdline = cmdlineFor(profile, outputKind);
-    const wantProfiles = rules.ukiProfiles && (await bootLoaderTakesProfiles(context, outputKind));
     const assembled = await assembleUki(
-      await readFile(stubPath),
-      {
-        osRelease: osReleaseFor("Talos", profile.talosVersion),
-        cmdline,
-        ...(uname === undefined ? {} : { uname }),
-        ...(rules.ukiSplash ? { splash: { content: bootSplash() } } : {}),
-        linux: { path: kernel },
-        initrd: { path: initrd },
-        profiles: talosUkiProfiles(outputKind, cmdline),
-      },
+      stub,
+      contents,
       {
         wantProfiles,
         sectionOrder: rules.ukiSectionOrder,
@@ -176,6 +198,10 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
     );
     file.end();
     await finished;
+    if (signers !== undefined) {
+      await signEfiBinary(unsigned, out, signers, context.signal);
+      await rm(unsigned, { force: true });
+    }
     context.log(
       `UKI on ${assembled.stub.loaderInfo ?? "an unknown stub"}${assembled.profiles ? " with profiles" : ""}`,
     );
@@ -492,6 +518,7 @@ export async function build(
         installerRepoTag: options.installerRepoTag,
         ...(options.labellingMksquashfs !== undefined ? { labellingMksquashfs: options.labellingMksquashfs } : {}),
         ...(options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: options.grubArm64EfiDir } : {}),
+        ...(options.secureBoot !== undefined ? { secureBoot: options.secureBoot } : {}),
         stepResults: new Map(),
       },
       temp,

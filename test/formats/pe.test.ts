@@ -172,7 +172,7 @@ describe("UKI assembly on the Debian systemd stub", () => {
       ...ukiContents(),
       splash: { content: randomBytes(3000) },
       pcrPublicKey: { content: Buffer.from("-----BEGIN PUBLIC KEY-----\n...\n") },
-      pcrSignature: { content: Buffer.from('{"sha256":[]}') },
+      pcrSignatures: [{ content: Buffer.from('{"sha256":[]}') }],
     };
     const path = join(dir, "uki-sb.efi");
     const out = createWriteStream(path);

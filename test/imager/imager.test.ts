@@ -557,11 +557,12 @@ describe("imager: kernel, initramfs, cmdline, UKI, installer from local inputs",
     );
     // ISOs and disk images are built too since part 2 (media.test.ts checks their profiles).
     assert.equal(profileFor(v110, schematic, "metal-amd64.iso").kind, "iso");
+    // Without signing keys a Secure Boot asset is refused, leaving nothing behind.
     const dir = join(out, "secureboot");
     await mkdir(dir);
     await assert.rejects(
       buildAsset(v110, schematic, "metal-amd64-secureboot-uki.efi", dir),
-      (err: unknown) => isAppError(err, "Unsupported") && /secure boot/.test(err.message),
+      (err: unknown) => isAppError(err, "BadRequest") && /secure boot is disabled/.test(err.message),
     );
     assert.deepEqual(await readdir(dir), []);
     await rm(dir, { recursive: true });

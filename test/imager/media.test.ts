@@ -386,12 +386,12 @@ describe("imager: ISOs and disk images", () => {
     );
   });
 
-  test("secure boot ISOs and disks are refused (no signing keys yet)", async () => {
+  test("secure boot ISOs and disks are not built yet (501)", async () => {
     const dir = join(out, "secureboot");
     await mkdir(dir);
     await assert.rejects(
       buildAsset(v("v1.10.3"), schematic, "metal-amd64-secureboot.iso", dir),
-      (err: unknown) => isAppError(err, "Unsupported") && /secure boot/.test(err.message),
+      (err: unknown) => isAppError(err, "NotImplemented") && /secure boot/.test(err.message),
     );
   });
 });

@@ -6,14 +6,16 @@
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { schematicExtensionAuthor } from "../../imager/extensions.ts";
+import type { SecureBootSigners } from "../../imager/secureboot-uki.ts";
 import type { Digest } from "../../oci/digest.ts";
 import type { Repository } from "../../oci/repository.ts";
 import { collectStoreGarbage, removeDamagedBlob } from "../../registry/gc.ts";
 import type { RegistryStore } from "../../registry/store.ts";
+import { localCertifiedSigner, localKeySigner } from "../../signing/digest-signer.ts";
 import { KeySigner } from "../../signing/signer.ts";
 import { SignatureVerifier } from "../../signing/verify.ts";
 import { verificationByKey } from "../../signing/verify-options.ts";
-import type { FactoryConfig } from "../config/config.ts";
+import type { FactoryConfig, SecureBootConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
 import { createImagerInputResolver, type createSources, type ImagerInputResolver } from "../sources/index.ts";
 import { factoryGrubArm64EfiDir } from "./grub-arm64.ts";
@@ -72,6 +74,17 @@ export function createRegistryAssetCache(
   });
 }
 
+/** The signers of the configured Secure Boot key files (read and checked with the configuration). */
+export function secureBootSigners(config: Extract<SecureBootConfig, { enabled: true }>): SecureBootSigners {
+  return {
+    uki: localCertifiedSigner(
+      { key: config.signingKey, certificate: config.signingCert },
+      `UKI signing key ${config.signingKeyFile}`,
+    ),
+    pcr: localKeySigner(config.pcrKey, `PCR signing key ${config.pcrKeyFile}`),
+  };
+}
+
 export async function createAssetService(
   config: FactoryConfig,
   sources: ReturnType<typeof createSources>,
@@ -105,6 +118,7 @@ export async function createAssetService(
     maxConcurrency: config.maxConcurrency,
     labellingMksquashfs: factoryLabellingMksquashfs(deps.dir, (line) => deps.log.info({}, line)),
     grubArm64EfiDir: factoryGrubArm64EfiDir(deps.dir, (line) => deps.log.info({}, line)),
+    ...(config.secureBoot.enabled ? { secureBoot: secureBootSigners(config.secureBoot) } : {}),
     ...(deps.signal !== undefined ? { signal: deps.signal } : {}),
     onBuilt: (asset, request, timing) => {
       metrics.assetsBuilt.inc(labels(request));

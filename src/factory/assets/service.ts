@@ -12,9 +12,10 @@
 import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { unsupported } from "../../errors.ts";
+import { badRequest, unsupported } from "../../errors.ts";
 import { build } from "../../imager/builders.ts";
 import { type BuildKind, buildKinds, canonicalJson, createBuildProfile, profileHash } from "../../imager/profile.ts";
+import type { SecureBootSigners } from "../../imager/secureboot-uki.ts";
 import { type AssetRequest, mimeTypeFor } from "../../talos/asset-path.ts";
 import type { Schematic } from "../../talos/schematic.ts";
 import { Semaphore, SingleFlight, waitFor } from "../../util/concurrency.ts";
@@ -86,6 +87,8 @@ export interface AssetServiceOptions {
   /** GRUB's arm64-efi platform directory (arm64 GRUB ISOs and disk images; grub-arm64.ts). */
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   schematicAuthor?: string;
+  /** The Secure Boot keys (`-secureboot`); without them secure-boot assets are refused as upstream does. */
+  secureBoot?: SecureBootSigners;
   /** A build finished (seconds building, after `waitedSeconds` for a build slot). */
   onBuilt?: (asset: CachedAsset, request: AssetRequest, timing: { seconds: number; waitedSeconds: number }) => void;
   /** A request answered from the cache. */
@@ -120,6 +123,11 @@ export class AssetService {
       kindSalt: assetKindSalts[profile.kind],
       mtime: this.#options.mtime ?? null,
       installerRepoTag: this.#options.installerRepoTag ?? null,
+      // A key change must never serve assets signed with the old keys.
+      secureBootKeys:
+        profile.secureBoot && this.#options.secureBoot !== undefined
+          ? { uki: this.#options.secureBoot.uki.fingerprint, pcr: this.#options.secureBoot.pcr.fingerprint }
+          : null,
     });
     return createHash("sha256").update(profileHash(profile)).update("\n").update(extra).digest("hex");
   }
@@ -151,6 +159,9 @@ export class AssetService {
     const kind = request.kind as BuildKind;
     if (!(buildKinds as readonly string[]).includes(kind))
       throw unsupported(`${request.filename}: ${request.kind} images are not built by this factory yet`);
+    // Upstream's words (image-factory internal/profile/profile.go EnhanceFromSchematic, secureboot.ErrDisabled).
+    if (request.secureBoot && this.#options.secureBoot === undefined)
+      throw badRequest("error enhancing profile from schematic: secure boot is disabled", "SECUREBOOT_DISABLED");
     // Pinned, not pulled: a cached asset is found by the digests alone.
     const pinned = await this.#options.resolver.pin({
       talosVersion: request.talosVersion,
@@ -226,6 +237,7 @@ export class AssetService {
           ? { labellingMksquashfs: this.#options.labellingMksquashfs }
           : {}),
         ...(this.#options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: this.#options.grubArm64EfiDir } : {}),
+        ...(this.#options.secureBoot !== undefined ? { secureBoot: this.#options.secureBoot } : {}),
       });
       const entry: Entry = { key, ...(await this.#options.cache.put(key, result.path, signal)) };
       const asset: CachedAsset = {

@@ -13,6 +13,7 @@ import type { KeyObject, X509Certificate } from "node:crypto";
 import { join, resolve } from "node:path";
 import { isAppError } from "../../errors.ts";
 import { dockerHubRegistry, parseReference } from "../../oci/reference.ts";
+import { keyPairProblems, keyProblems } from "../../signing/digest-signer.ts";
 import { loadPrivateKey } from "../../signing/keys.ts";
 import type { IdentityMatcher } from "../../signing/policy.ts";
 import {
@@ -543,6 +544,16 @@ async function validateSecureBoot(ctx: ValidationContext): Promise<SecureBootCon
     );
     return undefined;
   }
+  // Secure Boot keys are RSA of at least 2048 bits, the certificate valid now (src/signing/digest-signer.ts).
+  const keyProblemsFound = [
+    ...keyPairProblems(
+      { key: signingKey, certificate: signingCert },
+      `${ctx.values.nameOf(keys.signingKey)} ${str(ctx, keys.signingKey)}`,
+    ).filter((p) => !p.endsWith("the certificate is not for this key")),
+    ...keyProblems(pcrKey, `${ctx.values.nameOf(keys.pcrKey)} ${str(ctx, keys.pcrKey)}`),
+  ];
+  for (const problem of keyProblemsFound) ctx.problems.add(problem);
+  if (keyProblemsFound.length > 0) return undefined;
   return {
     enabled: true,
     signingKeyFile: resolve(ctx.cwd, str(ctx, keys.signingKey)),

@@ -1,0 +1,141 @@
+// Secure Boot UKIs from the factory started with the seed's `-secureboot` flags: signed with the UKI signing key
+// (sbverify accepts the seed's certificate, refuses another), carrying the PCR key as `.pcrpkey` and a `.pcrsig`
+// whose policy signatures verify with that key, the secure-boot kernel arguments of the version, and cached
+// per key. A factory without `-secureboot` answers upstream's 400 (image-factory internal/profile/profile.go:
+// secureboot.ErrDisabled is an InvalidErrorTag).
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash, createPrivateKey, createPublicKey, verify } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parsePe, readSection } from "../../src/formats/pe.ts";
+import { makeKeyFiles } from "./config-fixtures.ts";
+import {
+  createSchematic,
+  type FactoryUnderTest,
+  type PublishedTestbed,
+  publishTestbed,
+  seedArgv,
+  startFactoryUnderTest,
+  startSeedFactory,
+  waitFor200,
+} from "./service-harness.ts";
+
+const version = "v1.10.3";
+const extraArg = "secureboot.test=yes";
+
+function sbverify(cert: string, file: string): boolean {
+  return spawnSync("sbverify", ["--cert", cert, file], { encoding: "utf8" }).status === 0;
+}
+
+describe("Secure Boot UKIs", () => {
+  let testbed: PublishedTestbed;
+  let running: FactoryUnderTest;
+  let base: string;
+  let id: string;
+  let work: string;
+
+  before(async () => {
+    testbed = await publishTestbed();
+    running = await startSeedFactory(testbed);
+    base = running.factory.url.replace(/\/$/, "");
+    await waitFor200(`${base}/readyz`);
+    id = await createSchematic(base, `customization:\n  extraKernelArgs:\n    - ${extraArg}\n`);
+    work = await mkdtemp(join(tmpdir(), "secureboot-assets-"));
+  });
+  after(async () => {
+    await running?.stop();
+    await testbed?.stop();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  it("metal-amd64-secureboot-uki.efi is signed by the UKI signing key, with .pcrpkey and .pcrsig by the PCR key", async () => {
+    const res = await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot-uki.efi`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const file = join(work, "uki.efi");
+    const bytes = Buffer.from(await res.arrayBuffer());
+    await writeFile(file, bytes);
+    assert.ok(sbverify(running.keys.ukiCert, file), "sbverify --cert <the seed's UKI certificate>");
+    const other = await makeKeyFiles();
+    try {
+      assert.equal(sbverify(other.ukiCert, file), false, "another certificate is refused");
+    } finally {
+      await other.cleanup();
+    }
+    const image = parsePe(bytes);
+    const names = image.sections.map((s) => s.name);
+    for (const name of [
+      ".osrel",
+      ".cmdline",
+      ".uname",
+      ".splash",
+      ".pcrpkey",
+      ".linux",
+      ".initrd",
+      ".profile",
+      ".pcrsig",
+    ])
+      assert.ok(names.includes(name), `${name} in ${names.join(" ")}`);
+    const pcrPublic = createPublicKey(createPrivateKey(await readFile(running.keys.pcrKey)));
+    const pcrpkey = readSection(bytes, image, ".pcrpkey")?.toString();
+    assert.equal(pcrpkey, pcrPublic.export({ type: "spki", format: "pem" }).toString());
+    const cmdline = readSection(bytes, image, ".cmdline")?.toString() ?? "";
+    assert.ok(cmdline.split(" ").includes(extraArg), cmdline);
+    assert.ok(cmdline.split(" ").includes("lockdown=confidentiality"), `1.10's secure-boot args: ${cmdline}`);
+    const signature = JSON.parse(readSection(bytes, image, ".pcrsig")?.toString() ?? "{}") as Record<
+      string,
+      { pcrs: number[]; pkfp: string; pol: string; sig: string }[]
+    >;
+    assert.deepEqual(Object.keys(signature), ["sha256", "sha384", "sha512"]);
+    const pkfp = createHash("sha256")
+      .update(pcrPublic.export({ type: "pkcs1", format: "der" }))
+      .digest("hex");
+    for (const [bank, entries] of Object.entries(signature)) {
+      assert.equal(entries.length, 1, `${bank}: the enter-machined phase only`);
+      const entry = entries[0] as { pcrs: number[]; pkfp: string; pol: string; sig: string };
+      assert.deepEqual(entry.pcrs, [11]);
+      assert.equal(entry.pkfp, pkfp);
+      assert.ok(
+        verify(bank, Buffer.from(entry.pol, "hex"), pcrPublic, Buffer.from(entry.sig, "base64")),
+        `${bank} policy signed by the PCR key`,
+      );
+    }
+  });
+
+  it("asking again is a cache hit with the same bytes", async () => {
+    const a = Buffer.from(
+      await (await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot-uki.efi`)).arrayBuffer(),
+    );
+    const b = Buffer.from(
+      await (await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot-uki.efi`)).arrayBuffer(),
+    );
+    assert.deepEqual(a, b);
+  });
+
+  it("Secure Boot ISOs, disk images and installers are not built yet (501)", async () => {
+    const res = await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot.iso`);
+    assert.equal(res.status, 501, await res.clone().text());
+  });
+
+  it("a factory without -secureboot refuses secure-boot assets with upstream's 400", async () => {
+    const plain = await startFactoryUnderTest((keys, dataDir) => {
+      const argv = seedArgv(testbed, keys, dataDir);
+      const at = argv.indexOf("-secureboot");
+      argv.splice(at, 7);
+      return argv;
+    });
+    try {
+      const url = plain.factory.url.replace(/\/$/, "");
+      await waitFor200(`${url}/readyz`);
+      const plainId = await createSchematic(url, `customization:\n  extraKernelArgs:\n    - ${extraArg}\n`);
+      const res = await fetch(`${url}/image/${plainId}/${version}/metal-amd64-secureboot-uki.efi`);
+      assert.equal(res.status, 400);
+      assert.match(await res.text(), /secure boot is disabled/);
+    } finally {
+      await plain.stop();
+    }
+  });
+});
