@@ -40,7 +40,7 @@ function overlayError(overlay: LocalOverlay, message: string, cause?: unknown): 
   });
 }
 
-/** Copies the tree: directories, regular files (permission bits only) and symlinks; nothing else. */
+/** Copies the tree: directories, regular files (0755 or 0644, no setuid) and symlinks; nothing else. */
 async function copyTree(source: string, target: string): Promise<void> {
   await mkdir(target, { recursive: true, mode: 0o755 });
   await chmod(target, 0o755);
@@ -51,7 +51,9 @@ async function copyTree(source: string, target: string): Promise<void> {
     else if (entry.isSymbolicLink()) await symlink(await readlink(from), to);
     else if (entry.isFile()) {
       await copyFile(from, to);
-      await chmod(to, (await lstat(from)).mode & 0o755);
+      // Readable by the unprivileged user it runs as; executable when its owner could run it (upstream runs
+      // it as root, who can read and run what only root may).
+      await chmod(to, (await lstat(from)).mode & 0o100 ? 0o755 : 0o644);
     }
   }
 }
