@@ -132,6 +132,11 @@ export interface GptPlanOptions {
   sectorSize?: number;
   /** Start alignment (default 1 MiB, as upstream: max(io size, 2048 × 512)). */
   alignmentBytes?: number;
+  /**
+   * LBAs left free between the primary header and its entries (go-blockdevice gpt.WithSkipLBAs; an overlay's
+   * PartitionOptions.Offset): the entries start at LBA 2 + skip, the first partition after them, aligned.
+   */
+  skipLbas?: number;
 }
 
 function entrySectors(sectorSize: number): number {
@@ -155,7 +160,9 @@ export function planGpt(options: GptPlanOptions): GptLayout {
   const backupHeaderLba = totalSectors - 1;
   const backupEntriesLba = backupHeaderLba - entries;
   const lastUsableLba = backupEntriesLba - 1;
-  const primaryEntriesLba = 2;
+  const skip = options.skipLbas ?? 0;
+  if (!Number.isSafeInteger(skip) || skip < 0) throw badRequest(`invalid number of LBAs to skip: ${skip}`);
+  const primaryEntriesLba = 2 + skip;
   const firstUsableLba = Math.ceil((primaryEntriesLba + entries) / alignment) * alignment;
   if (lastUsableLba <= firstUsableLba)
     throw badRequest(`disk of ${options.diskSizeBytes} bytes is too small for a GPT`);

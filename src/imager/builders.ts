@@ -27,6 +27,7 @@ import { buildLayer } from "../oci/layer.ts";
 import type { TarEntry } from "../oci/tar.ts";
 import { resolveMtime } from "../oci/tar.ts";
 import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
+import { getOptionsInput, type OverlayOptions } from "../talos/overlay.ts";
 import type { Bootloader } from "../talos/schematic.ts";
 import { talosUkiProfiles } from "../talos/uki-profiles.ts";
 import { rulesFor } from "../talos/version-rules.ts";
@@ -34,9 +35,17 @@ import { resolveGrubPlatformDir } from "../tools/grub.ts";
 import { buildOva, compressDiskImage, convertDiskImage } from "./disk/outputs.ts";
 import { buildTalosDisk } from "./disk/talos-disk.ts";
 import { buildExtendedInitramfs } from "./extensions.ts";
-import { type ImagerInputs, imagerAsset } from "./inputs.ts";
+import { type ImagerInputs, imagerAsset, type LocalOverlay } from "./inputs.ts";
+import { installerOverlayEntries } from "./installer-overlay.ts";
 import { buildGrubIso, buildHybridIso, buildUefiIso } from "./iso/iso.ts";
 import { bzImageKernelRelease } from "./kernel.ts";
+import {
+  defaultOverlayTimeoutMs,
+  overlayGetOptions,
+  overlayInstall,
+  overlayProfileKernelArgs,
+  prepareOverlayRoot,
+} from "./overlay.ts";
 import type { BuildKind, BuildProfile } from "./profile.ts";
 import { type SecureBootSigners, signEfiBinary, withPcrSignatures } from "./secureboot-uki.ts";
 import { bootSplash } from "./splash.ts";
@@ -55,6 +64,8 @@ export interface BuildOptions {
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   /** The keys Secure Boot assets are signed with; without them such assets are refused. */
   secureBoot?: SecureBootSigners;
+  /** Time limit of each run of an overlay's installer (default 5 minutes). */
+  overlayTimeoutMs?: number;
 }
 
 /** What a builder gets besides the profile: the inputs, scratch space and shared intermediate results. */
@@ -72,6 +83,18 @@ export interface BuildContext {
   secureBoot?: SecureBootSigners;
   /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
   stepResults: Map<string, Promise<string>>;
+  overlayTimeoutMs: number;
+  /** The overlay's sandbox root, options and profile args, made once (overlaySetup). */
+  overlay?: Promise<OverlaySetup>;
+}
+
+/** What the overlay contributes to a build. */
+interface OverlaySetup {
+  local: LocalOverlay;
+  root: string;
+  options: OverlayOptions;
+  /** Its profile's extra kernel args (before the schematic's). */
+  profileArgs: string[];
 }
 
 export interface AssetBuilder {
@@ -108,16 +131,56 @@ function secureBootSigners(context: BuildContext): SecureBootSigners {
   return context.secureBoot;
 }
 
-/** The command line for an output kind, from the profile's (already normalized) customization. */
-export function cmdlineFor(profile: BuildProfile, outputKind: OutputKind): string {
+/**
+ * The command line for an output kind, from the profile's (already normalized) customization, and the
+ * overlay's kernel args (`get-options`) and profile args (before the schematic's, as MergeOverlayProfile).
+ */
+export function cmdlineFor(
+  profile: BuildProfile,
+  outputKind: OutputKind,
+  overlay?: { kernelArgs: readonly string[]; profileArgs: readonly string[] },
+): string {
   return buildCmdline({
     talosVersion: profile.talosVersion,
     platform: profile.platform,
     arch: profile.arch,
     secureBoot: profile.secureBoot,
     outputKind,
-    schematic: { extraKernelArgs: profile.schematic.extraKernelArgs, meta: profile.schematic.meta },
+    ...(overlay === undefined ? {} : { overlayKernelArgs: overlay.kernelArgs }),
+    schematic: {
+      extraKernelArgs: [...(overlay?.profileArgs ?? []), ...profile.schematic.extraKernelArgs],
+      meta: profile.schematic.meta,
+    },
   });
+}
+
+/** The overlay's part of the build, once: its sandbox root prepared, `get-options` run, its profile read. */
+function overlaySetup(context: BuildContext): Promise<OverlaySetup> | undefined {
+  const local = context.inputs.overlay;
+  if (context.profile.overlay === undefined || local === undefined) return undefined;
+  context.overlay ??= (async () => {
+    const root = await prepareOverlayRoot(local, join(context.workDir, "overlay-root"));
+    const options = await overlayGetOptions(local, root, {
+      timeoutMs: context.overlayTimeoutMs,
+      signal: context.signal,
+    });
+    const profileArgs = await overlayProfileKernelArgs(local);
+    context.log(
+      `overlay ${local.name}: kernel args [${options.kernelArgs.join(" ")}], profile args [${profileArgs.join(" ")}], partition offset ${options.partitionOffset}`,
+    );
+    return { local, root, options, profileArgs };
+  })();
+  return context.overlay;
+}
+
+/** The command line of an output kind, with the overlay's args when the profile has an overlay. */
+async function kernelCmdline(context: BuildContext, outputKind: OutputKind): Promise<string> {
+  const setup = await overlaySetup(context);
+  return cmdlineFor(
+    context.profile,
+    outputKind,
+    setup === undefined ? undefined : { kernelArgs: setup.options.kernelArgs, profileArgs: setup.profileArgs },
+  );
 }
 
 /** The extended initramfs, in the work directory. */
@@ -159,7 +222,7 @@ function unifiedKernelImage(context: BuildContext, outputKind: OutputKind): Prom
     const initrd = await extendedInitramfs(context);
     const uname = await bzImageKernelRelease(kernel);
     const out = join(context.workDir, `uki-${outputKind}.efi`);
-    const cmdline = cmdlineFor(profile, outputKind);
+    const cmdline = await kernelCmdline(context, outputKind);
     const wantProfiles = rules.ukiProfiles && (await bootLoaderTakesProfiles(context, outputKind));
     const stub = await readFile(stubPath);
     let contents: UkiContents = {
@@ -302,8 +365,26 @@ const installerBuilder: AssetBuilder = {
     context.log(`writing the artifacts layer (${rules.installerArtifacts.join(", ")})`);
     const layer = await buildLayer(entries, layerFile, { compression: "gzip", mtime: context.mtime });
 
+    // With an overlay, a third layer: its artifacts, installer and options (pkg/imager/out.go outInstaller).
+    const extra: { diffId: string; path: string; digest: Digest; size: number; mediaType: string }[] = [];
+    if (profile.overlay !== undefined && inputs.overlay !== undefined) {
+      const overlayFile = join(context.workDir, "overlay.tar.gz");
+      context.log(`writing the overlay layer (${inputs.overlay.name})`);
+      const overlayLayer = await buildLayer(await installerOverlayEntries(inputs.overlay), overlayFile, {
+        compression: "gzip",
+        mtime: context.mtime,
+      });
+      extra.push({
+        diffId: overlayLayer.diffId,
+        path: overlayFile,
+        digest: overlayLayer.descriptor.digest as Digest,
+        size: overlayLayer.descriptor.size,
+        mediaType: overlayLayer.descriptor.mediaType,
+      });
+    }
+
     const created = new Date(context.mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
-    const allDiffIds = [...diffIds.slice(0, keep), layer.diffId];
+    const allDiffIds = [...diffIds.slice(0, keep), layer.diffId, ...extra.map((e) => e.diffId)];
     const config = Buffer.from(
       JSON.stringify({
         architecture: profile.arch,
@@ -325,6 +406,7 @@ const installerBuilder: AssetBuilder = {
             size: layer.descriptor.size,
             mediaType: layer.descriptor.mediaType,
           },
+          ...extra.map(({ path, digest, size, mediaType }) => ({ path, digest, size, mediaType })),
         ],
         // Upstream tags it with image-factory's "fake reference" `<installer component>:<version>`
         // (internal/profile/profile.go, internal/artifacts/fetch.go InstallerImageName): installer-base from
@@ -369,7 +451,7 @@ const isoBuilder: AssetBuilder = {
     const grub = async () => ({
       kernel: await imagerAsset(inputs, profile.arch, "vmlinuz"),
       initramfs: await extendedInitramfs(context),
-      cmdline: cmdlineFor(profile, "iso"),
+      cmdline: await kernelCmdline(context, "iso"),
       resetEntry: rules.grubResetOption,
       // A GRUB ISO for arm64 from the arm64-efi modules alone (iso/iso.ts); the hybrid's GRUB is i386-pc's.
       ...(profile.arch === "arm64" && bootloader === "grub" ? { grubDirectory: await grubArm64EfiDir(context) } : {}),
@@ -408,6 +490,7 @@ const diskBuilder: AssetBuilder = {
     context.log(
       `disk image with ${bootloader}, ${disk.sizeBytes / (1024 * 1024)} MiB, ${disk.sectorSize ?? 512}-byte sectors`,
     );
+    const overlay = await overlaySetup(context);
     const { layout } = await buildTalosDisk({
       out: raw,
       sizeBytes: disk.sizeBytes,
@@ -417,7 +500,7 @@ const diskBuilder: AssetBuilder = {
       version: profile.talosVersion,
       ...(withGrub
         ? {
-            cmdline: cmdlineFor(profile, "disk"),
+            cmdline: await kernelCmdline(context, "disk"),
             kernel: await imagerAsset(inputs, profile.arch, "vmlinuz"),
             initramfs: await extendedInitramfs(context),
             ...(profile.arch === "arm64" && bootloader === "grub"
@@ -433,11 +516,26 @@ const diskBuilder: AssetBuilder = {
         : {}),
       meta,
       ...(disk.sectorSize === undefined ? {} : { sectorSize: disk.sectorSize }),
+      ...(overlay !== undefined && overlay.options.partitionOffset > 0
+        ? { skipLbas: overlay.options.partitionOffset }
+        : {}),
       scratchDir: context.workDir,
       mtime: context.mtime,
       signal: context.signal,
     });
     context.log(`partitions: ${layout.partitions.map((p) => p.name).join(" ")}`);
+    if (overlay !== undefined) {
+      // Upstream runs the overlay's installer once the boot loader is in place (install.go ExtraInstallStep).
+      const efi = layout.partitions.find((p) => p.name === "EFI");
+      if (efi === undefined) throw badRequest(`${profile.filename}: the disk has no EFI partition for the overlay`);
+      const added = await overlayInstall(
+        overlay.local,
+        overlay.root,
+        { path: raw, efiOffset: efi.offsetBytes },
+        { timeoutMs: context.overlayTimeoutMs, signal: context.signal, mtime: context.mtime },
+      );
+      context.log(`overlay ${overlay.local.name} installed: ${added.length} files in the EFI partition`);
+    }
     if (plainRaw) return;
     // The boot assets are no longer needed: free their room before the image is copied once more.
     for (const key of context.stepResults.keys())
@@ -476,6 +574,19 @@ export const assetBuilders: Readonly<Record<BuildKind, AssetBuilder>> = {
 
 /** The inputs must be what the profile (and so its hash) describes. */
 function checkInputs(profile: BuildProfile, inputs: ImagerInputs): void {
+  const overlay = profile.overlay;
+  const local = inputs.overlay;
+  if (overlay !== undefined) {
+    if (local === undefined) throw badRequest(`${profile.filename}: the overlay ${overlay.name} was not given`);
+    if (
+      local.name !== overlay.name ||
+      local.digest !== overlay.digest ||
+      getOptionsInput(local.options) !== overlay.options
+    )
+      throw badRequest(
+        `the overlay given (${local.name} ${local.image}@${local.digest}) is not the profile's (${overlay.name} ${overlay.image}@${overlay.digest}, or other options)`,
+      );
+  }
   const wanted = profile.inputs.extensions;
   const given = inputs.extensions;
   const same =
@@ -520,6 +631,7 @@ export async function build(
         ...(options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: options.grubArm64EfiDir } : {}),
         ...(options.secureBoot !== undefined ? { secureBoot: options.secureBoot } : {}),
         stepResults: new Map(),
+        overlayTimeoutMs: options.overlayTimeoutMs ?? defaultOverlayTimeoutMs,
       },
       temp,
     );

@@ -9,6 +9,7 @@ import { badRequest } from "../errors.ts";
 import type { DockerArchiveLayer } from "../oci/docker-archive.ts";
 import { resolveInTree } from "../oci/tree-path.ts";
 import type { Arch } from "../talos/platforms.ts";
+import type { GoValue } from "../talos/schematic.ts";
 
 /** One extension image, flattened: the directory holds `manifest.yaml` and `rootfs/`. */
 export interface LocalExtension {
@@ -32,6 +33,22 @@ export interface InstallerBaseInput {
   layers: DockerArchiveLayer[];
 }
 
+/** The schematic's overlay, flattened (src/imager/overlay.ts). */
+export interface LocalOverlay {
+  /** The overlay's name (the schematic's `overlay.name`, a catalog entry): its installer and profile. */
+  name: string;
+  /** Repository path of its image, for messages (`siderolabs/sbc-raspberrypi`). */
+  image: string;
+  /** Manifest (index) digest it was pulled by. */
+  digest: string;
+  /** The schematic's `overlay.options`. */
+  options?: Array<[string, GoValue]>;
+  /** The image for the build host's architecture, flattened: its installer runs here. */
+  dir: string;
+  /** The image for the asset's architecture, flattened: its profile, and the installer image's layer. */
+  targetDir: string;
+}
+
 export interface ImagerInputs {
   /** The flattened imager image: `usr/install/<arch>/{vmlinuz,initramfs.xz,systemd-boot.efi,systemd-stub.efi}`. */
   imagerDir: string;
@@ -39,6 +56,8 @@ export interface ImagerInputs {
   installerBase?: InstallerBaseInput;
   /** The schematic's extensions in the schematic's order (without the virtual `schematic` one). */
   extensions: LocalExtension[];
+  /** The schematic's overlay, for the outputs it changes (uki, installer, iso, disk). */
+  overlay?: LocalOverlay;
 }
 
 export type ImagerAsset = "vmlinuz" | "initramfs.xz" | "systemd-boot.efi" | "systemd-stub.efi";

@@ -27,6 +27,7 @@ import {
   diskSectorSize,
 } from "../talos/disk-layout.ts";
 import type { MetaValue } from "../talos/meta.ts";
+import { getOptionsInput, overlayUnsupportedMessage, schematicOverlay } from "../talos/overlay.ts";
 import type { Arch } from "../talos/platforms.ts";
 import type { Bootloader } from "../talos/schematic.ts";
 import { canonicalYaml, type Schematic, schematicId } from "../talos/schematic.ts";
@@ -84,6 +85,11 @@ export interface BuildProfile {
     extraKernelArgs: string[];
     meta: MetaValue[];
   };
+  /**
+   * The schematic's overlay, for the outputs it changes (uki, installer, iso, disk: upstream's factory hands
+   * it to the imager for every output but kernel and cmdline; initramfs bytes do not depend on it).
+   */
+  overlay?: ProfileOverlay;
   inputs: {
     /** Imager image digest (undefined for cmdline, which reads nothing). */
     imager?: string;
@@ -93,11 +99,24 @@ export interface BuildProfile {
   };
 }
 
+export interface ProfileOverlay {
+  /** The overlay's name (its installer and profile). */
+  name: string;
+  /** Repository path of the overlay image. */
+  image: string;
+  /** Its manifest digest. */
+  digest: string;
+  /** The schematic's options as its installer reads them (YAML, talos/overlay.ts getOptionsInput). */
+  options: string;
+}
+
 export interface ProfileSources {
   imager: string;
   installerBase?: string;
   /** One per schematic extension, in the schematic's order. */
   extensions: ProfileExtension[];
+  /** The schematic's overlay image, resolved from the version's overlays catalog. */
+  overlay?: { image: string; digest: string };
   /** The virtual schematic extension's author; default "Image Factory (https://localhost/)" (the default -external-url). */
   schematicAuthor?: string;
 }
@@ -173,6 +192,13 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
   const embeddedConfig = usesExtensions ? schematic.customization.embeddedMachineConfiguration : undefined;
   if (embeddedConfig !== undefined && !rules.embeddedConfig)
     throw badRequest(`embedding configuration is not supported for Talos version ${request.talosVersion}`);
+  // image-factory EnhanceFromSchematic: a named overlay is refused for versions before overlays, whatever the output.
+  const overlay = schematicOverlay(schematic);
+  if (overlay !== undefined && !rules.overlays) throw badRequest(overlayUnsupportedMessage(request.talosVersion));
+  const takesOverlay =
+    overlay !== undefined && (kind === "uki" || kind === "installer" || kind === "iso" || kind === "disk");
+  if (takesOverlay && sources.overlay === undefined)
+    throw badRequest(`the schematic names overlay ${overlay.name} but no overlay image was resolved`);
   if (usesExtensions && sources.extensions.length !== names.length)
     throw badRequest(`the schematic names ${names.length} extensions but ${sources.extensions.length} were resolved`);
 
@@ -234,6 +260,16 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
       extraKernelArgs: takesArgs ? [...(schematic.customization.extraKernelArgs ?? [])] : [],
       meta: takesMeta ? (schematic.customization.meta ?? []).map((m) => ({ ...m })) : [],
     },
+    ...(takesOverlay && sources.overlay !== undefined
+      ? {
+          overlay: {
+            name: overlay.name,
+            image: sources.overlay.image,
+            digest: checkDigest(sources.overlay.digest, `overlay ${sources.overlay.image}`),
+            options: getOptionsInput(overlay.options),
+          },
+        }
+      : {}),
     inputs: {
       ...(kind === "cmdline" ? {} : { imager: checkDigest(sources.imager, "imager image") }),
       ...(kind === "installer"

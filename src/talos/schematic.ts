@@ -922,3 +922,19 @@ export function canonicalYaml(s: Schematic): string {
 export function schematicId(s: Schematic): string {
   return createHash("sha256").update(canonicalYaml(s)).digest("hex");
 }
+
+/**
+ * The overlay's options as yaml.v3 marshals upstream's `overlay.ExtraOptions` (a `map[string]any`: keys
+ * sorted as Go sorts them); undefined when there are none.
+ */
+export function overlayOptionsNode(options: Array<[string, GoValue]> | undefined): YamlNode | undefined {
+  if (options === undefined || options.length === 0) return undefined;
+  return goValueNode({
+    type: "map",
+    stringKeys: true,
+    entries: options.map(([k, v]) => [{ type: "string", value: k }, v]),
+  });
+}
+
+/** A Go string as yaml.v3 writes it (plain unless it would read back as something else). */
+export const goStringNode = goString;

@@ -6,7 +6,8 @@
 //   siderolabs/testbed-*:<ext version>    the extensions (extensions.ts), validated for the version
 //   siderolabs/extensions:<v>             image-digests + descriptions.yaml listing them (the incompatible one
 //                                         too: the factory must refuse it itself, not rely on the catalog)
-//   siderolabs/overlays:<v>               overlays.yaml with no overlays (the test bed has no board overlay)
+//   siderolabs/sbc-testbed:v0.1.0         a board overlay (release-overlay.ts), from 1.7
+//   siderolabs/overlays:<v>               overlays.yaml listing it (as testbed_board and testbed_broken)
 //   siderolabs/talosctl-all:<v> (≥1.11)   stand-ins for talosctl binaries at the root (release-talosctl.ts)
 // Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
 // key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
@@ -46,6 +47,7 @@ import {
 import { type BuiltImage, buildImage, type ImageSpec, LayerStore, pushImage } from "./release-images.ts";
 import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
+import { testbedOverlayEntries, testbedOverlaySpec } from "./release-overlay.ts";
 import { talosctlAllSpec } from "./release-talosctl.ts";
 import { testbedSbom } from "./sbom.ts";
 
@@ -78,6 +80,7 @@ export type ReleaseImageKind =
   | "extension"
   | "extensions-catalog"
   | "overlays-catalog"
+  | "overlay"
   | "talosctl-all";
 
 export interface ReleaseImage {
@@ -309,10 +312,17 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
       ],
     ],
   });
+  // The board overlay (release-overlay.ts), for the versions that have overlays.
+  const overlays = rules.overlays
+    ? testbedOverlayEntries(
+        catalogHost,
+        (await publish("overlay", await testbedOverlaySpec(context.packages.busybox.binary))).digest,
+      )
+    : [];
   await publish("overlays-catalog", {
     repository: "siderolabs/overlays",
     tag: version,
-    layers: [[{ type: "file", path: "overlays.yaml", content: Buffer.from(writeOverlaysCatalog([])) }]],
+    layers: [[{ type: "file", path: "overlays.yaml", content: Buffer.from(writeOverlaysCatalog(overlays)) }]],
   });
   if (rules.talosctlDownload) await publish("talosctl-all", talosctlAllSpec(version));
   return { version, modulesPath: rules.modulesPath, installerImage: rules.installerImage, images };

@@ -22,6 +22,8 @@ export interface RunOptions {
   cwd?: string;
   /** Variables added to (or, when undefined, removed from) the inherited environment. */
   env?: Record<string, string | undefined>;
+  /** Start from an empty environment instead of this process's (only `env` is passed). */
+  cleanEnv?: boolean;
   /** Kill the program after this long (default 10 minutes). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -124,7 +126,7 @@ interface Started {
 function start(tool: Tool, args: readonly string[], options: RunOptions): Started {
   const executable = resolveOrThrow(tool);
   options.signal?.throwIfAborted();
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = options.cleanEnv === true ? {} : { ...process.env };
   for (const [key, value] of Object.entries(options.env ?? {}))
     if (value === undefined) delete env[key];
     else env[key] = value;

@@ -4,7 +4,8 @@
 // (BIOS, through GRUB), the downloaded raw disk image (UEFI, through systemd-boot, META read from its
 // partition), and PXE: the iPXE script of /pxe (upstream's standard.ipxe, internal/frontend/http/pxe.go)
 // parsed for its kernel and initrd URLs and its command line, those two downloaded and booted with exactly
-// that command line, as iPXE would.
+// that command line, as iPXE would. The schematic has the test bed's board overlay: the disk's guest shows its
+// kernel args.
 
 import assert from "node:assert/strict";
 import { createWriteStream } from "node:fs";
@@ -14,6 +15,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { after, before, describe, test } from "node:test";
+import { testbedProfileArg } from "../../src/testbed/release-overlay.ts";
 import {
   createSchematic,
   type FactoryUnderTest,
@@ -30,7 +32,15 @@ const metaValue = "META from the factory";
 // console=ttyS0 replaces the platform's console (upstream's extraKernelArgs rule), so the PXE command line
 // needs nothing added to reach the serial port the report is read from.
 const extraArgs = ["console=ttyS0", "downloads.boot=yes", "-consoleblank"];
-const schematicYaml = `customization:
+// The test bed's board overlay (src/testbed/release-overlay.ts): its installer writes into the disk's EFI
+// partition (test/factory/overlay.test.ts reads it back) and its args reach the booted kernel.
+const overlayArg = "downloads.overlay=yes";
+const schematicYaml = `overlay:
+  image: siderolabs/sbc-testbed
+  name: testbed_board
+  options:
+    kernelArg: ${overlayArg}
+customization:
   extraKernelArgs:
 ${extraArgs.map((arg) => `    - ${arg}\n`).join("")}  meta:
     - key: 12
@@ -119,6 +129,10 @@ describe("what the factory serves boots", { skip }, () => {
     // Dual-boot disks also record their boot loader in META (tag 0x11).
     assert.deepEqual(report.meta, { source: "partition", tags: { "0xc": metaValue, "0x11": "dual-boot" } });
     assert.ok(!report.cmdline.includes("INSTALLER_META_BASE64"), "a disk image carries META in its partition only");
+    // The overlay's args: its installer's get-options answer (with the schematic's option) and its profile's.
+    const args = report.cmdline.split(/\s+/);
+    for (const arg of ["testbed.overlay=testbed_board", overlayArg, testbedProfileArg])
+      assert.ok(args.includes(arg), `${arg} missing from ${report.cmdline}`);
   });
 
   test("PXE: the script's kernel and initrd boot with exactly the script's command line", async () => {

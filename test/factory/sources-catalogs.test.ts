@@ -158,11 +158,17 @@ describe("extension and overlay catalogs of the test bed release", () => {
     }
   });
 
-  test("overlays: the test bed's empty catalog, and a catalog with an overlay in the API's shape", async () => {
+  test("overlays: the test bed's catalog, and a catalog with an overlay in the API's shape", async () => {
     const { app } = await serve(await factoryConfig(argv(), join(scratch.dir, "data")));
-    const empty = await get(app, "/version/v1.10.3/overlays/official");
-    assert.equal(empty.statusCode, 200, empty.body);
-    assert.deepEqual(empty.json(), []);
+    const testbed = await get(app, "/version/v1.10.3/overlays/official");
+    assert.equal(testbed.statusCode, 200, testbed.body);
+    assert.deepEqual(
+      (testbed.json() as Array<{ name: string; image: string }>).map(({ name, image }) => [name, image]),
+      [
+        ["testbed_board", "siderolabs/sbc-testbed"],
+        ["testbed_broken", "siderolabs/sbc-testbed"],
+      ],
+    );
 
     const overlayDigest = `sha256:${"4".repeat(64)}`;
     await maker.push(

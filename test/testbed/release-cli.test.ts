@@ -60,7 +60,8 @@ describe("boot-assets testbed release (CLI)", () => {
   });
 
   test("prints one registry/repo:tag@digest line per image, progress going to stderr", () => {
-    assert.equal(references.length, versions.length * 9);
+    // Nine per version, and the board overlay (one image, listed with each version).
+    assert.equal(references.length, versions.length * 10);
     for (const ref of references)
       assert.match(
         ref,

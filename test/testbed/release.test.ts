@@ -200,7 +200,18 @@ describe("test bed release into the embedded store", () => {
       assert.deepEqual(names.sort(), extensionNames);
       const overlays = tree();
       await flattenImage(repositoryFor("siderolabs/overlays"), version, overlays);
-      assert.deepEqual(parseYaml(await readText(overlays, "overlays.yaml")), { overlays: [] });
+      // The board overlay (release-overlay.ts), listed under both its installers' names, pinned by digest.
+      const listed = (parseYaml(await readText(overlays, "overlays.yaml")) as { overlays: Record<string, string>[] })
+        .overlays;
+      assert.deepEqual(
+        listed.map((o) => [o.name, o.image]),
+        [
+          ["testbed_board", "ghcr.io/siderolabs/sbc-testbed:v0.1.0"],
+          ["testbed_broken", "ghcr.io/siderolabs/sbc-testbed:v0.1.0"],
+        ],
+      );
+      for (const o of listed)
+        assert.equal((await repositoryFor("siderolabs/sbc-testbed").statManifest("v0.1.0"))?.digest, o.digest);
     }
   });
 
@@ -335,7 +346,8 @@ describe("test bed release into the embedded store", () => {
         layerStoreDir: join(scratch, "layers-2"),
       });
       const first = digestsOf(summary);
-      assert.equal(first.size, versions.length * 9 + versions.filter((v) => hasTalosctlAll(v.version)).length);
+      // Plus the board overlay: one image (one tag) shared by every version.
+      assert.equal(first.size, versions.length * 9 + versions.filter((v) => hasTalosctlAll(v.version)).length + 1);
       assert.deepEqual(digestsOf(again), first);
       for (const [ref, digest] of first) {
         const [name, tag] = ref.split(":") as [string, string];

@@ -44,6 +44,7 @@ export function planAssets(talosVersion: string, paths: readonly string[], schem
       imager: placeholderDigest,
       installerBase: placeholderDigest,
       extensions,
+      ...(schematic.overlay?.name ? { overlay: { image: schematic.overlay.name, digest: placeholderDigest } } : {}),
     });
     return request;
   });

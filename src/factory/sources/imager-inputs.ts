@@ -26,8 +26,9 @@ import { type Descriptor, type ImageManifest, isImageIndex } from "../../oci/man
 import { describeSigner } from "../../signing/sigstore-checks.ts";
 import type { SignatureVerifier, VerifiedImage } from "../../signing/verify.ts";
 import { validateExtensionTree } from "../../talos/extension.ts";
+import { overlayUnavailableMessage, overlayUnsupportedMessage, schematicOverlay } from "../../talos/overlay.ts";
 import type { Arch } from "../../talos/platforms.ts";
-import type { Schematic } from "../../talos/schematic.ts";
+import type { GoValue, Schematic } from "../../talos/schematic.ts";
 import { rulesFor } from "../../talos/version-rules.ts";
 import { mapLimited, SingleFlight } from "../../util/concurrency.ts";
 import type { CatalogService } from "./catalogs.ts";
@@ -56,7 +57,7 @@ export const defaultSourceImageLimits: SourceImageLimits = {
   flatten: { maxTotalBytes: 32 * 1024 ** 3, maxEntries: 400_000 },
 };
 
-export type SourceRole = "imager" | "installer" | "extension" | "talosctl";
+export type SourceRole = "imager" | "installer" | "extension" | "overlay" | "talosctl";
 
 /** What the resolver is doing, for progress displays. `image` is the reference as resolved from. */
 export type SourceProgress =
@@ -82,7 +83,12 @@ export interface ResolveImagerInputsRequest {
 /** The source images of a request, verified and pinned to their digests, not yet pulled. */
 export interface PinnedImagerInputs {
   /** For `createBuildProfile`: the digests the inputs are pulled by. */
-  sources: { imager: string; installerBase?: string; extensions: ProfileExtension[] };
+  sources: {
+    imager: string;
+    installerBase?: string;
+    extensions: ProfileExtension[];
+    overlay?: { image: string; digest: string };
+  };
   /** Pulls them (by digest, into the content cache) for a build. */
   fetch(options?: { progress?: (event: SourceProgress) => void; signal?: AbortSignal }): Promise<FetchedImagerInputs>;
 }
@@ -100,7 +106,7 @@ export interface ResolvedImagerInputs extends FetchedImagerInputs {
 
 export interface ImagerInputResolverOptions {
   verifier: SignatureVerifier;
-  catalogs: Pick<CatalogService, "extensionSources">;
+  catalogs: Pick<CatalogService, "extensionSources" | "overlaySources">;
   images: ImagerSourceImages;
   cache: SourceContentCache;
   limits?: SourceImageLimits;
@@ -131,6 +137,13 @@ interface Wanted {
 }
 
 const extensionKinds: readonly BuildKind[] = ["initramfs", "uki", "installer", "iso", "disk"];
+/** The outputs an overlay changes (see imager/profile.ts). */
+const overlayKinds: readonly BuildKind[] = ["uki", "installer", "iso", "disk"];
+
+/** The build host's architecture: the overlay's installer runs here (upstream: runtime.GOARCH). */
+export function hostArch(): Arch {
+  return process.arch === "arm64" ? "arm64" : "amd64";
+}
 
 function counting(onBytes: (n: number) => void): Transform {
   return new Transform({
@@ -271,6 +284,23 @@ export class ImagerInputResolver {
       }
     }
 
+    // The schematic's overlay (image-factory EnhanceFromSchematic): refused before 1.7 for every output;
+    // looked up by name in the version's catalog for the outputs that take extensions; pulled for those it changes.
+    const overlay = schematicOverlay(request.schematic);
+    let overlayImage: string | undefined;
+    if (overlay !== undefined) {
+      if (!rules.overlays) throw badRequest(overlayUnsupportedMessage(talosVersion), "OVERLAY_UNSUPPORTED");
+      if (needsExtensions) {
+        const catalog = await this.#options.catalogs.overlaySources(talosVersion);
+        const found = catalog.find((o) => o.name === overlay.name);
+        if (found === undefined) throw badRequest(overlayUnavailableMessage(talosVersion), "OVERLAY_UNKNOWN");
+        if (kinds.some((k) => overlayKinds.includes(k))) {
+          wanted.push({ role: "overlay", reference: found.pull, name: overlay.name });
+          overlayImage = found.image;
+        }
+      }
+    }
+
     // Every signature first: nothing is pulled from a release that is not entirely trusted.
     const verified = await Promise.all(
       wanted.map(async (item) => {
@@ -299,16 +329,31 @@ export class ImagerInputResolver {
     const imager = verified[0] as (typeof verified)[number];
     const installer = verified.find((item) => item.role === "installer");
     const extensionItems = verified.filter((item) => item.role === "extension");
+    const overlayItem = verified.find((item) => item.role === "overlay");
     return {
       sources: {
         imager: imager.image.digest,
         ...(installer === undefined ? {} : { installerBase: installer.image.digest }),
         extensions: extensionItems.map((item) => ({ name: item.name as string, digest: item.image.digest })),
+        ...(overlayItem === undefined || overlayImage === undefined
+          ? {}
+          : { overlay: { image: overlayImage, digest: overlayItem.image.digest } }),
       },
       fetch: (options = {}) =>
         this.#fetch(
           needsImager ? verified : verified.filter((item) => item.role !== "imager"),
-          { talosVersion, arch: request.arch },
+          {
+            talosVersion,
+            arch: request.arch,
+            ...(overlay === undefined || overlayImage === undefined
+              ? {}
+              : {
+                  overlay: {
+                    image: overlayImage,
+                    ...(overlay.options === undefined ? {} : { options: overlay.options }),
+                  },
+                }),
+          },
           options.progress ?? (() => {}),
           options.signal,
         ),
@@ -318,7 +363,7 @@ export class ImagerInputResolver {
   /** Pulls the pinned images into the content cache and checks the extensions' manifests. */
   async #fetch(
     verified: readonly (Wanted & { image: VerifiedImage })[],
-    target: { talosVersion: string; arch: Arch },
+    target: { talosVersion: string; arch: Arch; overlay?: { image: string; options?: Array<[string, GoValue]> } },
     progress: (event: SourceProgress) => void,
     signal: AbortSignal | undefined,
   ): Promise<FetchedImagerInputs> {
@@ -328,12 +373,29 @@ export class ImagerInputResolver {
       for (const lease of leases) lease.release();
     };
     try {
-      const pulled = await mapLimited(verified, this.#options.concurrency ?? 3, async (item) => {
+      // The overlay twice when the asset's architecture is not the host's: its installer runs here.
+      const jobs = verified.flatMap((item) =>
+        item.role === "overlay" && hostArch() !== arch
+          ? [
+              { ...item, pullArch: hostArch() },
+              { ...item, pullArch: arch },
+            ]
+          : [{ ...item, pullArch: item.role === "overlay" ? hostArch() : arch }],
+      );
+      const pulled = await mapLimited(jobs, this.#options.concurrency ?? 3, async (item) => {
         signal?.throwIfAborted();
-        const lease =
-          item.role === "installer"
-            ? await this.#pullLayers(item, arch, progress, signal)
-            : await this.#pullTree(item, arch, progress, signal);
+        let lease: ContentLease<unknown>;
+        try {
+          lease =
+            item.role === "installer"
+              ? await this.#pullLayers(item, item.pullArch, progress, signal)
+              : await this.#pullTree(item, item.pullArch, progress, signal);
+        } catch (err) {
+          // A verified overlay image without the platform asked for is the source's fault.
+          if (item.role === "overlay" && isAppError(err, "NotFound"))
+            throw new AppError("Upstream", `${item.image.pinned}: ${err.message}`, { cause: err });
+          throw err;
+        }
         leases.push(lease);
         progress({ step: "ready", role: item.role, image: item.reference, pinned: item.image.pinned });
         return { ...item, lease };
@@ -354,9 +416,23 @@ export class ImagerInputResolver {
           selinuxLabels: new Map(Object.entries(meta.selinuxLabels)),
         });
       }
+      const overlayHost = pulled.find((p) => p.role === "overlay" && p.pullArch === hostArch());
+      const overlayTarget = pulled.find((p) => p.role === "overlay" && p.pullArch === arch);
       return {
         inputs: {
           imagerDir: pulled.find((p) => p.role === "imager")?.lease.dir ?? "",
+          ...(overlayHost === undefined || overlayTarget === undefined || target.overlay === undefined
+            ? {}
+            : {
+                overlay: {
+                  name: overlayHost.name as string,
+                  image: target.overlay.image,
+                  digest: overlayHost.image.digest,
+                  ...(target.overlay.options === undefined ? {} : { options: target.overlay.options }),
+                  dir: overlayHost.lease.dir,
+                  targetDir: overlayTarget.lease.dir,
+                },
+              }),
           ...(installer === undefined
             ? {}
             : { installerBase: await installerInput(installer.lease as ContentLease<InstallerMeta>) }),

@@ -34,6 +34,8 @@ export interface AssembleDiskOptions {
   /** Default guidFromLabel("talos-image-disk"). */
   diskGuid?: string;
   sectorSize?: number;
+  /** LBAs skipped after the GPT header (planGpt skipLbas). */
+  skipLbas?: number;
   /** Embed GRUB for BIOS: core.img goes into the partition named `partition` (default "BIOS"). */
   grubBios?: { coreImage: string; bootImage?: string; partition?: string };
   signal?: AbortSignal;
@@ -81,6 +83,7 @@ export async function assembleDisk(options: AssembleDiskOptions): Promise<GptLay
     partitions: options.partitions,
     diskGuid: options.diskGuid ?? guidFromLabel(diskImageGuidLabel),
     sectorSize: options.sectorSize,
+    ...(options.skipLbas === undefined ? {} : { skipLbas: options.skipLbas }),
   });
   // Check every content fits before writing anything.
   for (const [i, input] of options.partitions.entries()) {

@@ -47,6 +47,8 @@ export interface TalosDiskOptions {
    * sector size EFI's FAT and BOOT's XFS are made for, as upstream's image mode (default 512).
    */
   sectorSize?: number;
+  /** LBAs left free after the GPT header: an overlay's partition offset (install.go, gpt.WithSkipLBAs). */
+  skipLbas?: number;
   /** Where intermediate images go (a temp dir under it, removed afterwards). */
   scratchDir: string;
   mtime?: number;
@@ -169,6 +171,7 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
       })),
       grubBios: coreImage === undefined ? undefined : { coreImage },
       sectorSize,
+      ...(options.skipLbas === undefined ? {} : { skipLbas: options.skipLbas }),
       signal: options.signal,
     });
     return { layout: gpt, xfsConfig };
