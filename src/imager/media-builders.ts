@@ -28,6 +28,7 @@ import { installerOverlayEntries } from "./installer-overlay.ts";
 import { buildGrubIso, buildHybridIso, buildUefiIso } from "./iso/iso.ts";
 import { overlayInstall } from "./overlay.ts";
 import type { BuildProfile } from "./profile.ts";
+import { secureBootIsoFiles, signedSystemdBoot } from "./secureboot-media.ts";
 
 /** Image config JSON, as far as the installer needs to read it. */
 interface ImageConfig {
@@ -150,7 +151,6 @@ export const isoBuilder: AssetBuilder = {
   kind: "iso",
   async build(context, outPath) {
     const { profile, inputs } = context;
-    refuseSecureBoot(profile);
     const bootloader = bootloaderOf(profile);
     const rules = rulesFor(profile.talosVersion);
     const common = {
@@ -171,8 +171,11 @@ export const isoBuilder: AssetBuilder = {
     });
     const uefi = async () => ({
       uki: await unifiedKernelImage(context, "iso"),
-      sdBoot: await imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
+      sdBoot: profile.secureBoot
+        ? await signedSystemdBoot(context)
+        : await imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
       arch: profile.arch,
+      ...(profile.secureBoot ? await secureBootIsoFiles(context) : {}),
     });
     context.log(`ISO with ${bootloader}`);
     if (bootloader === "grub") await buildGrubIso({ ...common, ...(await grub()) });

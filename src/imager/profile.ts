@@ -17,6 +17,7 @@
 
 import { createHash } from "node:crypto";
 import { badRequest, unsupported } from "../errors.ts";
+import type { SecureBootEnroll } from "../formats/boot-config.ts";
 import type { AssetRequest, DiskCompression, DiskFormat } from "../talos/asset-path.ts";
 import type { OutputKind } from "../talos/cmdline.ts";
 import {
@@ -67,6 +68,12 @@ export interface BuildProfile {
   arch: Arch;
   platform: string;
   secureBoot: boolean;
+  /**
+   * Secure Boot ISOs: how systemd-boot enrolls the keys the medium carries (loader.conf secure-boot-enroll; the
+   * schematic's secureboot.enrollKeys, else talos pkg/imager/profile/default.go's "if-safe" of secureboot-iso)
+   * and whether the well-known UEFI certificates join KEK and db.
+   */
+  secureBootMedia?: { enrollKeys: SecureBootEnroll; includeWellKnownCertificates: boolean };
   /** ISOs and disk images: the boot loader(s) they carry (version rules, arch, secure boot). */
   bootloader?: Bootloader;
   /** Disk images only. */
@@ -245,6 +252,14 @@ export function createBuildProfile(request: AssetRequest, schematic: Schematic, 
     arch: request.arch,
     platform: platformMatters ? request.platform : "metal",
     secureBoot: request.secureBoot,
+    ...(request.secureBoot && kind === "iso"
+      ? {
+          secureBootMedia: {
+            enrollKeys: (schematic.customization.secureboot?.enrollKeys ?? "if-safe") as SecureBootEnroll,
+            includeWellKnownCertificates: schematic.customization.secureboot?.includeWellKnownCertificates === true,
+          },
+        }
+      : {}),
     ...(bootloader === undefined ? {} : { bootloader }),
     ...(disk === undefined ? {} : { disk }),
     filename: request.filename,

@@ -6,11 +6,12 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createHash, createPrivateKey, createPublicKey, verify } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, verify, X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseAuthenticatedVariable, parseSignatureLists } from "../../src/formats/efi-variables.ts";
 import { parsePe, readSection } from "../../src/formats/pe.ts";
 import { makeKeyFiles } from "./config-fixtures.ts";
 import {
@@ -115,8 +116,55 @@ describe("Secure Boot UKIs", () => {
     assert.deepEqual(a, b);
   });
 
-  it("Secure Boot ISOs, disk images and installers are not built yet (501)", async () => {
+  it("metal-amd64-secureboot.iso: signed systemd-boot and UKI, the enrollment files and certificate, if-safe by default", async () => {
     const res = await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot.iso`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const iso = join(work, "sb.iso");
+    await writeFile(iso, Buffer.from(await res.arrayBuffer()));
+    const extract = (path: string) => {
+      const out = join(work, path.replaceAll("/", "_"));
+      const r = spawnSync("xorriso", ["-osirrox", "on", "-indev", iso, "-extract", `/${path}`, out], {
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return out;
+    };
+    assert.ok(sbverify(running.keys.ukiCert, extract("EFI/BOOT/BOOTX64.EFI")), "systemd-boot signed");
+    assert.ok(sbverify(running.keys.ukiCert, extract(`EFI/Linux/Talos-${version}.efi`)), "UKI signed");
+    assert.match(await readFile(extract("loader/loader.conf"), "utf8"), /^secure-boot-enroll if-safe$/m);
+    const der = await readFile(extract("EFI/keys/uki-signing-cert.der"));
+    const pem = await readFile(running.keys.ukiCert, "utf8");
+    assert.deepEqual(der, Buffer.from(new X509Certificate(pem).raw));
+    for (const name of ["PK", "KEK", "db"]) {
+      const auth = parseAuthenticatedVariable(await readFile(extract(`loader/keys/auto/${name}.auth`)));
+      const entries = parseSignatureLists(auth.data);
+      assert.deepEqual(
+        entries.map((e) => Buffer.from(e.data)),
+        [der],
+        `${name}: the UKI signing certificate`,
+      );
+    }
+  });
+
+  it("includeWellKnownCertificates is not served yet (501), enrollKeys reaches loader.conf", async () => {
+    const wellKnown = await createSchematic(
+      base,
+      "customization:\n  secureboot:\n    includeWellKnownCertificates: true\n",
+    );
+    const refused = await fetch(`${base}/image/${wellKnown}/${version}/metal-amd64-secureboot.iso`);
+    assert.equal(refused.status, 501, await refused.clone().text());
+    const forced = await createSchematic(base, "customization:\n  secureboot:\n    enrollKeys: force\n");
+    const res = await fetch(`${base}/image/${forced}/${version}/metal-amd64-secureboot.iso`);
+    assert.equal(res.status, 200);
+    const iso = join(work, "forced.iso");
+    await writeFile(iso, Buffer.from(await res.arrayBuffer()));
+    const out = join(work, "forced-loader.conf");
+    spawnSync("xorriso", ["-osirrox", "on", "-indev", iso, "-extract", "/loader/loader.conf", out]);
+    assert.match(await readFile(out, "utf8"), /^secure-boot-enroll force$/m);
+  });
+
+  it("Secure Boot disk images and installers are not built yet (501)", async () => {
+    const res = await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot.raw.xz`);
     assert.equal(res.status, 501, await res.clone().text());
   });
 
