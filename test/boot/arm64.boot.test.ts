@@ -1,0 +1,79 @@
+// Boot tier, arm64: the test bed release published for linux/amd64 + linux/arm64, its arm64 kernel, and an
+// initramfs and command line the imager built from the release's arm64 images (the testbed-dummy extension,
+// whose arm64 dummy.ko the guest loads, and an extra kernel argument), booted directly on qemu-system-aarch64's
+// `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
+// (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would.
+
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { schematicId } from "../../src/talos/schematic.ts";
+import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
+import {
+  assertBootReport,
+  buildAsset,
+  type PreparedVersion,
+  prepareVersion,
+  testSchematic,
+} from "../imager/helpers.ts";
+import { boot, bootUnavailable } from "./harness.ts";
+
+const skip = bootUnavailable("bios", "arm64");
+const version = "v1.10.3";
+
+describe("arm64 test bed boots", { skip }, () => {
+  let fixture: ReleaseFixture;
+  let prepared: PreparedVersion;
+  let out: string;
+  const schematic = testSchematic(["testbed-dummy"], {
+    extraKernelArgs: ["-consoleblank", "testbed.extra=yes"],
+    meta: [{ key: 0xc, value: "hello from META" }],
+  });
+  const id = schematicId(schematic);
+
+  before(async () => {
+    fixture = await openReleaseFixture([version], { arches: ["amd64", "arm64"] });
+    prepared = await prepareVersion(fixture, version, ["testbed-dummy"], "arm64");
+    out = await mkdtemp(join(fixture.scratch, "arm64-boot-"));
+  });
+  after(async () => {
+    await fixture?.close();
+  });
+
+  test(`${version}: the release's images are linux/amd64 + linux/arm64 indexes`, () => {
+    const release = fixture.summary.versions[0];
+    assert.ok(release !== undefined);
+    for (const kind of ["imager", "installer", "extension"] as const)
+      for (const image of release.images.filter((i) => i.kind === kind))
+        assert.deepEqual(
+          image.platforms?.map((p) => p.arch),
+          ["amd64", "arm64"],
+          `${image.repository}:${image.tag}`,
+        );
+  });
+
+  test(`${version}: arm64 kernel + initramfs + cmdline boot directly on aarch64`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "pxe");
+    await mkdir(dir);
+    const kernel = await buildAsset(prepared, schematic, "kernel-arm64", dir);
+    const initramfs = await buildAsset(prepared, schematic, "initramfs-arm64.xz", dir);
+    const cmdline = await buildAsset(prepared, schematic, "cmdline-metal-arm64", dir);
+    console.log(`arm64 build: kernel ${kernel.seconds} s, initramfs ${initramfs.seconds} s`);
+    const { report, seconds } = await boot({
+      arch: "arm64",
+      kernel: kernel.path,
+      initrd: initramfs.path,
+      cmdline: await readFile(cmdline.path, "utf8"),
+      firmware: "bios",
+      timeoutMs: 300_000,
+    });
+    console.log(`arm64 direct boot: ${seconds} s`);
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.kernelRelease, arm64.release);
+    assert.match(report.kernelRelease, /-arm64$/);
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+  });
+});
