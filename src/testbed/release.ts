@@ -16,20 +16,17 @@
 // Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
 // key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
 
-import { createCipheriv } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { AppError, badRequest } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/client.ts";
 import type { Digest } from "../oci/digest.ts";
 import { flattenLayers } from "../oci/flatten.ts";
 import type { Repository } from "../oci/repository.ts";
-import { resolveMtime, type TarEntry } from "../oci/tar.ts";
+import { resolveMtime } from "../oci/tar.ts";
 import { type SignResult, signImage } from "../signing/sign.ts";
 import type { Signer } from "../signing/signer.ts";
 import { type CatalogEntry, ExtensionCatalog, writeOverlaysCatalog } from "../talos/catalog.ts";
@@ -54,6 +51,8 @@ import {
   moduleName,
   parseModulesDep,
 } from "./initramfs.ts";
+import { bulkyFile } from "./release-bench.ts";
+import { imagerEntries } from "./release-imager.ts";
 import {
   type BuiltImage,
   type BuiltIndex,
@@ -68,7 +67,6 @@ import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
 import { testbedOverlayEntries, testbedOverlaySpec } from "./release-overlay.ts";
 import { talosctlAllSpec } from "./release-talosctl.ts";
-import { testbedSbom } from "./sbom.ts";
 
 /**
  * Released when no version is asked for: two minors on either side of the 1.10 changes (lib/modules, GRUB,
@@ -79,6 +77,8 @@ import { testbedSbom } from "./sbom.ts";
  * (upstream tags in siderolabs/talos: v1.12.11, v1.13.9, v1.14.0-rc.1 with no v1.14.0 yet); and a tag that
  * is not semver (gets the newest rules, as upstream treats unparseable versions).
  */
+export { testbedSystemdBoot } from "./release-imager.ts";
+
 export const defaultTestbedVersions: readonly string[] = [
   "v1.8.2",
   "v1.10.3",
@@ -187,31 +187,7 @@ interface ReleaseContext {
   bench?: { bulkyFile?: { path: string; size: number }; fillers: number };
 }
 
-const maxBulkyBytes = 4 * 1024 * 1024 * 1024;
 const maxFillers = 64;
-
-/**
- * A file of `size` incompressible, deterministic bytes: the AES-256-CTR keystream of a fixed key, streamed
- * (never held in memory), made once and kept.
- */
-async function bulkyFile(cacheDir: string, size: number): Promise<{ path: string; size: number }> {
-  if (!Number.isInteger(size) || size < 1 || size > maxBulkyBytes)
-    throw badRequest(`bulkyBytes must be 1 byte to 4 GiB, not ${size}`);
-  const dir = join(cacheDir, "testbed", "bench");
-  const path = join(dir, `bulky-${size}.bin`);
-  if (existsSync(path) && (await stat(path)).size === size) return { path, size };
-  await mkdir(dir, { recursive: true });
-  const cipher = createCipheriv("aes-256-ctr", Buffer.alloc(32, 7), Buffer.alloc(16));
-  const zeros = Buffer.alloc(1024 * 1024);
-  async function* keystream() {
-    for (let left = size; left > 0; left -= zeros.length)
-      yield cipher.update(zeros.subarray(0, Math.min(left, zeros.length)));
-  }
-  const partial = `${path}.part`;
-  await pipeline(Readable.from(keystream()), createWriteStream(partial));
-  await rename(partial, path);
-  return { path, size };
-}
 
 /** Builds, pushes and signs the release for every version; returns what was published. */
 export async function publishTestbedRelease(options: PublishTestbedReleaseOptions): Promise<ReleaseSummary> {
@@ -326,7 +302,7 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
   };
 
   // The imager image is the same files for every platform: every architecture's boot assets.
-  const imagerLayer = (await Promise.all(builds.map((build) => imagerEntries(context, build, version)))).flat();
+  const imagerLayer = (await Promise.all(builds.map((build) => imagerEntries(build, version, context.mtime)))).flat();
   await publishPerArch(
     "imager",
     await Promise.all(
@@ -435,51 +411,6 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
 
 async function sized(path: string): Promise<{ path: string; size: number }> {
   return { path, size: (await stat(path)).size };
-}
-
-/**
- * The systemd-boot and systemd-stub a version's imager ships: from Talos 1.10 (the version rules' ukiProfiles)
- * Debian's next release's (systemd ≥ 257), which boot multi-profile UKIs as those of real Talos imagers do;
- * before, Debian 12's (252). Both move together: systemd-boot 252 reads a multi-profile UKI as one entry and
- * hands the stub the LAST `.cmdline` section as its command line — a reset profile's
- * (test/imager/uki-profiles.boot.test.ts shows 257 boots the main one).
- */
-export function testbedSystemdBoot(packages: TestbedArchPackages, version: string): TestbedArchPackages["systemdBoot"] {
-  return rulesFor(version).ukiProfiles ? packages.systemdBootProfiles : packages.systemdBoot;
-}
-
-/** The imager image's files for one architecture: `usr/install/<arch>/…`. */
-async function imagerEntries(context: ReleaseContext, build: ArchBuild, version: string): Promise<TarEntry[]> {
-  const { packages, base } = build;
-  const systemdBoot = testbedSystemdBoot(packages, version);
-  const dir = `usr/install/${packages.arch}`;
-  const files: [string, string][] = [
-    ["vmlinuz", base.vmlinuz],
-    ["initramfs.xz", base.initramfs],
-    ["systemd-boot.efi", systemdBoot.bootEfi],
-    ["systemd-stub.efi", systemdBoot.stubEfi],
-  ];
-  const entries: TarEntry[] = await Promise.all(
-    files.map(
-      async ([name, sourcePath]): Promise<TarEntry> => ({
-        type: "file",
-        path: `${dir}/${name}`,
-        mode: 0o644,
-        sourcePath,
-        size: (await stat(sourcePath)).size,
-      }),
-    ),
-  );
-  if (rulesFor(version).imagerSbom) {
-    const sbom = testbedSbom({
-      talosVersion: version,
-      arch: packages.arch,
-      packages: [packages.kernel, packages.busybox, systemdBoot],
-      mtime: context.mtime,
-    });
-    entries.push({ type: "file", path: `${dir}/talos.spdx.json`, mode: 0o644, content: sbom });
-  }
-  return entries;
 }
 
 async function pushAndSign(
