@@ -2,7 +2,8 @@
 // initramfs and command line the imager built from the release's arm64 images (the testbed-dummy extension,
 // whose arm64 dummy.ko the guest loads, and an extra kernel argument), booted directly on qemu-system-aarch64's
 // `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
-// (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would.
+// (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would. The same version's arm64 UKI (Debian
+// trixie's arm64 systemd-stub) boots under AAVMF.
 
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
@@ -74,6 +75,21 @@ describe("arm64 test bed boots", { skip }, () => {
     assert.equal(report.machine, "aarch64");
     assert.equal(report.kernelRelease, arm64.release);
     assert.match(report.kernelRelease, /-arm64$/);
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+  });
+
+  test(`${version}: the arm64 UKI boots under AAVMF (UEFI)`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "uki");
+    await mkdir(dir);
+    const uki = await buildAsset(prepared, schematic, "metal-arm64-uki.efi", dir);
+    console.log(`arm64 UKI build: ${uki.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", uki: uki.path, firmware: "uefi", timeoutMs: 300_000 });
+    console.log(`arm64 UKI UEFI boot: ${seconds} s`);
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    assert.match(report.stub?.info ?? "", /^systemd-stub 257/);
     await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
   });
 });
