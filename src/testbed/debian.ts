@@ -92,10 +92,11 @@ export async function fetchTestbedPackages(options: FetchOptions = {}): Promise<
 /**
  * The arm64 packages, as fetchTestbedPackages fetches amd64's: the kernel (`linux-image-arm64` → its versioned
  * package), busybox-static and systemd-boot-efi from Debian 12, systemd-boot-efi from trixie; download only.
- * `amd64`: the amd64 packages, whose busybox lists the applets (busybox-static of the same upstream version).
+ * `amd64Packages`: the amd64 packages (or their promise: both fetch at once), whose busybox lists the applets
+ * (busybox-static of the same upstream version).
  */
 export async function fetchTestbedArm64Packages(
-  amd64: TestbedPackages,
+  amd64Packages: TestbedPackages | Promise<TestbedPackages>,
   options: FetchOptions = {},
 ): Promise<TestbedArchPackages> {
   const cacheDir = options.cacheDir ?? bootAssetsCacheDir();
@@ -110,6 +111,7 @@ export async function fetchTestbedArm64Packages(
     fetchPackage("systemd-boot-efi", cacheDir, log, signal, bookworm),
     fetchPackage("systemd-boot-efi", cacheDir, log, signal, trixie),
   ]);
+  const amd64 = await amd64Packages;
   const upstream = (version: string) => version.replace(/^\d+:/, "").replace(/-[^-]*$/, "");
   if (upstream(busybox.version) !== upstream(amd64.busybox.version))
     throw new AppError(

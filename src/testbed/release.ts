@@ -205,10 +205,13 @@ export async function publishTestbedRelease(options: PublishTestbedReleaseOption
   const arches = [...new Set(options.arches?.length ? options.arches : (["amd64"] as const))];
   if (arches[0] !== "amd64" || arches.some((arch) => arch !== "amd64" && arch !== "arm64"))
     throw badRequest(`the test bed releases amd64, optionally with arm64; not ${arches.join(", ")}`);
-  const packages = await fetchTestbedPackages({ cacheDir, log, signal: options.signal });
-  const archPackages: TestbedArchPackages[] = [packages];
-  if (arches.includes("arm64"))
-    archPackages.push(await fetchTestbedArm64Packages(packages, { cacheDir, log, signal: options.signal }));
+  const amd64 = fetchTestbedPackages({ cacheDir, log, signal: options.signal });
+  // Both architectures' packages are resolved at once (apt-cache takes seconds a call).
+  const [packages, arm64] = await Promise.all([
+    amd64,
+    arches.includes("arm64") ? fetchTestbedArm64Packages(amd64, { cacheDir, log, signal: options.signal }) : undefined,
+  ]);
+  const archPackages: TestbedArchPackages[] = arm64 === undefined ? [packages] : [packages, arm64];
   const context: ReleaseContext = {
     registry: options.registry,
     repositoryFor,

@@ -92,4 +92,39 @@ describe("arm64 test bed boots", { skip }, () => {
     assert.match(report.stub?.info ?? "", /^systemd-stub 257/);
     await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
   });
+
+  test(`${version}: the arm64 ISO (sd-boot) boots under AAVMF from a virtio-scsi CD-ROM`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "iso");
+    await mkdir(dir);
+    const iso = await buildAsset(prepared, schematic, "metal-arm64.iso", dir);
+    console.log(`arm64 ISO (${iso.profile.bootloader}) build: ${iso.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", iso: iso.path, firmware: "uefi", timeoutMs: 300_000 });
+    console.log(`arm64 ISO UEFI boot: ${seconds} s`);
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+    assert.deepEqual(report.meta, { source: "cmdline", tags: { "0xc": "hello from META" } });
+  });
+
+  test(`${version}: the arm64 disk image (sd-boot) boots under AAVMF and reads META from its partition`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "raw");
+    await mkdir(dir);
+    const disk = await buildAsset(prepared, schematic, "metal-arm64.raw", dir);
+    console.log(`arm64 disk (${disk.profile.bootloader}) build: ${disk.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", disk: disk.path, firmware: "uefi", timeoutMs: 300_000 });
+    console.log(
+      `arm64 disk UEFI boot: ${seconds} s; partitions ${JSON.stringify(report.disk)}; meta ${JSON.stringify(report.meta)}`,
+    );
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+    const names = report.disk?.partitions.map((p) => p.name) ?? [];
+    assert.ok(names.includes("EFI") && names.includes("META"), names.join(","));
+    assert.equal(report.meta.source, "partition");
+    assert.equal(report.meta.tags["0xc"], "hello from META");
+  });
 });
