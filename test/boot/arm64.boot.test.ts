@@ -3,12 +3,13 @@
 // whose arm64 dummy.ko the guest loads, and an extra kernel argument), booted directly on qemu-system-aarch64's
 // `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
 // (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would. The same version's arm64 UKI (Debian
-// trixie's arm64 systemd-stub) boots under AAVMF.
+// trixie's arm64 systemd-stub), ISO and disk image (sd-boot, Talos 1.10) boot under AAVMF.
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { parsePe } from "../../src/formats/pe.ts";
 import { schematicId } from "../../src/talos/schematic.ts";
 import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
 import {
@@ -85,6 +86,21 @@ describe("arm64 test bed boots", { skip }, () => {
     await mkdir(dir);
     const uki = await buildAsset(prepared, schematic, "metal-arm64-uki.efi", dir);
     console.log(`arm64 UKI build: ${uki.seconds} s`);
+    // The stub is arm64's (IMAGE_FILE_MACHINE_ARM64), and there is no .uname: upstream reads the kernel release
+    // only from an x86 bzImage header and leaves the section out otherwise (siderolabs/talos
+    // internal/pkg/uki/kernel.go DiscoverKernelVersion, generate.go generateUname).
+    const head = Buffer.alloc(64 * 1024);
+    const file = await open(uki.path, "r");
+    try {
+      await file.read(head, 0, head.length, 0);
+    } finally {
+      await file.close();
+    }
+    const pe = parsePe(head);
+    assert.equal(pe.coff.machine, 0xaa64);
+    const sections = pe.sections.map((section) => section.name);
+    assert.ok(sections.includes(".linux") && sections.includes(".initrd"), sections.join(" "));
+    assert.ok(!sections.includes(".uname"), sections.join(" "));
     const { report, seconds } = await boot({ arch: "arm64", uki: uki.path, firmware: "uefi", timeoutMs: 300_000 });
     console.log(`arm64 UKI UEFI boot: ${seconds} s`);
     assert.equal(report.machine, "aarch64");
