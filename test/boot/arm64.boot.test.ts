@@ -3,7 +3,8 @@
 // whose arm64 dummy.ko the guest loads, and an extra kernel argument), booted directly on qemu-system-aarch64's
 // `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
 // (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would. The same version's arm64 UKI (Debian
-// trixie's arm64 systemd-stub), ISO and disk image (sd-boot, Talos 1.10) boot under AAVMF.
+// trixie's arm64 systemd-stub), ISO (1.10's hybrid: arm64 GRUB and sd-boot) and disk image (sd-boot) boot under
+// AAVMF.
 
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, open, readFile } from "node:fs/promises";
@@ -109,7 +110,7 @@ describe("arm64 test bed boots", { skip }, () => {
     await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
   });
 
-  test(`${version}: the arm64 ISO (sd-boot) boots under AAVMF from a virtio-scsi CD-ROM`, async () => {
+  test(`${version}: the arm64 ISO boots under AAVMF from a virtio-scsi CD-ROM`, async () => {
     const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
     assert.ok(arm64 !== undefined);
     const dir = join(out, "iso");
