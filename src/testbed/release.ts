@@ -287,9 +287,10 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
     });
   const multiArch = builds.length > 1;
   const images: ReleaseImage[] = [];
-  const publish = async (kind: ReleaseImageKind, spec: ImageSpec) => {
-    const image = await buildImage(spec, context.cache);
-    images.push(await pushAndSign(context, kind, image));
+  const publish = async (kind: ReleaseImageKind, spec: ImageSpec): Promise<ReleaseImage> => {
+    const released = await pushAndSign(context, kind, await buildImage(spec, context.cache));
+    images.push(released);
+    return released;
   };
   /** One image per architecture: an index over them when several are released, else the one image. */
   const publishPerArch = async (
