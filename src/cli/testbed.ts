@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import type { Command } from "commander";
 import { badRequest } from "../errors.ts";
+import { testbedArches } from "../testbed/debian.ts";
 import { defaultTestbedVersions, publishTestbedRelease } from "../testbed/release.ts";
 import {
   addRegistryClientOptions,
@@ -15,6 +16,7 @@ import {
 interface ReleaseCliOptions extends RegistryClientCliOptions {
   registry: string;
   talosVersion?: string[];
+  arch?: string[];
   out?: string;
 }
 
@@ -37,11 +39,19 @@ export function registerTestbedCommands(program: Command): void {
       collect,
     )
     .option(
+      "--arch <arch>",
+      "architecture to release, repeatable: amd64, arm64 (default: both; amd64 is always released)",
+      collect,
+    )
+    .option(
       "--out <dir>",
       "write cosign.key, cosign.pub, trusted_root.json and identity.json here, and keep the signing keys in DIR/keys (default: in the cache directory)",
     );
   addRegistryClientOptions(release).action(async (opts: ReleaseCliOptions) => {
     if (opts.registry.includes("/")) throw badRequest(`--registry ${opts.registry}: give host[:port] only`);
+    const arches = testbedArches.filter((arch) => arch === "amd64" || (opts.arch ?? testbedArches).includes(arch));
+    const unknown = (opts.arch ?? []).filter((arch) => !(testbedArches as readonly string[]).includes(arch));
+    if (unknown.length > 0) throw badRequest(`--arch ${unknown.join(", ")}: the test bed releases amd64 and arm64`);
     const client = registryClientFromOptions(opts, [opts.registry]);
     const started = Date.now();
     try {
@@ -49,6 +59,7 @@ export function registerTestbedCommands(program: Command): void {
         registry: opts.registry,
         client,
         versions: opts.talosVersion,
+        arches,
         out: opts.out,
         // With --out, the keys live there too (keys/): that directory always signs with the same keys.
         ...(opts.out === undefined ? {} : { keysDir: join(opts.out, "keys") }),

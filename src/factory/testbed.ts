@@ -13,6 +13,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type RegistryServer, startRegistryServer } from "../registry/server.ts";
+import { testbedArches } from "../testbed/debian.ts";
 import { publishTestbedRelease, type ReleaseSummary } from "../testbed/release.ts";
 import { type KeylessIdentityClaim, testbedKeylessIdentity } from "../testbed/release-keys.ts";
 
@@ -122,6 +123,8 @@ export async function startTestbed(options: StartTestbedOptions): Promise<Testbe
     const summary = await publishTestbedRelease({
       registry: server.address,
       repositoryFor: (name) => server.store.repository(name),
+      // Both platforms, as `testbed release` publishes them: arm64 schematics work in the demo too.
+      arches: testbedArches,
       out: options.dir,
       keysDir: join(options.dir, "keys"),
       log: options.log,

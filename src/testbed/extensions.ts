@@ -23,7 +23,7 @@ import {
   parseExtensionServiceSpec,
 } from "../talos/extension.ts";
 import type { VersionRules } from "../talos/version-rules.ts";
-import type { TestbedPackages } from "./debian.ts";
+import type { TestbedArchPackages } from "./debian.ts";
 
 export const extensionAuthor = "boot-assets test bed";
 
@@ -61,7 +61,7 @@ export interface ExtensionImageSpec {
 export interface ExtensionInputs {
   talosVersion: string;
   rules: VersionRules;
-  packages: TestbedPackages;
+  packages: TestbedArchPackages;
   kernelRelease: string;
   /** The module files (relative to the kernel's module tree) the module extension carries, with their sizes. */
   moduleFiles: { path: string; size: number }[];

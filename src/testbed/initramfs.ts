@@ -34,7 +34,7 @@ import { depmod, depmodTool } from "../tools/kmod.ts";
 import { runToolText } from "../tools/run.ts";
 import { mksquashfs } from "../tools/squashfs.ts";
 import { sha256HexOfFile } from "../util/file-digest.ts";
-import { fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
+import { fetchTestbedPackages, type TestbedArchPackages } from "./debian.ts";
 
 /** What changes with the Talos version for the base initramfs (from the version rules table). */
 export interface InitramfsLayout {
@@ -106,8 +106,8 @@ export interface BuildBaseOptions {
   layout: InitramfsLayout;
   /** Default: bootAssetsCacheDir(). */
   cacheDir?: string;
-  /** Already fetched packages (else fetched here). */
-  packages?: TestbedPackages;
+  /** Already fetched packages, of either architecture (else amd64's are fetched here). */
+  packages?: TestbedArchPackages;
   /** Timestamp of every file; default SOURCE_DATE_EPOCH, else 0. */
   mtime?: number;
   /** Build even when the cache has a result (the result is the same; for determinism tests). */
@@ -140,6 +140,7 @@ export async function buildBaseBootAssets(options: BuildBaseOptions): Promise<Ba
     .update(
       JSON.stringify({
         builderRevision,
+        arch: packages.arch,
         layout: options.layout,
         mtime,
         kernel: packages.kernel.sha256,
@@ -185,7 +186,7 @@ export async function buildBaseBootAssets(options: BuildBaseOptions): Promise<Ba
 }
 
 async function build(
-  packages: TestbedPackages,
+  packages: TestbedArchPackages,
   layout: InitramfsLayout,
   mtime: number,
   init: string,
@@ -209,7 +210,7 @@ async function build(
   for (const index of ["modules.order", "modules.builtin", "modules.builtin.modinfo"])
     if (existsSync(join(modulesDir, index))) await copyFile(join(modulesDir, index), join(moduleTree, index));
   await depmod({ basedir: usrMerged ? join(rootfs, "usr") : rootfs, kernelVersion: release, signal });
-  await installBusybox(rootfs, packages.busybox.binary, usrMerged, signal);
+  await installBusybox(rootfs, packages.busybox, usrMerged, signal);
   for (const d of ["proc", "sys", "dev", "run", "tmp", "etc", "usr/local/share"])
     await mkdir(join(rootfs, d), { recursive: true });
   await normalizeModes(rootfs);
@@ -332,9 +333,20 @@ export function loadOrder(names: readonly string[], deps: Map<string, string[]>)
   return ordered;
 }
 
-/** busybox plus a symlink per applet; with /usr merged, bin, sbin and lib are symlinks into usr as in Talos ≥ 1.10. */
-async function installBusybox(rootfs: string, binary: string, usrMerged: boolean, signal?: AbortSignal): Promise<void> {
-  const applets = (await runToolText({ command: binary, debianPackage: "busybox-static" }, ["--list-full"], { signal }))
+/**
+ * busybox plus a symlink per applet; with /usr merged, bin, sbin and lib are symlinks into usr as in Talos ≥ 1.10.
+ * The applets are listed by a busybox this machine runs (`runnable`: the same version's, for another architecture).
+ */
+async function installBusybox(
+  rootfs: string,
+  busybox: { binary: string; runnable: string },
+  usrMerged: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { binary, runnable } = busybox;
+  const applets = (
+    await runToolText({ command: runnable, debianPackage: "busybox-static" }, ["--list-full"], { signal })
+  )
     .split("\n")
     .map((line) => line.trim())
     .filter((line) => /^[\w./[-]+$/.test(line) && !line.endsWith("/") && !line.includes(".."));

@@ -1,4 +1,5 @@
-// Reproducible single-platform (linux/amd64) images for the test bed release: gzip layers from the
+// Reproducible images for the test bed release, linux/amd64 or linux/arm64, and OCI indexes over one image per
+// platform (what a multi-arch release image is, as upstream's are): gzip layers from the
 // deterministic tar writer, a config whose every timestamp is the one fixed mtime, and an OCI manifest; so the
 // same inputs give the same digests on every run and machine. Layers are cached on disk under a key made of
 // what goes into them (paths, modes, link targets, the sha256 of every content), so a re-run only hashes its
@@ -12,10 +13,11 @@ import { pipeline } from "node:stream/promises";
 import type { Digest } from "../oci/digest.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import { type BuiltLayer, buildLayer } from "../oci/layer.ts";
-import type { Descriptor, ImageManifest } from "../oci/manifest.ts";
+import type { Descriptor, ImageIndex, ImageManifest } from "../oci/manifest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import type { Repository } from "../oci/repository.ts";
 import type { TarEntry } from "../oci/tar.ts";
+import type { TestbedArch } from "./debian.ts";
 
 /** Bumped when the layer or config recipe changes, so cached layers from older code are not reused. */
 const layerRecipeRevision = 1;
@@ -29,6 +31,8 @@ export interface ImageSpec {
   layers: TarEntry[][];
   /** The config's `config` section (Entrypoint, Env, Labels…). */
   runConfig?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; Labels?: Record<string, string> };
+  /** The config's architecture (its os is linux); default amd64. */
+  arch?: TestbedArch;
 }
 
 export interface StoredLayer extends BuiltLayer {
@@ -39,6 +43,7 @@ export interface StoredLayer extends BuiltLayer {
 export interface BuiltImage {
   repository: string;
   tag: string;
+  arch: TestbedArch;
   digest: Digest;
   manifest: Buffer;
   config: Buffer;
@@ -107,13 +112,18 @@ export class LayerStore {
   }
 }
 
-/** The image config: fixed key order, every timestamp the fixed mtime, amd64/linux. */
-export function imageConfig(diffIds: readonly Digest[], mtime: number, runConfig: ImageSpec["runConfig"] = {}): Buffer {
+/** The image config: fixed key order, every timestamp the fixed mtime, linux/`arch` (default amd64). */
+export function imageConfig(
+  diffIds: readonly Digest[],
+  mtime: number,
+  runConfig: ImageSpec["runConfig"] = {},
+  arch: TestbedArch = "amd64",
+): Buffer {
   const created = new Date(mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
   return Buffer.from(
     JSON.stringify({
       created,
-      architecture: "amd64",
+      architecture: arch,
       os: "linux",
       config: runConfig,
       rootfs: { type: "layers", diff_ids: diffIds },
@@ -125,10 +135,12 @@ export function imageConfig(diffIds: readonly Digest[], mtime: number, runConfig
 export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<BuiltImage> {
   const layers: StoredLayer[] = [];
   for (const entries of spec.layers) layers.push(await cache.layer(entries));
+  const arch = spec.arch ?? "amd64";
   const config = imageConfig(
     layers.map((l) => l.diffId),
     cache.mtime,
     spec.runConfig,
+    arch,
   );
   const configDescriptor: Descriptor = {
     mediaType: MediaType.ociConfig,
@@ -145,6 +157,7 @@ export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<Bu
   return {
     repository: spec.repository,
     tag: spec.tag,
+    arch,
     digest: sha256Digest(body),
     manifest: body,
     config,
@@ -153,8 +166,57 @@ export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<Bu
   };
 }
 
-/** Pushes blobs the repository lacks, then the manifest under its tag. Returns the manifest digest. */
-export async function pushImage(repository: Repository, image: BuiltImage): Promise<Digest> {
+/** An OCI index over images of one repository and tag, one per platform, in the order given. */
+export interface BuiltIndex {
+  repository: string;
+  tag: string;
+  digest: Digest;
+  body: Buffer;
+  images: BuiltImage[];
+}
+
+export function buildIndex(images: readonly BuiltImage[]): BuiltIndex {
+  const first = images[0];
+  if (first === undefined) throw new RangeError("an index needs at least one image");
+  const seen = new Set<string>();
+  for (const image of images) {
+    if (image.repository !== first.repository || image.tag !== first.tag)
+      throw new RangeError(
+        `${image.repository}:${image.tag} cannot join the index of ${first.repository}:${first.tag}`,
+      );
+    if (seen.has(image.arch))
+      throw new RangeError(`${first.repository}:${first.tag} has two linux/${image.arch} images`);
+    seen.add(image.arch);
+  }
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: images.map((image) => ({
+      mediaType: MediaType.ociManifest,
+      digest: image.digest,
+      size: image.manifest.length,
+      platform: { architecture: image.arch, os: "linux" },
+    })),
+  };
+  const body = Buffer.from(JSON.stringify(index));
+  return { repository: first.repository, tag: first.tag, digest: sha256Digest(body), body, images: [...images] };
+}
+
+/** Pushes every image by digest, then the index under its tag. Returns the index digest. */
+export async function pushIndex(repository: Repository, index: BuiltIndex): Promise<Digest> {
+  for (const image of index.images) await pushImage(repository, image, { byDigest: true });
+  return await repository.putManifest(index.body, MediaType.ociIndex, index.tag);
+}
+
+/**
+ * Pushes blobs the repository lacks, then the manifest under its tag (`byDigest`: untagged, as an index's
+ * child). Returns the manifest digest.
+ */
+export async function pushImage(
+  repository: Repository,
+  image: BuiltImage,
+  options: { byDigest?: boolean } = {},
+): Promise<Digest> {
   for (const layer of image.layers) {
     const { digest, size } = layer.descriptor;
     if (await repository.statBlob(digest)) continue;
@@ -162,5 +224,5 @@ export async function pushImage(repository: Repository, image: BuiltImage): Prom
   }
   const { digest, size } = image.configDescriptor;
   if (!(await repository.statBlob(digest))) await repository.putBlob(image.config, { digest, size });
-  return await repository.putManifest(image.manifest, MediaType.ociManifest, image.tag);
+  return await repository.putManifest(image.manifest, MediaType.ociManifest, options.byDigest ? undefined : image.tag);
 }

@@ -14,7 +14,8 @@ function shQuote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-export function installerScript(rules: VersionRules): string {
+/** `arch`: the platform the image is for, the default of `--arch`. */
+export function installerScript(rules: VersionRules, arch: "amd64" | "arm64" = "amd64"): string {
   return `#!/bin/busybox sh
 # boot-assets test bed installer for Talos ${rules.version} (stands in for Talos's installer; installs nothing).
 # Usage: installer install [--disk DEVICE] [--arch ARCH]
@@ -24,7 +25,7 @@ artifacts=${shQuote(rules.installerArtifacts.join(" "))}
 command="\${1:-install}"
 [ $# -gt 0 ] && shift
 disk=/dev/sda
-arch=amd64
+arch=${arch}
 while [ $# -gt 0 ]; do
   case "$1" in
     --disk) disk="$2"; shift 2 ;;
@@ -54,10 +55,14 @@ exit $missing
 `;
 }
 
-/** The installer image's layer: the script and the busybox that runs it. */
-export function installerLayer(rules: VersionRules, busybox: { path: string; size: number }): TarEntry[] {
+/** The installer image's layer for `arch` (default amd64): the script and the busybox of that architecture that runs it. */
+export function installerLayer(
+  rules: VersionRules,
+  busybox: { path: string; size: number },
+  arch: "amd64" | "arm64" = "amd64",
+): TarEntry[] {
   return [
-    { type: "file", path: installerPath, mode: 0o755, content: Buffer.from(installerScript(rules)) },
+    { type: "file", path: installerPath, mode: 0o755, content: Buffer.from(installerScript(rules, arch)) },
     { type: "file", path: "bin/busybox", mode: 0o755, sourcePath: busybox.path, size: busybox.size },
     { type: "symlink", path: "bin/sh", target: "busybox" },
   ];

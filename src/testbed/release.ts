@@ -1,7 +1,8 @@
 // The test bed release: a miniature Talos release with upstream's image layouts, built from Debian packages,
 // pushed to a registry under `siderolabs/` and signed like the real one. Per Talos version:
-//   siderolabs/imager:<v>                 usr/install/amd64/{vmlinuz,initramfs.xz,systemd-boot.efi,systemd-stub.efi}
-//                                         and, from 1.11, talos.spdx.json (sbom.ts)
+//   siderolabs/imager:<v>                 usr/install/<arch>/{vmlinuz,initramfs.xz,systemd-boot.efi,systemd-stub.efi}
+//                                         and, from 1.11, talos.spdx.json (sbom.ts), for every released arch in
+//                                         every platform's image (upstream's imager cross-builds)
 //   siderolabs/installer-base:<v> (≥1.10) the test bed's installer program (`installer:<v>` before 1.10)
 //   siderolabs/testbed-*:<ext version>    the extensions (extensions.ts), validated for the version
 //   siderolabs/extensions:<v>             image-digests + descriptions.yaml listing them (the incompatible one
@@ -9,23 +10,23 @@
 //   siderolabs/sbc-testbed:v0.1.0         a board overlay (release-overlay.ts), from 1.7
 //   siderolabs/overlays:<v>               overlays.yaml listing it (as testbed_board and testbed_broken)
 //   siderolabs/talosctl-all:<v> (≥1.11)   stand-ins for talosctl binaries at the root (release-talosctl.ts)
+// With `arches` amd64 and arm64 (the CLI's default), the imager, installer(-base) and extension images are OCI
+// indexes with a linux/amd64 and a linux/arm64 image (the arm64 packages: debian.ts); the catalogs stay
+// single-platform. With amd64 only (the library's default), every image is a plain linux/amd64 manifest.
 // Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
 // key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
 
-import { createCipheriv } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { AppError, badRequest } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/client.ts";
 import type { Digest } from "../oci/digest.ts";
 import { flattenLayers } from "../oci/flatten.ts";
 import type { Repository } from "../oci/repository.ts";
-import { resolveMtime, type TarEntry } from "../oci/tar.ts";
+import { resolveMtime } from "../oci/tar.ts";
 import { type SignResult, signImage } from "../signing/sign.ts";
 import type { Signer } from "../signing/signer.ts";
 import { type CatalogEntry, ExtensionCatalog, writeOverlaysCatalog } from "../talos/catalog.ts";
@@ -34,7 +35,13 @@ import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
 import { bootAssetsCacheDir } from "../tools/debian-packages.ts";
 import { depmodTool } from "../tools/kmod.ts";
 import { runToolText } from "../tools/run.ts";
-import { fetchTestbedPackages, type TestbedPackages } from "./debian.ts";
+import {
+  fetchTestbedArm64Packages,
+  fetchTestbedPackages,
+  type TestbedArch,
+  type TestbedArchPackages,
+  type TestbedPackages,
+} from "./debian.ts";
 import { benchExtensionImages, extensionModule, testbedExtensionImages } from "./extensions.ts";
 import {
   type BaseBootAssets,
@@ -44,12 +51,22 @@ import {
   moduleName,
   parseModulesDep,
 } from "./initramfs.ts";
-import { type BuiltImage, buildImage, type ImageSpec, LayerStore, pushImage } from "./release-images.ts";
+import { bulkyFile } from "./release-bench.ts";
+import { imagerEntries } from "./release-imager.ts";
+import {
+  type BuiltImage,
+  type BuiltIndex,
+  buildImage,
+  buildIndex,
+  type ImageSpec,
+  LayerStore,
+  pushImage,
+  pushIndex,
+} from "./release-images.ts";
 import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
 import { testbedOverlayEntries, testbedOverlaySpec } from "./release-overlay.ts";
 import { talosctlAllSpec } from "./release-talosctl.ts";
-import { testbedSbom } from "./sbom.ts";
 
 /**
  * Released when no version is asked for: two minors on either side of the 1.10 changes (lib/modules, GRUB,
@@ -60,6 +77,8 @@ import { testbedSbom } from "./sbom.ts";
  * (upstream tags in siderolabs/talos: v1.12.11, v1.13.9, v1.14.0-rc.1 with no v1.14.0 yet); and a tag that
  * is not semver (gets the newest rules, as upstream treats unparseable versions).
  */
+export { testbedSystemdBoot } from "./release-imager.ts";
+
 export const defaultTestbedVersions: readonly string[] = [
   "v1.8.2",
   "v1.10.3",
@@ -92,6 +111,8 @@ export interface ReleaseImage {
   /** `<registry>/<repository>:<tag>@<digest>`. */
   reference: string;
   extension?: { name: string; version: string; compatible: boolean };
+  /** When `digest` is an index: its image per architecture. */
+  platforms?: { arch: TestbedArch; digest: Digest }[];
 }
 
 export interface ReleaseVersion {
@@ -103,7 +124,12 @@ export interface ReleaseVersion {
 
 export interface ReleaseSummary {
   registry: string;
+  /** The architectures released. */
+  arches: TestbedArch[];
+  /** The amd64 kernel. */
   kernel: { package: string; version: string; release: string; debSha256: string };
+  /** Every released architecture's kernel. */
+  kernels: { arch: TestbedArch; package: string; version: string; release: string; debSha256: string }[];
   versions: ReleaseVersion[];
   signatures: { written: number; present: number };
   identity: KeylessIdentityClaim;
@@ -120,6 +146,11 @@ export interface PublishTestbedReleaseOptions {
   client?: RegistryClient;
   /** Talos versions; default `defaultTestbedVersions`. */
   versions?: readonly string[];
+  /**
+   * The architectures, amd64 first; default amd64 only. With arm64 too, the imager, installer and extension
+   * images become linux/amd64 + linux/arm64 indexes.
+   */
+  arches?: readonly TestbedArch[];
   /** Directory receiving cosign.key, cosign.pub, trusted_root.json, identity.json. */
   out?: string;
   /** Default `${XDG_CACHE_HOME:-~/.cache}/boot-assets`. */
@@ -144,6 +175,8 @@ interface ReleaseContext {
   registry: string;
   repositoryFor: (name: string) => Repository;
   packages: TestbedPackages;
+  /** Every released architecture's packages, amd64 first. */
+  archPackages: TestbedArchPackages[];
   cache: LayerStore;
   cacheDir: string;
   mtime: number;
@@ -154,31 +187,7 @@ interface ReleaseContext {
   bench?: { bulkyFile?: { path: string; size: number }; fillers: number };
 }
 
-const maxBulkyBytes = 4 * 1024 * 1024 * 1024;
 const maxFillers = 64;
-
-/**
- * A file of `size` incompressible, deterministic bytes: the AES-256-CTR keystream of a fixed key, streamed
- * (never held in memory), made once and kept.
- */
-async function bulkyFile(cacheDir: string, size: number): Promise<{ path: string; size: number }> {
-  if (!Number.isInteger(size) || size < 1 || size > maxBulkyBytes)
-    throw badRequest(`bulkyBytes must be 1 byte to 4 GiB, not ${size}`);
-  const dir = join(cacheDir, "testbed", "bench");
-  const path = join(dir, `bulky-${size}.bin`);
-  if (existsSync(path) && (await stat(path)).size === size) return { path, size };
-  await mkdir(dir, { recursive: true });
-  const cipher = createCipheriv("aes-256-ctr", Buffer.alloc(32, 7), Buffer.alloc(16));
-  const zeros = Buffer.alloc(1024 * 1024);
-  async function* keystream() {
-    for (let left = size; left > 0; left -= zeros.length)
-      yield cipher.update(zeros.subarray(0, Math.min(left, zeros.length)));
-  }
-  const partial = `${path}.part`;
-  await pipeline(Readable.from(keystream()), createWriteStream(partial));
-  await rename(partial, path);
-  return { path, size };
-}
 
 /** Builds, pushes and signs the release for every version; returns what was published. */
 export async function publishTestbedRelease(options: PublishTestbedReleaseOptions): Promise<ReleaseSummary> {
@@ -193,11 +202,21 @@ export async function publishTestbedRelease(options: PublishTestbedReleaseOption
   const mtime = resolveMtime(options.mtime);
 
   const keys = await loadOrCreateReleaseKeys(options.keysDir ?? join(cacheDir, "testbed", "keys"), { log });
-  const packages = await fetchTestbedPackages({ cacheDir, log, signal: options.signal });
+  const arches = [...new Set(options.arches?.length ? options.arches : (["amd64"] as const))];
+  if (arches[0] !== "amd64" || arches.some((arch) => arch !== "amd64" && arch !== "arm64"))
+    throw badRequest(`the test bed releases amd64, optionally with arm64; not ${arches.join(", ")}`);
+  const amd64 = fetchTestbedPackages({ cacheDir, log, signal: options.signal });
+  // Both architectures' packages are resolved at once (apt-cache takes seconds a call).
+  const [packages, arm64] = await Promise.all([
+    amd64,
+    arches.includes("arm64") ? fetchTestbedArm64Packages(amd64, { cacheDir, log, signal: options.signal }) : undefined,
+  ]);
+  const archPackages: TestbedArchPackages[] = arm64 === undefined ? [packages] : [packages, arm64];
   const context: ReleaseContext = {
     registry: options.registry,
     repositoryFor,
     packages,
+    archPackages,
     cache: new LayerStore(options.layerStoreDir ?? join(cacheDir, "testbed", "layers"), mtime),
     cacheDir,
     mtime,
@@ -220,14 +239,17 @@ export async function publishTestbedRelease(options: PublishTestbedReleaseOption
   const released: ReleaseVersion[] = [];
   for (const version of versions) released.push(await publishVersion(context, version));
   const outFiles = options.out === undefined ? [] : await writeVerificationFiles(keys, options.out);
+  const kernelOf = ({ kernel }: TestbedArchPackages) => ({
+    package: kernel.name,
+    version: kernel.version,
+    release: kernel.release,
+    debSha256: kernel.sha256,
+  });
   return {
     registry: options.registry,
-    kernel: {
-      package: packages.kernel.name,
-      version: packages.kernel.version,
-      release: packages.kernel.release,
-      debSha256: packages.kernel.sha256,
-    },
+    arches: archPackages.map((p) => p.arch),
+    kernel: kernelOf(packages),
+    kernels: archPackages.map((p) => ({ arch: p.arch, ...kernelOf(p) })),
     versions: released,
     signatures: context.signatures,
     identity: keys.identity,
@@ -241,61 +263,124 @@ function clientRepositories(client: RegistryClient | undefined, registry: string
   return (name) => client.repository(`${registry}/${name}`);
 }
 
+/** One architecture's part of a version: its packages and base boot assets. */
+interface ArchBuild {
+  packages: TestbedArchPackages;
+  base: BaseBootAssets;
+}
+
 async function publishVersion(context: ReleaseContext, version: string): Promise<ReleaseVersion> {
   const rules = rulesFor(version);
   context.log(`Talos ${version}: ${rules.modulesPath}, ${rules.initramfsCompression}, ${rules.installerImage}`);
-  const base = await buildBaseBootAssets({
-    layout: layoutForTalosVersion(version),
-    cacheDir: context.cacheDir,
-    packages: context.packages,
-    mtime: context.mtime,
-    log: context.log,
-    signal: context.signal,
-  });
+  const builds: ArchBuild[] = [];
+  for (const packages of context.archPackages)
+    builds.push({
+      packages,
+      base: await buildBaseBootAssets({
+        layout: layoutForTalosVersion(version),
+        cacheDir: context.cacheDir,
+        packages,
+        mtime: context.mtime,
+        log: context.log,
+        signal: context.signal,
+      }),
+    });
+  const multiArch = builds.length > 1;
   const images: ReleaseImage[] = [];
-  const publish = async (kind: ReleaseImageKind, spec: ImageSpec, extension?: ReleaseImage["extension"]) => {
-    const image = await buildImage(spec, context.cache);
-    images.push(await pushAndSign(context, kind, image, extension));
-    return image;
+  const publish = async (kind: ReleaseImageKind, spec: ImageSpec): Promise<ReleaseImage> => {
+    const released = await pushAndSign(context, kind, await buildImage(spec, context.cache));
+    images.push(released);
+    return released;
+  };
+  /** One image per architecture: an index over them when several are released, else the one image. */
+  const publishPerArch = async (
+    kind: ReleaseImageKind,
+    built: BuiltImage[],
+    extension?: ReleaseImage["extension"],
+  ): Promise<ReleaseImage> => {
+    const [single] = built;
+    const image = multiArch || single === undefined ? buildIndex(built) : single;
+    const released = await pushAndSign(context, kind, image, extension);
+    images.push(released);
+    return released;
   };
 
-  await publish("imager", await imagerSpec(context, base, version));
-  await publish("installer", {
-    repository: `siderolabs/${rules.installerImage}`,
-    tag: version,
-    layers: [installerLayer(rules, await sized(context.packages.busybox.binary))],
-    runConfig: { Entrypoint: [`/bin/installer`] },
-  });
-
-  const catalog: CatalogEntry[] = [];
-  const extensions = testbedExtensionImages({
-    talosVersion: version,
-    rules,
-    packages: context.packages,
-    kernelRelease: base.kernelRelease,
-    moduleFiles: await extensionModuleFiles(context, base),
-    busyboxSize: (await stat(context.packages.busybox.binary)).size,
-  });
-  if (context.bench !== undefined)
-    extensions.push(...benchExtensionImages({ talosVersion: version, ...context.bench }));
-  for (const extension of extensions) {
-    const spec: ImageSpec = { repository: extension.repository, tag: extension.version, layers: [extension.entries] };
-    const image = await buildImage(spec, context.cache);
-    // Validated as the pushed bytes flatten; the incompatible one for everything but its constraint.
-    await validateExtensionImage(image, extension.compatible ? version : "v0.14.0", extension.name);
-    images.push(
-      await pushAndSign(context, "extension", image, {
-        name: extension.name,
-        version: extension.version,
-        compatible: extension.compatible,
-      }),
+  // The imager image is the same files for every platform: every architecture's boot assets.
+  const imagerLayer = (await Promise.all(builds.map((build) => imagerEntries(build, version, context.mtime)))).flat();
+  await publishPerArch(
+    "imager",
+    await Promise.all(
+      builds.map(({ packages }) =>
+        buildImage(
+          { repository: "siderolabs/imager", tag: version, arch: packages.arch, layers: [imagerLayer] },
+          context.cache,
+        ),
+      ),
+    ),
+  );
+  const installers: BuiltImage[] = [];
+  for (const { packages } of builds)
+    installers.push(
+      await buildImage(
+        {
+          repository: `siderolabs/${rules.installerImage}`,
+          tag: version,
+          arch: packages.arch,
+          layers: [installerLayer(rules, await sized(packages.busybox.binary), packages.arch)],
+          runConfig: { Entrypoint: [`/bin/installer`] },
+        },
+        context.cache,
+      ),
     );
+  await publishPerArch("installer", installers);
+
+  // Per architecture, the same extensions (names, versions, descriptions) built from its packages.
+  const perArch = await Promise.all(
+    builds.map(async ({ packages, base }) =>
+      testbedExtensionImages({
+        talosVersion: version,
+        rules,
+        packages,
+        kernelRelease: base.kernelRelease,
+        moduleFiles: await extensionModuleFiles(context, packages, base),
+        busyboxSize: (await stat(packages.busybox.binary)).size,
+      }),
+    ),
+  );
+  const [extensions = []] = perArch;
+  // Bench extensions carry no binaries: the same files serve every platform.
+  const bench = context.bench === undefined ? [] : benchExtensionImages({ talosVersion: version, ...context.bench });
+  extensions.push(...bench);
+  const catalog: CatalogEntry[] = [];
+  for (const extension of extensions) {
+    const built: BuiltImage[] = [];
+    for (const [i, { packages }] of builds.entries()) {
+      const spec =
+        i === 0 || bench.includes(extension) ? extension : perArch[i]?.find((e) => e.name === extension.name);
+      if (spec === undefined || spec.version !== extension.version)
+        throw new AppError(
+          "Internal",
+          `${extension.name}: the ${packages.arch} packages give version ${spec?.version ?? "none"}, amd64's ${extension.version} (apt-get update both architectures' lists)`,
+        );
+      const image = await buildImage(
+        { repository: spec.repository, tag: spec.version, arch: packages.arch, layers: [spec.entries] },
+        context.cache,
+      );
+      // Validated as the pushed bytes flatten; the incompatible one for everything but its constraint.
+      await validateExtensionImage(image, spec.compatible ? version : "v0.14.0", spec.name);
+      built.push(image);
+    }
+    const released = await publishPerArch("extension", built, {
+      name: extension.name,
+      version: extension.version,
+      compatible: extension.compatible,
+    });
     catalog.push({
       name: extension.repository,
-      ref: `${catalogHost}/${extension.repository}:${extension.version}@${image.digest}`,
+      ref: `${catalogHost}/${extension.repository}:${extension.version}@${released.digest}`,
       host: catalogHost,
       tag: extension.version,
-      digest: image.digest,
+      digest: released.digest,
       author: "boot-assets test bed",
       description: extension.description,
     });
@@ -332,59 +417,17 @@ async function sized(path: string): Promise<{ path: string; size: number }> {
   return { path, size: (await stat(path)).size };
 }
 
-/**
- * The systemd-boot and systemd-stub a version's imager ships: from Talos 1.10 (the version rules' ukiProfiles)
- * Debian's next release's (systemd ≥ 257), which boot multi-profile UKIs as those of real Talos imagers do;
- * before, Debian 12's (252). Both move together: systemd-boot 252 reads a multi-profile UKI as one entry and
- * hands the stub the LAST `.cmdline` section as its command line — a reset profile's
- * (test/imager/uki-profiles.boot.test.ts shows 257 boots the main one).
- */
-export function testbedSystemdBoot(packages: TestbedPackages, version: string): TestbedPackages["systemdBoot"] {
-  return rulesFor(version).ukiProfiles ? packages.systemdBootProfiles : packages.systemdBoot;
-}
-
-async function imagerSpec(context: ReleaseContext, base: BaseBootAssets, version: string): Promise<ImageSpec> {
-  const { packages } = context;
-  const systemdBoot = testbedSystemdBoot(packages, version);
-  const dir = "usr/install/amd64";
-  const files: [string, string][] = [
-    ["vmlinuz", base.vmlinuz],
-    ["initramfs.xz", base.initramfs],
-    ["systemd-boot.efi", systemdBoot.bootEfi],
-    ["systemd-stub.efi", systemdBoot.stubEfi],
-  ];
-  const entries: TarEntry[] = await Promise.all(
-    files.map(
-      async ([name, sourcePath]): Promise<TarEntry> => ({
-        type: "file",
-        path: `${dir}/${name}`,
-        mode: 0o644,
-        sourcePath,
-        size: (await stat(sourcePath)).size,
-      }),
-    ),
-  );
-  if (rulesFor(version).imagerSbom) {
-    const sbom = testbedSbom({
-      talosVersion: version,
-      arch: "amd64",
-      packages: [packages.kernel, packages.busybox, systemdBoot],
-      mtime: context.mtime,
-    });
-    entries.push({ type: "file", path: `${dir}/talos.spdx.json`, mode: 0o644, content: sbom });
-  }
-  return { repository: "siderolabs/imager", tag: version, layers: [entries] };
-}
-
 async function pushAndSign(
   context: ReleaseContext,
   kind: ReleaseImageKind,
-  image: BuiltImage,
+  image: BuiltImage | BuiltIndex,
   extension?: ReleaseImage["extension"],
 ): Promise<ReleaseImage> {
   context.signal?.throwIfAborted();
   const repository = context.repositoryFor(image.repository);
-  const digest = await pushImage(repository, image);
+  const isIndex = "images" in image;
+  // An index is signed as a whole (its digest), as upstream signs its multi-arch release images.
+  const digest = isIndex ? await pushIndex(repository, image) : await pushImage(repository, image);
   if (digest !== image.digest)
     throw new AppError("Integrity", `${repository.displayName}: registry stored ${digest}, expected ${image.digest}`);
   const dockerReference = `${context.registry}/${image.repository}`;
@@ -394,7 +437,15 @@ async function pushAndSign(
   }
   const reference = `${context.registry}/${image.repository}:${image.tag}@${digest}`;
   context.log(`pushed ${reference}`);
-  return { kind, repository: image.repository, tag: image.tag, digest, reference, ...(extension ? { extension } : {}) };
+  return {
+    kind,
+    repository: image.repository,
+    tag: image.tag,
+    digest,
+    reference,
+    ...(extension ? { extension } : {}),
+    ...(isIndex ? { platforms: image.images.map((child) => ({ arch: child.arch, digest: child.digest })) } : {}),
+  };
 }
 
 /** Flattens the image's (gzip) layers into a temporary directory and validates it as an extension. */
@@ -418,9 +469,10 @@ async function validateExtensionImage(image: BuiltImage, talosVersion: string, n
  */
 async function extensionModuleFiles(
   context: ReleaseContext,
+  packages: TestbedArchPackages,
   base: BaseBootAssets,
 ): Promise<{ path: string; size: number }[]> {
-  const { kernel } = context.packages;
+  const { kernel } = packages;
   const cacheFile = join(context.cacheDir, "testbed", "release", `modules-${kernel.sha256}-${extensionModule}.json`);
   let files: string[];
   if (existsSync(cacheFile)) files = JSON.parse(await readFile(cacheFile, "utf8")) as string[];

@@ -1,4 +1,4 @@
-// The guest's one-line report ("TESTBED-REPORT {json}", printed by guest/init.sh on /dev/ttyS0) and how to
+// The guest's one-line report ("TESTBED-REPORT {json}", printed by guest/init.sh on /dev/ttyS0, or /dev/ttyAMA0 on aarch64) and how to
 // find it in a serial log.
 
 import { integrity } from "../errors.ts";
@@ -10,6 +10,8 @@ export interface TestbedReport {
   cmdline: string;
   /** `uname -r`. */
   kernelRelease: string;
+  /** `uname -m`: "x86_64" or "aarch64" (absent from reports of guests built before it was added). */
+  machine?: string;
   firmware: "bios" | "uefi";
   /** The SecureBoot EFI variable; null when there is none (BIOS, or firmware without it). */
   secureBoot: boolean | null;

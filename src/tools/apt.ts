@@ -35,14 +35,26 @@ export interface AptSource {
 }
 
 /**
- * An apt configuration under `dir` that reads only `source`: its own sources.list (no sources.list.d), its
- * own package lists and download cache, and no dpkg status (nothing is installed through it). The machine's
- * /etc/apt sources and lists are never read or written; `apt-get update` with it refreshes only `dir`.
+ * An apt configuration under `dir` that reads only `source` (one, or several of one architecture): its own
+ * sources.list (no sources.list.d), its own package lists and download cache, and no dpkg status (nothing is
+ * installed through it). The machine's /etc/apt sources and lists are never read or written; `apt-get update`
+ * with it refreshes only `dir`.
  */
-export async function privateAptConfig(dir: string, source: AptSource): Promise<AptConfig> {
-  const arch = source.architecture === undefined ? [] : [source.architecture];
-  for (const part of [source.uri, source.suite, source.signedBy, ...source.components, ...arch])
-    if (!/^[\w.:/+~-]+$/.test(part)) throw new RangeError(`invalid apt source part "${part}"`);
+export async function privateAptConfig(dir: string, source: AptSource | readonly AptSource[]): Promise<AptConfig> {
+  const sources: readonly AptSource[] = Array.isArray(source) ? source : [source as AptSource];
+  const architecture = sources[0]?.architecture;
+  if (sources.length === 0) throw new RangeError("an apt configuration needs a source");
+  if (sources.some((s) => s.architecture !== architecture))
+    throw new RangeError("the sources of one apt configuration list one architecture");
+  for (const s of sources)
+    for (const part of [
+      s.uri,
+      s.suite,
+      s.signedBy,
+      ...s.components,
+      ...(architecture === undefined ? [] : [architecture]),
+    ])
+      if (!/^[\w.:/+~-]+$/.test(part)) throw new RangeError(`invalid apt source part "${part}"`);
   const parts = join(dir, "sources.list.d");
   const lists = join(dir, "lists");
   const cache = join(dir, "cache");
@@ -53,7 +65,7 @@ export async function privateAptConfig(dir: string, source: AptSource): Promise<
   await writeFileAtomic(
     dir,
     sourcesList,
-    `deb [signed-by=${source.signedBy}] ${source.uri} ${source.suite} ${source.components.join(" ")}\n`,
+    sources.map((s) => `deb [signed-by=${s.signedBy}] ${s.uri} ${s.suite} ${s.components.join(" ")}\n`).join(""),
   );
   return {
     args: [
@@ -69,9 +81,9 @@ export async function privateAptConfig(dir: string, source: AptSource): Promise<
       "Dir::State::status=/dev/null",
       "-o",
       "Acquire::Languages=none",
-      ...(source.architecture === undefined
+      ...(architecture === undefined
         ? []
-        : ["-o", `APT::Architecture=${source.architecture}`, "-o", `APT::Architectures=${source.architecture}`]),
+        : ["-o", `APT::Architecture=${architecture}`, "-o", `APT::Architectures=${architecture}`]),
     ],
   };
 }

@@ -44,6 +44,29 @@ export function bookwormSourceFor(architecture: string): AptSource {
   return { ...trixieSource, suite: "bookworm", architecture };
 }
 
+/**
+ * The sources of `suite` for another architecture: trixie's main, or Debian 12's main with its updates and
+ * security suites, as the machine's own sources list them (so its kernel is as new as the machine's).
+ */
+export function foreignSources(architecture: string, suite: "bookworm" | "trixie" = "bookworm"): AptSource[] {
+  if (suite === "trixie") return [{ ...trixieSource, architecture }];
+  const bookworm = bookwormSourceFor(architecture);
+  return [
+    bookworm,
+    { ...bookworm, suite: "bookworm-updates" },
+    { ...bookworm, uri: "http://deb.debian.org/debian-security", suite: "bookworm-security" },
+  ];
+}
+
+/** The apt configuration of the project's own for another architecture's packages: `<cacheDir>/apt/<suite>-<arch>`. */
+export async function foreignAptConfig(
+  cacheDir: string,
+  architecture: string,
+  suite: "bookworm" | "trixie" = "bookworm",
+): Promise<AptConfig> {
+  return await privateAptConfig(join(cacheDir, "apt", `${suite}-${architecture}`), foreignSources(architecture, suite));
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
@@ -155,7 +178,6 @@ export async function fetchForeignPackage(
     signal?: AbortSignal;
   },
 ): Promise<DebianPackage> {
-  const source = { ...bookwormSourceFor(architecture), suite: options.suite ?? "bookworm" };
-  const config = await privateAptConfig(join(options.cacheDir, "apt", `${source.suite}-${architecture}`), source);
+  const config = await foreignAptConfig(options.cacheDir, architecture, options.suite);
   return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, config);
 }

@@ -9,6 +9,10 @@
 //   boot({ uki, firmware: "uefi" })                         a UKI as EFI/BOOT/BOOTX64.EFI on a FAT drive
 //   boot({ …, firmware: "uefi-secureboot" })                OVMF with Secure Boot (SMM, secure flash), its
 //                                                           variable store in setup mode unless `varsFrom`
+//   boot({ arch: "arm64", ... })                            the same on qemu-system-aarch64's `virt` machine
+//                                                           (AAVMF firmware for UEFI, the console on ttyAMA0,
+//                                                           the ISO on virtio-scsi, the UKI as BOOTAA64.EFI);
+//                                                           no Secure Boot there
 
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
@@ -20,13 +24,15 @@ import { findTestbedReport, reportPrefix, type TestbedReport } from "../../src/t
 export type { TestbedReport };
 
 export interface BootOptions {
+  /** The guest's architecture; default amd64 (qemu-system-x86_64, q35). */
+  arch?: "amd64" | "arm64";
   iso?: string;
   disk?: string;
   kernel?: string;
   initrd?: string;
-  /** Kernel command line for a direct kernel boot; `console=ttyS0` is added when missing. */
+  /** Kernel command line for a direct kernel boot; `console=ttyS0` (`console=ttyAMA0` on arm64) is added when missing. */
   cmdline?: string;
-  /** An EFI application booted as the ESP's EFI/BOOT/BOOTX64.EFI (a UKI, or systemd-boot with `espFiles`). */
+  /** An EFI application booted as the ESP's EFI/BOOT/BOOTX64.EFI (BOOTAA64.EFI on arm64): a UKI, or systemd-boot with `espFiles`. */
   uki?: string;
   /** More files for that ESP, by path inside it (e.g. "EFI/Linux/talos.efi", "loader/loader.conf"). */
   espFiles?: Record<string, string>;
@@ -64,23 +70,51 @@ export class BootError extends Error {
   }
 }
 
-const qemuBinary = "qemu-system-x86_64";
 export const ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 export const ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /** OVMF built with Secure Boot (needs SMM and a secure flash); Debian's OVMF_VARS_4M.fd holds no keys. */
 export const ovmfSecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 
 export type Firmware = "bios" | "uefi" | "uefi-secureboot";
+/** Debian's qemu-efi-aarch64: the arm64 UEFI firmware and its variable store template (both 64 MiB pflash). */
+export const aavmfCode = "/usr/share/AAVMF/AAVMF_CODE.fd";
+export const aavmfVars = "/usr/share/AAVMF/AAVMF_VARS.fd";
+
+/** What differs per guest architecture. */
+const machines = {
+  amd64: {
+    binary: "qemu-system-x86_64",
+    debianPackage: "qemu-system-x86",
+    machine: "q35,accel=tcg",
+    cpu: "max",
+    firmware: { code: ovmfCode, vars: ovmfVars, debianPackage: "ovmf" },
+    console: "ttyS0",
+    removableEfi: "BOOTX64.EFI",
+  },
+  arm64: {
+    binary: "qemu-system-aarch64",
+    debianPackage: "qemu-system-arm",
+    machine: "virt,accel=tcg",
+    // `max` emulates pointer authentication with its architected (QARMA) algorithm, which costs TCG dearly
+    // (a direct boot took 40 s instead of 10); a Cortex-A57 (ARMv8.0) is all the guest needs.
+    cpu: "cortex-a57",
+    firmware: { code: aavmfCode, vars: aavmfVars, debianPackage: "qemu-efi-aarch64" },
+    console: "ttyAMA0",
+    removableEfi: "BOOTAA64.EFI",
+  },
+} as const;
 /** The serial log is bounded: a guest stuck in a loop must not fill memory. */
 const maxSerialBytes = 16 * 1024 * 1024;
 /** After the report, the guest powers off by itself; this long at most. */
 const poweroffGraceMs = 15_000;
 
-/** Why the harness cannot run here, or undefined when QEMU (and OVMF for UEFI) are installed. */
-export function bootUnavailable(firmware: Firmware = "bios"): string | undefined {
+/** Why the harness cannot run here, or undefined when QEMU (and OVMF/AAVMF for UEFI) are installed. */
+export function bootUnavailable(firmware: Firmware = "bios", arch: "amd64" | "arm64" = "amd64"): string | undefined {
   const missing: string[] = [];
-  if (!onPath(qemuBinary)) missing.push("qemu-system-x86");
-  if (firmware === "uefi" && !readable(ovmfCode)) missing.push("ovmf");
+  const machine = machines[arch];
+  if (arch === "arm64" && firmware === "uefi-secureboot") return "the harness boots arm64 without Secure Boot";
+  if (!onPath(machine.binary)) missing.push(machine.debianPackage);
+  if (firmware === "uefi" && !readable(machine.firmware.code)) missing.push(machine.firmware.debianPackage);
   if (firmware === "uefi-secureboot" && !readable(ovmfSecureBootCode)) missing.push("ovmf");
   return missing.length === 0 ? undefined : `missing Debian packages: apt-get install ${missing.join(" ")}`;
 }
@@ -113,11 +147,17 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
     throw new Error("boot: give exactly one of iso, disk, kernel (+initrd, optionally with a disk) or uki");
   if (options.uki !== undefined && options.firmware === "bios") throw new Error("boot: a UKI needs UEFI firmware");
   const secure = options.firmware === "uefi-secureboot";
+  const arch = options.arch ?? "amd64";
+  const machine = machines[arch];
+  if (arch === "arm64" && secure) throw new Error("boot: the harness boots arm64 without Secure Boot");
+  // An arm64 `virt` machine has no firmware but UEFI: its direct kernel boot has none at all.
+  if (arch === "arm64" && options.firmware === "bios" && options.kernel === undefined)
+    throw new Error("boot: an arm64 machine boots media only with firmware: 'uefi'");
   const args = [
     "-machine",
-    secure ? "q35,accel=tcg,smm=on" : "q35,accel=tcg",
+    secure ? `${machine.machine},smm=on` : machine.machine,
     "-cpu",
-    "max",
+    machine.cpu,
     "-m",
     String(options.memoryMiB ?? 1024),
     "-nographic",
@@ -134,7 +174,7 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
   if (options.firmware !== "bios")
     args.push(
       "-drive",
-      `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? ovmfSecureBootCode : ovmfCode}`,
+      `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? ovmfSecureBootCode : machine.firmware.code}`,
       "-drive",
       `if=pflash,format=raw,unit=1,file=${join(scratch, "OVMF_VARS.fd")}`,
     );
@@ -144,10 +184,22 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
       "-kernel",
       options.kernel,
       "-append",
-      /(^|\s)console=ttyS0/.test(cmdline) ? cmdline : `${cmdline} console=ttyS0`.trim(),
+      new RegExp(`(^|\\s)console=${machine.console}`).test(cmdline)
+        ? cmdline
+        : `${cmdline} console=${machine.console}`.trim(),
     );
     if (options.initrd !== undefined) args.push("-initrd", options.initrd);
-  } else if (options.iso !== undefined) args.push("-cdrom", options.iso, "-boot", "d");
+  } else if (options.iso !== undefined && arch === "arm64")
+    // `virt` has no IDE: the CD-ROM sits on virtio-scsi (the guest loads virtio_scsi and sr_mod early).
+    args.push(
+      "-device",
+      "virtio-scsi-pci,id=scsi0",
+      "-drive",
+      `file=${options.iso},format=raw,if=none,id=cd0,media=cdrom,readonly=on`,
+      "-device",
+      "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0",
+    );
+  else if (options.iso !== undefined) args.push("-cdrom", options.iso, "-boot", "d");
   if (options.disk !== undefined && options.diskSectorSize !== undefined) {
     const size = options.diskSectorSize;
     args.push(
@@ -163,21 +215,24 @@ export function qemuArgs(options: BootOptions, scratch: string): string[] {
 
 /** Boots the machine, waits for the guest's report, and returns it with the serial log. */
 export async function boot(options: BootOptions): Promise<BootResult> {
-  const unavailable = bootUnavailable(options.firmware);
+  const unavailable = bootUnavailable(options.firmware, options.arch);
   if (unavailable !== undefined) throw new Error(`cannot boot: ${unavailable}`);
   const scratch = await mkdtemp(join(tmpdir(), "boot-harness-"));
   try {
-    if (options.firmware !== "bios") await copyFile(options.varsFrom ?? ovmfVars, join(scratch, "OVMF_VARS.fd"));
+    const machine = machines[options.arch ?? "amd64"];
+    // Each VM writes its own copy of the variable store (AAVMF's on arm64, in the same file name).
+    if (options.firmware !== "bios")
+      await copyFile(options.varsFrom ?? machine.firmware.vars, join(scratch, "OVMF_VARS.fd"));
     if (options.uki !== undefined) {
       await mkdir(join(scratch, "esp", "EFI", "BOOT"), { recursive: true });
-      await copyFile(options.uki, join(scratch, "esp", "EFI", "BOOT", "BOOTX64.EFI"));
+      await copyFile(options.uki, join(scratch, "esp", "EFI", "BOOT", machine.removableEfi));
       for (const [path, source] of Object.entries(options.espFiles ?? {})) {
         await mkdir(dirname(join(scratch, "esp", path)), { recursive: true });
         await copyFile(source, join(scratch, "esp", path));
       }
     }
     try {
-      return await run(qemuArgs(options, scratch), options.timeoutMs ?? 120_000, options.stopOn);
+      return await run(machine.binary, qemuArgs(options, scratch), options.timeoutMs ?? 120_000, options.stopOn);
     } finally {
       if (options.varsTo !== undefined) await copyFile(join(scratch, "OVMF_VARS.fd"), options.varsTo);
     }
@@ -186,7 +241,7 @@ export async function boot(options: BootOptions): Promise<BootResult> {
   }
 }
 
-async function run(args: string[], timeoutMs: number, stopOn?: RegExp): Promise<BootResult> {
+async function run(qemuBinary: string, args: string[], timeoutMs: number, stopOn?: RegExp): Promise<BootResult> {
   const started = performance.now();
   const child = spawn(qemuBinary, args, { stdio: ["ignore", "pipe", "pipe"] });
   let serial = "";
@@ -227,7 +282,7 @@ async function run(args: string[], timeoutMs: number, stopOn?: RegExp): Promise<
     const dir = join(tmpdir(), "boot-harness-logs");
     await mkdir(dir, { recursive: true });
     const logFile = join(dir, `serial-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
-    const text = `qemu-system-x86_64 ${args.join(" ")}\n--- qemu stderr ---\n${stderr}\n--- serial ---\n${serial}`;
+    const text = `${qemuBinary} ${args.join(" ")}\n--- qemu stderr ---\n${stderr}\n--- serial ---\n${serial}`;
     await writeFile(logFile, text);
     throw new BootError(why, serial, logFile);
   };

@@ -11,10 +11,10 @@ import type { ImagerInputs, InstallerBaseInput, LocalExtension } from "../../src
 import type { Digest } from "../../src/oci/digest.ts";
 import { flattenLayers } from "../../src/oci/flatten.ts";
 import { decompressLayer } from "../../src/oci/layer.ts";
-import type { ImageManifest } from "../../src/oci/manifest.ts";
+import { type ImageManifest, isImageIndex, parseManifest } from "../../src/oci/manifest.ts";
 import type { Repository } from "../../src/oci/repository.ts";
 import { openStore, type RegistryStore } from "../../src/registry/store.ts";
-import { fetchTestbedPackages, type TestbedPackages } from "../../src/testbed/debian.ts";
+import { fetchTestbedPackages, type TestbedArch, type TestbedPackages } from "../../src/testbed/debian.ts";
 import { publishTestbedRelease, type ReleaseSummary, type ReleaseVersion } from "../../src/testbed/release.ts";
 
 export const fixtureRegistry = "registry.test:5000";
@@ -27,8 +27,14 @@ export interface ReleaseFixture {
   close(): Promise<void>;
 }
 
-/** Publishes the test bed release for `versions` into a fresh embedded store under a temp dir. */
-export async function openReleaseFixture(versions: string[]): Promise<ReleaseFixture> {
+/**
+ * Publishes the test bed release for `versions` into a fresh embedded store under a temp dir (`arches`: default
+ * amd64 only; with arm64 too, the imager, installer and extensions are multi-arch indexes).
+ */
+export async function openReleaseFixture(
+  versions: string[],
+  options: { arches?: readonly TestbedArch[] } = {},
+): Promise<ReleaseFixture> {
   const scratch = await mkdtemp(join(tmpdir(), "imager-fixture-"));
   const store = await openStore(join(scratch, "store"));
   const packages = await fetchTestbedPackages();
@@ -36,6 +42,7 @@ export async function openReleaseFixture(versions: string[]): Promise<ReleaseFix
     registry: fixtureRegistry,
     repositoryFor: (name) => store.repository(name),
     versions,
+    ...(options.arches === undefined ? {} : { arches: options.arches }),
   });
   return {
     scratch,
@@ -49,9 +56,18 @@ export async function openReleaseFixture(versions: string[]): Promise<ReleaseFix
   };
 }
 
-async function readManifest(repository: Repository, reference: string): Promise<ImageManifest> {
+/** The image manifest at `reference`; for an index, its linux/`arch` image's. */
+async function readManifest(
+  repository: Repository,
+  reference: string,
+  arch: TestbedArch = "amd64",
+): Promise<ImageManifest> {
   const record = await repository.getManifest(reference);
-  return JSON.parse(record.body.toString("utf8")) as ImageManifest;
+  const { manifest } = parseManifest(record.body);
+  if (!isImageIndex(manifest)) return manifest;
+  const child = manifest.manifests.find((d) => d.platform?.architecture === arch && d.platform.os === "linux");
+  if (child === undefined) throw new Error(`${reference} has no linux/${arch} image`);
+  return await readManifest(repository, child.digest, arch);
 }
 
 async function flattenInto(repository: Repository, manifest: ImageManifest, dir: string): Promise<void> {
@@ -71,15 +87,17 @@ export function releaseVersion(fixture: ReleaseFixture, version: string): Releas
 
 /**
  * The local inputs for one version: the imager flattened, the installer base's blobs copied to files, and the
- * named extensions (short names such as "testbed-dummy", in the order given) flattened.
+ * named extensions (short names such as "testbed-dummy", in the order given) flattened; of an index, the
+ * linux/`arch` image (default amd64).
  */
 export async function localInputs(
   fixture: ReleaseFixture,
   version: string,
   extensionNames: readonly string[],
+  arch: TestbedArch = "amd64",
 ): Promise<ImagerInputs & { imagerDigest: Digest; installerDigest: Digest }> {
   const release = releaseVersion(fixture, version);
-  const root = await mkdtemp(join(fixture.scratch, `inputs-${version}-`));
+  const root = await mkdtemp(join(fixture.scratch, `inputs-${version}-${arch}-`));
   const image = (kind: string) => {
     const found = release.images.find((i) => i.kind === kind);
     if (found === undefined) throw new Error(`no ${kind} image for ${version}`);
@@ -89,11 +107,11 @@ export async function localInputs(
   const imager = image("imager");
   const imagerRepository = fixture.store.repository(imager.repository);
   const imagerDir = join(root, "imager");
-  await flattenInto(imagerRepository, await readManifest(imagerRepository, imager.digest), imagerDir);
+  await flattenInto(imagerRepository, await readManifest(imagerRepository, imager.digest, arch), imagerDir);
 
   const installer = image("installer");
   const installerRepository = fixture.store.repository(installer.repository);
-  const installerManifest = await readManifest(installerRepository, installer.digest);
+  const installerManifest = await readManifest(installerRepository, installer.digest, arch);
   const blobsDir = join(root, "installer-blobs");
   await mkdir(blobsDir);
   const layers: InstallerBaseInput["layers"] = [];
@@ -112,7 +130,7 @@ export async function localInputs(
     if (found === undefined) throw new Error(`no extension ${name} for ${version}`);
     const repository = fixture.store.repository(found.repository);
     const dir = join(root, "extensions", name);
-    await flattenInto(repository, await readManifest(repository, found.digest), dir);
+    await flattenInto(repository, await readManifest(repository, found.digest, arch), dir);
     extensions.push({ name: found.repository, dir, digest: found.digest });
   }
 

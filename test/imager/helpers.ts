@@ -10,6 +10,7 @@ import { type BuildProfile, createBuildProfile } from "../../src/imager/profile.
 import { parseAssetRequest } from "../../src/talos/asset-path.ts";
 import { parseExtensionManifest } from "../../src/talos/extension.ts";
 import { type Schematic, schematicId } from "../../src/talos/schematic.ts";
+import type { TestbedArch } from "../../src/testbed/debian.ts";
 import type { TestbedReport } from "../boot/harness.ts";
 import { localInputs, type ReleaseFixture } from "./fixture.ts";
 
@@ -39,8 +40,9 @@ export async function prepareVersion(
   fixture: ReleaseFixture,
   version: string,
   extensions: readonly string[],
+  arch: TestbedArch = "amd64",
 ): Promise<PreparedVersion> {
-  return { version, inputs: await localInputs(fixture, version, extensions) };
+  return { version, inputs: await localInputs(fixture, version, extensions, arch) };
 }
 
 export function profileFor(prepared: PreparedVersion, schematic: Schematic, path: string): BuildProfile {

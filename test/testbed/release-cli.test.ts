@@ -1,20 +1,46 @@
 // `boot-assets testbed release` run as a user would, against the embedded registry server, then checked with
 // `boot-assets verify` using only what it wrote to --out: the test key, and the test trusted root with the
-// keyless identity. A second run adds no signature.
+// keyless identity. A second run adds no signature. By default it releases linux/amd64 and linux/arm64: containerd
+// pulls the installer for linux/arm64 and gets its arm64 image (config, and an AArch64 busybox), nothing of amd64's.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { gunzipSync } from "node:zlib";
 import { RegistryClient } from "../../src/oci/client/client.ts";
+import { type ImageManifest, isImageIndex, parseManifest } from "../../src/oci/manifest.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { startContainerd } from "../harness/containerd.ts";
 import { startEmbeddedRegistry } from "../harness/embedded.ts";
 import type { RunningRegistry } from "../harness/types.ts";
 import { signatureLayerCount } from "./release-helpers.ts";
 
 const versions = ["v1.8.2", "v1.10.3"];
+/** ELF e_machine of AArch64 (elf.h EM_AARCH64). */
+const emAarch64 = 183;
+
+/** e_machine of the ELF file `path` in an uncompressed tar, or undefined when the tar lacks it. */
+function elfMachineInTar(tar: Buffer, path: string): number | undefined {
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const name = tar.toString("utf8", at, at + 100).replace(/\0.*$/s, "");
+    if (name === "") return undefined;
+    const size = Number.parseInt(
+      tar
+        .toString("latin1", at + 124, at + 136)
+        .replace(/\0.*$/s, "")
+        .trim(),
+      8,
+    );
+    if (name === path) return tar.readUInt16LE(at + 512 + 18);
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return undefined;
+}
 
 describe("boot-assets testbed release (CLI)", () => {
   let registry: RunningRegistry;
@@ -129,6 +155,37 @@ describe("boot-assets testbed release (CLI)", () => {
       const [name, digest] = ref.split("@") as [string, string];
       const repository = client.repository(name);
       assert.equal(await signatureLayerCount(repository, digest), 2, ref);
+    }
+  });
+
+  test("ctr image pull --platform linux/arm64 of the installer index takes its arm64 image only", async () => {
+    const name = `${registry.host}/siderolabs/installer-base`;
+    const { manifest: index } = parseManifest((await client.repository(name).getManifest("v1.10.3")).body);
+    assert.ok(isImageIndex(index), "the installer is not an index");
+    const platform = (arch: string) => index.manifests.find((d) => d.platform?.architecture === arch)?.digest;
+    const arm64 = platform("arm64");
+    const amd64 = platform("amd64");
+    assert.ok(arm64 !== undefined && amd64 !== undefined, "the index lacks linux/amd64 or linux/arm64");
+    const containerd = await startContainerd();
+    try {
+      await containerd.ctr(["image", "pull", "--plain-http", "--platform", "linux/arm64", `${name}:v1.10.3`], 120_000);
+      // Blobs as bytes (the harness's ctr() decodes stdout as text).
+      const content = async (digest: string): Promise<Buffer> =>
+        (
+          await promisify(execFile)("ctr", ["-a", containerd.socket, "content", "get", digest], {
+            encoding: "buffer",
+            maxBuffer: 64 * 1024 * 1024,
+          })
+        ).stdout;
+      const manifest = JSON.parse((await content(arm64)).toString("utf8")) as ImageManifest;
+      const config = JSON.parse((await content(manifest.config.digest)).toString("utf8")) as { architecture: string };
+      assert.equal(config.architecture, "arm64");
+      await assert.rejects(containerd.ctr(["content", "get", amd64]), "the amd64 image was fetched too");
+      const layer = manifest.layers[0];
+      assert.ok(layer !== undefined);
+      assert.equal(elfMachineInTar(gunzipSync(await content(layer.digest)), "bin/busybox"), emAarch64);
+    } finally {
+      await containerd.stop();
     }
   });
 });

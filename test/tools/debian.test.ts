@@ -4,8 +4,20 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { aptDownload, aptShow, privateAptConfig, resolveDependency, splitDepends } from "../../src/tools/apt.ts";
-import { bookwormSourceFor, bootAssetsCacheDir, fetchForeignPackage } from "../../src/tools/debian-packages.ts";
+import {
+  aptDownload,
+  aptShow,
+  aptUpdate,
+  privateAptConfig,
+  resolveDependency,
+  splitDepends,
+} from "../../src/tools/apt.ts";
+import {
+  bookwormSourceFor,
+  bootAssetsCacheDir,
+  fetchForeignPackage,
+  foreignAptConfig,
+} from "../../src/tools/debian-packages.ts";
 import { dpkgDebExtract, dpkgDebFields, parseControlFields } from "../../src/tools/dpkg.ts";
 import { depmod, depmodTool } from "../../src/tools/kmod.ts";
 import { findTool } from "../../src/tools/run.ts";
@@ -106,6 +118,39 @@ describe("another architecture's package", () => {
   test("a malformed architecture is refused before apt runs", async () => {
     await assert.rejects(
       privateAptConfig(join(dir, "apt-bad"), { ...bookwormSourceFor("arm64"), architecture: "arm64 -o x=y" }),
+      RangeError,
+    );
+  });
+});
+
+describe("the apt configuration for Debian 12's arm64 packages", () => {
+  test("lists main, updates and security for arm64 only, and resolves arm64 packages", async () => {
+    const cacheDir = bootAssetsCacheDir();
+    const config = await foreignAptConfig(cacheDir, "arm64");
+    const lines = (await readFile(join(cacheDir, "apt", "bookworm-arm64", "sources.list"), "utf8")).trim().split("\n");
+    assert.deepEqual(
+      lines.map((line) => line.split(" ").slice(-3, -1).join(" ")),
+      [
+        "http://deb.debian.org/debian bookworm",
+        "http://deb.debian.org/debian bookworm-updates",
+        "http://deb.debian.org/debian-security bookworm-security",
+      ],
+    );
+    assert.match(
+      execFileSync("apt-config", [...config.args, "dump"], { encoding: "utf8" }),
+      /^APT::Architecture "arm64";$/m,
+    );
+    const show = () => aptShow("busybox-static", { config });
+    const info = await show().catch(async () => {
+      await aptUpdate({ config });
+      return await show();
+    });
+    assert.equal(info.architecture, "arm64");
+    assert.match(info.filename, /_arm64\.deb$/);
+  });
+  test("sources of different architectures cannot share a configuration", async () => {
+    await assert.rejects(
+      privateAptConfig(join(dir, "apt-mixed"), [bookwormSourceFor("arm64"), bookwormSourceFor("amd64")]),
       RangeError,
     );
   });

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # The test bed's /init: does what Talos's early init does, just enough to prove a boot asset right, then
-# prints ONE line "TESTBED-REPORT {json}" straight to /dev/ttyS0 (Talos's default command line has no serial
-# console) and powers off.
+# prints ONE line "TESTBED-REPORT {json}" straight to the first serial port, /dev/ttyS0 (/dev/ttyAMA0, the
+# PL011 of an arm64 `virt` machine, on aarch64; Talos's default command line has no serial console) and powers off.
 #
 # Build-time inputs, written into the initramfs next to this script:
 #   /etc/testbed/early-modules   modules to insmod before anything can be mounted, dependencies first,
@@ -180,6 +180,11 @@ mount -t devtmpfs devtmpfs /dev || fail "mount /dev failed"
 dmesg -n 1
 
 KVER=$(uname -r)
+MACHINE=$(uname -m)
+case "$MACHINE" in
+aarch64) SERIAL=/dev/ttyAMA0 ;;
+*) SERIAL=/dev/ttyS0 ;;
+esac
 
 # --- Early modules: what a busybox guest on Debian's kernel needs before it can mount anything -----------
 if [ -f /etc/testbed/early-modules ]; then
@@ -326,7 +331,7 @@ done
 
 MODULES=$(cut -d' ' -f1 /proc/modules | sort)
 REPORT="{\"cmdline\":$(jstr "$(cat /proc/cmdline)")"
-REPORT="$REPORT,\"kernelRelease\":$(jstr "$KVER")"
+REPORT="$REPORT,\"kernelRelease\":$(jstr "$KVER"),\"machine\":$(jstr "$MACHINE")"
 REPORT="$REPORT,\"firmware\":\"$FIRMWARE\",\"secureBoot\":$SECURE_BOOT,\"stub\":$STUB"
 REPORT="$REPORT,\"extensions\":[$EXTENSIONS]"
 REPORT="$REPORT,\"modules\":$(jarr "$MODULES")"
@@ -334,7 +339,7 @@ REPORT="$REPORT,\"meta\":{\"source\":\"$META_SOURCE\",\"tags\":$META_TAGS}"
 REPORT="$REPORT,\"schematicId\":$SCHEMATIC,\"disk\":$DISK"
 REPORT="$REPORT,\"errors\":$(jarr "$ERRORS")}"
 
-printf '\nTESTBED-REPORT %s\n' "$REPORT" >/dev/ttyS0
+printf '\nTESTBED-REPORT %s\n' "$REPORT" >"$SERIAL"
 # Give the UART time to drain before the machine goes away.
 sleep 1
 sync

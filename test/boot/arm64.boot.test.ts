@@ -1,0 +1,147 @@
+// Boot tier, arm64: the test bed release published for linux/amd64 + linux/arm64, its arm64 kernel, and an
+// initramfs and command line the imager built from the release's arm64 images (the testbed-dummy extension,
+// whose arm64 dummy.ko the guest loads, and an extra kernel argument), booted directly on qemu-system-aarch64's
+// `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
+// (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would. The same version's arm64 UKI (Debian
+// trixie's arm64 systemd-stub), ISO (1.10's hybrid: arm64 GRUB and sd-boot) and disk image (sd-boot) boot under
+// AAVMF.
+
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, open, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parsePe } from "../../src/formats/pe.ts";
+import { schematicId } from "../../src/talos/schematic.ts";
+import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
+import {
+  assertBootReport,
+  buildAsset,
+  type PreparedVersion,
+  prepareVersion,
+  testSchematic,
+} from "../imager/helpers.ts";
+import { boot, bootUnavailable } from "./harness.ts";
+
+const skip = bootUnavailable("bios", "arm64");
+const version = "v1.10.3";
+
+describe("arm64 test bed boots", { skip }, () => {
+  let fixture: ReleaseFixture;
+  let prepared: PreparedVersion;
+  let out: string;
+  const schematic = testSchematic(["testbed-dummy"], {
+    extraKernelArgs: ["-consoleblank", "testbed.extra=yes"],
+    meta: [{ key: 0xc, value: "hello from META" }],
+  });
+  const id = schematicId(schematic);
+
+  before(async () => {
+    fixture = await openReleaseFixture([version], { arches: ["amd64", "arm64"] });
+    prepared = await prepareVersion(fixture, version, ["testbed-dummy"], "arm64");
+    out = await mkdtemp(join(fixture.scratch, "arm64-boot-"));
+  });
+  after(async () => {
+    await fixture?.close();
+  });
+
+  test(`${version}: the release's images are linux/amd64 + linux/arm64 indexes`, () => {
+    const release = fixture.summary.versions[0];
+    assert.ok(release !== undefined);
+    for (const kind of ["imager", "installer", "extension"] as const)
+      for (const image of release.images.filter((i) => i.kind === kind))
+        assert.deepEqual(
+          image.platforms?.map((p) => p.arch),
+          ["amd64", "arm64"],
+          `${image.repository}:${image.tag}`,
+        );
+  });
+
+  test(`${version}: arm64 kernel + initramfs + cmdline boot directly on aarch64`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "pxe");
+    await mkdir(dir);
+    const kernel = await buildAsset(prepared, schematic, "kernel-arm64", dir);
+    const initramfs = await buildAsset(prepared, schematic, "initramfs-arm64.xz", dir);
+    const cmdline = await buildAsset(prepared, schematic, "cmdline-metal-arm64", dir);
+    console.log(`arm64 build: kernel ${kernel.seconds} s, initramfs ${initramfs.seconds} s`);
+    const { report, seconds } = await boot({
+      arch: "arm64",
+      kernel: kernel.path,
+      initrd: initramfs.path,
+      cmdline: await readFile(cmdline.path, "utf8"),
+      firmware: "bios",
+      timeoutMs: 300_000,
+    });
+    console.log(`arm64 direct boot: ${seconds} s`);
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.kernelRelease, arm64.release);
+    assert.match(report.kernelRelease, /-arm64$/);
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+  });
+
+  test(`${version}: the arm64 UKI boots under AAVMF (UEFI)`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "uki");
+    await mkdir(dir);
+    const uki = await buildAsset(prepared, schematic, "metal-arm64-uki.efi", dir);
+    console.log(`arm64 UKI build: ${uki.seconds} s`);
+    // The stub is arm64's (IMAGE_FILE_MACHINE_ARM64), and there is no .uname: upstream reads the kernel release
+    // only from an x86 bzImage header and leaves the section out otherwise (siderolabs/talos
+    // internal/pkg/uki/kernel.go DiscoverKernelVersion, generate.go generateUname).
+    const head = Buffer.alloc(64 * 1024);
+    const file = await open(uki.path, "r");
+    try {
+      await file.read(head, 0, head.length, 0);
+    } finally {
+      await file.close();
+    }
+    const pe = parsePe(head);
+    assert.equal(pe.coff.machine, 0xaa64);
+    const sections = pe.sections.map((section) => section.name);
+    assert.ok(sections.includes(".linux") && sections.includes(".initrd"), sections.join(" "));
+    assert.ok(!sections.includes(".uname"), sections.join(" "));
+    const { report, seconds } = await boot({ arch: "arm64", uki: uki.path, firmware: "uefi", timeoutMs: 300_000 });
+    console.log(`arm64 UKI UEFI boot: ${seconds} s`);
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    assert.match(report.stub?.info ?? "", /^systemd-stub 257/);
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+  });
+
+  test(`${version}: the arm64 ISO boots under AAVMF from a virtio-scsi CD-ROM`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "iso");
+    await mkdir(dir);
+    const iso = await buildAsset(prepared, schematic, "metal-arm64.iso", dir);
+    console.log(`arm64 ISO (${iso.profile.bootloader}) build: ${iso.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", iso: iso.path, firmware: "uefi", timeoutMs: 300_000 });
+    console.log(`arm64 ISO UEFI boot: ${seconds} s`);
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+    assert.deepEqual(report.meta, { source: "cmdline", tags: { "0xc": "hello from META" } });
+  });
+
+  test(`${version}: the arm64 disk image (sd-boot) boots under AAVMF and reads META from its partition`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const dir = join(out, "raw");
+    await mkdir(dir);
+    const disk = await buildAsset(prepared, schematic, "metal-arm64.raw", dir);
+    console.log(`arm64 disk (${disk.profile.bootloader}) build: ${disk.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", disk: disk.path, firmware: "uefi", timeoutMs: 300_000 });
+    console.log(
+      `arm64 disk UEFI boot: ${seconds} s; partitions ${JSON.stringify(report.disk)}; meta ${JSON.stringify(report.meta)}`,
+    );
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    await assertBootReport(report, prepared, { schematicId: id, kernelRelease: arm64.release });
+    const names = report.disk?.partitions.map((p) => p.name) ?? [];
+    assert.ok(names.includes("EFI") && names.includes("META"), names.join(","));
+    assert.equal(report.meta.source, "partition");
+    assert.equal(report.meta.tags["0xc"], "hello from META");
+  });
+});
