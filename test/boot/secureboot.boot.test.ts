@@ -17,11 +17,13 @@ import { parsePe } from "../../src/formats/pe.ts";
 import { assembleUki, osReleaseFor } from "../../src/formats/uki.ts";
 import { bootSplash } from "../../src/imager/splash.ts";
 import { signPeFile } from "../../src/signing/authenticode.ts";
-import { type CertifiedSigner, fileDigestSigner } from "../../src/signing/digest-signer.ts";
+import { type CertifiedSigner, fileDigestSigner, fileKeySigner } from "../../src/signing/digest-signer.ts";
 import { enrollmentDatabase } from "../../src/talos/secureboot-database.ts";
 import { fetchTestbedPackages, type TestbedPackages } from "../../src/testbed/debian.ts";
 import { type BaseBootAssets, buildBaseBootAssets, layoutForTalosVersion } from "../../src/testbed/initramfs.ts";
 import { runTool, type Tool } from "../../src/tools/run.ts";
+import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
+import { buildAsset, prepareVersion, testSchematic } from "../imager/helpers.ts";
 import { BootError, boot, bootUnavailable } from "./harness.ts";
 
 const skip = bootUnavailable("uefi-secureboot");
@@ -158,5 +160,60 @@ describe("Secure Boot: enrollment, then an enforced boot of what is signed here"
     const unsigned = join(work, "unsigned-boot.efi");
     await copyFile(packages.systemdBootProfiles.bootEfi, unsigned);
     await refusal("unsigned systemd-boot", { boot: unsigned, uki: join(work, "Talos.efi") });
+  });
+});
+
+describe("a Secure Boot ISO from the imager enrolls its own keys and boots enforced", { skip }, () => {
+  let work: string;
+  let fixture: ReleaseFixture;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "secureboot-iso-boot-"));
+    fixture = await openReleaseFixture([version]);
+  });
+  after(async () => {
+    await fixture?.close();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  test("metal-amd64-secureboot.iso: systemd-boot enrolls (if-safe, in a VM), the UKI boots with Secure Boot on", async () => {
+    const key = join(work, "uki.key");
+    const cert = join(work, "uki.crt");
+    await runTool(openssl, [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "30",
+      "-subj",
+      "/CN=iso-signing",
+    ]);
+    const pcrKey = join(work, "pcr.key");
+    await runTool(openssl, ["genrsa", "-out", pcrKey, "2048"]);
+    const secureBoot = { uki: await fileDigestSigner(key, cert), pcr: await fileKeySigner(pcrKey) };
+    const prepared = await prepareVersion(fixture, version, ["testbed-dummy"]);
+    const schematic = testSchematic(["testbed-dummy"], { extraKernelArgs: ["testbed.extra=yes"] });
+    const built = await buildAsset(prepared, schematic, "metal-amd64-secureboot.iso", work, { secureBoot });
+    const { report, seconds } = await boot({
+      iso: built.path,
+      firmware: "uefi-secureboot",
+      allowReset: true,
+      timeoutMs: 300_000,
+    });
+    console.log(`secure boot ISO, enrollment + enforced boot: ${seconds} s`);
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.secureBoot, true);
+    assert.ok(report.cmdline.split(" ").includes("testbed.extra=yes"), report.cmdline);
+    assert.ok(report.cmdline.split(" ").includes("lockdown=confidentiality"), report.cmdline);
+    assert.deepEqual(
+      report.extensions.map((e) => e.name),
+      ["testbed-dummy", "schematic", "modules.dep"],
+    );
   });
 });
