@@ -41,6 +41,11 @@ export interface FactoryAppOptions {
   externalPxeUrl?: string;
   /** The cache signing key's public half (PEM), served at /oci/cosign/signing-key.pub. */
   signingKeyPem?: string;
+  /**
+   * The Secure Boot UKI signing certificate (PEM) served at /secureboot/signing-cert.pem; undefined when Secure
+   * Boot is off.
+   */
+  secureBootCertificatePem?: string;
   /** The registry front `/v2/…` for installer images; without it `/v2` is not served. */
   registryFront?: RegistryFrontOptions;
   /** Registers further routes (the versions and catalog routes). */
@@ -190,6 +195,14 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     app.get("/oci/cosign/signing-key.pub", async (_request, reply) =>
       reply.type("application/x-pem-file").send(signingKeyPem),
     );
+  // Upstream: internal/frontend/http/secureboot.go handleSecureBootSigningCert. With Secure Boot off upstream
+  // answers 500 (secureboot.ErrDisabled is untagged in http.go MatchError); the status is kept, the text says why.
+  const secureBootCertificatePem = options.secureBootCertificatePem;
+  app.get("/secureboot/signing-cert.pem", async (_request, reply) =>
+    secureBootCertificatePem === undefined
+      ? reply.code(500).type("text/plain; charset=utf-8").send("secure boot is disabled on this factory\n")
+      : reply.type("application/x-pem-file").send(secureBootCertificatePem),
+  );
   if (options.registryFront !== undefined) registerRegistryFront(app, options.registryFront);
   options.registerRoutes?.(app);
   return app;

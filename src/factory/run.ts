@@ -16,6 +16,7 @@ import type { Repository } from "../oci/repository.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
 import { publicKeyPem } from "../signing/keys.ts";
 import { KeySigner } from "../signing/signer.ts";
+import { certificatePem } from "../talos/secureboot-database.ts";
 import { buildFactoryApp } from "./app.ts";
 import { createAssetService } from "./assets/factory.ts";
 import type { AssetService } from "./assets/service.ts";
@@ -343,6 +344,9 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       assets,
       externalPxeUrl: config.http.externalPxeUrl,
       signingKeyPem: publicKeyPem(signingKey),
+      ...(config.secureBoot.enabled
+        ? { secureBootCertificatePem: certificatePem(config.secureBoot.signingCert.raw) }
+        : {}),
       registryFront: {
         schematics,
         installers,

@@ -106,6 +106,14 @@ describe("Secure Boot UKIs", () => {
     }
   });
 
+  it("GET /secureboot/signing-cert.pem is the UKI signing certificate (500 when Secure Boot is off, as upstream)", async () => {
+    const res = await fetch(`${base}/secureboot/signing-cert.pem`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/x-pem-file");
+    const served = new X509Certificate(await res.text());
+    assert.equal(served.fingerprint256, new X509Certificate(await readFile(running.keys.ukiCert)).fingerprint256);
+  });
+
   it("asking again is a cache hit with the same bytes", async () => {
     const a = Buffer.from(
       await (await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot-uki.efi`)).arrayBuffer(),
@@ -182,6 +190,9 @@ describe("Secure Boot UKIs", () => {
       const res = await fetch(`${url}/image/${plainId}/${version}/metal-amd64-secureboot-uki.efi`);
       assert.equal(res.status, 400);
       assert.match(await res.text(), /secure boot is disabled/);
+      const cert = await fetch(`${url}/secureboot/signing-cert.pem`);
+      assert.equal(cert.status, 500);
+      assert.match(await cert.text(), /secure boot is disabled/);
     } finally {
       await plain.stop();
     }
