@@ -114,6 +114,18 @@ describe("Secure Boot UKIs", () => {
     assert.equal(served.fingerprint256, new X509Certificate(await readFile(running.keys.ukiCert)).fingerprint256);
   });
 
+  it("the Secure Boot PXE script boots the signed UKI with the secure-boot command line (upstream secureboot.ipxe)", async () => {
+    const res = await fetch(`${base}/pxe/${id}/${version}/metal-amd64-secureboot`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const lines = (await res.text()).split("\n");
+    assert.equal(lines[0], "#!ipxe");
+    const kernel = lines.find((l) => l.startsWith("kernel ")) ?? "";
+    const [, url, ...args] = kernel.split(" ");
+    assert.ok(url?.endsWith(`/image/${id}/${version}/metal-amd64-secureboot-uki.efi`), url);
+    assert.ok(args.includes("lockdown=confidentiality") && args.includes(extraArg), args.join(" "));
+    assert.ok(!lines.some((l) => l.startsWith("initrd ")), "no separate initrd: the UKI carries it");
+  });
+
   it("asking again is a cache hit with the same bytes", async () => {
     const a = Buffer.from(
       await (await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot-uki.efi`)).arrayBuffer(),
