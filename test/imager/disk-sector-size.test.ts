@@ -30,7 +30,7 @@ import { fsckVfat } from "../../src/tools/dosfstools.ts";
 import { fdiskList } from "../../src/tools/gdisk.ts";
 import { mdirRecursive } from "../../src/tools/mtools.ts";
 import { xfsRepairCheck } from "../../src/tools/xfsprogs.ts";
-import { buildLocalTalosDisk, writeStandInBootFiles } from "./local-disk.ts";
+import { buildLocalTalosDisk, cutOut, writeStandInBootFiles } from "./local-disk.ts";
 
 const mib = 1024 * 1024;
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -227,20 +227,7 @@ describe("a disk image with 4096-byte sectors, read by the real tools", () => {
       const p = table.partitions[i] as (typeof table.partitions)[number];
       return { offset: p.start * sector, size: p.sectors * sector };
     };
-    const copy = (i: number, name: string) => {
-      const { offset, size } = byteRange(i);
-      const path = join(dir, name);
-      execFileSync("dd", [
-        `if=${out}`,
-        `of=${path}`,
-        "bs=1M",
-        `skip=${offset / mib}`,
-        `count=${size / mib}`,
-        "conv=sparse",
-        "status=none",
-      ]);
-      return path;
-    };
+    const copy = (i: number, name: string) => cutOut(out, byteRange(i), join(dir, name));
 
     // EFI: FAT32 with 4096-byte logical sectors (mkfs.vfat -S 4096), clean, holding the UKI.
     const efi = copy(0, "efi.img");

@@ -28,7 +28,7 @@ import { sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
 import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
 import { qemuImgCheck, qemuImgInfo } from "../../src/tools/qemu-img.ts";
 import { xfsRepairCheck } from "../../src/tools/xfsprogs.ts";
-import { buildLocalTalosDisk, writeStandInBootFiles } from "./local-disk.ts";
+import { buildLocalTalosDisk, cutOut, writeStandInBootFiles } from "./local-disk.ts";
 
 const mib = 1024 * 1024;
 let dir: string;
@@ -284,28 +284,10 @@ describe("assembled disk", () => {
       }
       // BOOT checked by xfs_repair on a copy of the partition.
       const boot = part("BOOT");
-      const bootCopy = join(dir, "boot-copy.img");
-      execFileSync("dd", [
-        `if=${out}`,
-        `of=${bootCopy}`,
-        "bs=1M",
-        `skip=${boot.offsetBytes / mib}`,
-        `count=${boot.sizeBytes / mib}`,
-        "conv=sparse",
-        "status=none",
-      ]);
+      const bootCopy = cutOut(out, { offset: boot.offsetBytes, size: boot.sizeBytes }, join(dir, "boot-copy.img"));
       await xfsRepairCheck(bootCopy);
       await rm(bootCopy);
-      const efiCopy = join(dir, "efi-copy.img");
-      execFileSync("dd", [
-        `if=${out}`,
-        `of=${efiCopy}`,
-        "bs=1M",
-        `skip=${efi.offsetBytes / mib}`,
-        `count=${efi.sizeBytes / mib}`,
-        "conv=sparse",
-        "status=none",
-      ]);
+      const efiCopy = cutOut(out, { offset: efi.offsetBytes, size: efi.sizeBytes }, join(dir, "efi-copy.img"));
       await fsckVfat(efiCopy);
       await rm(efiCopy);
     }

@@ -2,6 +2,7 @@
 // initramfs and the UKI go (the disk tests check partitions, file systems, META and GRUB's LBAs, not what
 // boots), the metal platform's size for the version and boot loader, systemd-boot from Debian's package.
 
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -54,4 +55,19 @@ export function buildLocalTalosDisk(
     sdBoot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
     mtime: 1700000000,
   });
+}
+
+/** Copies `size` bytes at `offset` of `image` into `out` (sparse, with dd) for a file system checker; returns `out`. */
+export function cutOut(image: string, range: { offset: number; size: number }, out: string): string {
+  execFileSync("dd", [
+    `if=${image}`,
+    `of=${out}`,
+    "bs=1M",
+    "iflag=skip_bytes,count_bytes",
+    `skip=${range.offset}`,
+    `count=${range.size}`,
+    "conv=sparse",
+    "status=none",
+  ]);
+  return out;
 }
