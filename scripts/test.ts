@@ -1,6 +1,8 @@
 // The project's test command (`npm test`): static checks, then the test tiers, each timed so CI time stays
 // visible. Tiers: `unit` (everything but boots: real registries, real clients, fast) and `boot` (QEMU boots of
 // what the project builds; slow, run by CI too). `npm test -- unit` or `-- static boot` runs a subset.
+// `exhaustive` (*.exhaustive.test.ts: what a CI-tier test proves for one of each kind, repeated for every
+// other variant) runs only when named: `npm test -- exhaustive` (`npm run test:exhaustive`).
 // Ends with one "N passed, N failed" line summing the tiers.
 
 import { spawn } from "node:child_process";
@@ -9,11 +11,14 @@ import { globSync } from "node:fs";
 interface Tier {
   name: string;
   commands: string[][];
+  /** Runs when no tier is named (default true). */
+  byDefault?: boolean;
 }
 
 const allTests = globSync("test/**/*.test.ts").sort();
 const bootTests = allTests.filter((file) => file.endsWith(".boot.test.ts"));
-const unitTests = allTests.filter((file) => !file.endsWith(".boot.test.ts"));
+const exhaustiveTests = allTests.filter((file) => file.endsWith(".exhaustive.test.ts"));
+const unitTests = allTests.filter((file) => !bootTests.includes(file) && !exhaustiveTests.includes(file));
 
 const tiers: Tier[] = [
   {
@@ -26,6 +31,11 @@ const tiers: Tier[] = [
   { name: "unit", commands: [[process.execPath, "--test", "--test-concurrency=2", ...unitTests]] },
   // Boots are CPU-bound under TCG: one at a time keeps each within its timeout on two cores.
   { name: "boot", commands: [[process.execPath, "--test", "--test-concurrency=1", ...bootTests]] },
+  {
+    name: "exhaustive",
+    commands: [[process.execPath, "--test", "--test-concurrency=2", ...exhaustiveTests]],
+    byDefault: false,
+  },
 ];
 
 interface Outcome {
@@ -71,7 +81,7 @@ let passed = 0;
 let failed = 0;
 let ok = true;
 for (const tier of tiers) {
-  if (wanted.length > 0 && !wanted.includes(tier.name)) continue;
+  if (wanted.length > 0 ? !wanted.includes(tier.name) : tier.byDefault === false) continue;
   const started = performance.now();
   for (const command of tier.commands) {
     const outcome = await run(command);

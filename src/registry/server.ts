@@ -176,7 +176,14 @@ function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown) {
  * the reply on a kept-alive connection; beyond that, close it.
  */
 function discardUnreadBody(raw: IncomingMessage, reply: FastifyReply): void {
-  if (raw.complete || raw.readableEnded || raw.destroyed) return;
+  if (raw.complete || raw.readableEnded) return;
+  if (raw.destroyed) {
+    // A failed stream pipeline destroyed the request and let go of its socket (Node's pipeline does that to a
+    // server request): the rest of its body stays unread, the socket paused, so no other request can follow
+    // on this connection; a client reusing it would wait forever.
+    reply.header("Connection", "close");
+    return;
+  }
   const declared = Number(raw.headers["content-length"]);
   if (Number.isFinite(declared) && declared > maxDiscardBytes) {
     reply.header("Connection", "close");

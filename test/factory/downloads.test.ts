@@ -1,230 +1,29 @@
-// Every asset kind the imager builds, downloaded from the factory started from the seed command line against
-// the test bed release in a real registry: one request per kind (kernel, initramfs, cmdline, UKI, installer,
-// the ISO of each boot loader the test bed's versions use, and each disk image format and compression),
-// all for one schematic. Each download has upstream's status and Content-Type (internal/frontend/http/image.go,
-// internal/mime/mime.go), is what its name says (checked with the format's own tool or magic bytes), and its
-// bytes equal what `boot-assets build` (run as a user runs it, with its own cache) writes for the same request
-// (every disk image too: raw, compressed, and the qcow2/VHD/OVA conversions).
+// Every asset kind downloads from the factory and equals `boot-assets build` (downloads-suite.ts): at v1.10.3
+// the kernel, initramfs, cmdline, UKI, installer, the dual-boot ISO and a disk image as raw, converted (VHD,
+// whose footer identity is made from the inputs) and compressed (.raw.tar.gz); the GRUB ISO of v1.8.2.
+// Every other disk format and compression (qcow2, OVA, .raw.xz, .raw.zst, .raw.gz) is the exhaustive tier's
+// (downloads.exhaustive.test.ts, `npm test -- exhaustive`).
 // Then a client that goes away while its uncached asset builds: the build goes on, the next request is a cache
 // hit, and the request log records 499 as upstream's MatchError does for a cancelled request
 // (internal/frontend/http/http.go).
 
-import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, open, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { after, before, describe, it } from "node:test";
-import { isolatedEnv, runCli } from "../cli/run-cli.ts";
-import {
-  createSchematic,
-  type FactoryUnderTest,
-  metricSum,
-  type PublishedTestbed,
-  publishTestbed,
-  startSeedFactory,
-  waitFor200,
-} from "./service-harness.ts";
+import { describeDownloads } from "./downloads-suite.ts";
 
-const extraArg = "downloads.test=yes";
-const metaValue = "downloaded META";
-const schematicYaml = `customization:
-  extraKernelArgs:
-    - ${extraArg}
-  meta:
-    - key: 12
-      value: ${metaValue}
-  systemExtensions:
-    officialExtensions:
-      - siderolabs/testbed-dummy
-`;
-
-/** upstream internal/mime/mime.go, as served by its FROM-scratch image (no mime database): the rest is octet-stream. */
-function upstreamContentType(path: string): string {
-  const ext = path.slice(path.lastIndexOf("."));
-  const known: Record<string, string> = {
-    ".efi": "application/efi",
-    ".iso": "application/x-iso9660-image",
-    ".xz": "application/x-xz",
-    ".gz": "application/gzip",
-    ".qcow2": "application/x-qemu-disk",
-  };
-  return known[ext] ?? "application/octet-stream";
-}
-
-function run(command: string, args: string[]): string {
-  const result = spawnSync(command, args, { maxBuffer: 64 * 1024 * 1024, encoding: "utf8" });
-  assert.equal(result.status, 0, `${command} ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(file, "r");
-  try {
-    const buffer = Buffer.alloc(length);
-    await handle.read(buffer, 0, length, offset);
-    return buffer;
-  } finally {
-    await handle.close();
-  }
-}
-
-const zstdMagic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
-
-/** Checks that the file is what its asset name says, with the format's own tools or its magic bytes. */
-const formatChecks: Record<string, (file: string) => Promise<void>> = {
-  "kernel-amd64": async (file) => assert.equal((await readAt(file, 0x202, 4)).toString("latin1"), "HdrS"),
-  // Named .xz for every version, zstd-compressed since Talos 1.8 (as the test bed's v1.10.3 base).
-  "initramfs-amd64.xz": async (file) => assert.ok((await readAt(file, 0, 4)).equals(zstdMagic), "zstd magic"),
-  "cmdline-metal-amd64": async (file) => {
-    const args = (await readAt(file, 0, 4096)).toString("utf8").replace(/\0+$/, "").split(" ");
-    assert.ok(args.includes(extraArg), args.join(" "));
-    assert.ok(args.includes("talos.platform=metal"), args.join(" "));
+describeDownloads(
+  "every asset kind downloads and equals `boot-assets build`",
+  {
+    "v1.10.3": [
+      "kernel-amd64",
+      "initramfs-amd64.xz",
+      "cmdline-metal-amd64",
+      "metal-amd64-uki.efi",
+      "installer-amd64.tar",
+      "metal-amd64.iso",
+      "metal-amd64.raw",
+      "metal-amd64.vhd",
+      "metal-amd64.raw.tar.gz",
+    ],
+    "v1.8.2": ["metal-amd64.iso"],
   },
-  "metal-amd64-uki.efi": async (file) => assert.equal((await readAt(file, 0, 2)).toString("latin1"), "MZ"),
-  "installer-amd64.tar": async (file) => assert.match(run("tar", ["-tf", file]), /^manifest\.json$/m),
-  "metal-amd64.iso": async (file) => assert.equal((await readAt(file, 0x8001, 5)).toString("latin1"), "CD001"),
-  "metal-amd64.raw": async (file) => assert.equal((await readAt(file, 512, 8)).toString("latin1"), "EFI PART"),
-  "metal-amd64.qcow2": async (file) => {
-    assert.equal((JSON.parse(run("qemu-img", ["info", "--output=json", file])) as { format: string }).format, "qcow2");
-  },
-  "metal-amd64.vhd": async (file) => {
-    assert.equal((JSON.parse(run("qemu-img", ["info", "--output=json", file])) as { format: string }).format, "vpc");
-  },
-  "metal-amd64.ova": async (file) => {
-    const members = run("tar", ["-tf", file]).trim().split("\n");
-    assert.ok(members.some((m) => m.endsWith(".ovf")) && members.some((m) => m.endsWith(".vmdk")), members.join(" "));
-  },
-  "metal-amd64.raw.xz": async (file) => void run("xz", ["-t", file]),
-  "metal-amd64.raw.zst": async (file) => void run("zstd", ["-t", "-q", file]),
-  "metal-amd64.raw.gz": async (file) => void run("gzip", ["-t", file]),
-  "metal-amd64.raw.tar.gz": async (file) => assert.equal(run("tar", ["-tzf", file]).trim(), "disk.raw"),
-};
-
-/** version → the assets asked for: every kind at v1.10.3 (dual-boot ISO and disks); the GRUB ISO of v1.8.2. */
-const requests: Record<string, string[]> = {
-  "v1.10.3": Object.keys(formatChecks),
-  "v1.8.2": ["metal-amd64.iso"],
-};
-
-/** sha256 of the file. */
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(file), hash);
-  return hash.digest("hex");
-}
-
-describe("every asset kind downloads and equals `boot-assets build`", () => {
-  let testbed: PublishedTestbed;
-  let running: FactoryUnderTest;
-  let base: string;
-  let id: string;
-  let work: string;
-
-  const metrics = async (name: string) =>
-    metricSum(await (await fetch(running.factory.metricsUrl as string)).text(), name);
-  const postSchematic = (yaml: string) => createSchematic(base, yaml);
-
-  before(async () => {
-    testbed = await publishTestbed();
-    running = await startSeedFactory(testbed);
-    base = running.factory.url.replace(/\/$/, "");
-    await waitFor200(`${base}/readyz`);
-    id = await postSchematic(schematicYaml);
-    work = await mkdtemp(join(running.dataDir, "..", "downloads-"));
-  });
-  after(async () => {
-    await running?.stop();
-    await testbed?.stop();
-  });
-
-  for (const [version, assets] of Object.entries(requests))
-    it(`${version}: ${assets.join(", ")}`, async () => {
-      // `boot-assets build` of the same request runs meanwhile, with its own cache.
-      const schematicFile = join(work, `schematic-${version}.yaml`);
-      await writeFile(schematicFile, schematicYaml);
-      const out = join(work, `cli-${version}`);
-      const cli = runCli(
-        [
-          "build",
-          "--image-registry",
-          testbed.registry,
-          "--insecure",
-          "-container-signature-pubkey",
-          join(testbed.outDir, "cosign.pub"),
-          "--talos-version",
-          version,
-          "--schematic",
-          schematicFile,
-          "--output-dir",
-          out,
-          "--cache-dir",
-          join(work, `cli-cache-${version}`),
-          // the factory's -external-url (seedArgv's): the schematic extension names it as its author
-          "-external-url",
-          "https://factory.example.test/",
-          ...assets,
-        ],
-        isolatedEnv(work),
-        600_000,
-      );
-      const downloads = join(work, `http-${version}`);
-      await mkdir(downloads);
-      for (const asset of assets) {
-        const started = performance.now();
-        const res = await fetch(`${base}/image/${id}/${version}/${asset}`);
-        if (res.status !== 200) assert.fail(`${asset}: ${res.status} ${await res.text()}`);
-        assert.equal(res.headers.get("content-type"), upstreamContentType(asset), asset);
-        assert.equal(res.headers.get("content-disposition"), `attachment; filename="${asset}"`);
-        const file = join(downloads, asset);
-        await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), createWriteStream(file));
-        const seconds = ((performance.now() - started) / 1000).toFixed(1);
-        console.log(`${version} ${asset}: ${res.headers.get("content-length")} bytes in ${seconds} s`);
-        assert.equal(String((await stat(file)).size), res.headers.get("content-length"), asset);
-        await (formatChecks[asset] as (file: string) => Promise<void>)(file);
-      }
-
-      const result = await cli;
-      assert.equal(result.code, 0, result.stderr);
-      // Byte for byte, every kind: the raw image's BOOT XFS is made under a stopped clock (src/tools/xfsprogs.ts);
-      // the VHD footer's time and id and the VMDK's CID are set from the inputs (src/imager/disk/outputs.ts).
-      for (const asset of assets) {
-        const [served, built] = [join(downloads, asset), join(out, asset)];
-        assert.equal(await sha256File(served), await sha256File(built), `${version} ${asset}: not the CLI's bytes`);
-      }
-    });
-
-  it("a client that leaves while its asset builds: 499 in the request log, the build goes on, then a cache hit", async () => {
-    const other = await postSchematic(schematicYaml.replace(extraArg, "downloads.test=left"));
-    const path = `/image/${other}/v1.10.3/metal-amd64.iso`;
-    const built = await metrics("image_factory_assets_built_total");
-    const client = new AbortController();
-    const request = fetch(`${base}${path}`, { signal: client.signal });
-    // An ISO takes seconds to build: the client leaves long before it is ready.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    client.abort();
-    await assert.rejects(request);
-
-    const logged = async () => running.logs.find((line) => line.path === path && line.msg === "request");
-    const deadline = Date.now() + 300_000;
-    while ((await logged()) === undefined || (await metrics("image_factory_assets_built_total")) === built) {
-      assert.ok(Date.now() < deadline, "no request log line or no build within 300 s");
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const line = (await logged()) as Record<string, unknown>;
-    assert.equal(line.status, 499, JSON.stringify(line));
-    assert.equal(line.level, 30, "info, as upstream logs a cancelled request");
-    assert.equal(await metrics("image_factory_assets_built_total"), built + 1);
-
-    const cached = await metrics("image_factory_assets_delivered_cached_total");
-    const res = await fetch(`${base}${path}`);
-    assert.equal(res.status, 200);
-    await res.arrayBuffer();
-    assert.equal(await metrics("image_factory_assets_delivered_cached_total"), cached + 1);
-    assert.equal(await metrics("image_factory_assets_built_total"), built + 1);
-  });
-});
+  { clientThatLeaves: true },
+);

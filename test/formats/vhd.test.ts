@@ -4,26 +4,14 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { copyFile, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { parseVhdFooter, setVhdIdentity, VhdDiskType, vhdFooterSize, withVhdIdentity } from "../../src/formats/vhd.ts";
 import { qemuImgConvert, qemuImgInfo } from "../../src/tools/qemu-img.ts";
+import { sameBytes, scratchRawImage } from "./scratch-raw.ts";
 
-const mib = 1024 * 1024;
-let dir: string;
-let raw: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "vhd-test-"));
-  raw = join(dir, "disk.raw");
-  await writeFile(raw, randomBytes(2 * mib));
-  execFileSync("truncate", ["-s", `${16 * mib}`, raw]);
-});
-after(async () => {
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchRawImage("vhd-test-");
 
 async function bytesAt(path: string, offset: number, length: number): Promise<Buffer> {
   const file = await open(path, "r");
@@ -37,7 +25,6 @@ async function bytesAt(path: string, offset: number, length: number): Promise<Bu
 }
 
 const footerOf = async (path: string) => bytesAt(path, (await stat(path)).size - vhdFooterSize, vhdFooterSize);
-const same = (a: string, b: string) => spawnSync("cmp", ["-s", a, b]).status === 0;
 
 const identity = { timestamp: 1_700_000_000, uniqueId: Buffer.from("00112233445566778899aabbccddeeff", "hex") };
 
@@ -49,10 +36,10 @@ for (const [kind, options, diskType] of [
     let first: string;
     let second: string;
     before(async () => {
-      first = join(dir, `first-${diskType}.vhd`);
-      second = join(dir, `second-${diskType}.vhd`);
-      await qemuImgConvert(raw, first, { from: "raw", to: "vpc", formatOptions: options });
-      await qemuImgConvert(raw, second, { from: "raw", to: "vpc", formatOptions: options });
+      first = join(scratch.dir, `first-${diskType}.vhd`);
+      second = join(scratch.dir, `second-${diskType}.vhd`);
+      await qemuImgConvert(scratch.raw, first, { from: "raw", to: "vpc", formatOptions: options });
+      await qemuImgConvert(scratch.raw, second, { from: "raw", to: "vpc", formatOptions: options });
     });
 
     test("qemu-img's footer parses, with the checksum qemu-img computed", async () => {
@@ -67,10 +54,10 @@ for (const [kind, options, diskType] of [
     });
 
     test("two conversions differ (random unique id) until both get the same identity; qemu-img reads them", async () => {
-      assert.ok(!same(first, second), "qemu-img's unique id is random");
+      assert.ok(!sameBytes(first, second), "qemu-img's unique id is random");
       await setVhdIdentity(first, identity);
       await setVhdIdentity(second, identity);
-      assert.ok(same(first, second), "the same bytes");
+      assert.ok(sameBytes(first, second), "the same bytes");
       const footer = parseVhdFooter(await footerOf(first));
       assert.ok(footer?.checksumValid);
       assert.equal(footer.timestamp, identity.timestamp);
@@ -79,11 +66,11 @@ for (const [kind, options, diskType] of [
         assert.ok((await bytesAt(first, 0, vhdFooterSize)).equals(await footerOf(first)), "the copy at the start");
       // qemu-img opens a VHD only when its footer checksum holds ("Incorrect header checksum").
       assert.equal((await qemuImgInfo(first, { format: "vpc" })).format, "vpc");
-      execFileSync("qemu-img", ["compare", "-q", "-f", "raw", "-F", "vpc", raw, first]);
+      execFileSync("qemu-img", ["compare", "-q", "-f", "raw", "-F", "vpc", scratch.raw, first]);
     });
 
     test("a wrong checksum is refused by qemu-img and by setVhdIdentity, which then changes nothing", async () => {
-      const broken = join(dir, `broken-${diskType}.vhd`);
+      const broken = join(scratch.dir, `broken-${diskType}.vhd`);
       await copyFile(first, broken);
       const size = (await stat(broken)).size;
       const footer = await footerOf(broken);
@@ -100,7 +87,7 @@ for (const [kind, options, diskType] of [
   });
 
 test("times before 2000 (SOURCE_DATE_EPOCH=0) are recorded as 2000-01-01; other bytes stay", async () => {
-  const footer = await footerOf(join(dir, "first-2.vhd"));
+  const footer = await footerOf(join(scratch.dir, "first-2.vhd"));
   const early = withVhdIdentity(footer, { timestamp: 0, uniqueId: identity.uniqueId });
   assert.equal(early.readUInt32BE(24), 0);
   assert.equal(parseVhdFooter(early)?.checksumValid, true);
@@ -112,5 +99,5 @@ test("times before 2000 (SOURCE_DATE_EPOCH=0) are recorded as 2000-01-01; other 
 });
 
 test("a file that is not a VHD is refused", async () => {
-  await assert.rejects(setVhdIdentity(raw, identity), /not a VHD/);
+  await assert.rejects(setVhdIdentity(scratch.raw, identity), /not a VHD/);
 });

@@ -3,29 +3,16 @@
 // `qemu-img info` (its CID), `qemu-img check` and `qemu-img compare`.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { descriptorCid, readEmbeddedDescriptor, setVmdkCid, withDescriptorCid } from "../../src/formats/vmdk.ts";
 import { qemuImgCheck, qemuImgConvert, qemuImgInfo } from "../../src/tools/qemu-img.ts";
+import { sameBytes, scratchRawImage } from "./scratch-raw.ts";
 
-const mib = 1024 * 1024;
-let dir: string;
-let raw: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "vmdk-test-"));
-  raw = join(dir, "disk.raw");
-  await writeFile(raw, randomBytes(2 * mib));
-  execFileSync("truncate", ["-s", `${16 * mib}`, raw]);
-});
-after(async () => {
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchRawImage("vmdk-test-");
 
-const same = (a: string, b: string) => spawnSync("cmp", ["-s", a, b]).status === 0;
 const cidOf = async (path: string) =>
   ((await qemuImgInfo(path, { format: "vmdk" }))["format-specific"]?.data as { cid?: number } | undefined)?.cid;
 
@@ -35,31 +22,31 @@ describe("streamOptimized VMDK", () => {
   before(async () => {
     // The same file name in both: the descriptor's extent line names the file.
     for (const name of ["first", "second"]) {
-      await qemuImgConvert(raw, join(dir, "disk.vmdk"), {
+      await qemuImgConvert(scratch.raw, join(scratch.dir, "disk.vmdk"), {
         from: "raw",
         to: "vmdk",
         formatOptions: "compat6,subformat=streamOptimized,adapter_type=lsilogic",
       });
-      execFileSync("mkdir", ["-p", join(dir, name)]);
-      execFileSync("mv", [join(dir, "disk.vmdk"), join(dir, name, "disk.vmdk")]);
+      execFileSync("mkdir", ["-p", join(scratch.dir, name)]);
+      execFileSync("mv", [join(scratch.dir, "disk.vmdk"), join(scratch.dir, name, "disk.vmdk")]);
     }
-    first = join(dir, "first", "disk.vmdk");
-    second = join(dir, "second", "disk.vmdk");
+    first = join(scratch.dir, "first", "disk.vmdk");
+    second = join(scratch.dir, "second", "disk.vmdk");
   });
 
   test("two conversions differ (random CID) until both get the same CID; qemu-img reads it", async () => {
-    assert.ok(!same(first, second), "qemu-img's CID is random");
+    assert.ok(!sameBytes(first, second), "qemu-img's CID is random");
     assert.equal(descriptorCid(await readEmbeddedDescriptor(first)), await cidOf(first));
     await setVmdkCid(first, 0x1234abcd);
     await setVmdkCid(second, 0x1234abcd);
-    assert.ok(same(first, second), "the same bytes");
+    assert.ok(sameBytes(first, second), "the same bytes");
     assert.equal(await cidOf(first), 0x1234abcd);
     const descriptor = await readEmbeddedDescriptor(first);
     assert.match(descriptor, /^CID=1234abcd$/m);
     assert.match(descriptor, /^parentCID=ffffffff$/m);
     assert.match(descriptor, /^createType="streamOptimized"$/m);
     assert.equal(((await qemuImgCheck(first, { format: "vmdk" })).corruptions as number | undefined) ?? 0, 0);
-    execFileSync("qemu-img", ["compare", "-q", "-f", "raw", "-F", "vmdk", raw, first]);
+    execFileSync("qemu-img", ["compare", "-q", "-f", "raw", "-F", "vmdk", scratch.raw, first]);
   });
 
   test("a shorter CID (fewer hex digits) leaves no trace of the longer one", async () => {
@@ -70,13 +57,13 @@ describe("streamOptimized VMDK", () => {
     assert.match(descriptor, /^CID=1a$/m);
     assert.doesNotMatch(descriptor, /ffee/);
     await setVmdkCid(first, 0x1234abcd);
-    assert.ok(same(first, second), "back to the same bytes");
+    assert.ok(sameBytes(first, second), "back to the same bytes");
   });
 
   test("a file that is not a sparse VMDK is refused and left alone", async () => {
-    const before = await readFile(raw);
-    await assert.rejects(setVmdkCid(raw, 1), /not a sparse VMDK/);
-    assert.ok((await readFile(raw)).equals(before));
+    const before = await readFile(scratch.raw);
+    await assert.rejects(setVmdkCid(scratch.raw, 1), /not a sparse VMDK/);
+    assert.ok((await readFile(scratch.raw)).equals(before));
   });
 });
 

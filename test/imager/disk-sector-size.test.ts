@@ -15,8 +15,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -24,16 +23,14 @@ import { isAppError } from "../../src/errors.ts";
 import { GptType } from "../../src/formats/gpt.ts";
 import { decodeMetaPartition, MetaTag } from "../../src/formats/meta-partition.ts";
 import { readDiskBytes } from "../../src/imager/disk/assemble.ts";
-import { buildTalosDisk } from "../../src/imager/disk/talos-disk.ts";
 import { type BuildProfile, createBuildProfile, profileHash } from "../../src/imager/profile.ts";
 import { parseAssetRequest } from "../../src/talos/asset-path.ts";
-import { diskImageBytes, diskImageDefaults } from "../../src/talos/disk-layout.ts";
 import { parseSchematic, type Schematic, schematicId } from "../../src/talos/schematic.ts";
-import { rulesFor } from "../../src/talos/version-rules.ts";
 import { fsckVfat } from "../../src/tools/dosfstools.ts";
 import { fdiskList } from "../../src/tools/gdisk.ts";
 import { mdirRecursive } from "../../src/tools/mtools.ts";
 import { xfsRepairCheck } from "../../src/tools/xfsprogs.ts";
+import { buildLocalTalosDisk, cutOut, writeStandInBootFiles } from "./local-disk.ts";
 
 const mib = 1024 * 1024;
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -183,32 +180,17 @@ describe("a disk image with 4096-byte sectors, read by the real tools", () => {
 
   test("Talos 1.10 dual-boot: fdisk -b 4096 finds the GPT in 4096-byte LBAs; FAT, XFS, META and GRUB's LBAs follow", async () => {
     const sector = 4096;
-    const kernel = join(dir, "vmlinuz");
-    const initramfs = join(dir, "initramfs.xz");
-    const uki = join(dir, "uki.efi");
-    await writeFile(kernel, randomBytes(2 * mib));
-    await writeFile(initramfs, randomBytes(3 * mib));
-    await writeFile(uki, randomBytes(4 * mib));
-    const rules = rulesFor("v1.10.3");
+    const files = await writeStandInBootFiles(dir, { kernel: 2, initramfs: 3, uki: 4 });
     const out = join(dir, "disk.raw");
-    const sizeBytes = diskImageBytes(diskImageDefaults("metal").baseBytes, rules, "dual-boot");
-    await buildTalosDisk({
-      out,
-      sizeBytes,
-      rules,
-      bootloader: "dual-boot",
-      arch: "amd64",
-      version: "v1.10.3",
-      cmdline: "talos.platform=metal console=ttyS0",
-      kernel,
-      initramfs,
-      uki,
-      sdBoot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
-      meta: [{ tag: MetaTag.UserReserved1, value: Buffer.from("from-schematic") }],
-      sectorSize: sector,
-      scratchDir: dir,
-      mtime: 1700000000,
-    });
+    await buildLocalTalosDisk(
+      files,
+      { out, version: "v1.10.3", bootloader: "dual-boot", scratchDir: dir },
+      {
+        cmdline: "talos.platform=metal console=ttyS0",
+        meta: [{ tag: MetaTag.UserReserved1, value: Buffer.from("from-schematic") }],
+        sectorSize: sector,
+      },
+    );
 
     // fdisk (util-linux) reads the file as a disk of 4096-byte sectors and checks both headers' CRCs.
     const table = await fdiskList(out, sector);
@@ -245,20 +227,7 @@ describe("a disk image with 4096-byte sectors, read by the real tools", () => {
       const p = table.partitions[i] as (typeof table.partitions)[number];
       return { offset: p.start * sector, size: p.sectors * sector };
     };
-    const copy = (i: number, name: string) => {
-      const { offset, size } = byteRange(i);
-      const path = join(dir, name);
-      execFileSync("dd", [
-        `if=${out}`,
-        `of=${path}`,
-        "bs=1M",
-        `skip=${offset / mib}`,
-        `count=${size / mib}`,
-        "conv=sparse",
-        "status=none",
-      ]);
-      return path;
-    };
+    const copy = (i: number, name: string) => cutOut(out, byteRange(i), join(dir, name));
 
     // EFI: FAT32 with 4096-byte logical sectors (mkfs.vfat -S 4096), clean, holding the UKI.
     const efi = copy(0, "efi.img");

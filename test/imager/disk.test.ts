@@ -20,7 +20,6 @@ import { assembleDisk, readDiskBytes, readDiskGpt } from "../../src/imager/disk/
 import { buildFatImage, directoriesFor } from "../../src/imager/disk/fat.ts";
 import { buildGrubCoreImage, grubBootImagePath } from "../../src/imager/disk/grub-bios.ts";
 import { buildOva, compressDiskImage, convertDiskImage } from "../../src/imager/disk/outputs.ts";
-import { buildTalosDisk } from "../../src/imager/disk/talos-disk.ts";
 import { buildXfsImage } from "../../src/imager/disk/xfs.ts";
 import { diskImageBytes, diskImageDefaults, diskLayoutFor } from "../../src/talos/disk-layout.ts";
 import { rulesFor } from "../../src/talos/version-rules.ts";
@@ -29,6 +28,7 @@ import { sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
 import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
 import { qemuImgCheck, qemuImgInfo } from "../../src/tools/qemu-img.ts";
 import { xfsRepairCheck } from "../../src/tools/xfsprogs.ts";
+import { buildLocalTalosDisk, cutOut, writeStandInBootFiles } from "./local-disk.ts";
 
 const mib = 1024 * 1024;
 let dir: string;
@@ -240,36 +240,21 @@ describe("assembled disk", () => {
   });
 
   test("a GRUB disk (Talos 1.8) and a dual-boot disk (1.10) from local assets: partitions, file systems, META", async () => {
-    const kernel = join(dir, "vmlinuz");
-    const initramfs = join(dir, "initramfs.xz");
-    const uki = join(dir, "uki.efi");
-    await writeFile(kernel, randomBytes(3 * mib));
-    await writeFile(initramfs, randomBytes(5 * mib));
-    await writeFile(uki, randomBytes(8 * mib));
+    const files = await writeStandInBootFiles(dir, { kernel: 3, initramfs: 5, uki: 8 });
     for (const [version, bootloader] of [
       ["v1.8.2", "grub"],
       ["v1.10.3", "dual-boot"],
     ] as const) {
-      const rules = rulesFor(version);
       const out = join(dir, `${bootloader}.raw`);
-      const sizeBytes = diskImageBytes(diskImageDefaults("metal").baseBytes, rules, bootloader);
       const started = performance.now();
-      await buildTalosDisk({
-        out,
-        sizeBytes,
-        rules,
-        bootloader,
-        arch: "amd64",
-        version,
-        cmdline: "talos.platform=metal console=ttyS0",
-        kernel,
-        initramfs,
-        uki,
-        sdBoot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
-        meta: [{ tag: MetaTag.UserReserved1, value: Buffer.from("from-schematic") }],
-        scratchDir: dir,
-        mtime: 1700000000,
-      });
+      await buildLocalTalosDisk(
+        files,
+        { out, version, bootloader, scratchDir: dir },
+        {
+          cmdline: "talos.platform=metal console=ttyS0",
+          meta: [{ tag: MetaTag.UserReserved1, value: Buffer.from("from-schematic") }],
+        },
+      );
       console.log(`${bootloader} disk ${version}: ${Math.round(performance.now() - started)} ms`);
       assert.match(await sgdiskVerify(out), /No problems found/);
       const table = await sfdiskJson(out);
@@ -299,28 +284,10 @@ describe("assembled disk", () => {
       }
       // BOOT checked by xfs_repair on a copy of the partition.
       const boot = part("BOOT");
-      const bootCopy = join(dir, "boot-copy.img");
-      execFileSync("dd", [
-        `if=${out}`,
-        `of=${bootCopy}`,
-        "bs=1M",
-        `skip=${boot.offsetBytes / mib}`,
-        `count=${boot.sizeBytes / mib}`,
-        "conv=sparse",
-        "status=none",
-      ]);
+      const bootCopy = cutOut(out, { offset: boot.offsetBytes, size: boot.sizeBytes }, join(dir, "boot-copy.img"));
       await xfsRepairCheck(bootCopy);
       await rm(bootCopy);
-      const efiCopy = join(dir, "efi-copy.img");
-      execFileSync("dd", [
-        `if=${out}`,
-        `of=${efiCopy}`,
-        "bs=1M",
-        `skip=${efi.offsetBytes / mib}`,
-        `count=${efi.sizeBytes / mib}`,
-        "conv=sparse",
-        "status=none",
-      ]);
+      const efiCopy = cutOut(out, { offset: efi.offsetBytes, size: efi.sizeBytes }, join(dir, "efi-copy.img"));
       await fsckVfat(efiCopy);
       await rm(efiCopy);
     }
@@ -345,36 +312,19 @@ describe("disk image outputs", () => {
   test("without META values META stays zeroed before 1.13 and is written from 1.13; before 1.8 STATE and EPHEMERAL have no file system", async () => {
     // talos cmd/installer/pkg/install/install.go: META written only with values (v1.7–v1.12), always from
     // v1.13 (image mode's meta.img); v1.7 manifest.go: STATE FilesystemTypeNone, EPHEMERAL NoFilesystem.
-    const kernel = join(dir, "vmlinuz-nometa");
-    const initramfs = join(dir, "initramfs-nometa.xz");
-    const uki = join(dir, "uki-nometa.efi");
-    await writeFile(kernel, randomBytes(mib));
-    await writeFile(initramfs, randomBytes(mib));
-    await writeFile(uki, randomBytes(2 * mib));
+    const files = await writeStandInBootFiles(dir, { kernel: 1, initramfs: 1, uki: 2 }, "-nometa");
     const cases = [
       ["v1.7.6", "grub", false],
       ["v1.12.0", "sd-boot", false],
       ["v1.13.0", "sd-boot", true],
     ] as const;
     for (const [version, bootloader, written] of cases) {
-      const rules = rulesFor(version);
       const out = join(dir, `nometa-${version}.raw`);
-      await buildTalosDisk({
-        out,
-        sizeBytes: diskImageBytes(diskImageDefaults("metal").baseBytes, rules, bootloader),
-        rules,
-        bootloader,
-        arch: "amd64",
-        version,
-        cmdline: "talos.platform=metal",
-        kernel,
-        initramfs,
-        uki,
-        sdBoot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
-        meta: [],
-        scratchDir: dir,
-        mtime: 1700000000,
-      });
+      await buildLocalTalosDisk(
+        files,
+        { out, version, bootloader, scratchDir: dir },
+        { cmdline: "talos.platform=metal", meta: [] },
+      );
       const part = async (name: string) => {
         const found = (await readDiskGpt(out)).partitions.find((p) => p.name === name);
         assert.ok(found, `${version}: no ${name} partition`);

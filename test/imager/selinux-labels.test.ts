@@ -11,9 +11,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { buffer } from "node:stream/consumers";
 import { after, before, describe, test } from "node:test";
-import tar from "tar-stream";
 import { isAppError } from "../../src/errors.ts";
 import { factoryLabellingMksquashfs } from "../../src/factory/assets/labelling-mksquashfs.ts";
 import { buildExtendedInitramfs, extensionManifestYaml } from "../../src/imager/extensions.ts";
@@ -21,33 +19,12 @@ import type { LocalExtension } from "../../src/imager/inputs.ts";
 import { flattenLayers } from "../../src/oci/flatten.ts";
 import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { mksquashfs } from "../../src/tools/squashfs.ts";
+import { rawTar } from "../oci/raw-tar.ts";
 
 function run(command: string, args: string[], options: { input?: Buffer; cwd?: string } = {}): string {
   const result = spawnSync(command, args, { ...options, maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr?.toString()}`);
   return result.stdout.toString();
-}
-
-type Entry = { name: string; type?: "file" | "directory" | "symlink"; content?: string; linkname?: string };
-
-async function layer(entries: Array<Entry & { pax?: Record<string, string> }>): Promise<Buffer> {
-  const pack = tar.pack();
-  const done = buffer(Readable.from(pack));
-  for (const e of entries) {
-    const header = {
-      name: e.name,
-      type: e.type ?? "file",
-      mode: e.type === "directory" ? 0o755 : 0o644,
-      mtime: new Date(0),
-      ...(e.linkname === undefined ? {} : { linkname: e.linkname }),
-      ...(e.pax === undefined ? {} : { pax: e.pax }),
-    };
-    await new Promise<void>((resolve, reject) =>
-      pack.entry(header, e.content ?? "", (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  pack.finalize();
-  return done;
 }
 
 const selinux = (type: string) => ({ "SCHILY.xattr.security.selinux": `system_u:object_r:${type}:s0` });
@@ -80,7 +57,7 @@ describe("extension squashfs: SELinux labels from the tar, by version", () => {
       compatibility: { talos: { version: ">= v1.0.0" } },
     });
     const layers = [
-      await layer([
+      await rawTar([
         { name: "manifest.yaml", content: manifest },
         { name: "rootfs/", type: "directory", pax: selinux("root_t") },
         { name: "rootfs/usr/", type: "directory" },
@@ -97,7 +74,7 @@ describe("extension squashfs: SELinux labels from the tar, by version", () => {
         // Firmware leaves the extension for the initramfs: its label goes with it (not in the image).
         { name: "rootfs/usr/lib/firmware/blob.bin", content: "fw\n", pax: selinux("firmware_t") },
       ]),
-      await layer([
+      await rawTar([
         { name: "rootfs/usr/local/bin/replaced", content: "new\n", pax: selinux("new_t") },
         { name: "rootfs/usr/local/bin/link", type: "symlink", linkname: "hello", pax: selinux("link_t") },
       ]),

@@ -15,42 +15,11 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { buffer } from "node:stream/consumers";
 import { after, beforeEach, describe, it } from "node:test";
-import tar from "tar-stream";
 import { isAppError } from "../../src/errors.ts";
 import { type FlattenLimits, flattenLayers } from "../../src/oci/flatten.ts";
 import { buildLayer, decompressLayer } from "../../src/oci/layer.ts";
-
-// Raw tar entries, written with tar-stream directly so the tests can produce any hostile header.
-type RawEntry = {
-  name: string;
-  type?: tar.Header["type"];
-  content?: string;
-  linkname?: string;
-  mode?: number;
-  pax?: Record<string, string>;
-};
-
-async function rawTar(entries: RawEntry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const done = buffer(Readable.from(pack));
-  for (const e of entries) {
-    const header = {
-      name: e.name,
-      type: e.type ?? "file",
-      mode: e.mode ?? (e.type === "directory" ? 0o755 : 0o644),
-      mtime: new Date(1_000_000_000_000),
-      ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
-      ...(e.pax !== undefined ? { pax: e.pax } : {}),
-    };
-    await new Promise<void>((resolve, reject) => {
-      pack.entry(header, e.content ?? "", (err) => (err ? reject(err) : resolve()));
-    });
-  }
-  pack.finalize();
-  return done;
-}
+import { type RawEntry, rawTar, rawTarMtimeMs } from "./raw-tar.ts";
 
 const base = mkdtempSync(join(tmpdir(), "flatten-test-"));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -401,8 +370,8 @@ describe("flatten: whiteouts and merging", () => {
     assert.equal(statSync(join(target, "ro/file")).mode & 0o7777, 0o640);
     assert.equal(statSync(join(target, "bin/su")).mode & 0o7777, 0o755);
     assert.equal(statSync(join(target, "tmp")).mode & 0o7777, 0o1777);
-    assert.equal(statSync(join(target, "ro/file")).mtimeMs, 1_000_000_000_000);
-    assert.equal(statSync(join(target, "ro")).mtimeMs, 1_000_000_000_000);
+    assert.equal(statSync(join(target, "ro/file")).mtimeMs, rawTarMtimeMs);
+    assert.equal(statSync(join(target, "ro")).mtimeMs, rawTarMtimeMs);
     assert.equal(statSync(join(target, "ro/link")).ino, statSync(join(target, "ro/file")).ino);
     // Let the cleanup (when not root) remove the read-only directory's contents.
     chmodSync(join(target, "ro"), 0o755);

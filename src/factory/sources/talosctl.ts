@@ -10,10 +10,15 @@
 // makes the image a broken source (502 naming it), not the request's fault.
 //
 // A download is any regular file at the image root (upstream serves what it exported, one path segment).
+//
+// Each request takes a lease on the cached tree (its tag verified at most once a TTL by the resolver); what
+// the tree holds is read from the cache's inventory once per image digest and remembered: the digest names
+// the content, so a moved tag is a new digest and a new read.
 
 import { join } from "node:path";
 import { AppError, isAppError, notFound, upstream } from "../../errors.ts";
-import type { SourceContentCache } from "./content-cache.ts";
+import { SingleFlight } from "../../util/concurrency.ts";
+import type { ContentLease, InventoryItem, SourceContentCache } from "./content-cache.ts";
 import type { ImagerInputResolver } from "./imager-inputs.ts";
 import type { TalosVersion } from "./version-selection.ts";
 
@@ -40,6 +45,11 @@ export interface TalosctlFile {
 const servableName = /^[A-Za-z0-9._+-]{1,255}$/;
 const talosctlName = /^talosctl-([A-Za-z0-9._]+)-([A-Za-z0-9._]+)$/;
 
+/** Image inventories remembered at most (the least recently used go first): one a Talos version. */
+const maxRememberedInventories = 64;
+
+type Inventory = ReadonlyMap<string, Readonly<InventoryItem>>;
+
 /** The version as upstream names it in "not available" (semver without "v"). */
 function notAvailable(version: TalosVersion, cause: unknown): AppError {
   return new AppError("NotFound", `version ${version.name.slice(1)} is not available`, {
@@ -50,6 +60,9 @@ function notAvailable(version: TalosVersion, cause: unknown): AppError {
 
 export class TalosctlService {
   readonly #options: TalosctlServiceOptions;
+  /** Inventories by the digest of the pulled tree, most recently used last. */
+  readonly #inventories = new Map<string, Inventory>();
+  readonly #inventoryReads = new SingleFlight<string, Inventory>();
 
   constructor(options: TalosctlServiceOptions) {
     this.#options = options;
@@ -64,7 +77,7 @@ export class TalosctlService {
         ...(signal === undefined ? {} : { signal }),
       });
       try {
-        return { image: image.pinned, lease, files: await this.#options.resolver.cache.inventory(lease) };
+        return { image: image.pinned, lease, files: await this.#inventory(lease) };
       } catch (err) {
         lease.release();
         throw err;
@@ -74,6 +87,25 @@ export class TalosctlService {
       if (isAppError(err, "NotFound")) throw notAvailable(version, err);
       throw err;
     }
+  }
+
+  /** What the leased tree holds: remembered by its digest, else read once however many ask at once. */
+  async #inventory(lease: ContentLease<unknown>): Promise<Inventory> {
+    const known = this.#inventories.get(lease.digest);
+    if (known !== undefined) {
+      this.#inventories.delete(lease.digest);
+      this.#inventories.set(lease.digest, known);
+      return known;
+    }
+    return this.#inventoryReads.run(lease.digest, async () => {
+      const files = await this.#options.resolver.cache.inventory(lease);
+      this.#inventories.set(lease.digest, files);
+      if (this.#inventories.size > maxRememberedInventories) {
+        const oldest = this.#inventories.keys().next().value;
+        if (oldest !== undefined) this.#inventories.delete(oldest);
+      }
+      return files;
+    });
   }
 
   /** The talosctl binaries of the version's image, sorted by name. */
