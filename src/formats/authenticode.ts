@@ -18,9 +18,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { badRequest } from "../errors.ts";
-import { type PeImage, parsePe } from "./pe.ts";
+import { dataDirectorySecurity, type PeImage, parsePe } from "./pe.ts";
 
-const dataDirectorySecurity = 4;
 const winCertRevision2 = 0x0200;
 const winCertTypePkcsSignedData = 0x0002;
 /** Headers are read whole to find the ranges; real ones are a few KiB. */

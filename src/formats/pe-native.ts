@@ -19,29 +19,28 @@
 import type { Writable } from "node:stream";
 import { badRequest } from "../errors.ts";
 import {
+  alignUp,
+  coffHeaderSize,
   copySectionSource,
+  dataDirectorySecurity,
+  isPowerOfTwo,
+  maxStubBytes,
   type NewSection,
   type PlacedSection,
   parsePe,
   peMagic64,
   type SectionInput,
   sectionDataReadOnly,
+  sectionHeaderSize,
   sectionSourceSize,
+  u32Limit,
   writeChunk,
 } from "./pe.ts";
 
 const dosHeaderLength = 0x40;
 const peOffset = 0x80;
-const coffHeaderSize = 20;
 const optionalHeader64Size = 240;
-const sectionHeaderSize = 40;
 const imageScnCntInitializedData = 0x40;
-const dataDirectorySecurity = 4;
-const maxStubBytes = 64 * 1024 * 1024;
-const u32Limit = 2 ** 32;
-
-const alignUp = (n: number, alignment: number) => Math.ceil(n / alignment) * alignment;
-const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
 interface OutputSection {
   name: string;

@@ -17,13 +17,15 @@ export const peMagic64 = 0x20b;
 /** IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ: what every appended UKI section is. */
 export const sectionDataReadOnly = 0x40000040;
 
-const sectionHeaderSize = 40;
-const coffHeaderSize = 20;
-const dataDirectorySecurity = 4;
+export const sectionHeaderSize = 40;
+export const coffHeaderSize = 20;
+/** Index of the Certificate Table in the optional header's data directories. */
+export const dataDirectorySecurity = 4;
 const dataDirectoryDebug = 6;
 /** Stubs are a few hundred KiB; refuse anything absurd before allocating. */
-const maxStubBytes = 64 * 1024 * 1024;
-const u32Limit = 2 ** 32;
+export const maxStubBytes = 64 * 1024 * 1024;
+/** PE sizes and addresses are 32-bit. */
+export const u32Limit = 2 ** 32;
 
 export interface PeSection {
   name: string;
@@ -156,8 +158,8 @@ export function readSection(data: Uint8Array, image: PeImage, name: string): Buf
   return Buffer.from(data.subarray(section.pointerToRawData, section.pointerToRawData + length));
 }
 
-const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
-const alignUp = (n: number, alignment: number) => Math.ceil(n / alignment) * alignment;
+export const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
+export const alignUp = (n: number, alignment: number) => Math.ceil(n / alignment) * alignment;
 
 export interface NewSection {
   /** At most 8 ASCII bytes, e.g. ".initrd". */

@@ -21,13 +21,13 @@ import { type CertifiedSigner, fileDigestSigner, fileKeySigner } from "../../src
 import { enrollmentDatabase } from "../../src/talos/secureboot-database.ts";
 import { fetchTestbedPackages, type TestbedPackages } from "../../src/testbed/debian.ts";
 import { type BaseBootAssets, buildBaseBootAssets, layoutForTalosVersion } from "../../src/testbed/initramfs.ts";
-import { runTool, type Tool } from "../../src/tools/run.ts";
+import { runTool } from "../../src/tools/run.ts";
 import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
 import { buildAsset, prepareVersion, testSchematic } from "../imager/helpers.ts";
+import { openssl, opensslKeyPair } from "../signing/openssl-keys.ts";
 import { BootError, boot, bootUnavailable } from "./harness.ts";
 
 const skip = bootUnavailable("uefi-secureboot");
-const openssl: Tool = { command: "openssl", debianPackage: "openssl" };
 const version = "v1.10.3";
 const cmdline = "talos.platform=metal console=ttyS0 printk.devkmsg=on lockdown=confidentiality";
 /** What OVMF and systemd-boot print when an image fails verification. */
@@ -43,23 +43,7 @@ describe("Secure Boot: enrollment, then an enforced boot of what is signed here"
   const esp: Record<string, string> = {};
 
   async function keyPair(name: string): Promise<CertifiedSigner> {
-    const key = join(work, `${name}.key`);
-    const cert = join(work, `${name}.crt`);
-    await runTool(openssl, [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "30",
-      "-subj",
-      `/CN=${name}`,
-    ]);
+    const { key, cert } = await opensslKeyPair(work, name);
     return fileDigestSigner(key, cert);
   }
 
@@ -177,23 +161,7 @@ describe("a Secure Boot ISO from the imager enrolls its own keys and boots enfor
   });
 
   test("metal-amd64-secureboot.iso: systemd-boot enrolls (if-safe, in a VM), the UKI boots with Secure Boot on", async () => {
-    const key = join(work, "uki.key");
-    const cert = join(work, "uki.crt");
-    await runTool(openssl, [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "30",
-      "-subj",
-      "/CN=iso-signing",
-    ]);
+    const { key, cert } = await opensslKeyPair(work, "iso-signing");
     const pcrKey = join(work, "pcr.key");
     await runTool(openssl, ["genrsa", "-out", pcrKey, "2048"]);
     const secureBoot = { uki: await fileDigestSigner(key, cert), pcr: await fileKeySigner(pcrKey) };

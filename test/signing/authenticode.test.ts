@@ -20,8 +20,8 @@ import { signPeFile } from "../../src/signing/authenticode.ts";
 import { type CertifiedSigner, fileDigestSigner } from "../../src/signing/digest-signer.ts";
 import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
 import { runTool, runToolText, type Tool } from "../../src/tools/run.ts";
+import { openssl, opensslKeyPair } from "./openssl-keys.ts";
 
-const openssl: Tool = { command: "openssl", debianPackage: "openssl" };
 const sbverify: Tool = { command: "sbverify", debianPackage: "sbsigntool" };
 const sbsign: Tool = { command: "sbsign", debianPackage: "sbsigntool" };
 const systemBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
@@ -31,23 +31,8 @@ let dir: string;
 let efi: string;
 let signer: CertifiedSigner;
 
-async function keyPair(name: string, keyArgs: string[] = ["-newkey", "rsa:2048"]): Promise<[string, string]> {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.crt`);
-  await runTool(openssl, [
-    "req",
-    "-x509",
-    ...keyArgs,
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "3650",
-    "-subj",
-    `/CN=${name}`,
-  ]);
+async function keyPair(name: string, keyArgs?: string[]): Promise<[string, string]> {
+  const { key, cert } = await opensslKeyPair(dir, name, keyArgs);
   return [key, cert];
 }
 

@@ -20,8 +20,8 @@ import {
 import { type CertifiedSigner, fileDigestSigner } from "../../src/signing/digest-signer.ts";
 import { signSecureBootVariable } from "../../src/signing/efi-auth.ts";
 import { runTool, runToolText, type Tool } from "../../src/tools/run.ts";
+import { openssl, opensslKeyPair } from "./openssl-keys.ts";
 
-const openssl: Tool = { command: "openssl", debianPackage: "openssl" };
 const sbsiglist: Tool = { command: "sbsiglist", debianPackage: "sbsigntool" };
 const sbvarsign: Tool = { command: "sbvarsign", debianPackage: "sbsigntool" };
 const owner = "11111111-2222-3333-4444-555555555555";
@@ -32,23 +32,8 @@ let certDer: Buffer;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "efi-auth-test-"));
-  const key = join(dir, "db.key");
-  const cert = join(dir, "db.crt");
-  await runTool(openssl, [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "30",
-    "-subj",
-    "/CN=db",
-  ]);
+  const { key, cert } = await opensslKeyPair(dir, "db");
+
   signer = await fileDigestSigner(key, cert);
   certDer = Buffer.from(new X509Certificate(await readFile(cert)).raw);
   await writeFile(join(dir, "db.der"), certDer);

@@ -15,9 +15,8 @@ import {
   enrollmentOwnerGuid,
   microsoftSignatureOwnerGuid,
 } from "../../src/talos/secureboot-database.ts";
-import { runTool, type Tool } from "../../src/tools/run.ts";
+import { opensslKeyPair } from "../signing/openssl-keys.ts";
 
-const openssl: Tool = { command: "openssl", debianPackage: "openssl" };
 const here = path.dirname(new URL(import.meta.url).pathname);
 
 let dir: string;
@@ -43,23 +42,8 @@ function goOwnerGuid(der: Buffer): string {
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "secureboot-db-test-"));
-  const key = join(dir, "uki.key");
-  const cert = join(dir, "uki.crt");
-  await runTool(openssl, [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "30",
-    "-subj",
-    "/CN=Talos UKI Signing",
-  ]);
+  const { key, cert } = await opensslKeyPair(dir, "uki");
+
   signer = await fileDigestSigner(key, cert);
 });
 after(() => rm(dir, { recursive: true, force: true }));
