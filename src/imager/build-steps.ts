@@ -4,7 +4,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { badRequest, integrity, notImplemented } from "../errors.ts";
+import { badRequest, integrity } from "../errors.ts";
 import { assembleUki, osReleaseFor, systemdEfiInfo, systemdStubInfo, type UkiContents } from "../formats/uki.ts";
 import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
 import type { OverlayOptions } from "../talos/overlay.ts";
@@ -85,11 +85,6 @@ export function once(context: BuildContext, key: string, make: () => Promise<str
     context.stepResults.set(key, result);
   }
   return result;
-}
-
-export function refuseSecureBoot(profile: BuildProfile): void {
-  if (profile.secureBoot)
-    throw notImplemented(`${profile.filename}: secure boot ISOs, disk images and installers are not built yet`);
 }
 
 /** The Secure Boot keys, or a refusal naming what is missing. */

@@ -18,7 +18,7 @@ import {
   extendedInitramfs,
   kernelCmdline,
   overlaySetup,
-  refuseSecureBoot,
+  secureBootSigners,
   unifiedKernelImage,
 } from "./build-steps.ts";
 import { buildOva, compressDiskImage, convertDiskImage } from "./disk/outputs.ts";
@@ -42,7 +42,7 @@ export const installerBuilder: AssetBuilder = {
   kind: "installer",
   async build(context, outPath) {
     const { profile, inputs } = context;
-    refuseSecureBoot(profile);
+    if (profile.secureBoot) secureBootSigners(context); // refused before any work without the keys
     const rules = rulesFor(profile.talosVersion);
     const base = inputs.installerBase;
     if (base === undefined) throw badRequest(`${profile.filename}: the base installer image was not given`);
@@ -54,14 +54,19 @@ export const installerBuilder: AssetBuilder = {
     // Installers since Talos 1.5 keep their own boot assets in a second layer, which the artifacts replace.
     const keep = base.layers.length === 2 ? 1 : base.layers.length;
 
+    // Secure Boot: systemd-boot and the UKI, both signed, whatever the version (pkg/imager/out.go
+    // outInstaller with SecureBootEnabled; imager.go signs them into sdBootPath/ukiPath).
+    const artifacts = profile.secureBoot ? rules.secureBootInstallerArtifacts : rules.installerArtifacts;
     const artifactSources: Record<string, () => Promise<string>> = {
       vmlinuz: () => imagerAsset(inputs, profile.arch, "vmlinuz"),
       "initramfs.xz": () => extendedInitramfs(context),
-      "systemd-boot.efi": () => imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
+      "systemd-boot.efi": () =>
+        profile.secureBoot ? signedSystemdBoot(context) : imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
       "vmlinuz.efi": () => unifiedKernelImage(context, "installer"),
+      "vmlinuz.efi.signed": () => unifiedKernelImage(context, "installer"),
     };
     const entries: TarEntry[] = [];
-    for (const name of rules.installerArtifacts) {
+    for (const name of artifacts) {
       const source = artifactSources[name];
       if (source === undefined) throw integrity(`no source for installer artifact ${name}`);
       const sourcePath = await source();
@@ -76,7 +81,7 @@ export const installerBuilder: AssetBuilder = {
       });
     }
     const layerFile = join(context.workDir, "artifacts.tar.gz");
-    context.log(`writing the artifacts layer (${rules.installerArtifacts.join(", ")})`);
+    context.log(`writing the artifacts layer (${artifacts.join(", ")})`);
     const layer = await buildLayer(entries, layerFile, { compression: "gzip", mtime: context.mtime });
 
     // With an overlay, a third layer: its artifacts, installer and options (pkg/imager/out.go outInstaller).
@@ -188,7 +193,7 @@ export const diskBuilder: AssetBuilder = {
   kind: "disk",
   async build(context, outPath) {
     const { profile, inputs } = context;
-    refuseSecureBoot(profile);
+    if (profile.secureBoot) secureBootSigners(context); // refused before any work without the keys
     const bootloader = bootloaderOf(profile);
     const disk = profile.disk;
     if (disk === undefined) throw badRequest(`${profile.filename}: the profile has no disk image options`);
@@ -226,8 +231,12 @@ export const diskBuilder: AssetBuilder = {
         : {}),
       ...(withUki
         ? {
+            // Secure Boot: always sd-boot (the profile's boot loader), both signed; no keys on the disk
+            // (talos pkg/imager/out.go buildImage, install.Options ImageSecureboot; bootloader/sdboot install).
             uki: await unifiedKernelImage(context, "disk"),
-            sdBoot: await imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
+            sdBoot: profile.secureBoot
+              ? await signedSystemdBoot(context)
+              : await imagerAsset(inputs, profile.arch, "systemd-boot.efi"),
           }
         : {}),
       meta,

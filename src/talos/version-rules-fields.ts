@@ -29,6 +29,8 @@ export interface VersionRules {
   readonly installerImage: "installer" | "installer-base";
   /** Boot files in the installer's artifacts layer, under `usr/install/<arch>/`. */
   readonly installerArtifacts: readonly string[];
+  /** A secure-boot installer's artifacts (signed systemd-boot and UKI), under `usr/install/<arch>/`. */
+  readonly secureBootInstallerArtifacts: readonly string[];
   /** Paths (absolute) under which an extension's non-directory entries must lie. */
   readonly extensionAllowedPaths: readonly string[];
   /** Kernel args every image gets (after the platform's), in upstream's order. */

@@ -47,6 +47,9 @@ function baseline(): MutableRules {
     sdBootForUefi: false,
     installerImage: "installer",
     installerArtifacts: ["vmlinuz", "initramfs.xz"],
+    // talos pkg/imager/out.go outInstaller: before UseSDBootForUEFI the signed UKI is `vmlinuz.efi.signed`
+    // ("support for older secureboot installers").
+    secureBootInstallerArtifacts: ["systemd-boot.efi", "vmlinuz.efi.signed"],
     extensionAllowedPaths: allowedPaths15,
     defaultKernelArgs: [],
     secureBootKernelArgs: [],
@@ -211,6 +214,13 @@ export const versionRuleTable: readonly VersionRule[] = [
     rule: "UEFI boots only through systemd-boot (talos pkg/machinery/imager/quirks/quirks.go UseSDBootForUEFI)",
     apply: (r) => {
       r.sdBootForUefi = true;
+    },
+  },
+  {
+    since: "1.10.0",
+    rule: "secure-boot installers carry the signed UKI as vmlinuz.efi, no longer vmlinuz.efi.signed (talos pkg/imager/out.go outInstaller, quirks UseSDBootForUEFI)",
+    apply: (r) => {
+      r.secureBootInstallerArtifacts = ["systemd-boot.efi", "vmlinuz.efi"];
     },
   },
   {
@@ -431,6 +441,7 @@ export function rulesFor(version: string): VersionRules {
     secureBootKernelArgs: Object.freeze(args.lockdown ? ["lockdown=confidentiality"] : []),
     extensionAllowedPaths: Object.freeze([...rest.extensionAllowedPaths]),
     installerArtifacts: Object.freeze([...rest.installerArtifacts]),
+    secureBootInstallerArtifacts: Object.freeze([...rest.secureBootInstallerArtifacts]),
   });
   if (rulesMemo.size < 1000) rulesMemo.set(version, result);
   return result;

@@ -7,22 +7,25 @@ import { gunzipSync } from "node:zlib";
 import tar from "tar-stream";
 import { type FactoryUnderTest, type PublishedTestbed, seedArgv, startFactoryUnderTest } from "./service-harness.ts";
 
-/** The seed without installer repositories and Secure Boot (the flags and the values they take). */
-export function startEmbeddedFactory(testbed: PublishedTestbed): Promise<FactoryUnderTest> {
-  const dropWithValue = new Set([
-    "-installer-external-repository",
-    "-installer-internal-repository",
-    "-secureboot-pcr-key-path",
-    "-secureboot-signing-cert-path",
-    "-secureboot-signing-key-path",
-  ]);
+/**
+ * The seed without installer repositories (the flags and the values they take), and without Secure Boot unless
+ * `secureBoot`.
+ */
+export function startEmbeddedFactory(
+  testbed: PublishedTestbed,
+  options: { secureBoot?: boolean } = {},
+): Promise<FactoryUnderTest> {
+  const dropWithValue = new Set(["-installer-external-repository", "-installer-internal-repository"]);
+  if (!options.secureBoot)
+    for (const flag of ["-secureboot-pcr-key-path", "-secureboot-signing-cert-path", "-secureboot-signing-key-path"])
+      dropWithValue.add(flag);
   return startFactoryUnderTest((keys, dataDir) => {
     const argv: string[] = [];
     const seed = seedArgv(testbed, keys, dataDir);
     for (let i = 0; i < seed.length; i++) {
       const arg = seed[i] as string;
       if (dropWithValue.has(arg)) i++;
-      else if (arg !== "-secureboot") argv.push(arg);
+      else if (arg !== "-secureboot" || options.secureBoot) argv.push(arg);
     }
     return argv;
   });

@@ -178,12 +178,6 @@ describe("registry front /v2", () => {
       }
     });
 
-    it("a Secure Boot installer with Secure Boot on is a 501 here (the imager does not sign UKIs yet)", async () => {
-      const res = await fetch(`${seedBase}/v2/metal-installer-secureboot/${id}/manifests/${version}`);
-      assert.equal(res.status, 501);
-      assert.match(await res.text(), /Secure Boot installer images are not built by this factory yet/);
-    });
-
     it("source images are proxied from a plain-HTTP core registry, digests unchanged", async () => {
       const direct = await fetch(`http://${testbed.registry}/v2/siderolabs/installer-base/manifests/${version}`, {
         method: "HEAD",

@@ -1,7 +1,8 @@
 // Secure Boot UKIs from the factory started with the seed's `-secureboot` flags: signed with the UKI signing key
 // (sbverify accepts the seed's certificate, refuses another), carrying the PCR key as `.pcrpkey` and a `.pcrsig`
 // whose policy signatures verify with that key, the secure-boot kernel arguments of the version, and cached
-// per key. A factory without `-secureboot` answers upstream's 400 (image-factory internal/profile/profile.go:
+// per key. ISOs, disk images (their ESP read with mtools) and `installer-secureboot` (pulled with containerd's
+// ctr, its cosign signature verified) carry systemd-boot and the UKI signed by that key. A factory without `-secureboot` answers upstream's 400 (image-factory internal/profile/profile.go:
 // secureboot.ErrDisabled is an InvalidErrorTag).
 
 import assert from "node:assert/strict";
@@ -13,7 +14,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAuthenticatedVariable, parseSignatureLists } from "../../src/formats/efi-variables.ts";
 import { parsePe, readSection } from "../../src/formats/pe.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { type RunningContainerd, startContainerd } from "../harness/containerd.ts";
 import { makeKeyFiles } from "./config-fixtures.ts";
+import { layerFileContents, startEmbeddedFactory } from "./registry-front-harness.ts";
 import {
   createSchematic,
   type FactoryUnderTest,
@@ -32,7 +36,7 @@ function sbverify(cert: string, file: string): boolean {
   return spawnSync("sbverify", ["--cert", cert, file], { encoding: "utf8" }).status === 0;
 }
 
-describe("Secure Boot UKIs", () => {
+describe("Secure Boot assets", () => {
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
   let base: string;
@@ -183,9 +187,124 @@ describe("Secure Boot UKIs", () => {
     assert.match(await readFile(out, "utf8"), /^secure-boot-enroll force$/m);
   });
 
-  it("Secure Boot disk images and installers are not built yet (501)", async () => {
-    const res = await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot.raw.xz`);
-    assert.equal(res.status, 501, await res.clone().text());
+  it("metal-amd64-secureboot.raw.zst: an sd-boot disk, systemd-boot and the UKI signed, no keys on it", async () => {
+    // talos pkg/imager/out.go buildImage (install.Options ImageSecureboot), pkg/imager/profile/output.go
+    // selectBootloader (secure boot → sd-boot), bootloader/sdboot/sdboot.go install: loader/loader.conf,
+    // EFI/Linux/Talos-<version>.efi and systemd-boot as EFI/boot/BOOTX64.efi; image-factory
+    // internal/profile/profile.go parsePlatformArch (`-secureboot` suffix).
+    const res = await fetch(`${base}/image/${id}/${version}/metal-amd64-secureboot.raw.zst`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const compressed = join(work, "sb.raw.zst");
+    const disk = join(work, "sb.raw");
+    await writeFile(compressed, Buffer.from(await res.arrayBuffer()));
+    const unpack = spawnSync("zstd", ["-q", "-d", compressed, "-o", disk], { encoding: "utf8" });
+    assert.equal(unpack.status, 0, unpack.stderr);
+    await rm(compressed);
+    const table = spawnSync("sfdisk", ["--json", disk], { encoding: "utf8" });
+    assert.equal(table.status, 0, table.stderr);
+    const { partitiontable } = JSON.parse(table.stdout) as {
+      partitiontable: { sectorsize?: number; partitions: { name: string; start: number }[] };
+    };
+    assert.deepEqual(
+      partitiontable.partitions.map((p) => p.name),
+      ["EFI", "META"],
+      "sd-boot only: no BIOS or BOOT partition",
+    );
+    const efi = partitiontable.partitions[0] as { start: number };
+    const image = `${disk}@@${efi.start * (partitiontable.sectorsize ?? 512)}`;
+    const listing = spawnSync("mdir", ["-i", image, "-/", "-b", "::/"], { encoding: "utf8" });
+    assert.equal(listing.status, 0, listing.stderr);
+    const files = listing.stdout
+      .split("\n")
+      .filter((l) => l !== "" && !l.endsWith("/"))
+      .sort();
+    assert.deepEqual(files, ["::/EFI/Linux/Talos-v1.10.3.efi", "::/EFI/boot/BOOTX64.efi", "::/loader/loader.conf"]);
+    const copy = (path: string) => {
+      const out = join(work, `esp-${path.replaceAll("/", "_")}`);
+      const r = spawnSync("mcopy", ["-n", "-i", image, `::/${path}`, out], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return out;
+    };
+    const bootEfi = copy("EFI/boot/BOOTX64.efi");
+    const ukiEfi = copy(`EFI/Linux/Talos-${version}.efi`);
+    assert.ok(sbverify(running.keys.ukiCert, bootEfi), "systemd-boot signed by the UKI signing key");
+    assert.ok(sbverify(running.keys.ukiCert, ukiEfi), "the UKI signed by the UKI signing key");
+    const other = await makeKeyFiles();
+    try {
+      assert.equal(sbverify(other.ukiCert, ukiEfi), false, "another certificate is refused");
+    } finally {
+      await other.cleanup();
+    }
+    assert.doesNotMatch(await readFile(copy("loader/loader.conf"), "utf8"), /secure-boot-enroll/);
+    const uki = await readFile(ukiEfi);
+    const cmdline = readSection(uki, parsePe(uki), ".cmdline")?.toString() ?? "";
+    assert.ok(cmdline.split(" ").includes(extraArg), cmdline);
+    assert.ok(cmdline.split(" ").includes("lockdown=confidentiality"), cmdline);
+    await rm(disk);
+  });
+
+  it("installer-secureboot through the registry front: ctr pulls it, the factory's cosign key signed it, its artifacts are signed", async () => {
+    // talos pkg/imager/out.go outInstaller (SecureBootEnabled: usr/install/<arch>/systemd-boot.efi and
+    // vmlinuz.efi, both signed); image-factory internal/frontend/http/registry.go (installer-secureboot),
+    // internal/integration/registry_test.go testInstallerImage / assertImageSignature.
+    const front = await startEmbeddedFactory(testbed, { secureBoot: true });
+    let containerd: RunningContainerd | undefined;
+    try {
+      const frontBase = front.factory.url.replace(/\/$/, "");
+      const host = new URL(frontBase).host;
+      await waitFor200(`${frontBase}/readyz`);
+      const frontId = await createSchematic(frontBase, `customization:\n  extraKernelArgs:\n    - ${extraArg}\n`);
+      const ref = `${host}/installer-secureboot/${frontId}:${version}`;
+      containerd = await startContainerd();
+      await containerd.ctr(["image", "pull", "--plain-http", "--platform", "linux/amd64", ref], 900_000);
+      const head = await fetch(`${frontBase}/v2/installer-secureboot/${frontId}/manifests/${version}`, {
+        method: "HEAD",
+      });
+      assert.equal(head.status, 200);
+      const indexDigest = head.headers.get("docker-content-digest") as string;
+      const listed = (await containerd.ctr(["image", "ls"])).stdout;
+      assert.ok(
+        listed.split("\n").some((l) => l.startsWith(`${ref} `) && l.includes(indexDigest)),
+        listed,
+      );
+
+      const keyFile = join(work, "front-signing-key.pub");
+      await writeFile(keyFile, await (await fetch(`${frontBase}/oci/cosign/signing-key.pub`)).text());
+      const home = await mkdtemp(join(work, "home-"));
+      const verified = await runCli(
+        ["verify", "--insecure", "--key", keyFile, `${host}/installer-secureboot/${frontId}@${indexDigest}`],
+        isolatedEnv(home),
+        120_000,
+      );
+      assert.equal(verified.code, 0, verified.stderr);
+
+      // The artifacts layer (the last: no overlay) as containerd stored it.
+      const content = (digest: string): Buffer => {
+        const r = spawnSync("ctr", ["-a", containerd?.socket as string, "content", "get", digest], {
+          maxBuffer: 1024 * 1024 * 1024,
+        });
+        assert.equal(r.status, 0, r.stderr?.toString());
+        return r.stdout;
+      };
+      const index = JSON.parse(content(indexDigest).toString("utf8")) as { manifests: { digest: string }[] };
+      const manifest = JSON.parse(content(index.manifests[0]?.digest as string).toString("utf8")) as {
+        layers: { digest: string }[];
+      };
+      const artifacts = await layerFileContents(content(manifest.layers.at(-1)?.digest as string));
+      assert.deepEqual([...artifacts.keys()].sort(), [
+        "usr/install/amd64/systemd-boot.efi",
+        "usr/install/amd64/vmlinuz.efi",
+      ]);
+      for (const [name, bytes] of artifacts) {
+        const file = join(work, name.replaceAll("/", "_"));
+        await writeFile(file, bytes);
+        assert.ok(sbverify(front.keys.ukiCert, file), `${name} signed by the factory's UKI signing key`);
+        assert.equal(sbverify(running.keys.ukiCert, file), false, `${name}: another certificate is refused`);
+      }
+    } finally {
+      await containerd?.stop();
+      await front.stop();
+    }
   });
 
   it("a factory without -secureboot refuses secure-boot assets with upstream's 400", async () => {

@@ -401,17 +401,19 @@ describe("imager: ISOs and disk images", () => {
     );
   });
 
-  test("secure boot: an ISO without signing keys is refused, disk images are not built yet (501)", async () => {
+  test("secure boot: an ISO, a disk image or an installer without signing keys is refused (400)", async () => {
     const dir = join(out, "secureboot");
     await mkdir(dir);
     await assert.rejects(
       buildAsset(v("v1.10.3"), schematic, "metal-amd64-secureboot.iso", dir),
       (err: unknown) => isAppError(err, "BadRequest") && /secure boot is disabled/.test(err.message),
     );
-    await assert.rejects(
-      buildAsset(v("v1.10.3"), schematic, "metal-amd64-secureboot.raw.xz", dir),
-      (err: unknown) => isAppError(err, "NotImplemented") && /secure boot/.test(err.message),
-    );
+    for (const path of ["metal-amd64-secureboot.raw.xz", "installer-amd64-secureboot.tar"])
+      await assert.rejects(
+        buildAsset(v("v1.10.3"), schematic, path, dir),
+        (err: unknown) => isAppError(err, "BadRequest") && /secure boot is disabled/.test(err.message),
+        path,
+      );
     assert.deepEqual(await readdir(dir), [], "nothing is left behind");
   });
 });

@@ -40,14 +40,15 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // section order (.initrd third, .linux last); pre-1.10 disks embed one with a chosen sd-boot (pre-1.10 ISOs
 // and installers are GRUB-only, no UKI). disk 7 also: the OVA's OVF is upstream's whole template per version
 // (ovftool comments, vmw:Config entries, video/VMCI items, nvram; vmx-13 before 1.8, disk.EnableUUID from 1.12).
+// installer 7, disk 9: Secure Boot installers and disk images are built (signed systemd-boot and UKI).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 3,
   cmdline: 1,
   uki: 6,
-  installer: 6,
+  installer: 7,
   iso: 7,
-  disk: 8,
+  disk: 9,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */

@@ -9,7 +9,7 @@
 //   anywhere leaves no tag, so nothing half-made is ever answered.
 
 import type { KeyObject } from "node:crypto";
-import { badRequest, integrity, isAppError, notFound, notImplemented } from "../../errors.ts";
+import { badRequest, integrity, isAppError, notFound } from "../../errors.ts";
 import type { Digest } from "../../oci/digest.ts";
 import { loadDockerArchive } from "../../oci/docker-archive-load.ts";
 import type { Descriptor, ImageIndex } from "../../oci/manifest.ts";
@@ -158,9 +158,6 @@ export class InstallerService {
       throw notFound(`Talos version ${firstRequest.talosVersion} is not available`, "VERSION_NOT_FOUND");
     if (image.secureBoot && !this.#options.secureBootEnabled)
       throw badRequest("error enhancing profile from schematic: secure boot is disabled", "SECUREBOOT_DISABLED");
-    // Upstream builds these with the Secure Boot keys; this factory's imager does not sign UKIs yet.
-    if (image.secureBoot)
-      throw notImplemented(`${image.name}: Secure Boot installer images are not built by this factory yet`);
     const key = `${image.name}-${schematicId}-${versionTag}`;
     const flight = this.#flights.run(key, () => this.#build(repository, image, schematicId, schematic, versionTag));
     return { digest: await waitFor(flight, signal), built: true };
