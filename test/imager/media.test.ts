@@ -7,7 +7,7 @@
 // Expected values come from upstream siderolabs/talos (pkg/machinery/imager/quirks, pkg/imager; docs/formats.md) (sizes, labels, META tags, cmdline rules), not from the code.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -17,6 +17,7 @@ import { after, before, describe, test } from "node:test";
 import { isAppError } from "../../src/errors.ts";
 import { decodeMetaPartition } from "../../src/formats/meta-partition.ts";
 import { createBuildProfile, profileHash } from "../../src/imager/profile.ts";
+import { fileDigestSigner, fileKeySigner } from "../../src/signing/digest-signer.ts";
 import { parseAssetRequest } from "../../src/talos/asset-path.ts";
 import { schematicId } from "../../src/talos/schematic.ts";
 import { type ObjdumpSection, objdumpSections } from "../../src/tools/binutils.ts";
@@ -24,8 +25,10 @@ import { fsckVfat } from "../../src/tools/dosfstools.ts";
 import { type SfdiskTable, sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
 import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
 import { qemuImgCheck, qemuImgInfo } from "../../src/tools/qemu-img.ts";
+import { runTool } from "../../src/tools/run.ts";
 import { xfsRepairCheck } from "../../src/tools/xfsprogs.ts";
 import { isoBootReport, isoExtract, isoFiles, isoToc } from "../../src/tools/xorriso.ts";
+import { openssl, opensslKeyPair } from "../signing/openssl-keys.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
 import {
   buildAsset,
@@ -399,6 +402,63 @@ describe("imager: ISOs and disk images", () => {
       ],
       "nothing but the outputs is left behind",
     );
+  });
+
+  test("Talos 1.8 secure boot: an sd-boot disk and an installer with vmlinuz.efi.signed, systemd-boot and UKI signed", async () => {
+    // talos pkg/imager/out.go: buildImage (ImageSecureboot → sd-boot, v1.8 bootloader.New) and outInstaller
+    // (SecureBootEnabled without quirks UseSDBootForUEFI: the UKI as `vmlinuz.efi.signed`); imager.go signs both.
+    const dir = join(out, "secureboot-1.8");
+    await mkdir(dir);
+    const { key, cert } = await opensslKeyPair(dir, "uki-signing");
+    const pcrKey = join(dir, "pcr.key");
+    await runTool(openssl, ["genrsa", "-out", pcrKey, "2048"]);
+    const secureBoot = { uki: await fileDigestSigner(key, cert), pcr: await fileKeySigner(pcrKey) };
+    const other = await opensslKeyPair(dir, "someone-else");
+    const signedBy = (file: string, certificate: string) =>
+      spawnSync("sbverify", ["--cert", certificate, file]).status === 0;
+    const assertSigned = (file: string, what: string) => {
+      assert.ok(signedBy(file, cert), `${what}: sbverify --cert <the signing certificate>`);
+      assert.equal(signedBy(file, other.cert), false, `${what}: another certificate is refused`);
+    };
+
+    const disk = await buildAsset(v("v1.8.2"), schematic, "metal-amd64-secureboot.raw", dir, { secureBoot });
+    assert.equal(disk.profile.bootloader, "sd-boot");
+    assert.match(await sgdiskVerify(disk.path), /No problems found/);
+    const table = await sfdiskJson(disk.path);
+    assert.deepEqual(
+      table.partitions.map((p) => p.name),
+      ["EFI", "META"],
+    );
+    const efi = cutPartition(disk.path, table, "EFI", join(dir, "efi.img"));
+    await fsckVfat(efi);
+    const listing = (await mdirRecursive(efi)).filter((l) => !l.endsWith("/"));
+    for (const path of ["EFI/boot/BOOTX64.efi", "EFI/Linux/Talos-v1.8.2.efi", "loader/loader.conf"]) {
+      assert.ok(
+        listing.some((l) => l.toLowerCase().endsWith(path.toLowerCase())),
+        `${path} in ${listing.join(" ")}`,
+      );
+      if (path.endsWith(".efi")) {
+        const copy = join(dir, path.replaceAll("/", "_"));
+        sh("mcopy", ["-i", efi, `::${path}`, copy]);
+        assertSigned(copy, `disk ${path}`);
+      }
+    }
+    assert.ok(!listing.some((l) => /loader\/keys/i.test(l)), "no enrollment keys on a disk image");
+    await rm(disk.path);
+
+    const installer = await buildAsset(v("v1.8.2"), schematic, "installer-amd64-secureboot.tar", dir, { secureBoot });
+    const unpacked = join(dir, "installer");
+    await mkdir(unpacked);
+    sh("tar", ["-xf", installer.path, "-C", unpacked]);
+    const [entry] = JSON.parse(await readFile(join(unpacked, "manifest.json"), "utf8")) as { Layers: string[] }[];
+    const layer = join(unpacked, entry?.Layers.at(-1) as string);
+    const files = sh("tar", ["-tzf", layer])
+      .trim()
+      .split("\n")
+      .filter((p) => !p.endsWith("/"));
+    assert.deepEqual(files, ["usr/install/amd64/systemd-boot.efi", "usr/install/amd64/vmlinuz.efi.signed"]);
+    sh("tar", ["-xzf", layer, "-C", unpacked]);
+    for (const file of files) assertSigned(join(unpacked, file), `installer ${file}`);
   });
 
   test("secure boot: an ISO, a disk image or an installer without signing keys is refused (400)", async () => {

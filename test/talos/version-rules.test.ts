@@ -73,6 +73,15 @@ const rows: [string, [string, (r: VersionRules) => unknown, unknown][]][] = [
     ],
   ],
   [
+    "secure-boot installers: the signed UKI is vmlinuz.efi.signed before 1.10 (talos pkg/imager/out.go outInstaller)",
+    [
+      ["v1.8.2", (r) => r.secureBootInstallerArtifacts.join(" "), "systemd-boot.efi vmlinuz.efi.signed"],
+      ["v1.9.6", (r) => r.secureBootInstallerArtifacts.join(" "), "systemd-boot.efi vmlinuz.efi.signed"],
+      ["v1.10.0-alpha.1", (r) => r.secureBootInstallerArtifacts.join(" "), "systemd-boot.efi vmlinuz.efi"],
+      ["v1.12.0", (r) => r.secureBootInstallerArtifacts.join(" "), "systemd-boot.efi vmlinuz.efi"],
+    ],
+  ],
+  [
     "extension squashfs carries the tar's SELinux labels, other xattrs excluded, from 1.13 (talos internal/pkg/extensions/compress.go xattrPseudoFlags)",
     [
       ["v1.12.4", (r) => r.squashfsSelinuxLabels, false],
