@@ -4,7 +4,8 @@
 // them) with `secure-boot-enroll force`, enrolls them and resets; the same machine then boots the signed UKI
 // with Secure Boot enforced — the guest reads the SecureBoot variable and reports it. With those keys enrolled
 // the firmware must refuse a UKI with one byte of its .cmdline changed, a UKI signed by another key and an
-// unsigned systemd-boot; the refusal is read from the console.
+// unsigned systemd-boot; the refusal is read from the console. A secure-boot disk image from the imager, signed
+// with the enrolled key, boots enforced on that machine.
 
 import assert from "node:assert/strict";
 import { createWriteStream } from "node:fs";
@@ -102,6 +103,36 @@ describe("Secure Boot: enrollment, then an enforced boot of what is signed here"
     assert.equal(report.firmware, "uefi");
     assert.equal(report.secureBoot, true);
     assert.equal(report.cmdline, cmdline);
+  });
+
+  test("metal-amd64-secureboot.raw from the imager, signed with the enrolled key, boots enforced", async () => {
+    // The disk upstream makes for Secure Boot: sd-boot, its systemd-boot and UKI signed, no keys to enroll
+    // (talos pkg/imager/out.go buildImage with ImageSecureboot; bootloader/sdboot/sdboot.go install).
+    const fixture = await openReleaseFixture([version]);
+    try {
+      const pcrKey = join(work, "disk-pcr.key");
+      await runTool(openssl, ["genrsa", "-out", pcrKey, "2048"]);
+      const prepared = await prepareVersion(fixture, version, ["testbed-dummy"]);
+      const schematic = testSchematic(["testbed-dummy"], { extraKernelArgs: ["testbed.extra=yes"] });
+      const built = await buildAsset(prepared, schematic, "metal-amd64-secureboot.raw", work, {
+        secureBoot: { uki: signer, pcr: await fileKeySigner(pcrKey) },
+      });
+      const { report, seconds } = await boot({
+        disk: built.path,
+        firmware: "uefi-secureboot",
+        varsFrom: enrolledVars,
+        timeoutMs: 300_000,
+      });
+      console.log(`secure boot disk image, enforced boot: ${seconds} s`);
+      assert.deepEqual(report.errors, []);
+      assert.equal(report.firmware, "uefi");
+      assert.equal(report.secureBoot, true);
+      assert.ok(report.cmdline.split(" ").includes("testbed.extra=yes"), report.cmdline);
+      assert.ok(report.cmdline.split(" ").includes("lockdown=confidentiality"), report.cmdline);
+      await rm(built.path, { force: true });
+    } finally {
+      await fixture.close();
+    }
   });
 
   const refusal = async (why: string, files: { boot: string; uki: string }) => {
