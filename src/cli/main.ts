@@ -4,6 +4,7 @@ import { packageVersion } from "../util/package-version.ts";
 import { registerBuildCommand } from "./build.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
+import { registerMirrorCommand } from "./mirror.ts";
 import { registerRegistryCommand } from "./registry.ts";
 import { explainRegistryFailure } from "./registry-options.ts";
 import { registerSignCommands } from "./sign.ts";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerFactoryCommand(program);
   registerBuildCommand(program);
   registerTestbedCommands(program);
+  registerMirrorCommand(program);
   return program;
 }
 
