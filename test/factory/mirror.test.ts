@@ -1,0 +1,269 @@
+// `boot-assets mirror` between two real registries (Debian's docker-registry, CNCF distribution 2.8, which has
+// no referrers API: bundles travel through the `sha256-<hex>` fallback tag). The test bed release of one
+// version is published, signed, into the source; one extension is re-signed with a Sigstore bundle only (its
+// legacy `.sig` deleted), so both signature kinds must travel. The mirror is then checked with skopeo (tags,
+// raw manifests byte for byte), a second run must copy nothing, the factory started against the mirror with
+// verification on must serve the version, the catalog and an initramfs with the bundle-signed extension,
+// and a tampered source image must be refused by name with nothing copied.
+
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { RegistryClient } from "../../src/oci/client/index.ts";
+import type { Digest } from "../../src/oci/digest.ts";
+import { signatureTag } from "../../src/signing/cosign-format.ts";
+import { signImage } from "../../src/signing/sign.ts";
+import { findBundleReferrers, readReferrerBundle } from "../../src/signing/signature-sources.ts";
+import { publishTestbedRelease, type ReleaseImage, type ReleaseSummary } from "../../src/testbed/release.ts";
+import { loadOrCreateReleaseKeys } from "../../src/testbed/release-keys.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { startDistribution } from "../harness/distribution.ts";
+import type { RunningRegistry } from "../harness/types.ts";
+import { skopeo } from "../realclients/skopeo.ts";
+import {
+  createSchematic,
+  type FactoryUnderTest,
+  type PublishedTestbed,
+  startSeedFactory,
+  waitFor200,
+} from "./service-harness.ts";
+
+// 1.12: installer-base (not installer), overlays, talosctl-all (src/talos/version-rules.ts).
+const version = "v1.12.11";
+const bundleOnly = "siderolabs/testbed-dummy";
+
+/** RE2 source matching exactly `text`. */
+const literal = (text: string) => text.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&");
+
+function figure(stdout: string, pattern: RegExp): number {
+  const match = pattern.exec(stdout);
+  assert.ok(match, `${pattern} in:\n${stdout}`);
+  return Number(match[1]);
+}
+
+describe("boot-assets mirror", () => {
+  let dir: string;
+  let source: RunningRegistry;
+  let mirror: RunningRegistry;
+  let client: RegistryClient;
+  let summary: ReleaseSummary;
+  let images: ReleaseImage[];
+  let outDir: string;
+  let env: NodeJS.ProcessEnv;
+  let verification: string[];
+  let bundleDigest: Digest;
+
+  const run = (args: string[]) => runCli(["mirror", ...args, ...verification], env, 300_000);
+  const mirrorArgs = (to: string) => [
+    "--talos-version",
+    version,
+    "--from",
+    source.host,
+    "--to",
+    to,
+    "--extensions",
+    "all",
+    "--overlays",
+    "all",
+  ];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "mirror-"));
+    [source, mirror] = await Promise.all([startDistribution(), startDistribution()]);
+    client = new RegistryClient({ insecure: [source.host, mirror.host], retries: 0 });
+    outDir = join(dir, "out");
+    summary = await publishTestbedRelease({ registry: source.host, client, out: outDir, versions: [version] });
+    images = (summary.versions[0] as { images: ReleaseImage[] }).images;
+    // One extension signed by a bundle referrer only: the legacy `.sig` removed after the bundle is added.
+    const keys = await loadOrCreateReleaseKeys(join(bootAssetsCacheDir(), "testbed", "keys"));
+    const dummy = images.find((i) => i.repository === bundleOnly) as ReleaseImage;
+    const repository = client.repository(`${source.host}/${bundleOnly}`);
+    await signImage(repository, dummy.digest, keys.keylessSigner, {
+      dockerReference: `${source.host}/${bundleOnly}`,
+      bundle: true,
+    });
+    const sig = await repository.statManifest(signatureTag(dummy.digest));
+    await repository.deleteManifest((sig as { digest: Digest }).digest);
+    const [bundle] = await findBundleReferrers(repository, dummy.digest);
+    bundleDigest = (bundle as { digest: Digest }).digest;
+    env = isolatedEnv(join(dir, "home"));
+    verification = [
+      "-container-signature-pubkey",
+      join(outDir, "cosign.pub"),
+      "-container-signature-trusted-root",
+      join(outDir, "trusted_root.json"),
+      "-container-signature-subject-regexp",
+      literal(summary.identity.subject),
+      "-container-signature-issuer",
+      summary.identity.issuer,
+    ];
+  });
+  after(async () => {
+    await client?.close();
+    await Promise.all([source?.stop(), mirror?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  let firstStdout = "";
+
+  it("copies every image of the release by digest, under its tag, with progress and a summary", async () => {
+    const result = await run(mirrorArgs(mirror.host));
+    assert.equal(result.code, 0, result.stderr);
+    firstStdout = result.stdout.toString();
+    // The test bed's own list of what it published for the version: every kind the factory reads.
+    assert.deepEqual([...new Set(images.map((i) => i.kind))].sort(), [
+      "extension",
+      "extensions-catalog",
+      "imager",
+      "installer",
+      "overlay",
+      "overlays-catalog",
+      "talosctl-all",
+    ]);
+    for (const image of images) {
+      const at = await client.repository(`${mirror.host}/${image.repository}`).statManifest(image.tag);
+      assert.equal(at?.digest, image.digest, `${image.repository}:${image.tag}`);
+      assert.match(result.stderr, new RegExp(`copied  ${literal(`${mirror.host}/${image.repository}:${image.tag}`)} `));
+    }
+    assert.equal(figure(firstStdout, /^images (\d+) /m), images.length);
+    assert.ok(figure(firstStdout, /^bytes (\d+) copied/m) > 0);
+    assert.equal(figure(firstStdout, /^blobs \d+ copied, (\d+) present/m), 0);
+    // The installer-base of 1.12, not the installer (src/talos/version-rules.ts).
+    assert.ok(images.some((i) => i.repository === "siderolabs/installer-base"));
+    const installer = await client.repository(`${mirror.host}/siderolabs/installer`).statManifest(version);
+    assert.equal(installer, undefined);
+  });
+
+  it("copies the signatures: skopeo lists the .sig tags and reads them byte for byte as at the source", async () => {
+    for (const image of images) {
+      const tag = signatureTag(image.digest);
+      const listed = JSON.parse(
+        await skopeo(["list-tags", "--tls-verify=false", `docker://${mirror.host}/${image.repository}`]),
+      ) as { Tags: string[] };
+      if (image.repository === bundleOnly) {
+        assert.ok(!listed.Tags.includes(tag), "the bundle-only extension has no .sig");
+        continue;
+      }
+      assert.ok(listed.Tags.includes(tag), `${image.repository}: ${listed.Tags.join(", ")}`);
+      const [atSource, atMirror] = await Promise.all(
+        [source.host, mirror.host].map((host) =>
+          skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${host}/${image.repository}:${tag}`]),
+        ),
+      );
+      assert.equal(atMirror, atSource);
+      const layers = (JSON.parse(atMirror as string) as { layers: Array<{ annotations?: Record<string, string> }> })
+        .layers;
+      assert.equal(layers.length, 2, "the key and the keyless signature");
+      for (const layer of layers) assert.ok(layer.annotations?.["dev.cosignproject.cosign/signature"] !== undefined);
+    }
+  });
+
+  it("copies the bundle referrer and lists it in the mirror's fallback index", async () => {
+    const dummy = images.find((i) => i.repository === bundleOnly) as ReleaseImage;
+    const repository = client.repository(`${mirror.host}/${bundleOnly}`);
+    const referrers = await findBundleReferrers(repository, dummy.digest);
+    assert.deepEqual(
+      referrers.map((r) => r.digest),
+      [bundleDigest],
+    );
+    const atMirror = await readReferrerBundle(repository, referrers[0] as (typeof referrers)[0], dummy.digest);
+    const sourceRepository = client.repository(`${source.host}/${bundleOnly}`);
+    const [atSource] = await findBundleReferrers(sourceRepository, dummy.digest);
+    assert.ok(
+      atMirror.equals(await readReferrerBundle(sourceRepository, atSource as (typeof referrers)[0], dummy.digest)),
+    );
+    const fallback = await skopeo([
+      "inspect",
+      "--raw",
+      "--tls-verify=false",
+      `docker://${mirror.host}/${bundleOnly}:${dummy.digest.replace(":", "-")}`,
+    ]);
+    assert.ok(fallback.includes(bundleDigest));
+  });
+
+  it("a second run copies nothing", async () => {
+    const result = await run(mirrorArgs(mirror.host));
+    assert.equal(result.code, 0, result.stderr);
+    const stdout = result.stdout.toString();
+    assert.equal(figure(stdout, /^bytes (\d+) copied/m), 0);
+    assert.equal(figure(stdout, /^blobs (\d+) copied/m), 0);
+    assert.equal(figure(stdout, /^manifests (\d+) written/m), 0);
+    assert.equal(figure(stdout, /\((\d+) already present\)/), images.length);
+    // Everything the first run copied is now found present.
+    assert.equal(
+      figure(stdout, /^bytes \d+ copied \([^)]*\), (\d+) present/m),
+      figure(firstStdout, /^bytes (\d+) copied/m),
+    );
+  });
+
+  describe("the factory against the mirror, verification on", () => {
+    let running: FactoryUnderTest;
+    let base: string;
+    before(async () => {
+      // The seed command line with the mirror as its image registry (its cache and schematic repositories
+      // land there too), plus the test bed's keyless identity so bundle signatures verify.
+      const testbed = { registry: mirror.host, outDir } as PublishedTestbed;
+      running = await startSeedFactory(testbed, verification.slice(2));
+      base = running.factory.url.replace(/\/$/, "");
+      await waitFor200(`${base}/readyz`);
+    });
+    after(async () => {
+      await running?.stop();
+    });
+
+    it("serves the version and its extension catalog from the mirror", async () => {
+      const versions = (await (await fetch(`${base}/versions`)).json()) as string[];
+      assert.ok(versions.includes(version), versions.join(", "));
+      const res = await fetch(`${base}/version/${version}/extensions/official`);
+      assert.equal(res.status, 200);
+      const listed = ((await res.json()) as Array<{ name: string; digest: string }>).map(
+        (e) => `${e.name}@${e.digest}`,
+      );
+      const published = images.filter((i) => i.kind === "extension").map((i) => `${i.repository}@${i.digest}`);
+      assert.deepEqual(listed.sort(), published.sort());
+    });
+
+    it("builds an initramfs with the bundle-signed extension pulled from the mirror", async () => {
+      const id = await createSchematic(
+        base,
+        `customization:\n  systemExtensions:\n    officialExtensions:\n      - ${bundleOnly}\n`,
+      );
+      const res = await fetch(`${base}/image/${id}/${version}/initramfs-amd64.xz`);
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.equal(res.status, 200, body.toString().slice(0, 500));
+      assert.ok(body.length > 0);
+    });
+  });
+
+  it("refuses a source image whose signature does not verify, naming it, and copies nothing", async () => {
+    // talosctl-all:<version> replaced by a different manifest (same blobs, one annotation more), given the
+    // genuine image's signatures: they sign the old digest, not this one.
+    const talosctl = images.find((i) => i.kind === "talosctl-all") as ReleaseImage;
+    const repository = client.repository(`${source.host}/${talosctl.repository}`);
+    const genuine = await repository.getManifest(talosctl.digest);
+    const manifest = JSON.parse(genuine.body.toString("utf8")) as { annotations?: Record<string, string> };
+    manifest.annotations = { ...manifest.annotations, "test.tampered": "yes" };
+    const tampered = await repository.putManifest(
+      Buffer.from(JSON.stringify(manifest)),
+      genuine.mediaType,
+      talosctl.tag,
+    );
+    const sig = await repository.getManifest(signatureTag(talosctl.digest));
+    await repository.putManifest(sig.body, sig.mediaType, signatureTag(tampered));
+
+    const result = await run(mirrorArgs(`${mirror.host}/tampered`));
+    assert.equal(result.code, 6, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`${literal(`${source.host}/${talosctl.repository}:${talosctl.tag}`)}: no signature matched`),
+    );
+    const catalog = (await (await fetch(`${mirror.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.deepEqual(
+      catalog.repositories.filter((r) => r.startsWith("tampered/")),
+      [],
+    );
+  });
+});
