@@ -109,10 +109,40 @@ describe("boot-assets mirror", () => {
 
   let firstStdout = "";
 
-  it("copies every image of the release by digest, under its tag, with progress and a summary", async () => {
+  it("reports every command-line problem at once, before reaching any registry", async () => {
+    const result = await runCli(
+      ["mirror", "--talos-version", "1.x", "--to", "not a registry", "--concurrency", "0", "extra"],
+      env,
+    );
+    assert.equal(result.code, 2, result.stderr);
+    for (const problem of [
+      "-from is required",
+      "--talos-version: ",
+      '--to "not a registry": expected registry[/namespace]',
+      "--concurrency: expected a whole number from 1 to 32, not 0",
+      "unexpected argument(s): extra",
+    ])
+      assert.ok(result.stderr.includes(problem), `${problem} in:\n${result.stderr}`);
+  });
+
+  it("refuses an extension the catalog does not list, naming what it lists, and copies nothing", async () => {
+    const args = mirrorArgs(`${mirror.host}/unknown`);
+    args.splice(args.indexOf("all"), 1, "testbed-dummy,no-such-extension");
+    const result = await run(args);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /extension\(s\) not in the Talos v1\.12\.11 catalog: no-such-extension \(it lists: .*siderolabs\/testbed-dummy/,
+    );
+    const catalog = (await (await fetch(`${mirror.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.deepEqual(catalog.repositories, []);
+  });
+
+  it("copies every image of the release by digest, under its tag, with progress and a summary", async (t) => {
     const result = await run(mirrorArgs(mirror.host));
     assert.equal(result.code, 0, result.stderr);
     firstStdout = result.stdout.toString();
+    t.diagnostic(`first run: ${firstStdout.trim().replaceAll("\n", "; ")}`);
     // The test bed's own list of what it published for the version: every kind the factory reads.
     assert.deepEqual([...new Set(images.map((i) => i.kind))].sort(), [
       "extension",
@@ -184,10 +214,11 @@ describe("boot-assets mirror", () => {
     assert.ok(fallback.includes(bundleDigest));
   });
 
-  it("a second run copies nothing", async () => {
+  it("a second run copies nothing", async (t) => {
     const result = await run(mirrorArgs(mirror.host));
     assert.equal(result.code, 0, result.stderr);
     const stdout = result.stdout.toString();
+    t.diagnostic(`second run: ${stdout.trim().replaceAll("\n", "; ")}`);
     assert.equal(figure(stdout, /^bytes (\d+) copied/m), 0);
     assert.equal(figure(stdout, /^blobs (\d+) copied/m), 0);
     assert.equal(figure(stdout, /^manifests (\d+) written/m), 0);

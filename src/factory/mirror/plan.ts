@@ -3,7 +3,9 @@
 // `installer-base` from it), the extensions and overlays catalogs (overlays only for versions that have them),
 // the extensions and overlays asked for, resolved through the catalogs by digest and pulled from the source
 // registry as the factory pulls them (the catalog's host ignored), and talosctl-all for the versions whose
-// factory serves talosctl downloads.
+// factory serves talosctl downloads. Upstream reads the same set: image-factory internal/artifacts/fetch.go
+// (fetchImager, InstallerImageName by quirks SupportsUnifiedInstaller, fetchTalosctlImage, the extension and
+// overlay images by digest).
 //
 // Every image is verified with the factory's verification options before anything is copied: a source that
 // fails is refused, named with the reason, and the whole plan with it, so nothing of it reaches the mirror.
