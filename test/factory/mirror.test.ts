@@ -16,6 +16,7 @@ import type { Digest } from "../../src/oci/digest.ts";
 import { signatureTag } from "../../src/signing/cosign-format.ts";
 import { signImage } from "../../src/signing/sign.ts";
 import { findBundleReferrers, readReferrerBundle } from "../../src/signing/signature-sources.ts";
+import { testbedArches } from "../../src/testbed/debian.ts";
 import { publishTestbedRelease, type ReleaseImage, type ReleaseSummary } from "../../src/testbed/release.ts";
 import { loadOrCreateReleaseKeys } from "../../src/testbed/release-keys.ts";
 import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
@@ -75,7 +76,15 @@ describe("boot-assets mirror", () => {
     [source, mirror] = await Promise.all([startDistribution(), startDistribution()]);
     client = new RegistryClient({ insecure: [source.host, mirror.host], retries: 0 });
     outDir = join(dir, "out");
-    summary = await publishTestbedRelease({ registry: source.host, client, out: outDir, versions: [version] });
+    // Both architectures, as `testbed release` publishes them: the imager, installers and extensions are
+    // linux/amd64 + linux/arm64 indexes, copied whole.
+    summary = await publishTestbedRelease({
+      registry: source.host,
+      client,
+      out: outDir,
+      versions: [version],
+      arches: testbedArches,
+    });
     images = (summary.versions[0] as { images: ReleaseImage[] }).images;
     // One extension signed by a bundle referrer only: the legacy `.sig` removed after the bundle is added.
     const keys = await loadOrCreateReleaseKeys(join(bootAssetsCacheDir(), "testbed", "keys"));
@@ -125,6 +134,23 @@ describe("boot-assets mirror", () => {
       assert.ok(result.stderr.includes(problem), `${problem} in:\n${result.stderr}`);
   });
 
+  it("picks the images by the version rules: for 1.8 the installer, overlays, no talosctl-all (all named when missing)", async () => {
+    // The source holds no v1.8.2. Upstream picks installer-base only from 1.10 (image-factory
+    // internal/artifacts/fetch.go InstallerImageName, talos quirks SupportsUnifiedInstaller), overlays exist from
+    // 1.7 (quirks SupportsOverlay) and talosctl-all from 1.11 (quirks SupportsFactoryTalosctlDownload).
+    const args = mirrorArgs(`${mirror.host}/old`);
+    args[1] = "v1.8.2";
+    const result = await run(args.slice(0, 6));
+    assert.equal(result.code, 3, result.stderr);
+    const named = [...result.stderr.matchAll(/^ {2}\S+\/(siderolabs\/[a-z-]+):v1\.8\.2: /gm)].map((m) => m[1]).sort();
+    assert.deepEqual(named, [
+      "siderolabs/extensions",
+      "siderolabs/imager",
+      "siderolabs/installer",
+      "siderolabs/overlays",
+    ]);
+  });
+
   it("refuses an extension the catalog does not list, naming what it lists, and copies nothing", async () => {
     const args = mirrorArgs(`${mirror.host}/unknown`);
     args.splice(args.indexOf("all"), 1, "testbed-dummy,no-such-extension");
@@ -136,6 +162,50 @@ describe("boot-assets mirror", () => {
     );
     const catalog = (await (await fetch(`${mirror.url}/v2/_catalog`)).json()) as { repositories: string[] };
     assert.deepEqual(catalog.repositories, []);
+  });
+
+  it("resumes: a destination already holding the imager (copied by skopeo) gets only the rest", async (t) => {
+    const imager = images.find((i) => i.kind === "imager") as ReleaseImage;
+    assert.ok((imager.platforms ?? []).length === 2, "the imager is a two-platform index");
+    await skopeo([
+      "copy",
+      "--all",
+      "--preserve-digests",
+      "--src-tls-verify=false",
+      "--dest-tls-verify=false",
+      `docker://${source.host}/${imager.repository}:${imager.tag}`,
+      `docker://${mirror.host}/partial/${imager.repository}:${imager.tag}`,
+    ]);
+    // What skopeo stored: the blobs of each platform's image (shared ones once).
+    const repository = client.repository(`${source.host}/${imager.repository}`);
+    const blobs = new Map<string, number>();
+    for (const child of imager.platforms ?? []) {
+      const record = await repository.getManifest(child.digest);
+      const manifest = JSON.parse(record.body.toString("utf8")) as {
+        config: { digest: string; size: number };
+        layers: Array<{ digest: string; size: number }>;
+      };
+      for (const d of [manifest.config, ...manifest.layers]) blobs.set(d.digest, d.size);
+    }
+    const present = [...blobs.values()].reduce((a, b) => a + b, 0);
+
+    const args = mirrorArgs(`${mirror.host}/partial`).slice(0, 6);
+    const result = await run(args);
+    assert.equal(result.code, 0, result.stderr);
+    const stdout = result.stdout.toString();
+    t.diagnostic(`partial run: ${stdout.trim().replaceAll("\n", "; ")}`);
+    assert.match(
+      result.stderr,
+      new RegExp(`^present ${literal(`${mirror.host}/partial/${imager.repository}:${imager.tag}`)} `, "m"),
+    );
+    assert.equal(figure(stdout, /\((\d+) already present\)/), 1);
+    assert.equal(figure(stdout, /^blobs \d+ copied, (\d+) present/m), blobs.size);
+    assert.equal(figure(stdout, /^bytes \d+ copied \([^)]*\), (\d+) present/m), present);
+    // Its signature came anyway.
+    const sig = await client
+      .repository(`${mirror.host}/partial/${imager.repository}`)
+      .statManifest(signatureTag(imager.digest));
+    assert.ok(sig !== undefined);
   });
 
   it("copies every image of the release by digest, under its tag, with progress and a summary", async (t) => {
@@ -156,6 +226,10 @@ describe("boot-assets mirror", () => {
     for (const image of images) {
       const at = await client.repository(`${mirror.host}/${image.repository}`).statManifest(image.tag);
       assert.equal(at?.digest, image.digest, `${image.repository}:${image.tag}`);
+      for (const child of image.platforms ?? []) {
+        const stored = await client.repository(`${mirror.host}/${image.repository}`).statManifest(child.digest);
+        assert.equal(stored?.digest, child.digest, `${image.repository} ${child.arch}`);
+      }
       assert.match(result.stderr, new RegExp(`copied  ${literal(`${mirror.host}/${image.repository}:${image.tag}`)} `));
     }
     assert.equal(figure(firstStdout, /^images (\d+) /m), images.length);

@@ -10,7 +10,7 @@
 // Every image is verified with the factory's verification options before anything is copied: a source that
 // fails is refused, named with the reason, and the whole plan with it, so nothing of it reaches the mirror.
 
-import { AppError, badRequest, integrity, isAppError, notFound } from "../../errors.ts";
+import { AppError, badRequest, isAppError, notFound } from "../../errors.ts";
 import type { Digest } from "../../oci/digest.ts";
 import { parseReference } from "../../oci/reference.ts";
 import type { SignatureVerifier, VerifiedImage } from "../../signing/verify.ts";
@@ -135,33 +135,31 @@ export class MirrorPlanner {
   }
 
   /**
-   * Verifies the wanted images; throws one error naming every image refused (Integrity when a signature
-   * failed, else the first failure's kind) once all have been tried.
+   * Verifies the wanted images; once all have been tried, throws one error naming every image that failed:
+   * Integrity when a signature did not verify (whatever else failed), else the first failure's kind.
    */
   async #verifyAll(wanted: readonly Wanted[]): Promise<MirrorItem[]> {
-    const refused: string[] = [];
-    let firstOther: unknown;
+    const failures: Array<{ reference: string; err: AppError }> = [];
     const results = await mapLimited(wanted, this.#request.concurrency, async (w) => {
       try {
         return await this.#verify(w);
       } catch (err) {
-        if (this.#request.signal?.aborted) throw err;
-        const reference = this.#reference(w.name, w.digest ? `${w.tag}@${w.digest}` : w.tag);
-        if (isAppError(err, "Integrity")) refused.push(refusal(reference, err));
-        else {
-          if (!isAppError(err)) throw err;
-          firstOther ??= new AppError(err.kind, refusal(reference, err), { cause: err, code: err.code });
-        }
+        if (this.#request.signal?.aborted || !isAppError(err)) throw err;
+        failures.push({ reference: this.#reference(w.name, w.digest ? `${w.tag}@${w.digest}` : w.tag), err });
         return undefined;
       }
     });
-    if (refused.length > 0)
-      throw integrity(
-        `refused ${refused.length} source image(s) whose signature does not verify; nothing was copied:\n  ${refused.join("\n  ")}`,
-        "SOURCE_UNTRUSTED",
-      );
-    if (firstOther !== undefined) throw firstOther;
-    return results as MirrorItem[];
+    if (failures.length === 0) return results as MirrorItem[];
+    const refused = failures.some((f) => f.err.kind === "Integrity");
+    const first = failures[0] as { err: AppError };
+    const lines = failures.map((f) => refusal(f.reference, f.err)).join("\n  ");
+    throw new AppError(
+      refused ? "Integrity" : first.err.kind,
+      refused
+        ? `refused ${failures.length} source image(s) (a signature does not verify); nothing was copied:\n  ${lines}`
+        : `cannot read ${failures.length} source image(s); nothing was copied:\n  ${lines}`,
+      { cause: first.err, code: refused ? "SOURCE_UNTRUSTED" : first.err.code },
+    );
   }
 
   /** The verified images of the release, catalogs read to resolve the selected extensions and overlays. */
