@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { validateSourceSettings } from "../factory/config/config.ts";
 import { factoryFlags } from "../factory/config/flags.ts";
-import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/config/go-flags.ts";
+import { type GoFlagDefinition, GoFlagError, parseGoBool, parseGoFlags } from "../factory/config/go-flags.ts";
 import { ConfigError, Problems } from "../factory/config/problems.ts";
 import { allSettings, type SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
@@ -65,12 +65,17 @@ const ownFlags: MirrorFlag[] = [
   { name: "concurrency", kind: "value", help: "images verified or copied at once (default 4, at most 32)" },
 ];
 
+/** Help of shared flags whose factory wording names what only the factory reaches. */
+const ownHelp: Partial<Record<(typeof sharedFactoryFlags)[number], string>> = {
+  "ca-file": "PEM file of extra CA certificates trusted for both registries (besides the system roots)",
+};
+
 function flagTable(): Map<string, MirrorFlag> {
   const table = new Map<string, MirrorFlag>(ownFlags.map((f) => [f.name, f]));
   for (const name of sharedFactoryFlags) {
     const flag = factoryFlags.get(name);
     if (flag === undefined || flag.target.kind !== "setting") throw new Error(`factory flag -${name} is missing`); // a bug
-    table.set(name, { name, kind: flag.kind, help: flag.help, setting: flag.target.setting });
+    table.set(name, { name, kind: flag.kind, help: ownHelp[name] ?? flag.help, setting: flag.target.setting });
   }
   return table;
 }
@@ -172,13 +177,21 @@ export async function readMirrorCommandLine(
       problems.add(`${versionFlag.spelling}: ${(err as Error).message}`);
     }
   }
-  const insecure = own.get("insecure") !== undefined && own.get("insecure")?.value !== "false";
+  // A bool flag's value was checked by parseGoFlags (strconv.ParseBool spellings).
+  const insecureFlag = own.get("insecure");
+  const insecure = insecureFlag !== undefined && parseGoBool(insecureFlag.value) === true;
   const from = own.get("from");
   if (from?.value) {
     const { registry, namespace } = splitPrefix(from.spelling, from.value, problems);
     values.setFromFlag(settingSpec("artifacts.core.registry"), from.spelling, registry, problems);
     values.setFromFlag(settingSpec("artifacts.core.namespace"), from.spelling, namespace, problems);
-    if (insecure) values.setFromFlag(settingSpec("artifacts.core.insecure"), "-insecure", "true", problems);
+    if (insecure)
+      values.setFromFlag(
+        settingSpec("artifacts.core.insecure"),
+        insecureFlag?.spelling ?? "-insecure",
+        "true",
+        problems,
+      );
   }
   const to = own.get("to");
   let destinationPrefix = "";

@@ -152,7 +152,8 @@ export class MirrorPlanner {
     if (failures.length === 0) return results as MirrorItem[];
     const refused = failures.some((f) => f.err.kind === "Integrity");
     const first = failures[0] as { err: AppError };
-    const lines = failures.map((f) => refusal(f.reference, f.err)).join("\n  ");
+    // One per line; the CLI makes a registry failure one line, and the ";" still separates them there.
+    const lines = failures.map((f) => refusal(f.reference, f.err)).join(";\n  ");
     throw new AppError(
       refused ? "Integrity" : first.err.kind,
       refused
