@@ -8,6 +8,7 @@ import { badRequest, integrity } from "../errors.ts";
 import { assembleUki, osReleaseFor, systemdEfiInfo, systemdStubInfo, type UkiContents } from "../formats/uki.ts";
 import { buildCmdline, type OutputKind } from "../talos/cmdline.ts";
 import type { OverlayOptions } from "../talos/overlay.ts";
+import type { WellKnownCertificates } from "../talos/secureboot-database.ts";
 import { talosUkiProfiles } from "../talos/uki-profiles.ts";
 import { rulesFor } from "../talos/version-rules.ts";
 import { buildExtendedInitramfs } from "./extensions.ts";
@@ -32,6 +33,11 @@ export interface BuildOptions {
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   /** The keys Secure Boot assets are signed with; without them such assets are refused. */
   secureBoot?: SecureBootSigners;
+  /**
+   * The well-known UEFI CA certificates for `secureboot.includeWellKnownCertificates` (well-known-certificates.ts);
+   * default: Debian's, into the package store under bootAssetsCacheDir().
+   */
+  wellKnownCertificates?: (signal?: AbortSignal) => Promise<WellKnownCertificates>;
   /** Time limit of each run of an overlay's installer (default 5 minutes). */
   overlayTimeoutMs?: number;
 }
@@ -49,6 +55,7 @@ export interface BuildContext {
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   secureBoot?: SecureBootSigners;
+  wellKnownCertificates?: (signal?: AbortSignal) => Promise<WellKnownCertificates>;
   /** Intermediate results shared between steps (e.g. the extended initramfs the UKI embeds). */
   stepResults: Map<string, Promise<string>>;
   overlayTimeoutMs: number;

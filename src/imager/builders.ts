@@ -135,6 +135,9 @@ export async function build(
         ...(options.labellingMksquashfs !== undefined ? { labellingMksquashfs: options.labellingMksquashfs } : {}),
         ...(options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: options.grubArm64EfiDir } : {}),
         ...(options.secureBoot !== undefined ? { secureBoot: options.secureBoot } : {}),
+        ...(options.wellKnownCertificates !== undefined
+          ? { wellKnownCertificates: options.wellKnownCertificates }
+          : {}),
         stepResults: new Map(),
         overlayTimeoutMs: options.overlayTimeoutMs ?? defaultOverlayTimeoutMs,
       },

@@ -42,6 +42,49 @@ export function enrollmentOwnerGuid(certificateDer: Uint8Array): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/** A certificate named by the SHA-256 of its DER encoding. */
+export interface PinnedCertificate {
+  readonly name: string;
+  /** SHA-256 of the DER certificate, lower-case hex. */
+  readonly sha256: string;
+}
+
+/**
+ * The well-known certificates Talos adds with `includeWellKnownCertificates`, in its order: the DER files
+ * of internal/pkg/secureboot/database/certs/{kek,db}, read by embed.FS ReadDir (sorted by file name). The
+ * certificates themselves are not part of this project; they are found by these fingerprints
+ * (src/imager/well-known-certificates.ts).
+ */
+export const wellKnownCertificatePins: {
+  readonly kek: readonly PinnedCertificate[];
+  readonly db: readonly PinnedCertificate[];
+} = {
+  kek: [
+    {
+      name: "Microsoft Corporation KEK CA 2011",
+      sha256: "a1117f516a32cefcba3f2d1ace10a87972fd6bbe8fe0d0b996e09e65d802a503",
+    },
+    {
+      name: "Microsoft Corporation KEK 2K CA 2023",
+      sha256: "3cd3f0309edae228767a976dd40d9f4affc4fbd5218f2e8cc3c9dd97e8ac6f9d",
+    },
+  ],
+  db: [
+    {
+      name: "Microsoft Corporation UEFI CA 2011",
+      sha256: "48e99b991f57fc52f76149599bff0a58c47154229b9f8d603ac40d3500248507",
+    },
+    {
+      name: "Microsoft Option ROM UEFI CA 2023",
+      sha256: "e5be3e64c6e66a281457ecdece0d6d0787577aad2a3a0144262c10c14ba8d8f1",
+    },
+    {
+      name: "Microsoft UEFI CA 2023",
+      sha256: "f6124e34125bee3fe6d79a574eaa7b91c0e7bd9d929c1a321178efd611dad901",
+    },
+  ],
+};
+
 export interface WellKnownCertificates {
   /** DER certificates added to KEK. */
   kek: readonly Uint8Array[];

@@ -39,6 +39,12 @@ export const trixieSource: AptSource = {
   signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg",
 };
 
+/**
+ * Debian's development suite, for the few files no release carries yet (the 2023 Microsoft UEFI CA
+ * certificates of python3-virt-firmware); fetched only, never installed.
+ */
+export const sidSource: AptSource = { ...trixieSource, suite: "sid" };
+
 /** The machine's own release (Debian 12), listing another architecture's packages (e.g. arm64 GRUB modules). */
 export function bookwormSourceFor(architecture: string): AptSource {
   return { ...trixieSource, suite: "bookworm", architecture };
@@ -158,8 +164,20 @@ export async function fetchTrixiePackage(
   name: string,
   options: { cacheDir: string; log?: (line: string) => void; signal?: AbortSignal },
 ): Promise<DebianPackage> {
-  const trixie = await privateAptConfig(join(options.cacheDir, "apt", trixieSource.suite), trixieSource);
-  return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, trixie);
+  return await fetchSuitePackage(name, trixieSource, options);
+}
+
+/**
+ * One package from one suite of the machine's architecture (trixieSource, sidSource) into the package store
+ * under `cacheDir`, through the project's own apt configuration (`<cacheDir>/apt/<suite>`).
+ */
+export async function fetchSuitePackage(
+  name: string,
+  source: AptSource,
+  options: { cacheDir: string; log?: (line: string) => void; signal?: AbortSignal },
+): Promise<DebianPackage> {
+  const config = await privateAptConfig(join(options.cacheDir, "apt", source.suite), source);
+  return await fetchPackage(name, options.cacheDir, options.log ?? (() => {}), options.signal, config);
 }
 
 /**

@@ -7,6 +7,7 @@ import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { schematicExtensionAuthor } from "../../imager/extensions.ts";
 import type { SecureBootSigners } from "../../imager/secureboot-uki.ts";
+import { wellKnownCertificatesLoader } from "../../imager/well-known-certificates.ts";
 import type { Digest } from "../../oci/digest.ts";
 import type { Repository } from "../../oci/repository.ts";
 import { collectStoreGarbage, removeDamagedBlob } from "../../registry/gc.ts";
@@ -118,7 +119,16 @@ export async function createAssetService(
     maxConcurrency: config.maxConcurrency,
     labellingMksquashfs: factoryLabellingMksquashfs(deps.dir, (line) => deps.log.info({}, line)),
     grubArm64EfiDir: factoryGrubArm64EfiDir(deps.dir, (line) => deps.log.info({}, line)),
-    ...(config.secureBoot.enabled ? { secureBoot: secureBootSigners(config.secureBoot) } : {}),
+    ...(config.secureBoot.enabled
+      ? {
+          secureBoot: secureBootSigners(config.secureBoot),
+          wellKnownCertificates: wellKnownCertificatesLoader(
+            config.secureBoot.wellKnownCertificatesDir === undefined
+              ? { kind: "debian", cacheDir: deps.dir, log: (line) => deps.log.info({}, line) }
+              : { kind: "directory", directory: config.secureBoot.wellKnownCertificatesDir },
+          ),
+        }
+      : {}),
     ...(deps.signal !== undefined ? { signal: deps.signal } : {}),
     onBuilt: (asset, request, timing) => {
       metrics.assetsBuilt.inc(labels(request));

@@ -18,6 +18,7 @@ import { type BuildKind, buildKinds, canonicalJson, createBuildProfile, profileH
 import type { SecureBootSigners } from "../../imager/secureboot-uki.ts";
 import { type AssetRequest, mimeTypeFor } from "../../talos/asset-path.ts";
 import type { Schematic } from "../../talos/schematic.ts";
+import type { WellKnownCertificates } from "../../talos/secureboot-database.ts";
 import { Semaphore, SingleFlight, waitFor } from "../../util/concurrency.ts";
 import type {
   FetchedImagerInputs,
@@ -90,6 +91,8 @@ export interface AssetServiceOptions {
   schematicAuthor?: string;
   /** The Secure Boot keys (`-secureboot`); without them secure-boot assets are refused as upstream does. */
   secureBoot?: SecureBootSigners;
+  /** The well-known UEFI CA certificates (src/imager/well-known-certificates.ts), for schematics that ask. */
+  wellKnownCertificates?: (signal?: AbortSignal) => Promise<WellKnownCertificates>;
   /** A build finished (seconds building, after `waitedSeconds` for a build slot). */
   onBuilt?: (asset: CachedAsset, request: AssetRequest, timing: { seconds: number; waitedSeconds: number }) => void;
   /** A request answered from the cache. */
@@ -239,6 +242,9 @@ export class AssetService {
           : {}),
         ...(this.#options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: this.#options.grubArm64EfiDir } : {}),
         ...(this.#options.secureBoot !== undefined ? { secureBoot: this.#options.secureBoot } : {}),
+        ...(this.#options.wellKnownCertificates !== undefined
+          ? { wellKnownCertificates: this.#options.wellKnownCertificates }
+          : {}),
       });
       const entry: Entry = { key, ...(await this.#options.cache.put(key, result.path, signal)) };
       const asset: CachedAsset = {

@@ -12,6 +12,7 @@
 import type { KeyObject, X509Certificate } from "node:crypto";
 import { join, resolve } from "node:path";
 import { isAppError } from "../../errors.ts";
+import { wellKnownCertificatesFromDirectory } from "../../imager/well-known-certificates.ts";
 import { dockerHubRegistry, parseReference } from "../../oci/reference.ts";
 import { keyPairProblems, keyProblems } from "../../signing/digest-signer.ts";
 import { loadPrivateKey } from "../../signing/keys.ts";
@@ -112,6 +113,8 @@ export type SecureBootConfig =
       readonly signingCert: X509Certificate;
       readonly pcrKeyFile: string;
       readonly pcrKey: KeyObject;
+      /** The operator's directory of the well-known UEFI CA certificates (checked at start); else Debian's. */
+      readonly wellKnownCertificatesDir: string | undefined;
     };
 
 export interface FactoryConfig {
@@ -517,8 +520,9 @@ async function validateSecureBoot(ctx: ValidationContext): Promise<SecureBootCon
     signingCert: "secureBoot.file.signingCertPath",
     pcrKey: "secureBoot.file.pcrKeyPath",
   } as const;
+  const wellKnownKey = "secureBoot.wellKnownCertificatesDir";
   if (!enabled) {
-    for (const key of Object.values(keys))
+    for (const key of [...Object.values(keys), wellKnownKey])
       if (str(ctx, key) !== "")
         ctx.problems.add(
           `${ctx.values.nameOf(key)}: set, but Secure Boot is not enabled (${ctx.values.nameOf("secureBoot.enabled")})`,
@@ -532,12 +536,26 @@ async function validateSecureBoot(ctx: ValidationContext): Promise<SecureBootCon
       ctx.problems.add(`${ctx.values.nameOf("secureBoot.enabled")}: needs ${ctx.values.nameOf(key)}`);
     }
   if (missing) return undefined;
-  const [signingKey, signingCert, pcrKey] = await Promise.all([
+  const wellKnownDir = str(ctx, wellKnownKey) === "" ? undefined : resolve(ctx.cwd, str(ctx, wellKnownKey));
+  const [signingKey, signingCert, pcrKey, wellKnownOk] = await Promise.all([
     checkedFile(ctx, keys.signingKey, readPemPrivateKey),
     checkedFile(ctx, keys.signingCert, readPemCertificate),
     checkedFile(ctx, keys.pcrKey, readPemPrivateKey),
+    wellKnownDir === undefined
+      ? true
+      : wellKnownCertificatesFromDirectory(
+          wellKnownDir,
+          `${ctx.values.nameOf(wellKnownKey)} ${str(ctx, wellKnownKey)}`,
+        ).then(
+          () => true,
+          (err: unknown) => {
+            if (!isAppError(err)) throw err;
+            ctx.problems.add(err.message);
+            return false;
+          },
+        ),
   ]);
-  if (signingKey === undefined || signingCert === undefined || pcrKey === undefined) return undefined;
+  if (signingKey === undefined || signingCert === undefined || pcrKey === undefined || !wellKnownOk) return undefined;
   if (!certificateMatchesKey(signingCert, signingKey)) {
     ctx.problems.add(
       `${ctx.values.nameOf(keys.signingCert)} ${str(ctx, keys.signingCert)}: does not certify the key of ${ctx.values.nameOf(keys.signingKey)}`,
@@ -562,6 +580,7 @@ async function validateSecureBoot(ctx: ValidationContext): Promise<SecureBootCon
     signingCert,
     pcrKeyFile: resolve(ctx.cwd, str(ctx, keys.pcrKey)),
     pcrKey,
+    wellKnownCertificatesDir: wellKnownDir,
   };
 }
 

@@ -11,7 +11,7 @@
 //     RSA keys, as upstream's fixed sha256; sha384/sha512 for P-384/P-521 keys, as cosign signs them);
 //   - additions: `cache.gc.*` (garbage collection: upstream has none), `http.readHeaderTimeout`, `http.readTimeout`, `http.shutdownTimeout`,
 //     `containerSignature.trustedRootFile`, `artifacts.extraExtensionCatalogs`, `dataDir`,
-//     `log.level`, and `registry.caFile` / `registry.certsDirs` (upstream's `registry` section only tunes
+//     `log.level`, `secureBoot.wellKnownCertificatesDir` (upstream embeds the certificates), and `registry.caFile` / `registry.certsDirs` (upstream's `registry` section only tunes
 //     its client's concurrency; it trusts the system roots and nothing else).
 // Settings for features not built yet carry `unsupported`: they are read (so an upstream configuration file
 // or command line parses) but any value other than the default is refused by name at validation.
@@ -343,6 +343,13 @@ export const scalarSettings: readonly SettingSpec[] = [
     default: "",
     flag: "secureboot-pcr-key-path",
     help: "Secure Boot PCR signing key, PEM",
+  },
+  {
+    key: "secureBoot.wellKnownCertificatesDir",
+    type: "string",
+    default: "",
+    flag: "secureboot-well-known-certificates-dir",
+    help: "directory holding the well-known UEFI CA certificates (DER or PEM) for schematics with includeWellKnownCertificates (default: fetched from Debian's python3-virt-firmware on first need)",
   },
   {
     key: "secureBoot.azureKeyVault.url",
