@@ -3,9 +3,15 @@
 // The regexps are given as the program receives them once a shell has quoted them: `\.`, not `\\.`.
 
 import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FactoryConfig } from "../../src/factory/config/config.ts";
 import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
+import { isConfigError } from "../../src/factory/config/problems.ts";
+import { wellKnownCertificatesFromDebian } from "../../src/imager/well-known-certificates.ts";
+import type { WellKnownCertificates } from "../../src/talos/secureboot-database.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { type KeyFiles, makeKeyFiles } from "./config-fixtures.ts";
 
 const issuerRegExp = "(https://token\\.actions\\.githubusercontent\\.com)|(https://accounts\\.google.com)";
@@ -148,5 +154,60 @@ describe("the seed deployment command", () => {
     assert.throws(() => {
       (config.http as { externalUrl: string }).externalUrl = "https://elsewhere.example/";
     }, TypeError);
+  });
+});
+
+describe("-secureboot-well-known-certificates-dir (an addition: upstream embeds the certificates)", () => {
+  let keys: KeyFiles;
+  let certs: WellKnownCertificates;
+
+  before(async () => {
+    keys = await makeKeyFiles();
+    certs = await wellKnownCertificatesFromDebian(bootAssetsCacheDir());
+  });
+  after(() => keys.cleanup());
+
+  it("is checked at start: a directory with every certificate is taken", async () => {
+    const dir = join(keys.dir, "all");
+    await mkdir(dir);
+    for (const [i, der] of [...certs.kek, ...certs.db].entries()) await writeFile(join(dir, `cert${i}.der`), der);
+    const config = await parseFactoryCommandLine(
+      [...seedArgv(keys), "-secureboot-well-known-certificates-dir", "all"],
+      {},
+      { cwd: keys.dir },
+    );
+    assert.equal(config.secureBoot.enabled && config.secureBoot.wellKnownCertificatesDir, dir);
+  });
+
+  it("a directory lacking one is a problem naming the flag, the directory and the certificate", async () => {
+    const dir = join(keys.dir, "some");
+    await mkdir(dir);
+    for (const [i, der] of [...certs.kek, ...certs.db.slice(1)].entries())
+      await writeFile(join(dir, `cert${i}.der`), der);
+    await assert.rejects(
+      parseFactoryCommandLine(
+        [...seedArgv(keys), "-secureboot-well-known-certificates-dir", "some"],
+        {},
+        { cwd: keys.dir },
+      ),
+      (err: unknown) => {
+        assert.ok(isConfigError(err));
+        assert.equal(err.problems.length, 1, err.message);
+        assert.match(
+          err.problems[0] as string,
+          /^-secureboot-well-known-certificates-dir some lacks the well-known UEFI certificate "Microsoft Corporation UEFI CA 2011"/,
+        );
+        return true;
+      },
+    );
+  });
+
+  it("without -secureboot it is a problem", async () => {
+    const argv = seedArgv(keys);
+    argv.splice(argv.indexOf("-secureboot"), 7);
+    await assert.rejects(
+      parseFactoryCommandLine([...argv, "-secureboot-well-known-certificates-dir", "x"], {}, { cwd: keys.dir }),
+      /-secureboot-well-known-certificates-dir: set, but Secure Boot is not enabled/,
+    );
   });
 });

@@ -2,18 +2,24 @@
 // (sbverify accepts the seed's certificate, refuses another), carrying the PCR key as `.pcrpkey` and a `.pcrsig`
 // whose policy signatures verify with that key, the secure-boot kernel arguments of the version, and cached
 // per key. ISOs, disk images (their ESP read with mtools) and `installer-secureboot` (pulled with containerd's
-// ctr, its cosign signature verified) carry systemd-boot and the UKI signed by that key. A factory without `-secureboot` answers upstream's 400 (image-factory internal/profile/profile.go:
+// ctr, its cosign signature verified) carry systemd-boot and the UKI signed by that key; ISOs whose schematic
+// asks for includeWellKnownCertificates enroll Microsoft's UEFI CA certificates (here from the operator's
+// directory, -secureboot-well-known-certificates-dir). A factory without `-secureboot` answers upstream's 400
+// (image-factory internal/profile/profile.go:
 // secureboot.ErrDisabled is an InvalidErrorTag).
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, createPrivateKey, createPublicKey, verify, X509Certificate } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAuthenticatedVariable, parseSignatureLists } from "../../src/formats/efi-variables.ts";
 import { parsePe, readSection } from "../../src/formats/pe.ts";
+import { wellKnownCertificatesFromDebian } from "../../src/imager/well-known-certificates.ts";
+import { enrollmentOwnerGuid, type WellKnownCertificates } from "../../src/talos/secureboot-database.ts";
+import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { type RunningContainerd, startContainerd } from "../harness/containerd.ts";
 import { makeKeyFiles } from "./config-fixtures.ts";
@@ -42,14 +48,22 @@ describe("Secure Boot assets", () => {
   let base: string;
   let id: string;
   let work: string;
+  let microsoft: WellKnownCertificates;
 
   before(async () => {
     testbed = await publishTestbed();
-    running = await startSeedFactory(testbed);
+    work = await mkdtemp(join(tmpdir(), "secureboot-assets-"));
+    // The operator's directory of the well-known certificates, filled from Debian's package (the package store
+    // of the test machine; test/imager/well-known-certificates.test.ts checks that source itself).
+    const wellKnown = await wellKnownCertificatesFromDebian(bootAssetsCacheDir());
+    microsoft = wellKnown;
+    await mkdir(join(work, "well-known"));
+    for (const [i, der] of [...wellKnown.kek, ...wellKnown.db].entries())
+      await writeFile(join(work, "well-known", `${i}.der`), der);
+    running = await startSeedFactory(testbed, ["-secureboot-well-known-certificates-dir", join(work, "well-known")]);
     base = running.factory.url.replace(/\/$/, "");
     await waitFor200(`${base}/readyz`);
     id = await createSchematic(base, `customization:\n  extraKernelArgs:\n    - ${extraArg}\n`);
-    work = await mkdtemp(join(tmpdir(), "secureboot-assets-"));
   });
   after(async () => {
     await running?.stop();
@@ -170,13 +184,61 @@ describe("Secure Boot assets", () => {
     }
   });
 
-  it("includeWellKnownCertificates is not served yet (501), enrollKeys reaches loader.conf", async () => {
+  it("includeWellKnownCertificates: KEK and db add Microsoft's UEFI CA certificates under Microsoft's GUID (talos database.go)", async () => {
     const wellKnown = await createSchematic(
       base,
       "customization:\n  secureboot:\n    includeWellKnownCertificates: true\n",
     );
-    const refused = await fetch(`${base}/image/${wellKnown}/${version}/metal-amd64-secureboot.iso`);
-    assert.equal(refused.status, 501, await refused.clone().text());
+    const res = await fetch(`${base}/image/${wellKnown}/${version}/metal-amd64-secureboot.iso`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const iso = join(work, "well-known.iso");
+    await writeFile(iso, Buffer.from(await res.arrayBuffer()));
+    const der = Buffer.from(new X509Certificate(await readFile(running.keys.ukiCert, "utf8")).raw);
+    const fingerprint = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+    const expected = {
+      PK: [],
+      // siderolabs/talos internal/pkg/secureboot/database/certs/kek/*.der, in file-name order
+      KEK: [
+        "a1117f516a32cefcba3f2d1ace10a87972fd6bbe8fe0d0b996e09e65d802a503",
+        "3cd3f0309edae228767a976dd40d9f4affc4fbd5218f2e8cc3c9dd97e8ac6f9d",
+      ],
+      // …/certs/db/*.der
+      db: [
+        "48e99b991f57fc52f76149599bff0a58c47154229b9f8d603ac40d3500248507",
+        "e5be3e64c6e66a281457ecdece0d6d0787577aad2a3a0144262c10c14ba8d8f1",
+        "f6124e34125bee3fe6d79a574eaa7b91c0e7bd9d929c1a321178efd611dad901",
+      ],
+    };
+    for (const [name, fingerprints] of Object.entries(expected)) {
+      const out = join(work, `well-known-${name}.auth`);
+      const r = spawnSync("xorriso", [
+        "-osirrox",
+        "on",
+        "-indev",
+        iso,
+        "-extract",
+        `/loader/keys/auto/${name}.auth`,
+        out,
+      ]);
+      assert.equal(r.status, 0, r.stderr?.toString());
+      const entries = parseSignatureLists(parseAuthenticatedVariable(await readFile(out)).data);
+      assert.deepEqual(
+        entries.map((e) => [e.owner, fingerprint(e.data)]),
+        [
+          [enrollmentOwnerGuid(der), fingerprint(der)],
+          ...fingerprints.map((f) => ["77fa9abd-0359-4d32-bd60-28f4e78f784b", f]),
+        ],
+        name,
+      );
+    }
+    assert.deepEqual(
+      [...microsoft.kek, ...microsoft.db].map(fingerprint),
+      [...expected.KEK, ...expected.db],
+      "the directory the factory was given",
+    );
+  });
+
+  it("enrollKeys reaches loader.conf", async () => {
     const forced = await createSchematic(base, "customization:\n  secureboot:\n    enrollKeys: force\n");
     const res = await fetch(`${base}/image/${forced}/${version}/metal-amd64-secureboot.iso`);
     assert.equal(res.status, 200);
