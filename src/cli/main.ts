@@ -7,6 +7,7 @@ import { registerImageCommands } from "./image.ts";
 import { registerMirrorCommand } from "./mirror.ts";
 import { registerRegistryCommand } from "./registry.ts";
 import { explainRegistryFailure } from "./registry-options.ts";
+import { registerSecureBootCommands } from "./secureboot.ts";
 import { registerSignCommands } from "./sign.ts";
 import { registerTestbedCommands } from "./testbed.ts";
 import { registerVerifyCommand } from "./verify.ts";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerSignCommands(program);
   registerVerifyCommand(program);
+  registerSecureBootCommands(program);
   registerFactoryCommand(program);
   registerBuildCommand(program);
   registerTestbedCommands(program);

@@ -31,12 +31,17 @@ export async function fsyncFile(path: string): Promise<void> {
 /**
  * Writes `data` to `target` so that readers see either the old file or the whole new one, never a part:
  * write a temp file in `tmpDir` (same filesystem as `target`), fsync it, rename it into place, fsync the
- * directory.
+ * directory. `mode` (default 0644) is the temp file's from its creation, so a key is never readable by others.
  */
-export async function writeFileAtomic(tmpDir: string, target: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  tmpDir: string,
+  target: string,
+  data: string | Uint8Array,
+  options: { mode?: number } = {},
+): Promise<void> {
   const temp = join(tmpDir, `${randomUUID()}.part`);
   try {
-    const handle = await open(temp, "wx", 0o644);
+    const handle = await open(temp, "wx", options.mode ?? 0o644);
     try {
       await handle.writeFile(data);
       await handle.sync();
