@@ -76,7 +76,7 @@ export function selectWellKnownCertificates(candidates: Iterable<Uint8Array>, or
 }
 
 /** Every candidate certificate in the regular files of `dir` (and below it, `depth` levels), within the bounds. */
-export async function certificateCandidates(dir: string, depth = 0): Promise<Buffer[]> {
+async function certificateCandidates(dir: string, depth = 0): Promise<Buffer[]> {
   const out: Buffer[] = [];
   let files = 0;
   const walk = async (at: string, level: number): Promise<void> => {
