@@ -166,6 +166,7 @@ export type ExtensionRule =
   | "special-file"
   | "allowed-paths"
   | "service-spec"
+  | "template"
   | "limits";
 
 /** An entry of an extension's rootfs, as the content rules see it. `path` is absolute ("/usr/local/x"). */
