@@ -200,11 +200,13 @@ function layerEntries(platform: PlatformSource): TarEntry[] {
     { type: "file", path: "manifest.yaml", mode: 0o644, content: Buffer.from(platform.manifest) },
     { type: "directory", path: "rootfs", mode: 0o755 },
   ];
+  // Modes as git keeps them (directories 0755, files 0644 or 0755 when executable), so a checkout's umask
+  // never changes the digest; uid/gid 0 and the one mtime come from the tar writer (oci/tar.ts).
   const toTar = (e: SourceEntry): TarEntry => {
     const path = `rootfs${e.path}`;
-    if (e.kind === "directory") return { type: "directory", path, mode: e.mode };
+    if (e.kind === "directory") return { type: "directory", path, mode: 0o755 };
     if (e.kind === "symlink") return { type: "symlink", path, target: e.target ?? "" };
-    return { type: "file", path, mode: e.mode, sourcePath: e.hostPath, size: e.size };
+    return { type: "file", path, mode: e.mode & 0o100 ? 0o755 : 0o644, sourcePath: e.hostPath, size: e.size };
   };
   for (const entry of platform.entries) entries.push(toTar(entry));
   return entries;
