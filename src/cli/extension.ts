@@ -131,9 +131,15 @@ export function registerExtensionCommands(program: Command): void {
     .argument("<target>", "image reference, or a source folder");
   addRegistryClientOptions(addSourceOptions(validate)).action(
     async (target: string, opts: SourceCliOptions & RegistryClientCliOptions) => {
-      const isRef = !target.startsWith(".") && !target.startsWith("/") && target.includes("/") && target.includes(":");
-      const client = isRef ? registryClientFromOptions(opts, [parseReference(target).registry]) : undefined;
-      const result = await validateExtension(target, { ...sourceOptions(opts), ...(client ? { client } : {}) });
+      // The service decides whether TARGET is a folder; --insecure covers the registry it names, if any.
+      let registries: string[] = [];
+      try {
+        registries = [parseReference(target).registry];
+      } catch {
+        registries = [];
+      }
+      const client = registryClientFromOptions(opts, registries);
+      const result = await validateExtension(target, { ...sourceOptions(opts), client });
       process.stdout.write(
         `ok: ${result.subject}: ${result.name} ${result.version} passes for Talos ${result.talosVersion} (${result.arches.map((a) => `linux/${a}`).join(", ")})\n`,
       );

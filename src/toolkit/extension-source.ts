@@ -80,7 +80,7 @@ export function renderManifestTemplate(
   const rendered = text.replace(/\{\{-?\s*([^}]*?)\s*-?\}\}/g, (whole, expression: string) => {
     const key = /^\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(expression)?.[1];
     if (key === undefined) {
-      problems.push({ path: file, rule: "template", message: `${file}: "${whole}" is not a {{ .KEY }} placeholder` });
+      problems.push({ path: file, rule: "template", message: `"${whole}" is not a {{ .KEY }} placeholder` });
       return whole;
     }
     const value = vars[key];
@@ -88,7 +88,7 @@ export function renderManifestTemplate(
       problems.push({
         path: file,
         rule: "template",
-        message: `${file}: no value for {{ .${key} }}${key === "VERSION" ? "" : ` (give --var ${key}=VALUE)`}`,
+        message: `no value for {{ .${key} }} (give --var ${key}=VALUE)`,
       });
       return whole;
     }
@@ -111,7 +111,7 @@ async function addTree(
 ): Promise<void> {
   const info = await lstat(root).catch(() => undefined);
   if (!info?.isDirectory()) {
-    problems.push({ path: root, rule: "layout", message: `${root}: not a directory` });
+    problems.push({ path: root, rule: "layout", message: "not a directory" });
     return;
   }
   const originOf = (hostPath: string) => {
@@ -137,9 +137,9 @@ async function addTree(
           continue;
         }
         problems.push({
-          path: `rootfs${entryPath}`,
+          path: originOf(hostPath),
           rule: "layout",
-          message: `${originOf(hostPath)}: ${entryPath} is also given by ${existing.origin} (one source per file)`,
+          message: `${entryPath} is also given by ${existing.origin} (one source per file)`,
         });
         continue;
       }
@@ -173,7 +173,7 @@ export async function readExtensionSource(dir: string, options: ReadSourceOption
     problems.push({
       path: "manifest.yaml",
       rule: "layout",
-      message: "manifest.yaml and manifest.yaml.tmpl: give one of them, not both",
+      message: "give manifest.yaml or manifest.yaml.tmpl, not both",
     });
   else if (!plain && !template)
     problems.push({
@@ -185,7 +185,7 @@ export async function readExtensionSource(dir: string, options: ReadSourceOption
     const path = join(dir, manifestFile);
     const stat = await lstat(path);
     if (!stat.isFile() || stat.size > maxTemplateBytes)
-      problems.push({ path: manifestFile, rule: "manifest", message: `${manifestFile}: not a small regular file` });
+      problems.push({ path: manifestFile, rule: "manifest", message: "not a small regular file" });
     else {
       const text = await readFile(path, "utf8");
       if (template) {
@@ -207,7 +207,7 @@ export async function readExtensionSource(dir: string, options: ReadSourceOption
     const trees = (options.trees ?? []).filter((t) => t.arch === undefined || t.arch === arch);
     if (!hasCommon && !hasOwn && trees.length === 0)
       problems.push({
-        path: `rootfs-${arch}`,
+        path: `rootfs-${arch}/`,
         rule: "layout",
         message: `linux/${arch}: no rootfs/, rootfs-${arch}/ or --tree for it`,
       });
