@@ -22,6 +22,7 @@ import {
   type ExtensionManifest,
   type ExtensionProblem,
   isExtensionServiceSpecPath,
+  parseExtensionManifest,
 } from "../talos/extension.ts";
 import {
   type BuiltImage,
@@ -113,6 +114,15 @@ async function defaultArches(dir: string): Promise<ExtensionArch[]> {
 
 const maxServiceSpecBytes = 64 * 1024;
 
+/** metadata.version of a manifest that parses, else undefined (its problems are reported by the checks). */
+function manifestVersion(text: string): string | undefined {
+  try {
+    return parseExtensionManifest(text, "manifest.yaml").metadata.version;
+  } catch {
+    return undefined;
+  }
+}
+
 interface CheckedPlatform {
   source: PlatformSource;
   manifest?: ExtensionManifest;
@@ -139,8 +149,7 @@ async function checkSource(
   const checked: CheckedPlatform[] = [];
   let talosVersion = options.talosVersion;
   for (const platform of source.platforms) {
-    const versionGuess = /^\s*version:\s*"?([^"\s]+)"?\s*$/m.exec(platform.manifest.split("metadata:")[1] ?? "")?.[1];
-    talosVersion ??= versionGuess === undefined ? undefined : talosVersionOf(versionGuess);
+    talosVersion ??= talosVersionOf(manifestVersion(platform.manifest) ?? "");
     if (talosVersion === undefined) {
       problems.push({
         file: source.manifestFile,

@@ -138,7 +138,7 @@ describe("extension build: the shipped extensions from fixture trees", () => {
     );
     // our digests are the registry's: the index bytes skopeo reads hash to the printed digest, and each
     // platform's image is the one the index lists
-    const raw = await skopeoBytes(ref);
+    const raw = skopeoBytes(ref);
     assert.equal(`sha256:${createHash("sha256").update(raw).digest("hex")}`, glibcDigest);
     for (const arch of ["amd64", "arm64"]) {
       const inspected = JSON.parse(
@@ -149,7 +149,14 @@ describe("extension build: the shipped extensions from fixture trees", () => {
       const listed = index.manifests.find(
         (m: { platform: { architecture: string } }) => m.platform.architecture === arch,
       );
-      assert.equal(inspected.Digest, listed.digest);
+      const child = skopeoBytes(`${registry.host}/boot-assets/glibc@${listed.digest}`);
+      assert.equal(`sha256:${createHash("sha256").update(child).digest("hex")}`, listed.digest);
+      const childManifest = JSON.parse(child.toString("utf8"));
+      assert.equal(childManifest.mediaType, "application/vnd.oci.image.manifest.v1+json");
+      assert.deepEqual(
+        childManifest.layers.map((l: { digest: string }) => l.digest),
+        inspected.Layers,
+      );
       assert.match(out, new RegExp(`linux/${arch} ${listed.digest} layer ${inspected.Layers[0]}`));
     }
   });
@@ -228,6 +235,47 @@ describe("extension build: the shipped extensions from fixture trees", () => {
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /linux\/arm64\) rootfs\/usr\/lib\/ld-linux-aarch64\.so\.1: .*\[allowed-paths\]/);
     assert.doesNotMatch(result.stderr, /linux\/amd64\)/);
+  });
+
+  test("the pushed layer, as GNU tar lists it: sorted, uid/gid 0, every mtime SOURCE_DATE_EPOCH, git's modes", async () => {
+    const client = new RegistryClient({ insecure: new Set([registry.host]) });
+    const repository = client.repository(nvidiaRef());
+    const record = await repository.getManifest(`570.172.08-${talosVersion}`);
+    const { manifest } = parseManifest(record.body, record.mediaType);
+    assert.ok(!isImageIndex(manifest));
+    const [layer] = manifest.layers;
+    assert.ok(layer !== undefined && manifest.layers.length === 1);
+    const blob = await repository.getBlob(layer.digest);
+    const chunks: Buffer[] = [];
+    for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
+    const env = { ...process.env, TZ: "UTC" };
+    const listing = execFileSync("tar", ["--numeric-owner", "--full-time", "-tvzf", "-"], {
+      input: Buffer.concat(chunks),
+      env,
+    })
+      .toString()
+      .trimEnd()
+      .split("\n");
+    const names: string[] = [];
+    for (const line of listing) {
+      const [mode, owner, , date, time, ...rest] = line.split(/\s+/);
+      assert.equal(owner, "0/0", line);
+      assert.equal(`${date} ${time}`, "2023-11-14 22:13:20", line);
+      const name = (rest.join(" ").split(" -> ")[0] ?? "").replace(/\/$/, "");
+      names.push(name);
+      if (mode?.startsWith("d")) assert.equal(mode, "drwxr-xr-x", line);
+      else if (mode?.startsWith("-")) assert.ok(mode === "-rw-r--r--" || mode === "-rwxr-xr-x", line);
+    }
+    const sorted = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    assert.deepEqual(names, sorted);
+    assert.ok(names.includes("rootfs/usr/local/lib/containers/nvidia-driver/nvidia-driver.sh"));
+    assert.ok(names.includes("rootfs/usr/local/lib/modprobe.d/nvidia.conf"));
+    assert.ok(names.includes(`rootfs/usr/lib/modules/${kernelRelease}/extras/nvidia.ko`));
+    assert.match(
+      listing.find((l) => l.endsWith("nvidia-driver/nvidia-driver.sh")) ?? "",
+      /^-rwxr-xr-x/,
+      "the service script stays executable",
+    );
   });
 
   test("the imager's extension merge reads the pushed nvidia image into an initramfs", async () => {
