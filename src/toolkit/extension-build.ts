@@ -232,7 +232,11 @@ export async function buildExtension(dir: string, options: BuildExtensionOptions
     throw badRequest("--sign needs --push: a signature is stored in the registry");
   const { platforms, talosVersion, manifest } = await checkSource(dir, options, ref.tag);
   const { name, version } = manifest.metadata;
+  // Upstream tags each extension image with its version, in a repository named after it (a catalog line
+  // `<registry>/<org>/<name>:<version>@<digest>`); a mismatch builds, but reads confusingly in a catalog.
   if (version !== ref.tag) log(`note: the tag ${ref.tag} differs from the extension version ${version}`);
+  if (ref.repository.split("/").pop() !== name)
+    log(`note: the repository ${ref.repository} is not named after the extension "${name}"`);
 
   const work = await mkdtemp(join(tmpdir(), "extension-build-"));
   try {
