@@ -244,7 +244,7 @@ export async function buildExtension(dir: string, options: BuildExtensionOptions
     const images: BuiltImage[] = [];
     for (const { source } of platforms) {
       options.signal?.throwIfAborted();
-      log(`building linux/${source.arch}: ${source.entries.length} entries`);
+      log(`building linux/${source.arch}: ${source.entries.length} rootfs entries`);
       images.push(
         await buildImage(
           {
