@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
 import { packageVersion } from "../util/package-version.ts";
 import { registerBuildCommand } from "./build.ts";
+import { registerExtensionCommands } from "./extension.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
 import { registerMirrorCommand } from "./mirror.ts";
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerBuildCommand(program);
   registerTestbedCommands(program);
   registerMirrorCommand(program);
+  registerExtensionCommands(program);
   return program;
 }
 

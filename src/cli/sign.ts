@@ -14,7 +14,7 @@ import {
   registryClientFromOptions,
 } from "./registry-options.ts";
 
-interface SignCliOptions extends RegistryClientCliOptions {
+export interface SignCliOptions extends RegistryClientCliOptions {
   key?: string;
   keyless?: boolean;
   fulcioUrl?: string;
@@ -46,7 +46,7 @@ function parseAnnotations(values: readonly string[] | undefined): Record<string,
   return out;
 }
 
-async function signerFrom(opts: SignCliOptions): Promise<Signer> {
+export async function signerFrom(opts: SignCliOptions): Promise<Signer> {
   if (opts.key && opts.keyless) throw badRequest("--key and --keyless are exclusive");
   if (opts.key) return new KeySigner(await loadPrivateKey(opts.key), { rekorUrl: opts.rekorUrl });
   if (opts.keyless || opts.identityToken)

@@ -138,6 +138,45 @@ export function isAllowedExtensionPath(path: string, allowed: readonly string[])
   return allowed.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
 }
 
+/**
+ * One problem found in an extension: `path` is where, relative to the image root ("manifest.yaml",
+ * "rootfs/usr/local/x", "" for the root itself); `rule` names the rule it breaks; `message` says it in full
+ * (naming the extension).
+ */
+export interface ExtensionProblem {
+  path: string;
+  rule: ExtensionRule;
+  message: string;
+}
+
+/**
+ * The rules, as upstream states them: layout and manifest (talos pkg/machinery/extensions/load.go), name and
+ * version patterns (siderolabs/extensions-validator cmd/extensions-validator/cmd/validate.go), compatibility
+ * and contents (talos pkg/machinery/extensions/validate.go), service specs (talos
+ * pkg/machinery/extensions/services/services.go). `name` is this project's: the name is the last component
+ * of the extension's repository in a catalog, so it must be one.
+ */
+export type ExtensionRule =
+  | "layout"
+  | "manifest"
+  | "name"
+  | "version"
+  | "compatibility"
+  | "world-writable"
+  | "special-file"
+  | "allowed-paths"
+  | "service-spec"
+  | "template"
+  | "limits";
+
+/** An entry of an extension's rootfs, as the content rules see it. `path` is absolute ("/usr/local/x"). */
+export interface ExtensionEntry {
+  path: string;
+  kind: "directory" | "file" | "symlink" | "special";
+  /** Permission bits. */
+  mode: number;
+}
+
 export interface ValidateOptions {
   talosVersion: string;
   /** How to name the extension in errors (default: the manifest's name). */
@@ -153,56 +192,208 @@ export interface ValidateOptions {
   contents?: "refuse" | "warn";
   /** Receives the content problems in "warn" mode. */
   warn?: (line: string) => void;
+  /**
+   * Also the build-time rules of upstream's extension build (`extension build` / `validate`): the name and
+   * version patterns and every service spec under usr/local/etc/containers.
+   */
+  strict?: boolean;
+}
+
+/** What checking an extension found: its manifest when it parses, and every problem. */
+export interface ExtensionCheck {
+  manifest?: ExtensionManifest;
+  problems: ExtensionProblem[];
+}
+
+/** A name that can be a repository path component (OCI distribution spec), as catalogs need. */
+const extensionNamePattern = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+
+/** Checks manifest.yaml's text: parse, name, version (strict), compatibility with the Talos version. */
+export function checkExtensionManifest(
+  text: string | Uint8Array,
+  options: Pick<ValidateOptions, "talosVersion" | "name" | "strict"> & { source?: string },
+): ExtensionCheck {
+  const problem = (rule: ExtensionRule, message: string): ExtensionProblem => ({
+    path: "manifest.yaml",
+    rule,
+    message,
+  });
+  let manifest: ExtensionManifest;
+  try {
+    manifest = parseExtensionManifest(text, `"${options.source ?? options.name ?? "manifest.yaml"}"`);
+  } catch (err) {
+    return { problems: [problem("manifest", (err as Error).message)] };
+  }
+  const label = options.name ?? manifest.metadata.name;
+  const problems: ExtensionProblem[] = [];
+  const { name, version } = manifest.metadata;
+  if (options.strict && !extensionNamePattern.test(name))
+    problems.push(
+      problem(
+        "name",
+        `extension "${label}": metadata.name "${name}" is not a valid repository name component (lower-case letters, digits, separators . _ -)`,
+      ),
+    );
+  if (options.strict && !isValidExtensionVersion(version))
+    problems.push(
+      problem(
+        "version",
+        `extension "${label}": metadata.version "${version}" matches none of upstream's version patterns (semver, YYYYMMDD[.N], <upstream>-v<talos semver>, MAJOR.MINOR)`,
+      ),
+    );
+  try {
+    checkCompatibility(manifest, options.talosVersion);
+  } catch (err) {
+    problems.push(problem("compatibility", (err as Error).message));
+  }
+  return { manifest, problems };
+}
+
+/**
+ * The content rules over a rootfs's entries (talos pkg/machinery/extensions/validate.go validateContents):
+ * nothing world-writable (symlinks aside), only directories, regular files and symlinks, every
+ * non-directory under a path the Talos version allows (version-rules.ts extensionAllowedPaths).
+ */
+export function checkExtensionEntries(
+  entries: Iterable<ExtensionEntry>,
+  options: { talosVersion: string; name: string },
+): ExtensionProblem[] {
+  const allowed = rulesFor(options.talosVersion).extensionAllowedPaths;
+  const problems: ExtensionProblem[] = [];
+  const at = (entry: ExtensionEntry, rule: ExtensionRule, text: string) =>
+    problems.push({ path: `rootfs${entry.path}`, rule, message: `extension "${options.name}": ${entry.path} ${text}` });
+  for (const entry of entries) {
+    if (entry.kind === "special") at(entry, "special-file", "is a special file (only directories, files and symlinks)");
+    if (entry.kind !== "symlink" && (entry.mode & 0o002) !== 0) at(entry, "world-writable", "is world-writable");
+    if (entry.kind !== "directory" && !isAllowedExtensionPath(entry.path, allowed))
+      at(
+        entry,
+        "allowed-paths",
+        `is outside the paths allowed for Talos ${options.talosVersion} (${allowed.join(", ")})`,
+      );
+  }
+  return problems;
+}
+
+/** Whether an absolute rootfs path is an extension service spec Talos loads (a `.yaml` file directly in the dir). */
+export function isExtensionServiceSpecPath(path: string): boolean {
+  return (
+    path.startsWith(`/${extensionServicesDir}/`) &&
+    path.endsWith(".yaml") &&
+    !path.slice(extensionServicesDir.length + 2).includes("/")
+  );
+}
+
+/** Checks one service spec's text; `path` is its absolute rootfs path. */
+export function checkExtensionServiceSpec(text: string | Uint8Array, path: string, name: string): ExtensionProblem[] {
+  const fileName = path.slice(path.lastIndexOf("/") + 1);
+  try {
+    parseExtensionServiceSpec(text, fileName);
+    return [];
+  } catch (err) {
+    return [
+      {
+        path: `rootfs${path}`,
+        rule: "service-spec",
+        message: `extension "${name}": ${path}: ${(err as Error).message}`,
+      },
+    ];
+  }
+}
+
+/** One line per problem: the message and the rule it breaks. */
+export function describeProblems(problems: readonly ExtensionProblem[]): string {
+  return problems.map((p) => `${p.message} [${p.rule}]`).join("; ");
+}
+
+/**
+ * Checks a flattened extension image in `dir` (exactly `manifest.yaml` and `rootfs/`) for a Talos version
+ * and returns every problem found, never stopping at the first. Symlinks are judged by their own path,
+ * never followed. In "warn" mode content problems go to `warn` instead.
+ */
+export async function checkExtensionTree(dir: string, options: ValidateOptions): Promise<ExtensionCheck> {
+  const label = options.name ?? dir;
+  const problems: ExtensionProblem[] = [];
+  const top = (await readdir(dir)).sort();
+  for (const name of top.filter((n) => n !== "manifest.yaml" && n !== "rootfs"))
+    problems.push({
+      path: name,
+      rule: "layout",
+      message: `extension "${label}": unexpected "${name}" at the image root (only manifest.yaml and rootfs/)`,
+    });
+  let manifest: ExtensionManifest | undefined;
+  const manifestInfo = top.includes("manifest.yaml") ? await lstat(join(dir, "manifest.yaml")) : undefined;
+  if (manifestInfo === undefined)
+    problems.push({ path: "manifest.yaml", rule: "layout", message: `extension "${label}": manifest.yaml is missing` });
+  else if (!manifestInfo.isFile() || manifestInfo.size > maxManifestBytes)
+    problems.push({
+      path: "manifest.yaml",
+      rule: "manifest",
+      message: `extension "${label}": manifest.yaml is not a small regular file`,
+    });
+  else {
+    const checked = checkExtensionManifest(await readFile(join(dir, "manifest.yaml")), {
+      ...options,
+      source: label,
+    });
+    manifest = checked.manifest;
+    problems.push(...checked.problems);
+  }
+  const name = options.name ?? manifest?.metadata.name ?? label;
+  const rootfs = join(dir, "rootfs");
+  if (!top.includes("rootfs") || !(await lstat(rootfs)).isDirectory()) {
+    problems.push({ path: "rootfs", rule: "layout", message: `extension "${label}": rootfs/ is missing` });
+    return { ...(manifest ? { manifest } : {}), problems };
+  }
+
+  const maxEntries = options.maxEntries ?? 1_000_000;
+  const entries: ExtensionEntry[] = [];
+  const specs: string[] = [];
+  const walk = async (hostDir: string, path: string): Promise<void> => {
+    for (const entry of (await readdir(hostDir)).sort()) {
+      if (entries.length >= maxEntries) throw badRequest(`extension "${name}": more than ${maxEntries} files`);
+      const hostPath = join(hostDir, entry);
+      const entryPath = `${path}/${entry}`;
+      const info = await lstat(hostPath);
+      const kind = info.isDirectory()
+        ? "directory"
+        : info.isFile()
+          ? "file"
+          : info.isSymbolicLink()
+            ? "symlink"
+            : "special";
+      entries.push({ path: entryPath, kind, mode: info.mode & 0o7777 });
+      if (kind === "directory") await walk(hostPath, entryPath);
+      else if (kind === "file" && options.strict && isExtensionServiceSpecPath(entryPath)) specs.push(entryPath);
+    }
+  };
+  await walk(rootfs, "");
+  const contentProblems = checkExtensionEntries(entries, { talosVersion: options.talosVersion, name });
+  if (options.contents === "warn")
+    for (const p of contentProblems) options.warn?.(`${p.message} (upstream's imager does not check contents: kept)`);
+  else problems.push(...contentProblems);
+  for (const spec of specs) {
+    const info = await lstat(join(rootfs, spec));
+    if (info.size > maxManifestBytes)
+      problems.push({
+        path: `rootfs${spec}`,
+        rule: "service-spec",
+        message: `extension "${name}": ${spec} is larger than ${maxManifestBytes} bytes`,
+      });
+    else problems.push(...checkExtensionServiceSpec(await readFile(join(rootfs, spec)), spec, name));
+  }
+  return { ...(manifest ? { manifest } : {}), problems };
 }
 
 /**
  * Validates a flattened extension image in `dir` for a Talos version and returns its manifest: layout,
- * manifest, compatibility, entries (types, permissions, allowed paths). Symlinks are judged by their own
- * path, never followed.
+ * manifest, compatibility, entries (types, permissions, allowed paths). Every problem is reported at once
+ * (the error's `detail` holds them as ExtensionProblem[]).
  */
 export async function validateExtensionTree(dir: string, options: ValidateOptions): Promise<ExtensionManifest> {
-  const label = options.name ?? dir;
-  const top = (await readdir(dir)).sort();
-  const unexpected = top.filter((name) => name !== "manifest.yaml" && name !== "rootfs");
-  if (unexpected.length > 0)
-    throw badRequest(
-      `extension "${label}": unexpected "${unexpected[0]}" at the image root (only manifest.yaml and rootfs/)`,
-    );
-  if (!top.includes("manifest.yaml")) throw badRequest(`extension "${label}": manifest.yaml is missing`);
-  if (!top.includes("rootfs") || !(await lstat(join(dir, "rootfs"))).isDirectory())
-    throw badRequest(`extension "${label}": rootfs/ is missing`);
-  const manifestInfo = await lstat(join(dir, "manifest.yaml"));
-  if (!manifestInfo.isFile() || manifestInfo.size > maxManifestBytes)
-    throw badRequest(`extension "${label}": manifest.yaml is not a small regular file`);
-  const manifest = parseExtensionManifest(await readFile(join(dir, "manifest.yaml")), `"${label}"`);
-  const name = options.name ?? manifest.metadata.name;
-  checkCompatibility(manifest, options.talosVersion);
-
-  const allowed = rulesFor(options.talosVersion).extensionAllowedPaths;
-  const maxEntries = options.maxEntries ?? 1_000_000;
-  const problem = (message: string) => {
-    if (options.contents === "warn") options.warn?.(`${message} (upstream's imager does not check contents: kept)`);
-    else throw badRequest(message);
-  };
-  let count = 0;
-  const walk = async (hostDir: string, path: string): Promise<void> => {
-    for (const entry of (await readdir(hostDir)).sort()) {
-      if (++count > maxEntries) throw badRequest(`extension "${name}": more than ${maxEntries} files`);
-      const hostPath = join(hostDir, entry);
-      const entryPath = `${path}/${entry}`;
-      const info = await lstat(hostPath);
-      if (!info.isDirectory() && !info.isFile() && !info.isSymbolicLink())
-        problem(`extension "${name}": ${entryPath} is a special file (only directories, files and symlinks)`);
-      if (!info.isSymbolicLink() && (info.mode & 0o002) !== 0)
-        problem(`extension "${name}": ${entryPath} is world-writable`);
-      if (info.isDirectory()) await walk(hostPath, entryPath);
-      else if (!isAllowedExtensionPath(entryPath, allowed))
-        problem(
-          `extension "${name}": ${entryPath} is outside the paths allowed for Talos ${options.talosVersion} (${allowed.join(", ")})`,
-        );
-    }
-  };
-  await walk(join(dir, "rootfs"), "");
+  const { manifest, problems } = await checkExtensionTree(dir, options);
+  if (problems.length > 0 || manifest === undefined)
+    throw badRequest(describeProblems(problems), "EXTENSION_INVALID", problems);
   return manifest;
 }
 
@@ -233,6 +424,9 @@ export interface ExtensionServiceSpec {
 export const extensionServicesDir = "usr/local/etc/containers";
 export const extensionServiceRootfs = (name: string) => `usr/local/lib/containers/${name}`;
 
+/** Network readiness a service may wait for (talos pkg/machinery/nethelpers/status.go). */
+const networkStatuses = ["addresses", "connectivity", "hostname", "etcfiles"];
+
 /** Parses and checks an extension service spec; `fileName` (e.g. "hello.yaml") must match its name. */
 export function parseExtensionServiceSpec(text: string | Uint8Array, fileName?: string): ExtensionServiceSpec {
   const what = `extension service ${fileName ?? "spec"}`;
@@ -252,6 +446,11 @@ export function parseExtensionServiceSpec(text: string | Uint8Array, fileName?: 
     const kinds = ["service", "path", "network", "time", "configuration"];
     if (keys.length !== 1 || !kinds.includes(keys[0] as string))
       throw badRequest(`${what}: each dependency must be exactly one of ${kinds.join(", ")}`);
+    const value = (dep as Record<string, unknown>)[keys[0] as string];
+    if (keys[0] === "path" && (typeof value !== "string" || !value.startsWith("/")))
+      throw badRequest(`${what}: a path dependency must be absolute`);
+    if (keys[0] === "network" && (!Array.isArray(value) || value.some((v) => !networkStatuses.includes(v as string))))
+      throw badRequest(`${what}: network dependencies must be among ${networkStatuses.join(", ")}`);
     depends.push(dep as ServiceDependency);
   }
   const restart = raw.restart ?? "always";

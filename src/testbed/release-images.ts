@@ -33,6 +33,8 @@ export interface ImageSpec {
   runConfig?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; Labels?: Record<string, string> };
   /** The config's architecture (its os is linux); default amd64. */
   arch?: TestbedArch;
+  /** The config history's `created_by`; default "boot-assets testbed release". */
+  createdBy?: string;
 }
 
 export interface StoredLayer extends BuiltLayer {
@@ -118,6 +120,7 @@ export function imageConfig(
   mtime: number,
   runConfig: ImageSpec["runConfig"] = {},
   arch: TestbedArch = "amd64",
+  createdBy = "boot-assets testbed release",
 ): Buffer {
   const created = new Date(mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
   return Buffer.from(
@@ -127,7 +130,7 @@ export function imageConfig(
       os: "linux",
       config: runConfig,
       rootfs: { type: "layers", diff_ids: diffIds },
-      history: diffIds.map(() => ({ created, created_by: "boot-assets testbed release" })),
+      history: diffIds.map(() => ({ created, created_by: createdBy })),
     }),
   );
 }
@@ -141,6 +144,7 @@ export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<Bu
     cache.mtime,
     spec.runConfig,
     arch,
+    spec.createdBy,
   );
   const configDescriptor: Descriptor = {
     mediaType: MediaType.ociConfig,
