@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../errors.ts";
 import { packageVersion } from "../util/package-version.ts";
 import { registerBuildCommand } from "./build.ts";
+import { registerCatalogCommands } from "./catalog.ts";
 import { registerExtensionCommands } from "./extension.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSecureBootCommands(program);
   registerFactoryCommand(program);
   registerBuildCommand(program);
+  registerCatalogCommands(program);
   registerTestbedCommands(program);
   registerMirrorCommand(program);
   registerExtensionCommands(program);

@@ -46,7 +46,9 @@ function parseAnnotations(values: readonly string[] | undefined): Record<string,
   return out;
 }
 
-export async function signerFrom(opts: SignCliOptions): Promise<Signer> {
+export async function signerFrom(
+  opts: Pick<SignCliOptions, "key" | "keyless" | "fulcioUrl" | "rekorUrl" | "identityToken">,
+): Promise<Signer> {
   if (opts.key && opts.keyless) throw badRequest("--key and --keyless are exclusive");
   if (opts.key) return new KeySigner(await loadPrivateKey(opts.key), { rekorUrl: opts.rekorUrl });
   if (opts.keyless || opts.identityToken)
