@@ -18,12 +18,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { readCatalogFiles } from "../../src/factory/sources/catalog-image.ts";
+import { createSources } from "../../src/factory/sources/index.ts";
 import { RegistryClient } from "../../src/oci/client/client.ts";
 import { SignatureVerifier } from "../../src/signing/verify.ts";
 import { ExtensionCatalog } from "../../src/talos/catalog.ts";
 import { extensionManifestYaml } from "../../src/testbed/extensions.ts";
 import { publishTestbedRelease } from "../../src/testbed/release.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { factoryConfig, RecordingLog, sourcesApp } from "../factory/sources-helpers.ts";
 import { startDistribution } from "../harness/distribution.ts";
 import type { RunningRegistry } from "../harness/types.ts";
 import { skopeo } from "../realclients/skopeo.ts";
@@ -38,12 +40,12 @@ describe("boot-assets catalog against distribution and the test bed", () => {
   const client = new RegistryClient({ insecure: true });
   let from: string;
   let testbedPub: string;
-  let signPub: string;
-  let signKey: string;
+  let otherPub: string;
+  let releaseKey: string;
   let hello: { ref: string; digest: string; description: string };
   let glibc: { ref: string; digest: string; description: string };
   let merged: { stdout: string; stderr: string; digest: string };
-  const target = () => `${registry.host}/acme/extensions:${version}-acme`;
+  const target = () => `${registry.host}/acme/extensions:${version}`;
 
   before(async () => {
     registry = await startDistribution();
@@ -98,12 +100,12 @@ describe("boot-assets catalog against distribution and the test bed", () => {
       assert.equal(signed.code, 0, signed.stderr);
     }
 
-    // A cosign key pair for signing the merged catalog (unencrypted PEM, as `boot-assets sign --key` reads).
+    // The merged catalog is signed with the test bed's key (as the workflow signs what it publishes), so one
+    // public key verifies every image a factory reads; another key must not verify it.
     const pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    signKey = join(scratch, "sign.key");
-    signPub = join(scratch, "sign.pub");
-    await writeFile(signKey, pair.privateKey.export({ type: "pkcs8", format: "pem" }));
-    await writeFile(signPub, pair.publicKey.export({ type: "spki", format: "pem" }));
+    otherPub = join(scratch, "other.pub");
+    await writeFile(otherPub, pair.publicKey.export({ type: "spki", format: "pem" }));
+    releaseKey = join(out, "cosign.key");
 
     const result = await runCli(
       [
@@ -120,12 +122,12 @@ describe("boot-assets catalog against distribution and the test bed", () => {
         "--push",
         "--sign",
         "--key",
-        signKey,
+        releaseKey,
         "--verify-key",
         testbedPub,
         "--insecure",
       ],
-      env,
+      { ...env, COSIGN_PASSWORD: "" },
       180_000,
     );
     const stdout = result.stdout.toString("utf8");
@@ -194,7 +196,7 @@ describe("boot-assets catalog against distribution and the test bed", () => {
   test("read back by the project's catalog reader and the factory's catalog image reader", async () => {
     const verifier = await SignatureVerifier.create(client, {
       disabled: false,
-      publicKeyFile: signPub,
+      publicKeyFile: testbedPub,
       identities: [],
     });
     const image = await verifier.verify(target());
@@ -208,6 +210,42 @@ describe("boot-assets catalog against distribution and the test bed", () => {
     assert.equal(entry?.host, registry.host);
     assert.equal(entry?.description, hello.description);
     assert.equal(catalog.find("siderolabs/testbed-glibc"), undefined);
+  });
+
+  test("the factory's sources, pointed at the merged catalog, list upstream and custom extensions (verified)", async () => {
+    const config = await factoryConfig(
+      [
+        "-image-registry",
+        registry.host,
+        "-insecure-image-registry",
+        "-container-signature-pubkey",
+        testbedPub,
+        "-extension-manifest-image",
+        "acme/extensions",
+      ],
+      join(scratch, "factory-data"),
+    );
+    const sources = createSources(config, { client, log: new RecordingLog() });
+    await sources.start();
+    const app = await sourcesApp(sources);
+    try {
+      const res = await app.inject({ method: "GET", url: `/version/${version}/extensions/official` });
+      assert.equal(res.statusCode, 200, res.body);
+      const listed = res.json() as { name: string; digest: string; description: string }[];
+      assert.deepEqual(listed.map((e) => e.name).sort(), [
+        "acme/acme-hello",
+        "acme/testbed-glibc",
+        "siderolabs/testbed-dummy",
+        "siderolabs/testbed-hello",
+        "siderolabs/testbed-legacy",
+        "siderolabs/testbed-ucode",
+      ]);
+      assert.equal(listed.find((e) => e.name === "acme/acme-hello")?.digest, hello.digest);
+      assert.equal(listed.find((e) => e.name === "acme/acme-hello")?.description, hello.description);
+    } finally {
+      await app.close();
+      await sources.stop();
+    }
   });
 
   test("skopeo inspect of the pushed catalog", async () => {
@@ -224,10 +262,10 @@ describe("boot-assets catalog against distribution and the test bed", () => {
   });
 
   test("the signature verifies with boot-assets verify, and not with another key", async () => {
-    const ok = await runCli(["verify", target(), "--key", signPub, "--insecure"], env);
+    const ok = await runCli(["verify", target(), "--key", testbedPub, "--insecure"], env);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout.toString("utf8"), new RegExp(merged.digest));
-    const wrong = await runCli(["verify", target(), "--key", testbedPub, "--insecure"], env);
+    const wrong = await runCli(["verify", target(), "--key", otherPub, "--insecure"], env);
     assert.notEqual(wrong.code, 0);
   });
 
@@ -254,14 +292,14 @@ describe("boot-assets catalog against distribution and the test bed", () => {
       120_000,
     );
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout.toString("utf8"), new RegExp(`^wrote oci:${dir}:${version}-acme ${merged.digest} `, "m"));
+    assert.match(again.stdout.toString("utf8"), new RegExp(`^wrote oci:${dir}:${version} ${merged.digest} `, "m"));
     const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
     assert.equal(index.manifests[0]?.digest, merged.digest);
     assert.match(again.stderr, /not scanned for kernel modules/);
   });
 
   test("catalog show prints a table of the merged catalog", async () => {
-    const shown = await runCli(["catalog", "show", target(), "--insecure", "--verify-key", signPub], env);
+    const shown = await runCli(["catalog", "show", target(), "--insecure", "--verify-key", testbedPub], env);
     assert.equal(shown.code, 0, shown.stderr);
     const lines = shown.stdout.toString("utf8").trimEnd().split("\n");
     assert.match(lines[0] ?? "", new RegExp(`@${merged.digest}: 6 entries$`));
