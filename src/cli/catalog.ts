@@ -117,7 +117,7 @@ export function registerCatalogCommands(program: Command): void {
     .option("--identity-token <jwt>", "OIDC token for keyless signing instead of the CI provider's")
     .option(
       "--extensions-registry <host[/namespace]>",
-      "where listed extensions are pulled from to look for kernel modules (default: the registry of --from)",
+      "where listed extensions are pulled from to look for kernel modules (default: the registry host of --from)",
     )
     .option("--no-module-check", "do not scan the kept extensions for kernel modules")
     .option("--concurrency <n>", "images read at once", parseConcurrency, 4);
@@ -155,13 +155,9 @@ export function registerCatalogCommands(program: Command): void {
       if (!result.scanned) process.stderr.write("warning: kept extensions were not scanned for kernel modules\n");
       const tally = `${result.catalog.entries.length} entries: ${result.kept.length} kept, ${result.replaced.length} replaced, ${result.added.length} added`;
       const lines = [`wrote ${result.location} ${result.digest} (${tally})`];
+      const target = parseReference(opts.tag);
       for (const signature of result.signatures)
-        lines.push(
-          describeSignResult(
-            result.reference.slice(0, result.reference.indexOf(":", result.reference.lastIndexOf("/"))),
-            signature,
-          ),
-        );
+        lines.push(describeSignResult(`${target.registry}/${target.repository}`, signature));
       process.stdout.write(`${lines.join("\n")}\n`);
     });
   });

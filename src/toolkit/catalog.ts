@@ -15,7 +15,7 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { badRequest } from "../errors.ts";
+import { AppError, badRequest, isAppError } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/client.ts";
 import { type Digest, sha256Digest } from "../oci/digest.ts";
 import { buildLayer } from "../oci/layer.ts";
@@ -94,7 +94,7 @@ export interface MergeOptions {
   signer?: Signer;
   /**
    * Where kept entries are pulled from to look for kernel modules: `host[/namespace]`. Consumers ignore the
-   * host written in a catalog line; default the registry (and path prefix) of `from`. Undefined to skip.
+   * host written in a catalog line; default the registry host of `from`. Null to skip the scan.
    */
   extensionsRegistry?: string | null;
   /** Images scanned at once. Default 4. */
@@ -152,20 +152,13 @@ async function readAddition(
   };
 }
 
-/** The registry (and path prefix) a reference's repository lives under: `host[/prefix]` of `host/prefix/name`. */
-export function registryOf(reference: string): string {
-  const ref = parseReference(reference);
-  const slash = ref.repository.lastIndexOf("/");
-  return slash === -1 ? ref.registry : `${ref.registry}/${ref.repository.slice(0, slash)}`;
-}
-
-/** Where a listed entry is pulled from: `<registry>[/<namespace>]/<repository path>@<digest>`. */
-function pullReference(entry: CatalogEntry, extensionsRegistry: string): string {
-  // As upstream's factory: the catalog's host is dropped, the repository path kept under the registry.
-  const [host, ...prefix] = extensionsRegistry.split("/");
-  const namespace = prefix.join("/");
-  const path = namespace === "" || entry.name.startsWith(`${namespace}/`) ? entry.name : `${namespace}/${entry.name}`;
-  return `${host}/${path}@${entry.digest}`;
+/**
+ * Where a listed entry is pulled from: `<registry>[/<namespace>]/<repository path>@<digest>` — as upstream's
+ * factory pulls it (the catalog's host dropped, the repository path kept under the configured registry and
+ * namespace: siderolabs/image-factory internal/artifacts/versions.go).
+ */
+export function pullReference(entry: Pick<CatalogEntry, "name" | "digest">, extensionsRegistry: string): string {
+  return `${extensionsRegistry.replace(/\/+$/, "")}/${entry.name}@${entry.digest}`;
 }
 
 export async function mergeCatalog(options: MergeOptions): Promise<MergeResult> {
@@ -189,12 +182,25 @@ export async function mergeCatalog(options: MergeOptions): Promise<MergeResult> 
   }
 
   const extensionsRegistry =
-    options.extensionsRegistry === null ? undefined : (options.extensionsRegistry ?? registryOf(options.from));
+    options.extensionsRegistry === null
+      ? undefined
+      : (options.extensionsRegistry ?? parseReference(options.from).registry);
   const keptWithModules: KeptWithModules[] = [];
   if (extensionsRegistry !== undefined) {
     const found = await mapLimited(outcome.kept, concurrency, async (entry) => {
-      const image = await verifier.verify(parseReference(pullReference(entry, extensionsRegistry)));
-      return (await scanImage(image, { modules: true, signal })).module;
+      const pull = pullReference(entry, extensionsRegistry);
+      try {
+        const image = await verifier.verify(parseReference(pull));
+        return (await scanImage(image, { modules: true, signal })).module;
+      } catch (err) {
+        if (!isAppError(err)) throw err;
+        throw new AppError(
+          err.kind,
+          `kept ${entry.name}:${entry.tag}: looking for kernel modules in ${pull}: ${err.message} ` +
+            "(pull from elsewhere with --extensions-registry, or skip with --no-module-check)",
+          { code: err.code, cause: err },
+        );
+      }
     });
     for (const [i, module] of found.entries()) {
       const entry = outcome.kept[i];

@@ -1,7 +1,7 @@
 // Reading what the catalog commands need out of an image, streamed from the registry through a VerifiedImage
 // (pinned by digest, signature checked when the verifier is configured to): a few small files by name, and
-// whether the tree holds kernel modules. Nothing is extracted to disk; a layer is read only as far as needed
-// (the scan stops once every wanted file and, when asked, one module have been seen).
+// whether the tree holds kernel modules. Nothing is extracted to disk, and reading stops as soon as the
+// answer is known (see `finished` below): a module scan of a large driver image rarely reads it all.
 //
 // Names: `exactNames` are matched as upstream's image factory matches catalog files — the tar header name
 // must be exactly `image-digests`, not `./image-digests` (siderolabs/image-factory
@@ -70,12 +70,18 @@ export async function scanImage(image: VerifiedImage, request: ScanRequest): Pro
   const files = new Map<string, Buffer>();
   const prefixed = new Set<string>();
   let module: string | undefined;
-  const satisfied = () =>
-    [...exact, ...paths].every((name) => files.has(name)) && (!request.modules || module !== undefined);
+  // A later layer may replace or hide a file, so files are read through every layer, and only the last one
+  // may be cut short once everything wanted has been seen. A modules-only scan stops at the first module
+  // (a later layer hiding it is not looked for: a false warning at worst).
+  const lastLayer = manifest.layers.length - 1;
+  const wantsFiles = exact.size + paths.size > 0;
+  const finished = (index: number) =>
+    (!wantsFiles || index === lastLayer) &&
+    [...exact, ...paths].every((name) => files.has(name)) &&
+    (!request.modules || module !== undefined);
 
   for (const [index, layer] of manifest.layers.entries()) {
-    if (satisfied() && exact.size + paths.size > 0) break;
-    if (request.modules && module !== undefined && exact.size + paths.size === 0) break;
+    if (index > 0 && finished(index - 1)) break;
     request.signal?.throwIfAborted();
     const blob = await image.blob(layer);
     const stream = decompressLayer(blob.stream, layer.mediaType);
@@ -119,11 +125,11 @@ export async function scanImage(image: VerifiedImage, request: ScanRequest): Pro
     });
     stream.pipe(extract);
     const stopEarly = new Promise<void>((resolve) => {
-      const check = () => {
-        const onlyModules = exact.size + paths.size === 0;
-        if ((onlyModules && module !== undefined) || (!onlyModules && satisfied())) resolve();
-      };
-      extract.on("entry", () => setImmediate(check));
+      extract.on("entry", () =>
+        setImmediate(() => {
+          if (finished(index)) resolve();
+        }),
+      );
     });
     try {
       await Promise.race([done, stopEarly]);

@@ -10,6 +10,7 @@
 //   - merge/diff rules: replacement by name or repository path, order kept, diff by repository path.
 
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,6 +101,30 @@ describe("catalog merge rules on a real registry", () => {
     assert.equal(entries[1]?.description, "A tool.\n");
   });
 
+  test("a kept entry the registry lacks stops the merge, naming it and the way out; nothing is written", async () => {
+    const dir = join(scratch, "unreachable.oci");
+    await assert.rejects(
+      mergeCatalog({
+        verifier,
+        from: `${registry.host}/extension-testing/extensions:v1.0.0`,
+        add: [`${extension.ref}@${extension.digest}`],
+        tag: `${registry.host}/acme/extensions:unreachable`,
+        output: { kind: "layout", dir },
+      }),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          new RegExp(
+            `^kept extension-testing/my-extension:v1\\.0\\.0: looking for kernel modules in ${registry.host.replace(/\./g, "\\.")}/extension-testing/my-extension@sha256:dd89b46b`,
+          ),
+        );
+        assert.match(err.message, /--extensions-registry, or skip with --no-module-check\)$/);
+        return true;
+      },
+    );
+    assert.equal(existsSync(dir), false);
+  });
+
   test("catalog files stored as ./image-digests are refused, saying why", async () => {
     const layer = await rawTar([
       { name: "./image-digests", content: `ghcr.io/siderolabs/x:1@sha256:${hex("a")}\n` },
@@ -123,6 +148,22 @@ describe("catalog merge rules on a real registry", () => {
       ]),
     ]);
     await assert.rejects(readCatalogImage(verifier, ref), /no image-digests file at the root$/);
+  });
+
+  test("a later layer's file replaces an earlier one", async () => {
+    const ref = `${registry.host}/bad/extensions:override`;
+    await pushRawImage(client, ref, "override", [
+      await rawTar([
+        { name: "image-digests", content: `ghcr.io/siderolabs/old:1@sha256:${hex("a")}\n` },
+        { name: "descriptions.yaml", content: "{}\n" },
+      ]),
+      await rawTar([{ name: "image-digests", content: `ghcr.io/siderolabs/new:2@sha256:${hex("b")}\n` }]),
+    ]);
+    const read = await readCatalogImage(verifier, ref);
+    assert.deepEqual(
+      read.catalog.entries.map((e) => `${e.name}:${e.tag}`),
+      ["siderolabs/new:2"],
+    );
   });
 
   test("kernel modules are found in kept entries under lib/modules and usr/lib/modules only", async () => {
