@@ -6,6 +6,7 @@ import { badRequest } from "../errors.ts";
 import { parseReference } from "../oci/reference.ts";
 import { describeSignResult } from "../signing/sign.ts";
 import { SignatureVerifier } from "../signing/verify.ts";
+import { loadVerification, type VerificationFlagNames, type VerificationOptions } from "../signing/verify-options.ts";
 import type { CatalogEntry } from "../talos/catalog.ts";
 import { diffCatalogImages, mergeCatalog, readCatalogImage } from "../toolkit/catalog.ts";
 import {
@@ -17,6 +18,43 @@ import { signerFrom } from "./sign.ts";
 
 interface SourceCliOptions extends RegistryClientCliOptions {
   verifyKey?: string;
+  verifyTrustedRoot?: string;
+  verifyCertificateIdentityRegexp?: string[];
+  verifyCertificateOidcIssuerRegexp?: string[];
+}
+
+/** The flags that configure how images read are verified, named apart from merge's signing flags. */
+const sourceVerificationFlags: VerificationFlagNames = {
+  key: "--verify-key",
+  trustedRoot: "--verify-trusted-root",
+  issuer: "--verify-certificate-oidc-issuer-regexp",
+  issuerRegExp: "--verify-certificate-oidc-issuer-regexp",
+  subject: "--verify-certificate-identity-regexp",
+  subjectRegExp: "--verify-certificate-identity-regexp",
+};
+
+/**
+ * Verification of the images read: none (pinned by digest only) unless a key or identities are given; a
+ * signature by the key or by any identity (subject and issuer regexps, given in pairs) is enough.
+ */
+export function sourceVerification(opts: SourceCliOptions): VerificationOptions {
+  const subjects = opts.verifyCertificateIdentityRegexp ?? [];
+  const issuers = opts.verifyCertificateOidcIssuerRegexp ?? [];
+  if (subjects.length !== issuers.length)
+    throw badRequest(
+      "give --verify-certificate-identity-regexp and --verify-certificate-oidc-issuer-regexp in pairs (one issuer per identity)",
+    );
+  if (opts.verifyKey === undefined && subjects.length === 0) {
+    if (opts.verifyTrustedRoot !== undefined)
+      throw badRequest("--verify-trusted-root needs --verify-certificate-identity-regexp and an issuer regexp");
+    return { disabled: true, identities: [] };
+  }
+  return {
+    disabled: false,
+    ...(opts.verifyKey === undefined ? {} : { publicKeyFile: opts.verifyKey }),
+    ...(opts.verifyTrustedRoot === undefined ? {} : { trustedRootFile: opts.verifyTrustedRoot }),
+    identities: subjects.map((subjectRegExp, i) => ({ subjectRegExp, issuerRegExp: issuers[i] as string })),
+  };
 }
 
 interface MergeCliOptions extends SourceCliOptions {
@@ -57,11 +95,9 @@ async function withVerifier<T>(
 ): Promise<T> {
   const client = registryClientFromOptions(opts, references.map(hostOf));
   try {
-    const verifier = await SignatureVerifier.create(
+    const verifier = new SignatureVerifier(
       client,
-      opts.verifyKey === undefined
-        ? { disabled: true, identities: [] }
-        : { disabled: false, publicKeyFile: opts.verifyKey, identities: [] },
+      await loadVerification(sourceVerification(opts), sourceVerificationFlags),
     );
     return await work(verifier, client);
   } finally {
@@ -89,10 +125,25 @@ export function catalogTable(entries: readonly CatalogEntry[]): string {
 
 function addSourceOptions(command: Command): Command {
   return addRegistryClientOptions(
-    command.option(
-      "--verify-key <file>",
-      "public key the images read must be signed with (cosign format); without it they are pinned by digest only",
-    ),
+    command
+      .option(
+        "--verify-key <file>",
+        "public key the images read may be signed with; without it or an identity they are pinned by digest only",
+      )
+      .option(
+        "--verify-certificate-identity-regexp <re>",
+        "keyless: RE2 regexp the WHOLE certificate subject must match, repeatable (pairs with an issuer regexp)",
+        collect,
+      )
+      .option(
+        "--verify-certificate-oidc-issuer-regexp <re>",
+        "keyless: RE2 regexp the WHOLE OIDC issuer must match, one per identity regexp",
+        collect,
+      )
+      .option(
+        "--verify-trusted-root <file>",
+        "Sigstore trusted_root.json for keyless signatures (default: the public-good root)",
+      ),
   );
 }
 

@@ -13,6 +13,7 @@
 
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -296,6 +297,52 @@ describe("boot-assets catalog against distribution and the test bed", () => {
     const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
     assert.equal(index.manifests[0]?.digest, merged.digest);
     assert.match(again.stderr, /not scanned for kernel modules/);
+  });
+
+  test("sources verified keylessly against the test Sigstore, or by key; an unsigned-by-either image is refused", async () => {
+    const out = join(scratch, "testbed");
+    const identity = JSON.parse(await readFile(join(out, "identity.json"), "utf8")) as {
+      issuer: string;
+      subject: string;
+    };
+    const quoteRe = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    const keyless = [
+      "--verify-trusted-root",
+      join(out, "trusted_root.json"),
+      "--verify-certificate-identity-regexp",
+      quoteRe(identity.subject),
+      "--verify-certificate-oidc-issuer-regexp",
+      quoteRe(identity.issuer),
+    ];
+    const merge = (dir: string, extra: string[]) =>
+      runCli(
+        [
+          "catalog",
+          "merge",
+          "--from",
+          from,
+          "--add",
+          `${hello.ref}@${hello.digest}`,
+          "--tag",
+          target(),
+          "--output",
+          join(scratch, dir),
+          "--insecure",
+          ...extra,
+        ],
+        env,
+        120_000,
+      );
+    // The test bed's images carry keyless signatures too; acme-hello only the key's.
+    const both = await merge("keyless-and-key.oci", [...keyless, "--verify-key", testbedPub]);
+    assert.equal(both.code, 0, both.stderr);
+    const keylessOnly = await merge("keyless-only.oci", keyless);
+    assert.equal(keylessOnly.code, 6, keylessOnly.stderr);
+    assert.match(keylessOnly.stderr, /acme\/acme-hello/);
+    assert.equal(existsSync(join(scratch, "keyless-only.oci")), false, "nothing written");
+    const unpaired = await merge("unpaired.oci", keyless.slice(0, 4));
+    assert.equal(unpaired.code, 2);
+    assert.match(unpaired.stderr, /in pairs/);
   });
 
   test("catalog show prints a table of the merged catalog", async () => {
