@@ -23,7 +23,13 @@ import { OciLayout } from "../oci/layout.ts";
 import { OciLayoutImageStore } from "../oci/layout-image.ts";
 import type { Descriptor, ImageManifest } from "../oci/manifest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
-import { formatReference, type ImageReference, parseReference, validateTag } from "../oci/reference.ts";
+import {
+  dockerHubRegistry,
+  formatReference,
+  type ImageReference,
+  parseReference,
+  validateTag,
+} from "../oci/reference.ts";
 import { resolveMtime, type TarEntry } from "../oci/tar.ts";
 import { type SignResult, signImage } from "../signing/sign.ts";
 import type { Signer } from "../signing/signer.ts";
@@ -225,7 +231,8 @@ export async function mergeCatalog(options: MergeOptions): Promise<MergeResult> 
       location = `${target.registry}/${target.repository}:${target.tag}`;
       if (options.signer !== undefined)
         signatures = await signImage(repository, digest, options.signer, {
-          dockerReference: `${target.registry}/${target.repository}`,
+          // cosign's spelling of the repository: Docker Hub is index.docker.io.
+          dockerReference: `${target.registry === dockerHubRegistry ? "index.docker.io" : target.registry}/${target.repository}`,
         });
     } else {
       const store = new OciLayoutImageStore(await OciLayout.create(options.output.dir));
