@@ -1,6 +1,6 @@
 // `boot-assets catalog merge | show | diff` against the real CNCF distribution registry and the test bed
-// release: custom extensions (one new, one replacing a test bed extension of the same name) merged into the
-// test bed's catalog, pushed and signed, then read back three ways — the project's catalog reader, the
+// release: custom extensions (one new; one replacing a test bed extension of the same name, built by
+// `extension build` as a two-platform index) merged into the test bed's catalog, pushed and signed, then read back three ways — the project's catalog reader, the
 // factory's catalog image reader, and an independent parse written here from upstream's rules:
 //   - the image's layer holds exactly `image-digests` and `descriptions.yaml` under bare names
 //     (siderolabs/extensions internal/extensions/pkg.yaml finalizes both to `/`; siderolabs/image-factory
@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -75,25 +75,53 @@ describe("boot-assets catalog against distribution and the test bed", () => {
       scratch,
     );
     hello = { ref: `${helloRef}:1.2.3`, digest: helloDigest, description: helloDescription };
+    // The replacement is built the way the release workflow builds it: `extension build` from a source folder
+    // (a manifest template, a rootfs), both platforms, pushed and signed.
     const glibcDescription = "Acme's glibc build.\n";
     const glibcRef = `${registry.host}/acme/testbed-glibc`;
-    const glibcDigest = await pushExtension(
-      client,
-      `${glibcRef}:2.40`,
-      "2.40",
+    const source = join(scratch, "glibc-source");
+    await mkdir(join(source, "rootfs", "usr", "local", "glibc"), { recursive: true });
+    await writeFile(join(source, "rootfs", "usr", "local", "glibc", "README"), "glibc\n");
+    await writeFile(
+      join(source, "manifest.yaml.tmpl"),
       extensionManifestYaml({
         name: "testbed-glibc",
-        version: "2.40",
+        version: "{{ .VERSION }}",
         description: glibcDescription,
         constraint: ">= v1.5.0",
-      }),
-      [{ type: "file", path: "usr/local/glibc/README", content: Buffer.from("glibc\n") }],
-      scratch,
+      }).replace('"{{ .VERSION }}"', "{{ .VERSION }}"),
     );
+    const built = await runCli(
+      [
+        "extension",
+        "build",
+        source,
+        "--tag",
+        `${glibcRef}:2.40`,
+        "--talos-version",
+        version,
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--push",
+        "--sign",
+        "--key",
+        join(out, "cosign.key"),
+        "--insecure",
+      ],
+      { ...env, COSIGN_PASSWORD: "" },
+      120_000,
+    );
+    assert.equal(built.code, 0, built.stderr);
+    const glibcDigest = new RegExp(`^pushed ${glibcRef.replace(/\./g, "\\.")}:2\\.40@(sha256:[0-9a-f]{64})$`, "m").exec(
+      built.stdout.toString("utf8"),
+    )?.[1];
+    assert.ok(glibcDigest, built.stdout.toString("utf8"));
+    const glibcIndex = await client.repository(`${glibcRef}@${glibcDigest}`).getManifest(glibcDigest);
+    assert.equal(glibcIndex.mediaType, "application/vnd.oci.image.index.v1+json", "a two-platform index");
     glibc = { ref: `${glibcRef}:2.40`, digest: glibcDigest, description: glibcDescription };
 
     // The custom extensions are signed as the release workflow signs them (here with the test bed's key).
-    for (const image of [hello, glibc]) {
+    for (const image of [hello]) {
       const signed = await runCli(
         ["sign", `${image.ref}@${image.digest}`, "--key", join(out, "cosign.key"), "--insecure"],
         { ...env, COSIGN_PASSWORD: "" },
