@@ -1,7 +1,8 @@
 // `boot-assets catalog merge | show | diff` against the real CNCF distribution registry and the test bed
 // release: custom extensions (one new; one replacing a test bed extension of the same name, built by
-// `extension build` as a two-platform index) merged into the test bed's catalog, pushed and signed, then read back three ways — the project's catalog reader, the
-// factory's catalog image reader, and an independent parse written here from upstream's rules:
+// `extension build` as a two-platform index) merged into the test bed's catalog, pushed and signed, then
+// read back three ways — the project's catalog reader, the factory's catalog image reader, and an
+// independent parse written here from upstream's rules:
 //   - the image's layer holds exactly `image-digests` and `descriptions.yaml` under bare names
 //     (siderolabs/extensions internal/extensions/pkg.yaml finalizes both to `/`; siderolabs/image-factory
 //     internal/artifacts/versions.go matches `hdr.Name == "image-digests"`);
