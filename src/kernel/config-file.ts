@@ -86,7 +86,11 @@ export function parseConfigFile(name: string, text: string): ConfigFile {
         message: `"${raw}": text after "is not set" makes merge_config.sh ignore the line; put the comment on a line of its own`,
       });
     else if (nearSetting.test(raw))
-      problems.push({ file: name, line, message: `"${raw}" is not a setting merge_config.sh recognizes; it is ignored` });
+      problems.push({
+        file: name,
+        line,
+        message: `"${raw}" is not a setting merge_config.sh recognizes; it is ignored`,
+      });
   });
   return { name, text, settings, problems };
 }

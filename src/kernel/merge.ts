@@ -50,12 +50,18 @@ function settingOf(line: MergedLine): ConfigSetting | undefined {
     };
   }
   const unset = unsetLine.exec(line.text);
-  if (unset) return { symbol: unset[1] ?? "", value: "n", unset: true, file: line.file, line: line.line, text: line.text };
+  if (unset)
+    return { symbol: unset[1] ?? "", value: "n", unset: true, file: line.file, line: line.line, text: line.text };
   return undefined;
 }
 
 function linesOf(file: ConfigFile): MergedLine[] {
-  const lines = configLines(file.text).map((text, index) => ({ text, file: file.name, line: index + 1, terminated: true }));
+  const lines = configLines(file.text).map((text, index) => ({
+    text,
+    file: file.name,
+    line: index + 1,
+    terminated: true,
+  }));
   const last = lines[lines.length - 1];
   if (last !== undefined && !file.text.endsWith("\n")) last.terminated = false;
   return lines;
