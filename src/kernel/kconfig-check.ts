@@ -35,13 +35,13 @@ export function checkAgainstKconfig(tree: KconfigTree, settings: readonly Config
   const last = new Map<string, ConfigSetting>();
   for (const setting of settings) last.set(setting.symbol, setting);
   const result: KconfigCheck = { dropped: [], unchecked: [], unknownUnset: [], checked: 0 };
-  const valueOf = (name: string) => {
+  const annotate = (name: string) => {
     if (name === "y" || name === "m" || name === "n") return undefined;
     const symbol = tree.symbols.get(name);
     return symbol?.type === undefined ? "n" : evaluator.text(name) || '""';
   };
   const show = (expr: Expr) => {
-    const text = formatExpr(expr, valueOf);
+    const text = formatExpr(expr, annotate);
     return text.length > maxReasonLength ? `${text.slice(0, maxReasonLength)}…` : text;
   };
   for (const setting of last.values()) {

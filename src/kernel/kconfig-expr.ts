@@ -155,11 +155,11 @@ export function* atomsOf(expr: Expr): Generator<string> {
   }
 }
 
-/** Kconfig's own notation, each symbol followed by ` [=value]` when `valueOf` gives one (as menuconfig shows). */
-export function formatExpr(expr: Expr, valueOf?: (name: string) => string | undefined, parentPrec = 0): string {
+/** Kconfig's own notation, each symbol followed by ` [=value]` when `annotate` gives one (as menuconfig shows). */
+export function formatExpr(expr: Expr, annotate?: (name: string) => string | undefined, parentPrec = 0): string {
   const atom = (a: Atom) => {
     if (a.kind === "constant") return JSON.stringify(a.value);
-    const value = valueOf?.(a.name);
+    const value = annotate?.(a.name);
     return value === undefined ? a.name : `${a.name} [=${value}]`;
   };
   switch (expr.kind) {
@@ -167,15 +167,15 @@ export function formatExpr(expr: Expr, valueOf?: (name: string) => string | unde
     case "constant":
       return atom(expr);
     case "not":
-      return `!${formatExpr(expr.operand, valueOf, 3)}`;
+      return `!${formatExpr(expr.operand, annotate, 3)}`;
     case "compare":
       return `${atom(expr.left)}${expr.op}${atom(expr.right)}`;
     case "and": {
-      const text = `${formatExpr(expr.left, valueOf, 2)} && ${formatExpr(expr.right, valueOf, 2)}`;
+      const text = `${formatExpr(expr.left, annotate, 2)} && ${formatExpr(expr.right, annotate, 2)}`;
       return parentPrec > 2 ? `(${text})` : text;
     }
     case "or": {
-      const text = `${formatExpr(expr.left, valueOf, 1)} || ${formatExpr(expr.right, valueOf, 1)}`;
+      const text = `${formatExpr(expr.left, annotate, 1)} || ${formatExpr(expr.right, annotate, 1)}`;
       return parentPrec > 1 ? `(${text})` : text;
     }
   }
