@@ -6,6 +6,7 @@ import { registerCatalogCommands } from "./catalog.ts";
 import { registerExtensionCommands } from "./extension.ts";
 import { registerFactoryCommand } from "./factory.ts";
 import { registerImageCommands } from "./image.ts";
+import { registerKernelConfigCommands } from "./kernel-config.ts";
 import { registerMirrorCommand } from "./mirror.ts";
 import { registerRegistryCommand } from "./registry.ts";
 import { explainRegistryFailure } from "./registry-options.ts";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerTestbedCommands(program);
   registerMirrorCommand(program);
   registerExtensionCommands(program);
+  registerKernelConfigCommands(program);
   return program;
 }
 

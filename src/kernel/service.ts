@@ -142,11 +142,11 @@ export async function mergeKernelConfig(
 }
 
 /** The error a report with errors ends the command with. */
-export function reportError(report: KernelConfigReport): AppError | undefined {
+export function reportError(report: KernelConfigReport, suffix = ""): AppError | undefined {
   if (report.errorCount === 0) return undefined;
   return badRequest(
     `${report.errorCount} problem${report.errorCount === 1 ? "" : "s"} in the fragments: ` +
       `${report.droppedRequested.length} value${report.droppedRequested.length === 1 ? "" : "s"} olddefconfig would drop, ` +
-      `${report.problems.filter((p) => p.error).length} line${report.problems.filter((p) => p.error).length === 1 ? "" : "s"} merge_config.sh would ignore`,
+      `${report.problems.filter((p) => p.error).length} line${report.problems.filter((p) => p.error).length === 1 ? "" : "s"} merge_config.sh would ignore${suffix}`,
   );
 }
