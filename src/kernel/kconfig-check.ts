@@ -117,7 +117,11 @@ export function checkAgainstKconfig(tree: KconfigTree, settings: readonly Config
         : `its prompt is hidden: visible only if ${symbol.prompts.map((p) => show(p.visible)).join(" || ")}`;
     }
     const range = symbol.ranges.find((r) => evaluator.evalTri(r.visible) !== 0);
-    if (range !== undefined) return `outside its range ${show(range.min)}..${show(range.max)}`;
+    if (range !== undefined) {
+      const bound = (a: Expr) =>
+        a.kind === "symbol" ? evaluator.text(a.name) : a.kind === "constant" ? a.value : show(a);
+      return `outside its range ${bound(range.min)}..${bound(range.max)}`;
+    }
     return "olddefconfig computes another value";
   }
 
