@@ -5,7 +5,7 @@
 // <cache>/kernel-kconfig, so only the first run downloads and extracts (~30 s).
 
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { resolveKernelPackage } from "../../src/testbed/debian.ts";
 import { bootAssetsCacheDir, fetchPackage, foreignAptConfig } from "../../src/tools/debian-packages.ts";
@@ -13,6 +13,7 @@ import { runTool, type Tool } from "../../src/tools/run.ts";
 
 const tar: Tool = { command: "tar", debianPackage: "tar" };
 export const makeTool: Tool = { command: "make", debianPackage: "make" };
+const bash: Tool = { command: "bash", debianPackage: "bash" };
 
 export interface KernelFixture {
   /** scripts/kconfig/conf built from the tree (the real Kconfig implementation), and its build directory. */
@@ -104,4 +105,24 @@ async function build(log: (line: string) => void): Promise<KernelFixture> {
     config: join(image.root, "boot", configs[0] as string),
     imageName,
   };
+}
+
+/**
+ * The kernel's own scripts/kconfig/merge_config.sh -m on `files` (base first, then fragments), written into
+ * the new directory `work` under the names given: the merged text and the "Value of CONFIG_X is redefined by
+ * fragment F" lines it printed, as "CONFIG_X F".
+ */
+export async function runMergeConfigSh(
+  fixture: KernelFixture,
+  work: string,
+  files: [string, string][],
+): Promise<{ text: string; redefined: string[] }> {
+  await mkdir(work, { recursive: true });
+  for (const [name, text] of files) await writeFile(join(work, name), text);
+  const script = join(fixture.tree, "scripts/kconfig/merge_config.sh");
+  const { stdout } = await runTool(bash, [script, "-m", "-O", work, ...files.map(([name]) => name)], { cwd: work });
+  const redefined = [
+    ...stdout.toString("utf8").matchAll(/^Value of (CONFIG_\w+) is redefined by fragment (\S+):$/gm),
+  ].map((m) => `${m[1]} ${m[2]}`);
+  return { text: await readFile(join(work, ".config"), "utf8"), redefined };
 }

@@ -235,10 +235,10 @@ describe("kernel-config check with a Kconfig tree (against the kernel's conf)", 
 
 describe("kernel-config check: bounded, confined input", () => {
   test("a source path outside the tree and a source loop are refused", async () => {
-    const escape = await tree({ Kconfig: 'source "../outside/Kconfig"\n', "../outside/Kconfig": "" });
-    await writeFile(join(escape, "base.config"), "");
+    const outsideTree = await tree({ Kconfig: 'source "../outside/Kconfig"\n', "../outside/Kconfig": "" });
+    await writeFile(join(outsideTree, "base.config"), "");
     await assert.rejects(
-      checkKernelConfig({ base: join(escape, "base.config"), fragments: [], kconfigSrc: escape }),
+      checkKernelConfig({ base: join(outsideTree, "base.config"), fragments: [], kconfigSrc: outsideTree }),
       (err) => isAppError(err, "BadRequest") && /outside/.test(err.message),
     );
     const loop = await tree({ Kconfig: 'source "Kconfig"\n' });

@@ -3,19 +3,14 @@
 // reports as redefined is reported here too, with the file and line on both sides.
 
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isAppError } from "../../src/errors.ts";
 import { maxConfigBytes, parseConfigFile } from "../../src/kernel/config-file.ts";
 import { mergeConfigs } from "../../src/kernel/merge.ts";
-import { checkKernelConfig } from "../../src/kernel/service.ts";
-import { runTool, type Tool } from "../../src/tools/run.ts";
-import { type KernelFixture, kernelFixture } from "./fixture.ts";
-
-const bash: Tool = { command: "bash", debianPackage: "bash" };
-const projectRoot = join(import.meta.dirname, "..", "..");
+import { type KernelFixture, kernelFixture, runMergeConfigSh } from "./fixture.ts";
 
 let dir: string;
 let fixture: KernelFixture;
@@ -28,17 +23,8 @@ after(async () => {
 });
 
 let counter = 0;
-/** Runs the real merge_config.sh -m on files named as given (relative to a fresh directory). */
-async function realMerge(files: [string, string][]): Promise<{ text: string; redefined: string[] }> {
-  const work = join(dir, `case${counter++}`);
-  await runTool(bash, ["-c", 'mkdir -p "$1"', "_", work]);
-  for (const [name, text] of files) await writeFile(join(work, name), text);
-  const script = join(fixture.tree, "scripts/kconfig/merge_config.sh");
-  const { stdout } = await runTool(bash, [script, "-m", "-O", work, ...files.map(([name]) => name)], { cwd: work });
-  const redefined = [
-    ...stdout.toString("utf8").matchAll(/^Value of (CONFIG_\w+) is redefined by fragment (\S+):$/gm),
-  ].map((m) => `${m[1]} ${m[2]}`);
-  return { text: await readFile(join(work, ".config"), "utf8"), redefined };
+async function realMerge(files: [string, string][]) {
+  return await runMergeConfigSh(fixture, join(dir, `case${counter++}`), files);
 }
 
 function ourMerge(files: [string, string][]) {
@@ -108,54 +94,5 @@ describe("kernel-config merge = merge_config.sh -m", () => {
       () => parseConfigFile("big", "#".repeat(maxConfigBytes + 1)),
       (err) => isAppError(err, "TooLarge"),
     );
-  });
-});
-
-describe("Debian's kernel config with kernel/custom.config and kernel/nvidia.config", () => {
-  test("merge is byte-identical to merge_config.sh; check names every value olddefconfig would drop", async () => {
-    const majorMinor = fixture.sourceVersion.split(".").slice(0, 2).join(".");
-    assert.ok(fixture.imageName.startsWith(`linux-image-${majorMinor}.`), "kernel image and source are one version");
-    const names = ["base.config", "custom.config", "nvidia.config"];
-    const texts = [
-      await readFile(fixture.config, "utf8"),
-      await readFile(join(projectRoot, "kernel/custom.config"), "utf8"),
-      await readFile(join(projectRoot, "kernel/nvidia.config"), "utf8"),
-    ];
-    const files = names.map((n, i) => [n, texts[i] as string] as [string, string]);
-    const real = await realMerge(files);
-    const ours = ourMerge(files);
-    assert.equal(ours.text, real.text);
-    const crossFile = ours.overrides.filter((o) => o.from.file !== o.to.file);
-    assert.deepEqual(
-      crossFile.map((o) => `CONFIG_${o.symbol} ${o.to.file}`),
-      real.redefined,
-    );
-    for (const [name, text] of files) await writeFile(join(dir, name), text);
-    const report = await checkKernelConfig({
-      base: join(dir, "base.config"),
-      fragments: ["custom.config", "nvidia.config"].map((n) => join(dir, n)),
-      kconfigSrc: fixture.tree,
-    });
-    const findings = report.droppedRequested.map((d) => `${d.setting.text} → ${d.result}`);
-    process.stderr.write(
-      `${fixture.imageName} (${fixture.sourceVersion}): ${crossFile.length} overrides, ${report.merge.redundant.length} redundant; ` +
-        `Kconfig ${report.kconfig?.files} files, ${report.kconfig?.symbols} symbols, ${report.kconfig?.checked} checked, ` +
-        `${report.kconfig?.unchecked.length} toolchain-decided; base values changing: ${report.droppedBase.length}\n` +
-        `${report.droppedRequested.map((d) => `  ${d.setting.file.split("/").pop()}:${d.setting.line} ${d.setting.text} → ${d.result}: ${d.reason.slice(0, 160)}`).join("\n")}\n`,
-    );
-    // What the 6.1 tree says about the project's fragments (each verified with make olddefconfig in
-    // kernel-olddefconfig.exhaustive.test.ts): two symbols newer than 6.1, simpledrm capped by DRM=m, and
-    // vendors/protocols that Debian's other modules select.
-    assert.deepEqual(findings.sort(), [
-      "# CONFIG_IP_SCTP is not set → m",
-      "# CONFIG_NET_VENDOR_BROADCOM is not set → y",
-      "# CONFIG_NET_VENDOR_CHELSIO is not set → y",
-      "# CONFIG_NET_VENDOR_CISCO is not set → y",
-      "# CONFIG_NET_VENDOR_EMULEX is not set → y",
-      "CONFIG_ACPI_FFH=y → (unknown symbol)",
-      "CONFIG_DRM_SIMPLEDRM=y → m",
-      "CONFIG_NETKIT=y → (unknown symbol)",
-    ]);
-    assert.deepEqual(report.problems, []);
   });
 });
