@@ -69,14 +69,17 @@ export function registerKernelConfigCommands(program: Command): void {
     .description(
       "Apply and check Kconfig fragments (the kernel's merge_config.sh, with olddefconfig's dependency rules)",
     );
-  const common = (command: Command) =>
+  const common = (command: Command, fragmentsRequired: boolean) =>
     command
       .argument("<base>", "the base .config (e.g. the vendor's)")
-      .argument("<fragments...>", "Kconfig fragments, applied in order (later wins)")
+      .argument(
+        fragmentsRequired ? "<fragments...>" : "[fragments...]",
+        "Kconfig fragments, applied in order (later wins)",
+      )
       .option("--kconfig-src <dir>", "a kernel source tree: check the values olddefconfig would drop")
       .option("--srcarch <arch>", "the tree's architecture directory (arch/<srcarch>/Kconfig)", "x86")
       .option("--verbose", "also list the base config's values that change");
-  common(group.command("merge").description("Merge fragments into BASE and write the result"))
+  common(group.command("merge").description("Merge fragments into BASE and write the result"), true)
     .requiredOption("-o, --output <file>", "where to write the merged config (atomically; nothing on error)")
     .action(async (base: string, fragments: string[], options: KernelConfigCliOptions) => {
       const report = await mergeKernelConfig({
@@ -90,6 +93,7 @@ export function registerKernelConfigCommands(program: Command): void {
     });
   common(
     group.command("check").description("Report overrides, ignored lines and (with --kconfig-src) dropped values"),
+    false,
   ).action(async (base: string, fragments: string[], options: KernelConfigCliOptions) => {
     const report = await checkKernelConfig(requestFrom(base, fragments, options));
     for (const line of formatKernelConfigReport(report, options.verbose === true)) process.stdout.write(`${line}\n`);

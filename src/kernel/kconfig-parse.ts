@@ -377,6 +377,12 @@ class Parser {
     const dep = entry.depends.reduce<Expr | undefined>((acc, d) => and(acc, d), context.dep);
     const symbol = entry.symbol;
     symbol.dirDep = or(symbol.dirDep, dep ?? yes);
+    const mentions = [
+      ...(dep === undefined ? [] : [dep]),
+      ...entry.prompts.flatMap((p) => (p.cond === undefined ? [] : [p.cond])),
+      ...entry.defaults.flatMap((d) => [d.value, ...(d.cond === undefined ? [] : [d.cond])]),
+    ];
+    if (mentions.some(mentionsUnknowable)) symbol.unknowable = true;
     for (const p of entry.prompts)
       symbol.prompts.push({ text: p.text, visible: and(and(p.cond, dep), context.visible) ?? yes, at: p.at });
     for (const d of entry.defaults)
@@ -384,26 +390,27 @@ class Parser {
     for (const r of entry.ranges) symbol.ranges.push({ min: r.min, max: r.max, visible: and(r.cond, dep) ?? yes });
     for (const s of entry.selects) {
       const target = this.symbol(s.target);
-      const term = and({ kind: "symbol", name: symbol.name }, and(s.cond, dep)) as Expr;
+      // A toolchain-decided selector's value already says whether its dependencies held (they mention $(shell,…)).
+      const term = and({ kind: "symbol", name: symbol.name }, and(s.cond, symbol.unknowable ? undefined : dep)) as Expr;
       if (s.weak) target.implied = or(target.implied, term);
       else target.revDep = or(target.revDep, term);
+      // `select X if $(cc-option,…)`: the toolchain decides X too.
+      if (s.cond !== undefined && mentionsUnknowable(s.cond)) target.unknowable = true;
     }
     if (context.choice !== undefined && !context.choice.members.includes(symbol)) {
       symbol.choice = context.choice;
       context.choice.members.push(symbol);
     }
-    const mentions = [
-      ...(dep === undefined ? [] : [dep]),
-      ...entry.prompts.flatMap((p) => (p.cond === undefined ? [] : [p.cond])),
-      ...entry.defaults.flatMap((d) => [d.value, ...(d.cond === undefined ? [] : [d.cond])]),
-    ];
-    if (mentions.some((e) => [...atomsOf(e)].some((a) => a.includes(unknowableMarker)))) symbol.unknowable = true;
   }
 
   finish(): void {
     this.#finishEntry();
     if (this.#blocks.length > 0) throw badRequest("a menu, choice or if block is never closed");
   }
+}
+
+function mentionsUnknowable(expr: Expr): boolean {
+  return [...atomsOf(expr)].some((a) => a.includes(unknowableMarker));
 }
 
 function indentOf(line: string): number {

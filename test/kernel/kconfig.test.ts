@@ -233,6 +233,33 @@ describe("kernel-config check with a Kconfig tree (against the kernel's conf)", 
   });
 });
 
+describe("kernel-config check: toolchain-decided symbols", () => {
+  test("a symbol selected by a toolchain-decided one keeps the selection (arm64's GCC_SUPPORTS_DYNAMIC_FTRACE_WITH_REGS)", async () => {
+    const { report } = await checkBoth(
+      {
+        Kconfig: [
+          "config GCC_SUPPORTS_X",
+          "\tdef_bool y",
+          "\tdepends on $(shell,echo y)",
+          "\tselect HAVE_X",
+          "config HAVE_X",
+          "\tbool",
+          "config USE_X",
+          '\tbool "use x"',
+          "\tdepends on HAVE_X",
+          "",
+        ].join("\n"),
+      },
+      "CONFIG_GCC_SUPPORTS_X=y\nCONFIG_HAVE_X=y\nCONFIG_USE_X=y\n",
+    );
+    assert.deepEqual(
+      report.kconfig?.unchecked.map((s) => s.symbol),
+      ["GCC_SUPPORTS_X"],
+    );
+    assert.equal(report.errorCount, 0);
+  });
+});
+
 describe("kernel-config check: bounded, confined input", () => {
   test("a source path outside the tree and a source loop are refused", async () => {
     const outsideTree = await tree({ Kconfig: 'source "../outside/Kconfig"\n', "../outside/Kconfig": "" });
