@@ -10,7 +10,7 @@ import {
   type KernelConfigRequest,
   mergeKernelConfig,
   reportError,
-} from "../kernel/service.ts";
+} from "../toolkit/kernel-config.ts";
 
 interface KernelConfigCliOptions {
   kconfigSrc?: string;

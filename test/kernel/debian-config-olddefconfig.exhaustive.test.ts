@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { parseConfigFile } from "../../src/kernel/config-file.ts";
-import { checkKernelConfig } from "../../src/kernel/service.ts";
+import { checkKernelConfig } from "../../src/toolkit/kernel-config.ts";
 import { runTool } from "../../src/tools/run.ts";
 import { type KernelFixture, kernelFixture, makeTool } from "./fixture.ts";
 

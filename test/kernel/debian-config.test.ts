@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { parseConfigFile } from "../../src/kernel/config-file.ts";
 import { mergeConfigs } from "../../src/kernel/merge.ts";
-import { checkKernelConfig } from "../../src/kernel/service.ts";
+import { checkKernelConfig } from "../../src/toolkit/kernel-config.ts";
 import { type KernelFixture, kernelFixture, runMergeConfigSh } from "./fixture.ts";
 
 const projectRoot = join(import.meta.dirname, "..", "..");

@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isAppError } from "../../src/errors.ts";
 import { parseConfigFile } from "../../src/kernel/config-file.ts";
-import { checkKernelConfig, mergeKernelConfig } from "../../src/kernel/service.ts";
+import { checkKernelConfig, mergeKernelConfig } from "../../src/toolkit/kernel-config.ts";
 import { runTool, type Tool } from "../../src/tools/run.ts";
 import { type KernelFixture, kernelFixture } from "./fixture.ts";
 

@@ -6,11 +6,11 @@
 import { open, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { type AppError, badRequest, tooLarge } from "../errors.ts";
+import { type ConfigFile, type ConfigProblem, maxConfigBytes, parseConfigFile } from "../kernel/config-file.ts";
+import { checkAgainstKconfig, type DroppedSetting, type KconfigCheck } from "../kernel/kconfig-check.ts";
+import { parseKconfigTree } from "../kernel/kconfig-parse.ts";
+import { type MergeResult, mergeConfigs } from "../kernel/merge.ts";
 import { isNotFoundError, writeFileAtomic } from "../util/fs.ts";
-import { type ConfigFile, type ConfigProblem, maxConfigBytes, parseConfigFile } from "./config-file.ts";
-import { checkAgainstKconfig, type DroppedSetting, type KconfigCheck } from "./kconfig-check.ts";
-import { parseKconfigTree } from "./kconfig-parse.ts";
-import { type MergeResult, mergeConfigs } from "./merge.ts";
 
 export interface KernelConfigRequest {
   base: string;
