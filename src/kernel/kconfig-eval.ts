@@ -67,10 +67,6 @@ export class KconfigEvaluator {
     }
   }
 
-  userValue(name: string): UserValue | undefined {
-    return this.#user.get(name);
-  }
-
   #modulesOff(): boolean {
     return this.tree.modules === undefined || this.tri(this.tree.modules) === 0;
   }

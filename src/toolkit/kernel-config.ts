@@ -34,6 +34,7 @@ export interface KernelConfigReport {
   errorCount: number;
 }
 
+const maxFragments = 256;
 const maxKconfigFileBytes = 1024 * 1024;
 const maxKconfigTotalBytes = 64 * 1024 * 1024;
 
@@ -86,6 +87,7 @@ function treeLoader(top: string, signal: AbortSignal | undefined): (path: string
 }
 
 export async function checkKernelConfig(request: KernelConfigRequest): Promise<KernelConfigReport> {
+  if (request.fragments.length > maxFragments) throw badRequest(`more than ${maxFragments} fragments`);
   const base = await readConfig(request.base, "base config");
   const fragments: ConfigFile[] = [];
   for (const path of request.fragments) fragments.push(await readConfig(path, "fragment"));
