@@ -269,7 +269,11 @@ export class KeylessSigner implements Signer {
   }
 
   private async requestCertificate() {
-    const token = await this.identity.getToken();
+    const token = await this.identity.getToken().catch((err: unknown) => {
+      throw badRequest(
+        `keyless signing found no OIDC token (${err instanceof Error ? err.message : String(err)}): run it in a GitHub Actions job with \`permissions: id-token: write\`, or pass --identity-token`,
+      );
+    });
     const subject = jwtSubject(token);
     const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
     const request = {
