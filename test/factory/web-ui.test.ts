@@ -109,8 +109,9 @@ async function resultId(page: Page): Promise<string> {
 
 describe("web UI", () => {
   let firstId = "";
+  let isoDownload: Promise<{ status: number; type: string; bytes: Buffer }> | undefined;
 
-  it("walks the wizard with the mouse: version, two extensions, a kernel arg; the ID is the API's, the ISO downloads", async () => {
+  it("walks the wizard with the mouse: version, two extensions, a kernel arg; the ID is the API's", async () => {
     const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1100, height: 900 } });
     const page = await context.newPage();
     const response = await page.goto(`${base}/`);
@@ -188,17 +189,13 @@ describe("web UI", () => {
     const href = (await iso.getAttribute("href")) ?? "";
     assert.equal(href, `${base}/image/${id}/${version}/metal-amd64.iso`);
     await context.close();
-    const res = await fetch(href);
-    assert.equal(
-      res.status,
-      200,
-      await res
-        .clone()
-        .text()
-        .catch(() => ""),
-    );
-    const bytes = Buffer.from(await res.arrayBuffer());
-    assert.equal(bytes.subarray(0x8001, 0x8006).toString("latin1"), "CD001", "an ISO 9660 image");
+    // Built on first download: fetched while the other passes run, checked before the registry is stopped.
+    isoDownload = fetch(href).then(async (res) => ({
+      status: res.status,
+      type: res.headers.get("content-type") ?? "",
+      bytes: Buffer.from(await res.arrayBuffer()),
+    }));
+    isoDownload.catch(() => {}); // awaited (and reported) by its own test
   });
 
   it("works without JavaScript: a board with its overlay, the server-side filter; ?schematic-id= reopens it", async () => {
@@ -320,6 +317,60 @@ describe("web UI", () => {
     assert.equal(await clipboardText(page), await resultId(page));
     await shot(page, "keyboard-result");
     await context.close();
+  });
+
+  it("is served under the external URL's path too, with links relative to where it was served", async () => {
+    assert.ok(testbed !== undefined);
+    const port = await freePort();
+    const prefixed = await startFactoryUnderTest((keys, dataDir) => {
+      const argv = argvOn(testbed as PublishedTestbed, port)(keys, dataDir);
+      argv[argv.indexOf("-external-url") + 1] = `http://127.0.0.1:${port}/factory/`;
+      return argv;
+    });
+    try {
+      const root = prefixed.factory.url.replace(/\/$/, "");
+      await waitFor200(`${root}/versions`);
+      const start = await fetch(`${root}/factory/`);
+      assert.equal(start.status, 200);
+      const text = await start.text();
+      assert.match(text, /<form method="get" action="\/factory\/"/);
+      assert.match(text, /href="\/factory\/ui\/style\.css"/);
+      assert.equal((await fetch(`${root}/factory/ui/style.css`)).status, 200);
+      assert.equal((await fetch(`${root}/`)).status, 200, "and at /");
+      const done = await fetch(
+        `${root}/factory/?target=metal&version=1.10.3&arch=amd64&extensions=-&cmdline-set=1&cmdline=quiet`,
+        { redirect: "manual" },
+      );
+      assert.equal(done.status, 303);
+      const location = done.headers.get("location") ?? "";
+      assert.match(location, /^\/factory\/\?target=metal&version=1\.10\.3&arch=amd64&schematic-id=[0-9a-f]{64}$/);
+      const result = await (await fetch(`${root}${location}`)).text();
+      const id = location.slice(-64);
+      assert.equal(id, await createSchematic(root, "customization:\n  extraKernelArgs: [quiet]\n"));
+      assert.ok(result.includes(`href="http://127.0.0.1:${port}/factory/image/${id}/v1.10.3/metal-amd64.iso"`));
+    } finally {
+      await prefixed.stop();
+    }
+  });
+
+  it("explains extensions a reopened schematic has that the version does not offer", async () => {
+    const stray = await createSchematic(
+      base,
+      `customization:\n  systemExtensions:\n    officialExtensions: [${dummy}, siderolabs/gone]\n`,
+    );
+    const res = await fetch(`${base}/?target=metal&version=1.10.3&arch=amd64&schematic-id=${stray}&edit=1`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /Not available for Talos v1\.10\.3, so left out:<\/p><ul><li><code>siderolabs\/gone<\/code>/);
+    assert.match(text, new RegExp(`value="${dummy}" aria-describedby="extension-\\d+-text" checked`));
+  });
+
+  it("the result page's ISO link answers 200 with an ISO 9660 image", async () => {
+    assert.ok(isoDownload !== undefined, "the first pass reached the result page");
+    const { status, type, bytes } = await isoDownload;
+    assert.equal(status, 200, bytes.subarray(0, 500).toString("utf8"));
+    assert.equal(type, "application/x-iso9660-image");
+    assert.equal(bytes.subarray(0x8001, 0x8006).toString("latin1"), "CD001");
   });
 
   it("shows errors as pages with the API's statuses", async () => {
