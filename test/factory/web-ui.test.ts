@@ -4,9 +4,10 @@
 //   - mouse, JavaScript on: bare metal, v1.10.3, amd64, two extensions (found with the live filter), a kernel
 //     arg → the result page; its ID is what POST /schematics answers for the same schematic, its ISO link
 //     answers 200 with an ISO 9660 image; a screenshot of every step; an axe-core scan of every page;
-//   - JavaScript off: a single-board computer with the test bed overlay, the server-side extension filter,
+//   - JavaScript off, a phone's viewport: a single-board computer with the test bed overlay, the server-side extension filter,
 //     overlay options; then `?schematic-id=` reopens the wizard and lands on the same schematic;
-//   - keyboard only: Tab, Space, Enter through every step, the copy button;
+//   - keyboard only, dark colour scheme: Tab, Space, Enter through every step, the copy button, axe again;
+//   - served under the -external-url's path; cloud platforms; extensions a version lacks explained;
 //   - errors as pages with the API's statuses: an unknown version 404, a malformed one 400, an extension the
 //     version does not offer 400, the registry gone 502.
 // Screenshots go to test-artifacts/web-ui/ (README.md, "The web UI").
@@ -199,7 +200,8 @@ describe("web UI", () => {
   });
 
   it("works without JavaScript: a board with its overlay, the server-side filter; ?schematic-id= reopens it", async () => {
-    const context = await browser.newContext({ javaScriptEnabled: false });
+    // A phone's viewport: the layout reflows.
+    const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
     const page = await context.newPage();
     await page.goto(`${base}/`);
     await page.getByLabel("Single-board computer").check();
@@ -268,8 +270,8 @@ describe("web UI", () => {
     await context.close();
   });
 
-  it("can be used with the keyboard alone", async () => {
-    const context = await browser.newContext();
+  it("can be used with the keyboard alone (in the dark colour scheme)", async () => {
+    const context = await browser.newContext({ colorScheme: "dark", bypassCSP: true });
     await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
     const page = await context.newPage();
     /** Tabs until the focused element matches `selector` (at most 60 presses). */
@@ -315,7 +317,8 @@ describe("web UI", () => {
     await tabTo("#schematic-id button.copy");
     await page.keyboard.press("Enter");
     assert.equal(await clipboardText(page), await resultId(page));
-    await shot(page, "keyboard-result");
+    await shot(page, "keyboard-result-dark");
+    await axeScan(page, "result page, dark");
     await context.close();
   });
 
@@ -351,6 +354,26 @@ describe("web UI", () => {
     } finally {
       await prefixed.stop();
     }
+  });
+
+  it("offers cloud platforms, and links the platform's disk image and installer", async () => {
+    const step = await (await fetch(`${base}/?target=cloud&version=1.10.3`)).text();
+    assert.match(step, /<input type="radio" id="platform-aws" name="platform" value="aws" checked/);
+    assert.match(step, /id="platform-vmware"/);
+    assert.doesNotMatch(step, /id="platform-alibabacloud"/, "upstream offers it from 1.14.0-beta.2");
+    const done = await fetch(
+      `${base}/?target=cloud&version=1.10.3&platform=aws&arch=arm64&extensions=-&cmdline-set=1`,
+      { redirect: "manual" },
+    );
+    assert.equal(done.status, 303);
+    const location = done.headers.get("location") ?? "";
+    const id = location.slice(-64);
+    assert.equal(id, await createSchematic(base, "customization: {}\n"));
+    const result = await (await fetch(`${base}${location}`)).text();
+    assert.ok(result.includes(`href="${base}/image/${id}/v1.10.3/aws-arm64.raw.xz"`));
+    assert.ok(
+      result.includes(`talosctl upgrade --image 127.0.0.1:`) && result.includes(`/aws-installer/${id}:v1.10.3`),
+    );
   });
 
   it("explains extensions a reopened schematic has that the version does not offer", async () => {
