@@ -23,6 +23,7 @@ import type { AssetService } from "./assets/service.ts";
 import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
 import { registerTalosctlRoutes } from "./http/talosctl-routes.ts";
+import { registerUiRoutes } from "./http/ui-routes.ts";
 import { InstallerService } from "./installers/service.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
 import { registryClientOptionsFor } from "./registry-access.ts";
@@ -333,6 +334,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     const tls = config.http.tls
       ? { cert: await readFile(config.http.tls.certFile), key: await readFile(config.http.tls.keyFile) }
       : undefined;
+    const talosctl = new TalosctlService({ resolver, image: config.images.talosctl });
     const app = buildFactoryApp({
       logger,
       schematics,
@@ -361,10 +363,16 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
       },
       registerRoutes: (app) => {
         registerSourceRoutes(app, sources);
-        registerTalosctlRoutes(app, {
+        registerTalosctlRoutes(app, { versions: sources.versions, talosctl, externalUrl: config.http.externalUrl });
+        registerUiRoutes(app, {
+          schematics,
           versions: sources.versions,
-          talosctl: new TalosctlService({ resolver, image: config.images.talosctl }),
+          catalogs: sources.catalogs,
+          officialExtensionCatalog: config.images.extensionManifest,
           externalUrl: config.http.externalUrl,
+          externalPxeUrl: config.http.externalPxeUrl,
+          secureBootEnabled: config.secureBoot.enabled,
+          talosctl,
         });
       },
       timeouts: { headersMs: config.http.readHeaderTimeoutMs, requestMs: config.http.readTimeoutMs },

@@ -19,7 +19,7 @@ function typedError(err: unknown): unknown {
 }
 
 /** The text sent for an error: the message of a typed error, nothing internal for anything else. */
-function publicMessage(err: unknown, status: number): string {
+export function publicMessage(err: unknown, status: number): string {
   if (err instanceof AppError && status < 500) return err.message;
   if (err instanceof AppError && (err.kind === "Upstream" || err.kind === "Integrity" || err.kind === "NotImplemented"))
     return err.message;
