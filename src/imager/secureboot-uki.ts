@@ -9,7 +9,13 @@ import { parsePe, readSection } from "../formats/pe.ts";
 import { profileText, type UkiContents } from "../formats/uki.ts";
 import { signPeFile } from "../signing/authenticode.ts";
 import type { CertifiedSigner, DigestSigner } from "../signing/digest-signer.ts";
-import { pcrPublicKeyPem, pcrSignatureJson, signPcrPolicy } from "../talos/uki-measure.ts";
+import {
+  pcrPublicKeyPem,
+  pcrSignatureBanks,
+  pcrSignatureJson,
+  sectionDigests,
+  signPcrPolicyOfDigests,
+} from "../talos/uki-measure.ts";
 
 export interface SecureBootSigners {
   /** Signs UKIs and systemd-boot (Authenticode) and the enrollment databases; its certificate goes in db. */
@@ -43,19 +49,23 @@ export async function withPcrSignatures(
   if (contents.uname !== undefined) base.set(".uname", text(contents.uname));
   const sbat = readSection(stub, parsePe(stub), ".sbat");
   if (sbat !== undefined) base.set(".sbat", { content: sbat });
+  // The shared sections (the kernel and initramfs above all) are read once; a profile only adds its own
+  // `.profile` and, when it has one, its `.cmdline` in place of the main one.
+  const baseDigests = await sectionDigests(base, pcrSignatureBanks, signal);
   const measured: Map<string, SectionSource>[] = [];
   if (withProfiles)
     for (const profile of [{ id: "main" }, ...(contents.profiles ?? [])]) {
-      const sections = new Map(base);
-      sections.set(".profile", text(profileText(profile)));
+      const own = new Map<string, SectionSource>([[".profile", text(profileText(profile))]]);
       if ("cmdline" in profile && profile.cmdline !== undefined && profile.cmdline !== "")
-        sections.set(".cmdline", text(profile.cmdline));
-      measured.push(sections);
+        own.set(".cmdline", text(profile.cmdline));
+      measured.push(own);
     }
-  else measured.push(base);
+  else measured.push(new Map());
   const pcrSignatures: SectionSource[] = [];
-  for (const sections of measured)
-    pcrSignatures.push(text(pcrSignatureJson(await signPcrPolicy(sections, pcrSigner, signal))));
+  for (const own of measured) {
+    const digests = new Map([...baseDigests, ...(await sectionDigests(own, pcrSignatureBanks, signal))]);
+    pcrSignatures.push(text(pcrSignatureJson(await signPcrPolicyOfDigests(digests, pcrSigner, signal))));
+  }
   return { ...contents, pcrPublicKey, pcrSignatures };
 }
 

@@ -62,12 +62,20 @@ export function pcrPublicKeyPem(publicKey: KeyObject): string {
   return publicKey.export({ type: "spki", format: "pem" }).toString();
 }
 
-/** Each section's digest in each bank, reading every file once. */
-async function sectionDigests(
+/** Each measured section's digest in every bank (name → bank → digest). */
+export type SectionDigests = ReadonlyMap<string, Readonly<Record<PcrBank, Buffer>>>;
+
+/**
+ * Each section's digest in each of `banks`, reading every section once for all banks. A caller measuring
+ * several section sets that share large sections (a UKI's boot profiles share its kernel and initramfs)
+ * computes the shared ones once and merges in the rest.
+ */
+export async function sectionDigests(
   sections: ReadonlyMap<string, SectionSource>,
-  banks: readonly PcrBank[],
+  banks: readonly PcrBank[] = pcrSignatureBanks,
   signal?: AbortSignal,
 ): Promise<Map<string, Record<PcrBank, Buffer>>> {
+  checkSections(sections);
   const out = new Map<string, Record<PcrBank, Buffer>>();
   for (const [name, source] of sections) {
     const hashes = banks.map((bank) => [bank, createHash(bank)] as [PcrBank, Hash]);
@@ -81,20 +89,25 @@ async function sectionDigests(
 }
 
 /** Refuses sections systemd-stub would not measure (their order is unknown, so the prediction would be wrong). */
-function checkSections(sections: ReadonlyMap<string, SectionSource>): void {
+function checkSections(sections: ReadonlyMap<string, unknown>): void {
   for (const name of sections.keys())
     if (!measuredSectionOrder.includes(name)) throw new RangeError(`UKI section ${name} is not a measured section`);
 }
+
+type PcrPrediction = Map<PcrBank, { phase: string; value: Buffer; signed: boolean }[]>;
 
 /** PCR 11 of `bank` after each section and phase, as the boot leaves it at each signed phase. */
 export async function predictUkiPcr(
   sections: ReadonlyMap<string, SectionSource>,
   banks: readonly PcrBank[] = pcrSignatureBanks,
   signal?: AbortSignal,
-): Promise<Map<PcrBank, { phase: string; value: Buffer; signed: boolean }[]>> {
-  checkSections(sections);
-  const digests = await sectionDigests(sections, banks, signal);
-  const out = new Map<PcrBank, { phase: string; value: Buffer; signed: boolean }[]>();
+): Promise<PcrPrediction> {
+  return predictFromDigests(await sectionDigests(sections, banks, signal), banks);
+}
+
+function predictFromDigests(digests: SectionDigests, banks: readonly PcrBank[]): PcrPrediction {
+  checkSections(digests);
+  const out: PcrPrediction = new Map();
   for (const bank of banks) {
     const pcr = new PcrValue(bank);
     for (const name of measuredSectionOrder) {
@@ -119,10 +132,19 @@ export async function signPcrPolicy(
   signer: DigestSigner,
   signal?: AbortSignal,
 ): Promise<PcrSignatureData> {
+  return await signPcrPolicyOfDigests(await sectionDigests(sections, pcrSignatureBanks, signal), signer, signal);
+}
+
+/** signPcrPolicy from the sections' digests (sectionDigests in every bank of pcrSignatureBanks). */
+export async function signPcrPolicyOfDigests(
+  digests: SectionDigests,
+  signer: DigestSigner,
+  signal?: AbortSignal,
+): Promise<PcrSignatureData> {
   const pkfp = createHash("sha256")
     .update(signer.publicKey.export({ type: "pkcs1", format: "der" }))
     .digest("hex");
-  const predicted = await predictUkiPcr(sections, pcrSignatureBanks, signal);
+  const predicted = predictFromDigests(digests, pcrSignatureBanks);
   const data: PcrSignatureData = {};
   for (const bank of pcrSignatureBanks) {
     const entries: BankSignature[] = [];
