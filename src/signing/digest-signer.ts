@@ -1,20 +1,19 @@
 // The signer below every Secure Boot signature (Authenticode on PE files, PCR policy signatures, EFI
 // authenticated variables): it signs a digest computed by the caller with a named hash, and gives the
 // certificate that goes with the key. The file implementation reads a PEM RSA key (PKCS#1 or PKCS#8) and a PEM
-// certificate; a KMS or HSM implementation needs only `signDigest` and the certificate, since nothing here
-// ever holds the message itself.
+// certificate through src/signing/pem-files.ts, as the factory configuration does; a KMS or HSM implementation
+// needs only `signDigest` and the certificate, since nothing here ever holds the message itself.
 
 import {
   constants,
   createHash,
-  createPrivateKey,
   createPublicKey,
   type KeyObject,
   privateEncrypt,
-  X509Certificate,
+  type X509Certificate,
 } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { badRequest } from "../errors.ts";
+import { badRequest, isAppError } from "../errors.ts";
+import { FileProblem, readPemCertificate, readPemPrivateKey } from "./pem-files.ts";
 
 export type DigestAlgorithm = "sha256" | "sha384" | "sha512";
 
@@ -45,7 +44,6 @@ const digestLength: Record<DigestAlgorithm, number> = { sha256: 32, sha384: 48, 
 
 /** Smallest RSA modulus accepted for Secure Boot keys (UEFI firmware takes 2048 and up). */
 export const minRsaBits = 2048;
-const maxPemBytes = 64 * 1024;
 
 /** RSASSA-PKCS1-v1_5 over a digest with a local key. */
 export function rsaSignDigest(key: KeyObject, digest: Uint8Array, algorithm: DigestAlgorithm): Buffer {
@@ -62,52 +60,42 @@ export interface KeyPairCheck {
   certificate: X509Certificate;
 }
 
+/** Where a key and its certificate came from (a flag and file, or a path), for messages. */
+export interface KeyPairOrigins {
+  key: string;
+  certificate: string;
+}
+
+/** The problem when the certificate does not certify the key (any key type), naming both; else undefined. */
+export function certificateKeyMismatch(pair: KeyPairCheck, origins: KeyPairOrigins): string | undefined {
+  return pair.certificate.checkPrivateKey(pair.key)
+    ? undefined
+    : `${origins.certificate}: does not certify the key of ${origins.key}`;
+}
+
 /**
- * Everything wrong with a key and certificate pair, each problem naming `origin` (the flag or file): not RSA,
- * too small, the certificate not for this key, not valid now. Empty when the pair is usable.
+ * Everything wrong with a Secure Boot key and certificate pair, each problem naming its origin: the key not
+ * RSA or too small, the certificate not for this key, not valid now. Empty when the pair is usable.
  */
-export function keyPairProblems(pair: KeyPairCheck, origin: string, now = new Date()): string[] {
-  const { key, certificate } = pair;
-  const problems = keyProblems(key, origin);
-  if (!certificate.checkPrivateKey(key)) problems.push(`${origin}: the certificate is not for this key`);
+export function keyPairProblems(pair: KeyPairCheck, origins: KeyPairOrigins, now = new Date()): string[] {
+  const { certificate } = pair;
+  const problems = keyProblems(pair.key, origins.key);
+  const mismatch = certificateKeyMismatch(pair, origins);
+  if (mismatch !== undefined) problems.push(mismatch);
   if (now < new Date(certificate.validFrom))
-    problems.push(`${origin}: the certificate is not valid before ${certificate.validFrom}`);
-  if (now > new Date(certificate.validTo)) problems.push(`${origin}: the certificate expired ${certificate.validTo}`);
+    problems.push(`${origins.certificate}: the certificate is not valid before ${certificate.validFrom}`);
+  if (now > new Date(certificate.validTo))
+    problems.push(`${origins.certificate}: the certificate expired ${certificate.validTo}`);
   return problems;
 }
 
-async function readPem(path: string, what: string): Promise<string> {
-  let text: string;
+/** `read(path)`, a FileProblem turned into a bad request naming `origin`. */
+async function readNamed<T>(read: (path: string) => Promise<T>, path: string, origin: string): Promise<T> {
   try {
-    const data = await readFile(path);
-    if (data.length > maxPemBytes) throw badRequest(`${what} ${path} is larger than ${maxPemBytes} bytes`);
-    text = data.toString("utf8");
+    return await read(path);
   } catch (err) {
-    if (err instanceof Error && "code" in err) throw badRequest(`${what} ${path}: ${err.message}`);
+    if (err instanceof FileProblem) throw badRequest(`${origin}: ${err.message}`);
     throw err;
-  }
-  return text;
-}
-
-/** Parses a PEM RSA private key (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`). */
-export function parsePrivateKeyPem(text: string, origin: string): KeyObject {
-  if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(text))
-    throw badRequest(`${origin}: expected a PEM "PRIVATE KEY" or "RSA PRIVATE KEY" (unencrypted)`);
-  try {
-    return createPrivateKey({ key: text, format: "pem" });
-  } catch (err) {
-    throw badRequest(`${origin}: not a readable private key (${(err as Error).message})`);
-  }
-}
-
-/** Parses a PEM certificate (the first one, if several). */
-export function parseCertificatePem(text: string, origin: string): X509Certificate {
-  const match = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(text);
-  if (match === null) throw badRequest(`${origin}: expected a PEM "CERTIFICATE"`);
-  try {
-    return new X509Certificate(match[0]);
-  } catch (err) {
-    throw badRequest(`${origin}: not a readable certificate (${(err as Error).message})`);
   }
 }
 
@@ -148,37 +136,42 @@ export function keyProblems(key: KeyObject, origin: string): string[] {
 
 /** Reads a bare RSA signing key file (the PCR signing key), checked. */
 export async function fileKeySigner(keyPath: string, origin = keyPath): Promise<DigestSigner> {
-  const key = parsePrivateKeyPem(await readPem(keyPath, "key file"), origin);
-  const problems = keyProblems(key, origin);
-  if (problems.length > 0) throw badRequest(`unusable signing key: ${problems.join("; ")}`, "SIGNING_KEY_INVALID");
+  let problems: string[];
+  let key: KeyObject | undefined;
+  try {
+    key = await readNamed(readPemPrivateKey, keyPath, origin);
+    problems = keyProblems(key, origin);
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    problems = [err.message];
+  }
+  if (problems.length > 0 || key === undefined)
+    throw badRequest(`unusable signing key: ${problems.join("; ")}`, "SIGNING_KEY_INVALID", problems);
   return localKeySigner(key, `key file ${keyPath}`);
 }
 
 /**
- * Reads a key file and a certificate file (`keyOrigin`/`certOrigin` name where they came from, e.g. the flag)
- * and checks them together; every problem is reported at once.
+ * Reads a key file and a certificate file (`origins` name where they came from, e.g. the flag; default the
+ * paths) and checks them together; every problem is reported at once.
  */
 export async function fileDigestSigner(
   keyPath: string,
   certPath: string,
-  origins: { key: string; certificate: string } = { key: keyPath, certificate: certPath },
+  origins: KeyPairOrigins = { key: keyPath, certificate: certPath },
 ): Promise<CertifiedSigner> {
+  const [key, certificate] = await Promise.allSettled([
+    readNamed(readPemPrivateKey, keyPath, origins.key),
+    readNamed(readPemCertificate, certPath, origins.certificate),
+  ]);
   const problems: string[] = [];
-  let key: KeyObject | undefined;
-  let certificate: X509Certificate | undefined;
-  try {
-    key = parsePrivateKeyPem(await readPem(keyPath, "key file"), origins.key);
-  } catch (err) {
-    problems.push((err as Error).message);
-  }
-  try {
-    certificate = parseCertificatePem(await readPem(certPath, "certificate file"), origins.certificate);
-  } catch (err) {
-    problems.push((err as Error).message);
-  }
-  if (key !== undefined && certificate !== undefined)
-    problems.push(...keyPairProblems({ key, certificate }, `${origins.key} with ${origins.certificate}`));
-  if (problems.length > 0 || key === undefined || certificate === undefined)
+  for (const read of [key, certificate])
+    if (read.status === "rejected") {
+      if (!isAppError(read.reason)) throw read.reason;
+      problems.push(read.reason.message);
+    }
+  if (key.status === "fulfilled" && certificate.status === "fulfilled")
+    problems.push(...keyPairProblems({ key: key.value, certificate: certificate.value }, origins));
+  if (problems.length > 0 || key.status !== "fulfilled" || certificate.status !== "fulfilled")
     throw badRequest(`unusable signing key:\n  ${problems.join("\n  ")}`, "SIGNING_KEY_INVALID", problems);
-  return localCertifiedSigner({ key, certificate }, `key file ${keyPath}`);
+  return localCertifiedSigner({ key: key.value, certificate: certificate.value }, `key file ${keyPath}`);
 }

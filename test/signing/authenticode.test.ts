@@ -159,8 +159,7 @@ describe("signing keys are checked when loaded", () => {
     const [ecKey] = await keyPair("ec", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
     await assert.rejects(
       fileDigestSigner(ecKey, join(dir, "uki-signing.crt")),
-      (e) =>
-        isAppError(e, "BadRequest") && /not RSA/.test(e.message) && /certificate is not for this key/.test(e.message),
+      (e) => isAppError(e, "BadRequest") && /not RSA/.test(e.message) && /does not certify the key of/.test(e.message),
     );
     const [smallKey, smallCert] = await keyPair("small", ["-newkey", "rsa:1024"]);
     await assert.rejects(fileDigestSigner(smallKey, smallCert), /1024 bits, fewer than 2048/);
