@@ -17,12 +17,10 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { after, before, describe, test } from "node:test";
 import { testbedProfileArg } from "../../src/testbed/release-overlay.ts";
 import {
-  createSchematic,
   type FactoryUnderTest,
   type PublishedTestbed,
-  publishTestbed,
-  startSeedFactory,
-  waitFor200,
+  type SeedBed,
+  startSeedBed,
 } from "../factory/service-harness.ts";
 import { boot, bootUnavailable, type TestbedReport } from "./harness.ts";
 
@@ -51,6 +49,7 @@ ${extraArgs.map((arg) => `    - ${arg}\n`).join("")}  meta:
 `;
 
 describe("what the factory serves boots", { skip }, () => {
+  let bed: SeedBed | undefined;
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
   let base: string;
@@ -58,16 +57,12 @@ describe("what the factory serves boots", { skip }, () => {
   let work: string;
 
   before(async () => {
-    testbed = await publishTestbed();
-    running = await startSeedFactory(testbed);
-    base = running.factory.url.replace(/\/$/, "");
-    await waitFor200(`${base}/readyz`);
-    id = await createSchematic(base, schematicYaml);
+    bed = await startSeedBed({ schematic: schematicYaml });
+    ({ testbed, running, base, id } = bed);
     work = await mkdtemp(join(running.dataDir, "..", "boot-"));
   });
   after(async () => {
-    await running?.stop();
-    await testbed?.stop();
+    await bed?.stop();
   });
 
   /** Downloads a factory path to a file, streamed. */

@@ -21,14 +21,7 @@ import { parsePe, readSection } from "../../src/formats/pe.ts";
 import { readDiskGpt } from "../../src/imager/disk/assemble.ts";
 import { testbedBoardText, testbedProfileArg } from "../../src/testbed/release-overlay.ts";
 import { mtype } from "../../src/tools/mtools.ts";
-import {
-  createSchematic,
-  type FactoryUnderTest,
-  type PublishedTestbed,
-  publishTestbed,
-  startSeedFactory,
-  waitFor200,
-} from "./service-harness.ts";
+import { createSchematic, type PublishedTestbed, type SeedBed, startSeedBed } from "./service-harness.ts";
 
 const version = "v1.10.3";
 const schematicArg = "overlay.schematic=1";
@@ -43,21 +36,18 @@ customization:
     - ${schematicArg}
 `;
 
+let bed: SeedBed | undefined;
 let testbed: PublishedTestbed;
-let factory: FactoryUnderTest;
 let base: string;
 let scratch: string;
 
 before(async () => {
-  testbed = await publishTestbed();
-  factory = await startSeedFactory(testbed);
-  base = factory.factory.url.replace(/\/$/, "");
-  await waitFor200(`${base}/versions`);
+  bed = await startSeedBed({ ready: "/versions" });
+  ({ testbed, base } = bed);
   scratch = await mkdtemp(join(tmpdir(), "overlay-test-"));
 });
 after(async () => {
-  await factory?.stop();
-  await testbed?.stop();
+  await bed?.stop();
   if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
 });
 

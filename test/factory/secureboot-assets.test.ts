@@ -28,10 +28,10 @@ import {
   createSchematic,
   type FactoryUnderTest,
   type PublishedTestbed,
-  publishTestbed,
+  type SeedBed,
   seedArgv,
   startFactoryUnderTest,
-  startSeedFactory,
+  startSeedBed,
   waitFor200,
 } from "./service-harness.ts";
 
@@ -43,6 +43,7 @@ function sbverify(cert: string, file: string): boolean {
 }
 
 describe("Secure Boot assets", () => {
+  let bed: SeedBed | undefined;
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
   let base: string;
@@ -51,7 +52,6 @@ describe("Secure Boot assets", () => {
   let microsoft: WellKnownCertificates;
 
   before(async () => {
-    testbed = await publishTestbed();
     work = await mkdtemp(join(tmpdir(), "secureboot-assets-"));
     // The operator's directory of the well-known certificates, filled from Debian's package (the package store
     // of the test machine; test/imager/well-known-certificates.test.ts checks that source itself).
@@ -60,14 +60,14 @@ describe("Secure Boot assets", () => {
     await mkdir(join(work, "well-known"));
     for (const [i, der] of [...wellKnown.kek, ...wellKnown.db].entries())
       await writeFile(join(work, "well-known", `${i}.der`), der);
-    running = await startSeedFactory(testbed, ["-secureboot-well-known-certificates-dir", join(work, "well-known")]);
-    base = running.factory.url.replace(/\/$/, "");
-    await waitFor200(`${base}/readyz`);
-    id = await createSchematic(base, `customization:\n  extraKernelArgs:\n    - ${extraArg}\n`);
+    bed = await startSeedBed({
+      extra: ["-secureboot-well-known-certificates-dir", join(work, "well-known")],
+      schematic: `customization:\n  extraKernelArgs:\n    - ${extraArg}\n`,
+    });
+    ({ testbed, running, base, id } = bed);
   });
   after(async () => {
-    await running?.stop();
-    await testbed?.stop();
+    await bed?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 

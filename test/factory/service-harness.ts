@@ -156,6 +156,50 @@ export function startSeedFactory(testbed: PublishedTestbed, extra: string[] = []
   return startFactoryUnderTest((keys, dataDir) => [...seedArgv(testbed, keys, dataDir), ...extra]);
 }
 
+export interface SeedBed {
+  testbed: PublishedTestbed;
+  running: FactoryUnderTest;
+  /** The factory's URL without the trailing slash. */
+  base: string;
+  /** The ID of the schematic startSeedBed was given; "" when none was. */
+  id: string;
+  /** Stops the factory, then the test bed. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The test bed published and the seed factory started on it (`extra` flags after the seed's), once `ready` (a
+ * path, default /readyz) answers 200; with `schematic` (YAML), that schematic created. What started is stopped
+ * again when a step fails.
+ */
+export async function startSeedBed(
+  options: { ready?: string; schematic?: string; extra?: string[] } = {},
+): Promise<SeedBed> {
+  const testbed = await publishTestbed();
+  let running: FactoryUnderTest | undefined;
+  try {
+    running = await startSeedFactory(testbed, options.extra);
+    const base = running.factory.url.replace(/\/$/, "");
+    await waitFor200(`${base}${options.ready ?? "/readyz"}`);
+    const id = options.schematic === undefined ? "" : await createSchematic(base, options.schematic);
+    const factory = running;
+    return {
+      testbed,
+      running,
+      base,
+      id,
+      async stop() {
+        await factory.stop();
+        await testbed.stop();
+      },
+    };
+  } catch (err) {
+    await running?.stop();
+    await testbed.stop();
+    throw err;
+  }
+}
+
 /** Polls `url` until it answers 200 (the version list loads in the background). */
 export async function waitFor200(url: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
