@@ -1,0 +1,218 @@
+// Scale-out: three factory processes ("replicas", each with its own data directory) share one external
+// registry — the real CNCF distribution (docker-registry) — for the schematic repository, the asset cache
+// (signed with one shared cache signing key) and the installers' internal repository, and serve each other's
+// builds from it. Sources come from the test bed release (the seed command line, service-harness.ts).
+//
+// Upstream does the same with no coordination between replicas beyond the registry: image-factory
+// internal/asset/cache/registry/registry.go (Get: HEAD the tag, verify the signature with the cache key, else
+// a miss; Put: push the image tagged with the profile ID, then sign it), internal/schematic/storage/registry
+// (schematics by ID), internal/frontend/http/registry.go (an installer tag signed by the cache key is answered
+// as is). Concurrent first requests on several replicas may each build; reproducible builds make their pushes
+// the same image, so the tag ends at one manifest whichever push comes last.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
+import { type RunningFactory, startFactory } from "../../src/factory/run.ts";
+import { RegistryClient } from "../../src/oci/client/client.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { startDistribution } from "../harness/distribution.ts";
+import type { RunningRegistry } from "../harness/types.ts";
+import { type KeyFiles, makeKeyFiles } from "./config-fixtures.ts";
+import {
+  capturingLogger,
+  createSchematic,
+  metricSum,
+  type PublishedTestbed,
+  publishTestbed,
+  seedArgv,
+  waitFor200,
+} from "./service-harness.ts";
+
+const version = "v1.10.3";
+
+interface Replica {
+  name: string;
+  factory: RunningFactory;
+  logs: Array<Record<string, unknown>>;
+  base: string;
+  metrics(): Promise<string>;
+}
+
+/** The seed command line with the three shared repositories moved to `shared` (the distribution registry). */
+function replicaArgv(testbed: PublishedTestbed, shared: string, keys: KeyFiles, dataDir: string): string[] {
+  const argv = seedArgv(testbed, keys, dataDir);
+  const moved: Record<string, string> = {
+    "-cache-repository": `${shared}/image-factory/cache`,
+    "-schematic-service-repository": `${shared}/image-factory/schematics`,
+    "-installer-internal-repository": `${shared}/image-factory/installer`,
+  };
+  return argv.map((arg, i) => {
+    const flag = argv[i - 1];
+    return flag !== undefined && moved[flag] !== undefined ? moved[flag] : arg;
+  });
+}
+
+async function builds(replica: Replica, kind?: string): Promise<number> {
+  return metricSum(
+    await replica.metrics(),
+    "image_factory_assets_built_total",
+    kind === undefined ? "" : `output_kind="${kind}"`,
+  );
+}
+
+async function download(replica: Replica, path: string): Promise<{ sha256: string; size: number; etag: string }> {
+  const res = await fetch(`${replica.base}${path}`);
+  const body = Buffer.from(await res.arrayBuffer());
+  assert.equal(res.status, 200, `${replica.name} ${path}: ${body.subarray(0, 500).toString("utf8")}`);
+  return {
+    sha256: createHash("sha256").update(body).digest("hex"),
+    size: body.length,
+    etag: res.headers.get("etag") ?? "",
+  };
+}
+
+describe("three replicas sharing one distribution registry", () => {
+  let testbed: PublishedTestbed;
+  let registry: RunningRegistry;
+  let keys: KeyFiles;
+  let work: string;
+  const replicas: Replica[] = [];
+  let id: string;
+
+  before(async () => {
+    testbed = await publishTestbed();
+    registry = await startDistribution();
+    // One cache signing key (and Secure Boot keys) for all replicas: each must verify the others' entries.
+    keys = await makeKeyFiles();
+    work = await mkdtemp(join(tmpdir(), "scale-out-"));
+    for (const name of ["A", "B", "C"]) {
+      const logs: Array<Record<string, unknown>> = [];
+      const config = await parseFactoryCommandLine(
+        replicaArgv(testbed, registry.host, keys, join(work, `data-${name}`)),
+        {},
+      );
+      const factory = await startFactory(config, {
+        logger: capturingLogger(logs),
+        print: () => {},
+        processMetrics: false,
+      });
+      const metricsUrl = factory.metricsUrl as string;
+      replicas.push({
+        name,
+        factory,
+        logs,
+        base: factory.url,
+        metrics: async () => (await fetch(metricsUrl)).text(),
+      });
+    }
+    for (const replica of replicas) await waitFor200(`${replica.base}/readyz`);
+  });
+  after(async () => {
+    for (const replica of replicas) await replica.factory.close();
+    await registry?.stop();
+    await testbed?.stop();
+    await keys?.cleanup();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  const [a, b, c] = [0, 1, 2].map((i) => () => replicas[i] as Replica);
+
+  it("a schematic created on A is readable on B and C, and a duplicate create on C stores nothing new", async () => {
+    const yaml = "customization:\n  extraKernelArgs:\n    - scale.out=yes\n";
+    id = await createSchematic(a().base, yaml);
+    const canonical = await (await fetch(`${a().base}/schematics/${id}`)).text();
+    for (const replica of [b(), c()]) {
+      const res = await fetch(`${replica.base}/schematics/${id}`);
+      assert.equal(res.status, 200, `${replica.name}: ${await res.clone().text()}`);
+      assert.equal(await res.text(), canonical);
+    }
+    // Stored once in the shared repository, tagged with the ID.
+    const repo = new RegistryClient({ insecure: [registry.host], certsDirs: [] }).repository(
+      `${registry.host}/image-factory/schematics`,
+    );
+    assert.deepEqual(await repo.listTags(), [id]);
+    const again = await fetch(`${c().base}/schematics`, {
+      method: "POST",
+      headers: { "Content-Type": "application/yaml" },
+      body: yaml,
+    });
+    assert.equal(again.status, 201);
+    assert.equal(((await again.json()) as { id: string }).id, id);
+    assert.equal(metricSum(await c().metrics(), "image_factory_schematic_duplicate_create_total"), 1);
+  });
+
+  it("an asset built on A is a cache hit on B and C: same bytes, no build there", async () => {
+    const path = `/image/${id}/${version}/kernel-amd64`;
+    const built = await download(a(), path);
+    assert.equal(await builds(a(), "kernel"), 1);
+    for (const replica of [b(), c()]) {
+      const got = await download(replica, path);
+      assert.deepEqual(got, built, replica.name);
+      assert.equal(await builds(replica), 0, `${replica.name} built nothing`);
+      assert.equal(
+        metricSum(await replica.metrics(), "image_factory_assets_delivered_cached_total", 'output_kind="kernel"'),
+        1,
+        `${replica.name} answered from the shared cache`,
+      );
+    }
+  });
+
+  it("concurrent first requests on the three replicas leave one signed entry and identical bytes", async () => {
+    const path = `/image/${id}/${version}/initramfs-amd64.xz`;
+    const before = await Promise.all(replicas.map((r) => builds(r, "initramfs")));
+    const got = await Promise.all(replicas.map((r) => download(r, path)));
+    for (const other of got.slice(1)) assert.deepEqual(other, got[0], "identical bytes on every replica");
+    const after = await Promise.all(replicas.map((r) => builds(r, "initramfs")));
+    const total = after.reduce((sum, n, i) => sum + n - (before[i] as number), 0);
+    assert.ok(total >= 1 && total <= 3, `between one and three builds (${total})`);
+
+    // One tag in the cache repository for this asset, whose layer is the bytes served, signed by the cache key.
+    const client = new RegistryClient({ insecure: [registry.host], certsDirs: [] });
+    const cache = client.repository(`${registry.host}/image-factory/cache`);
+    const tags = (await cache.listTags()).filter((tag) => /^[0-9a-f]{64}$/.test(tag));
+    const withLayer: string[] = [];
+    for (const tag of tags) {
+      const record = await cache.getManifest(tag);
+      const manifest = JSON.parse(record.body.toString("utf8")) as { layers: Array<{ digest: string; size: number }> };
+      if (manifest.layers.some((layer) => layer.digest === `sha256:${got[0]?.sha256}`)) withLayer.push(tag);
+    }
+    assert.equal(withLayer.length, 1, `one cache entry holds the initramfs (${withLayer.join(", ")})`);
+    const tag = withLayer[0] as string;
+
+    const publicKey = await (await fetch(`${b().base}/oci/cosign/signing-key.pub`)).text();
+    assert.equal(publicKey, await (await fetch(`${a().base}/oci/cosign/signing-key.pub`)).text());
+    const keyFile = join(work, "cache.pub");
+    await writeFile(keyFile, publicKey);
+    const home = await mkdtemp(join(work, "home-"));
+    const verified = await runCli(
+      ["verify", "--insecure", "--key", keyFile, `${registry.host}/image-factory/cache:${tag}`],
+      isolatedEnv(home),
+      120_000,
+    );
+    assert.equal(verified.code, 0, verified.stderr);
+
+    // A fourth request on each replica is a hit.
+    for (const replica of replicas) assert.deepEqual(await download(replica, path), got[0]);
+    const final = await Promise.all(replicas.map((r) => builds(r, "initramfs")));
+    assert.deepEqual(final, after, "no build after the entry exists");
+  });
+
+  it("an installer built through A is answered by B from the shared repository without a rebuild", async () => {
+    const manifestPath = `/v2/installer/${id}/manifests/${version}`;
+    const first = await fetch(`${a().base}${manifestPath}`, { redirect: "manual" });
+    assert.equal(first.status, 307, await first.text());
+    const location = first.headers.get("location");
+    assert.equal(a().logs.filter((l) => l.msg === "installer image built, signed and tagged").length, 1);
+    const installerBuildsOnB = await builds(b(), "installer");
+    const second = await fetch(`${b().base}${manifestPath}`, { redirect: "manual" });
+    assert.equal(second.status, 307, await second.text());
+    assert.equal(second.headers.get("location"), location, "the same index digest");
+    assert.equal(b().logs.filter((l) => l.msg === "installer image built, signed and tagged").length, 0);
+    assert.equal(await builds(b(), "installer"), installerBuildsOnB, "B built no installer tarball");
+  });
+});
