@@ -120,7 +120,9 @@ describe("three replicas sharing one distribution registry", () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const [a, b, c] = [0, 1, 2].map((i) => () => replicas[i] as Replica);
+  const a = () => replicas[0] as Replica;
+  const b = () => replicas[1] as Replica;
+  const c = () => replicas[2] as Replica;
 
   it("a schematic created on A is readable on B and C, and a duplicate create on C stores nothing new", async () => {
     const yaml = "customization:\n  extraKernelArgs:\n    - scale.out=yes\n";
@@ -162,7 +164,7 @@ describe("three replicas sharing one distribution registry", () => {
     }
   });
 
-  it("concurrent first requests on the three replicas leave one signed entry and identical bytes", async () => {
+  it("concurrent first requests on the three replicas leave one signed entry and identical bytes", async (t) => {
     const path = `/image/${id}/${version}/initramfs-amd64.xz`;
     const before = await Promise.all(replicas.map((r) => builds(r, "initramfs")));
     const got = await Promise.all(replicas.map((r) => download(r, path)));
@@ -170,6 +172,7 @@ describe("three replicas sharing one distribution registry", () => {
     const after = await Promise.all(replicas.map((r) => builds(r, "initramfs")));
     const total = after.reduce((sum, n, i) => sum + n - (before[i] as number), 0);
     assert.ok(total >= 1 && total <= 3, `between one and three builds (${total})`);
+    t.diagnostic(`builds for three concurrent first requests: ${total}`);
 
     // One tag in the cache repository for this asset, whose layer is the bytes served, signed by the cache key.
     const client = new RegistryClient({ insecure: [registry.host], certsDirs: [] });
@@ -214,5 +217,32 @@ describe("three replicas sharing one distribution registry", () => {
     assert.equal(second.headers.get("location"), location, "the same index digest");
     assert.equal(b().logs.filter((l) => l.msg === "installer image built, signed and tagged").length, 0);
     assert.equal(await builds(b(), "installer"), installerBuildsOnB, "B built no installer tarball");
+  });
+
+  it("with the shared registry down: known schematics still read, the rest is a 502/503 naming the repository", async (t) => {
+    await registry.stop();
+    const replica = b();
+    // The schematic memo answers what this replica has read.
+    const known = await fetch(`${replica.base}/schematics/${id}`);
+    assert.equal(known.status, 200, await known.clone().text());
+    const created = await fetch(`${replica.base}/schematics`, {
+      method: "POST",
+      headers: { "Content-Type": "application/yaml" },
+      body: "customization:\n  extraKernelArgs:\n    - registry.down=yes\n",
+    });
+    const createdText = await created.text();
+    // A registry outage is the upstream side's fault: 502 or 503 (src/errors.ts), never a bare 500.
+    assert.ok([502, 503].includes(created.status), `${created.status} ${createdText}`);
+    t.diagnostic(`schematic create: ${created.status}`);
+    assert.match(createdText, /image-factory\/schematics/);
+    // Every asset request looks the entry up in the shared cache first, even one this replica has a copy of.
+    for (const asset of ["kernel-amd64", "cmdline-metal-amd64"]) {
+      const res = await fetch(`${replica.base}/image/${id}/${version}/${asset}`);
+      const text = await res.text();
+      assert.ok([502, 503].includes(res.status), `${asset}: ${res.status} ${text}`);
+      assert.match(text, /image-factory\/cache/, asset);
+      t.diagnostic(`${asset}: ${res.status} ${res.headers.get("retry-after") ?? "(no Retry-After)"}`);
+    }
+    assert.equal(await builds(replica, "cmdline"), 0, "nothing built while the cache cannot be read");
   });
 });
