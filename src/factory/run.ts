@@ -119,6 +119,14 @@ function sourceProxyImages(config: FactoryConfig): Record<string, string> {
 /** Creates the data directory's cache signing key when it is missing (the config said it would be). */
 async function ensureCacheSigningKey(config: FactoryConfig, log: Logger): Promise<void> {
   const key = config.cacheSigningKey;
+  const cache = config.stores.cache;
+  // A remote cache repository may be shared by replicas (docs/operating.md, Scale-out): each verifies the
+  // entries with its own key, so a key of this data directory alone makes every other replica's entry a miss.
+  if (!key.explicit && cache.kind === "remote")
+    log.warn(
+      { cacheRepository: cache.reference, file: key.file },
+      "the cache signing key is this data directory's own: factories sharing the cache repository cannot verify each other's entries (give them all the same -cache-signing-key-path)",
+    );
   if (key.explicit || key.privateKey !== undefined) return;
   await mkdir(dirname(key.file), { recursive: true, mode: 0o700 });
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });

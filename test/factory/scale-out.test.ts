@@ -219,6 +219,42 @@ describe("three replicas sharing one distribution registry", () => {
     assert.equal(await builds(b(), "installer"), installerBuildsOnB, "B built no installer tarball");
   });
 
+  it("a replica without the shared cache signing key warns at start and cannot use the others' entries", async () => {
+    const argv = replicaArgv(testbed, registry.host, keys, join(work, "data-D"));
+    const at = argv.indexOf("-cache-signing-key-path");
+    argv.splice(at, 2);
+    const logs: Array<Record<string, unknown>> = [];
+    const factory = await startFactory(await parseFactoryCommandLine(argv, {}), {
+      logger: capturingLogger(logs),
+      print: () => {},
+      processMetrics: false,
+    });
+    try {
+      const d: Replica = {
+        name: "D",
+        factory,
+        logs,
+        base: factory.url,
+        metrics: async () => (await fetch(factory.metricsUrl as string)).text(),
+      };
+      assert.ok(
+        logs.some((l) => l.level === 40 && String(l.msg).includes("-cache-signing-key-path")),
+        "a warning names the flag",
+      );
+      await waitFor200(`${d.base}/readyz`);
+      const path = `/image/${id}/${version}/kernel-amd64`;
+      const expected = await download(a(), path);
+      assert.deepEqual(await download(d, path), expected);
+      assert.equal(await builds(d, "kernel"), 1, "A's entry does not verify with D's key: D built it");
+      // D's signature is added beside A's (cosign appends), so A still reads its entry.
+      const aBuilds = await builds(a(), "kernel");
+      assert.deepEqual(await download(a(), path), expected);
+      assert.equal(await builds(a(), "kernel"), aBuilds);
+    } finally {
+      await factory.close();
+    }
+  });
+
   it("with the shared registry down: known schematics still read, the rest is a 502/503 naming the repository", async (t) => {
     await registry.stop();
     const replica = b();
