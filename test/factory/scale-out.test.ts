@@ -280,5 +280,16 @@ describe("three replicas sharing one distribution registry", () => {
       t.diagnostic(`${asset}: ${res.status} ${res.headers.get("retry-after") ?? "(no Retry-After)"}`);
     }
     assert.equal(await builds(replica, "cmdline"), 0, "nothing built while the cache cannot be read");
+    const installer = await fetch(`${replica.base}/v2/installer/${id}/manifests/${version}`, { redirect: "manual" });
+    const installerText = await installer.text();
+    assert.ok([502, 503].includes(installer.status), `installer: ${installer.status} ${installerText}`);
+    t.diagnostic(`installer manifest: ${installer.status}`);
+    // Readiness probes the shared repositories: a load balancer takes the replica out.
+    const ready = await fetch(`${replica.base}/readyz`);
+    const readyText = await ready.text();
+    assert.equal(ready.status, 503, readyText);
+    assert.match(readyText, new RegExp(registry.host.replace(/\./g, "\\.")));
+    const healthy = await fetch(`${replica.base}/healthz`);
+    assert.equal(healthy.status, 200, "alive: nothing to restart");
   });
 });
