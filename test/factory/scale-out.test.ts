@@ -270,6 +270,10 @@ describe("three replicas sharing one distribution registry", () => {
     // A registry outage is the upstream side's fault: 502 or 503 (src/errors.ts), never a bare 500.
     assert.ok([502, 503].includes(created.status), `${created.status} ${createdText}`);
     t.diagnostic(`schematic create: ${created.status}`);
+    const unknown = await fetch(`${replica.base}/schematics/${"ab".repeat(32)}`);
+    const unknownText = await unknown.text();
+    assert.ok([502, 503].includes(unknown.status), `an ID not in memory: ${unknown.status} ${unknownText}`);
+    t.diagnostic(`schematic read, not in memory: ${unknown.status}`);
     assert.match(createdText, /image-factory\/schematics/);
     // Every asset request looks the entry up in the shared cache first, even one this replica has a copy of.
     for (const asset of ["kernel-amd64", "cmdline-metal-amd64"]) {
