@@ -397,11 +397,21 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
       ],
     ],
   });
-  // The board overlay (release-overlay.ts), for the versions that have overlays.
+  // The board overlay (release-overlay.ts), for the versions that have overlays: per architecture, as the
+  // imager, installer and extensions are.
   const overlays = rules.overlays
     ? testbedOverlayEntries(
         catalogHost,
-        (await publish("overlay", await testbedOverlaySpec(context.packages.busybox.binary))).digest,
+        (
+          await publishPerArch(
+            "overlay",
+            await Promise.all(
+              builds.map(async ({ packages }) =>
+                buildImage(await testbedOverlaySpec(packages.busybox.binary, packages.arch), context.cache),
+              ),
+            ),
+          )
+        ).digest,
       )
     : [];
   await publish("overlays-catalog", {

@@ -11,8 +11,14 @@ import { mkdir, mkdtemp, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parsePe } from "../../src/formats/pe.ts";
-import { schematicId } from "../../src/talos/schematic.ts";
-import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
+import { type GoValue, type Schematic, schematicId } from "../../src/talos/schematic.ts";
+import {
+  testbedArm64BoardText,
+  testbedArm64Overlay,
+  testbedOverlayRepository,
+  testbedProfileArg,
+} from "../../src/testbed/release-overlay.ts";
+import { localOverlay, openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
 import {
   assertBootReport,
   buildAsset,
@@ -168,5 +174,40 @@ describe("arm64 test bed boots", { skip }, () => {
     assert.deepEqual(names, ["EFI", "BIOS", "BOOT", "META"]);
     assert.equal(report.meta.source, "partition");
     assert.equal(report.meta.tags["0xc"], "hello from META");
+  });
+
+  test(`${version}: an arm64 board overlay's disk image boots with its installer's file and kernel args`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const overlayArg = "arm64.overlay=yes";
+    const options: Array<[string, GoValue]> = [["kernelArg", { type: "string", value: overlayArg }]];
+    const boardSchematic: Schematic = {
+      ...schematic,
+      overlay: { image: testbedOverlayRepository, name: testbedArm64Overlay, options },
+    };
+    const board: PreparedVersion = {
+      ...prepared,
+      inputs: {
+        ...prepared.inputs,
+        overlay: await localOverlay(fixture, version, testbedArm64Overlay, "arm64", options),
+      },
+    };
+    const dir = join(out, "raw-overlay");
+    await mkdir(dir);
+    const disk = await buildAsset(board, boardSchematic, "metal-arm64.raw", dir);
+    console.log(`arm64 overlay disk build: ${disk.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", disk: disk.path, firmware: "uefi", timeoutMs: 420_000 });
+    console.log(`arm64 overlay disk UEFI boot: ${seconds} s; disk ${JSON.stringify(report.disk)}`);
+    assert.equal(report.machine, "aarch64");
+    await assertBootReport(report, prepared, {
+      schematicId: schematicId(boardSchematic),
+      kernelRelease: arm64.release,
+    });
+    // The installer (the amd64 image's, run on this host) copied artifacts/arm64/board.txt into the EFI
+    // partition, and its get-options args (with the schematic's option) and its profile's reached the kernel.
+    assert.equal(report.disk?.overlayBoard, testbedArm64BoardText.trimEnd());
+    const args = report.cmdline.split(/\s+/);
+    for (const arg of [`testbed.overlay=${testbedArm64Overlay}`, overlayArg, testbedProfileArg])
+      assert.ok(args.includes(arg), `${arg} missing from ${report.cmdline}`);
   });
 });
