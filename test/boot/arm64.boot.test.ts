@@ -4,7 +4,9 @@
 // `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
 // (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would. The same version's arm64 UKI (Debian
 // trixie's arm64 systemd-stub), ISO (1.10's hybrid: arm64 GRUB and sd-boot) and disk image (sd-boot) boot under
-// AAVMF, and so does 1.8's disk image, which boots through arm64 GRUB (BOOTAA64.efi from grub-efi-arm64).
+// AAVMF, and so does 1.8's disk image, which boots through arm64 GRUB (BOOTAA64.efi from grub-efi-arm64). A disk
+// image with the test bed's arm64 board overlay shows the file its installer wrote into the EFI partition and its
+// kernel args (src/testbed/release-overlay.ts).
 
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, open, readFile } from "node:fs/promises";
