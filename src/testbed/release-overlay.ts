@@ -3,15 +3,21 @@
 //   artifacts/<arch>/board.txt            what the installer copies into the EFI partition
 //   installers/testbed_board              the installer: a busybox sh script speaking upstream's protocol
 //                                         (pkg/machinery/overlay/adapter: `get-options` / `install`, YAML on stdin)
+//   installers/testbed_arm64_board        the arm64 board's: the same, copying artifacts/arm64/board.txt
 //   installers/testbed_broken             the same, except that `install` fails (for the error path)
 //   profiles/<name>.yaml                  profiles whose customization.extraKernelArgs the factory merges
 //   bin/busybox                           the static busybox the scripts run on
 // `get-options` answers the kernel arg `testbed.overlay=<name>`, plus the schematic option `kernelArg` when
 // set; `install` copies board.txt to <mountPrefix>/boot/EFI/testbed/ with the YAML it was given.
+// Upstream's imager extracts the overlay for the build host's architecture (imager.go handleOverlay:
+// runtime.GOARCH), so a board's installer copies its own architecture's artifacts whatever it runs on; and an
+// SBC overlay image is published for both architectures (the same files, each with its own programs). With
+// arm64 released, the test bed's overlay is likewise a linux/amd64 + linux/arm64 index.
 
 import { stat } from "node:fs/promises";
 import type { TarEntry } from "../oci/tar.ts";
 import type { OverlayEntry } from "../talos/catalog.ts";
+import type { TestbedArch } from "./debian.ts";
 import type { ImageSpec } from "./release-images.ts";
 
 export const testbedOverlayRepository = "siderolabs/sbc-testbed";
@@ -19,19 +25,30 @@ export const testbedOverlayTag = "v0.1.0";
 /** The overlay that installs; `testbedBrokenOverlay` fails at `install`. */
 export const testbedOverlay = "testbed_board";
 export const testbedBrokenOverlay = "testbed_broken";
-/** The content of artifacts/<arch>/board.txt. */
+/** The arm64 board's overlay: its installer copies artifacts/arm64/board.txt. */
+export const testbedArm64Overlay = "testbed_arm64_board";
+/** The content of artifacts/amd64/board.txt. */
 export const testbedBoardText = "boot-assets test bed board overlay\n";
+/** The content of artifacts/arm64/board.txt: another text, so that which one was installed shows. */
+export const testbedArm64BoardText = "boot-assets test bed board overlay (arm64)\n";
 /** The kernel arg the overlays' profiles add (image-factory MergeOverlayProfile). */
 export const testbedProfileArg = "testbed.overlay_profile=1";
 
-function installerScript(name: string, installFails: boolean): string {
+/** The overlays: name, the artifacts' architecture its installer copies, whether `install` fails. */
+const overlays: ReadonlyArray<readonly [string, TestbedArch, boolean]> = [
+  [testbedOverlay, "amd64", false],
+  [testbedBrokenOverlay, "amd64", true],
+  [testbedArm64Overlay, "arm64", false],
+];
+
+function installerScript(name: string, board: TestbedArch, installFails: boolean): string {
   const install = installFails
     ? `  echo "${name}: this board cannot be installed" >&2\n  exit 3\n`
     : [
         `  prefix=$(field mountPrefix)`,
         `  artifacts=$(field artifactsPath)`,
         `  $bb mkdir -p "$prefix/boot/EFI/testbed"`,
-        `  $bb cp "$artifacts/amd64/board.txt" "$prefix/boot/EFI/testbed/board.txt"`,
+        `  $bb cp "$artifacts/${board}/board.txt" "$prefix/boot/EFI/testbed/board.txt"`,
         `  echo "$input" > "$prefix/boot/EFI/testbed/install.yaml"`,
         "",
       ].join("\n");
@@ -59,36 +76,33 @@ esac
 `;
 }
 
-function profile(): string {
-  return `arch: amd64\nplatform: metal\ncustomization:\n    extraKernelArgs:\n        - ${testbedProfileArg}\noutput:\n    kind: image\n    outFormat: .raw.xz\n`;
+function profile(board: TestbedArch): string {
+  return `arch: ${board}\nplatform: metal\ncustomization:\n    extraKernelArgs:\n        - ${testbedProfileArg}\noutput:\n    kind: image\n    outFormat: .raw.xz\n`;
 }
 
-/** The overlay image (amd64: its busybox is). */
-export async function testbedOverlaySpec(busybox: string): Promise<ImageSpec> {
+/** The overlay image for `arch` (its busybox's). */
+export async function testbedOverlaySpec(busybox: string, arch: TestbedArch = "amd64"): Promise<ImageSpec> {
   const text = Buffer.from(testbedBoardText);
   const entries: TarEntry[] = [
     { type: "file", path: "bin/busybox", mode: 0o755, sourcePath: busybox, size: (await stat(busybox)).size },
     { type: "file", path: "artifacts/amd64/board.txt", mode: 0o644, content: text },
-    { type: "file", path: "artifacts/arm64/board.txt", mode: 0o644, content: text },
+    { type: "file", path: "artifacts/arm64/board.txt", mode: 0o644, content: Buffer.from(testbedArm64BoardText) },
   ];
-  for (const [name, fails] of [
-    [testbedOverlay, false],
-    [testbedBrokenOverlay, true],
-  ] as const) {
+  for (const [name, board, fails] of overlays) {
     entries.push({
       type: "file",
       path: `installers/${name}`,
       mode: 0o755,
-      content: Buffer.from(installerScript(name, fails)),
+      content: Buffer.from(installerScript(name, board, fails)),
     });
-    entries.push({ type: "file", path: `profiles/${name}.yaml`, mode: 0o644, content: Buffer.from(profile()) });
+    entries.push({ type: "file", path: `profiles/${name}.yaml`, mode: 0o644, content: Buffer.from(profile(board)) });
   }
-  return { repository: testbedOverlayRepository, tag: testbedOverlayTag, layers: [entries] };
+  return { repository: testbedOverlayRepository, tag: testbedOverlayTag, arch, layers: [entries] };
 }
 
 /** The overlays catalog's entries for the pushed image. */
 export function testbedOverlayEntries(host: string, digest: string): OverlayEntry[] {
-  return [testbedOverlay, testbedBrokenOverlay].map((name) => ({
+  return overlays.map(([name]) => ({
     name,
     image: `${host}/${testbedOverlayRepository}:${testbedOverlayTag}`,
     digest,

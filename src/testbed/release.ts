@@ -8,9 +8,9 @@
 //   siderolabs/extensions:<v>             image-digests + descriptions.yaml listing them (the incompatible one
 //                                         too: the factory must refuse it itself, not rely on the catalog)
 //   siderolabs/sbc-testbed:v0.1.0         a board overlay (release-overlay.ts), from 1.7
-//   siderolabs/overlays:<v>               overlays.yaml listing it (as testbed_board and testbed_broken)
+//   siderolabs/overlays:<v>               overlays.yaml listing it (testbed_board, testbed_broken, testbed_arm64_board)
 //   siderolabs/talosctl-all:<v> (≥1.11)   stand-ins for talosctl binaries at the root (release-talosctl.ts)
-// With `arches` amd64 and arm64 (the CLI's default), the imager, installer(-base) and extension images are OCI
+// With `arches` amd64 and arm64 (the CLI's default), the imager, installer(-base), extension and overlay images are OCI
 // indexes with a linux/amd64 and a linux/arm64 image (the arm64 packages: debian.ts); the catalogs stay
 // single-platform. With amd64 only (the library's default), every image is a plain linux/amd64 manifest.
 // Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
@@ -397,11 +397,21 @@ async function publishVersion(context: ReleaseContext, version: string): Promise
       ],
     ],
   });
-  // The board overlay (release-overlay.ts), for the versions that have overlays.
+  // The board overlay (release-overlay.ts), for the versions that have overlays: per architecture, as the
+  // imager, installer and extensions are.
   const overlays = rules.overlays
     ? testbedOverlayEntries(
         catalogHost,
-        (await publish("overlay", await testbedOverlaySpec(context.packages.busybox.binary))).digest,
+        (
+          await publishPerArch(
+            "overlay",
+            await Promise.all(
+              builds.map(async ({ packages }) =>
+                buildImage(await testbedOverlaySpec(packages.busybox.binary, packages.arch), context.cache),
+              ),
+            ),
+          )
+        ).digest,
       )
     : [];
   await publish("overlays-catalog", {

@@ -29,8 +29,12 @@ export interface TestbedReport {
   meta: { source: "partition" | "cmdline" | "none"; tags: Record<string, string> };
   /** The file name under /usr/local/share/schematic/, or null. */
   schematicId: string | null;
-  /** Named (GPT) partitions the guest saw, or null when there were none. */
-  disk: { partitions: { device: string; name: string }[] } | null;
+  /**
+   * Named (GPT) partitions the guest saw, or null when there were none; with `overlayBoard`, the text of
+   * testbed/board.txt in the EFI partition (what the test bed's board overlay installs), null without one
+   * (absent from reports of guests built before it was added).
+   */
+  disk: { partitions: { device: string; name: string }[]; overlayBoard?: string | null } | null;
   /** What failed in the guest (empty when everything worked). */
   errors: string[];
 }

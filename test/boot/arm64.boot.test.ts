@@ -4,15 +4,23 @@
 // `virt` machine (TCG, Cortex-A57), reach the guest's report. Upstream names the arm64 serial console ttyAMA0
 // (src/talos/platforms.ts); the harness adds it, as a PXE user's boot loader would. The same version's arm64 UKI (Debian
 // trixie's arm64 systemd-stub), ISO (1.10's hybrid: arm64 GRUB and sd-boot) and disk image (sd-boot) boot under
-// AAVMF.
+// AAVMF, and so does 1.8's disk image, which boots through arm64 GRUB (BOOTAA64.efi from grub-efi-arm64). A disk
+// image with the test bed's arm64 board overlay shows the file its installer wrote into the EFI partition and its
+// kernel args (src/testbed/release-overlay.ts).
 
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parsePe } from "../../src/formats/pe.ts";
-import { schematicId } from "../../src/talos/schematic.ts";
-import { openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
+import { type GoValue, type Schematic, schematicId } from "../../src/talos/schematic.ts";
+import {
+  testbedArm64BoardText,
+  testbedArm64Overlay,
+  testbedOverlayRepository,
+  testbedProfileArg,
+} from "../../src/testbed/release-overlay.ts";
+import { localOverlay, openReleaseFixture, type ReleaseFixture } from "../imager/fixture.ts";
 import {
   assertBootReport,
   buildAsset,
@@ -24,6 +32,8 @@ import { boot, bootUnavailable } from "./harness.ts";
 
 const skip = bootUnavailable("bios", "arm64");
 const version = "v1.10.3";
+/** Before 1.10, metal disk images boot through GRUB (talos quirks.go UseSDBootForUEFI: src/talos/version-rules.ts). */
+const grubVersion = "v1.8.2";
 
 describe("arm64 test bed boots", { skip }, () => {
   let fixture: ReleaseFixture;
@@ -36,7 +46,7 @@ describe("arm64 test bed boots", { skip }, () => {
   const id = schematicId(schematic);
 
   before(async () => {
-    fixture = await openReleaseFixture([version], { arches: ["amd64", "arm64"] });
+    fixture = await openReleaseFixture([version, grubVersion], { arches: ["amd64", "arm64"] });
     prepared = await prepareVersion(fixture, version, ["testbed-dummy"], "arm64");
     out = await mkdtemp(join(fixture.scratch, "arm64-boot-"));
   });
@@ -143,5 +153,63 @@ describe("arm64 test bed boots", { skip }, () => {
     assert.ok(names.includes("EFI") && names.includes("META"), names.join(","));
     assert.equal(report.meta.source, "partition");
     assert.equal(report.meta.tags["0xc"], "hello from META");
+  });
+
+  test(`${grubVersion}: the arm64 GRUB disk image boots under AAVMF and reads META from its partition`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const grub = await prepareVersion(fixture, grubVersion, ["testbed-dummy"], "arm64");
+    const dir = join(out, "raw-grub");
+    await mkdir(dir);
+    const disk = await buildAsset(grub, schematic, "metal-arm64.raw", dir);
+    assert.equal(disk.profile.bootloader, "grub");
+    console.log(`arm64 ${grubVersion} disk (grub) build: ${disk.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", disk: disk.path, firmware: "uefi", timeoutMs: 420_000 });
+    console.log(
+      `arm64 ${grubVersion} GRUB disk UEFI boot: ${seconds} s; partitions ${JSON.stringify(report.disk)}; meta ${JSON.stringify(report.meta)}`,
+    );
+    assert.equal(report.machine, "aarch64");
+    assert.equal(report.firmware, "uefi");
+    await assertBootReport(report, grub, { schematicId: id, kernelRelease: arm64.release });
+    // upstream's GRUB disk layout (bootloader/grub/install.go, pkg/imager/out.go): EFI, BIOS, BOOT, META.
+    const names = report.disk?.partitions.map((p) => p.name) ?? [];
+    assert.deepEqual(names, ["EFI", "BIOS", "BOOT", "META"]);
+    assert.equal(report.meta.source, "partition");
+    assert.equal(report.meta.tags["0xc"], "hello from META");
+  });
+
+  test(`${version}: an arm64 board overlay's disk image boots with its installer's file and kernel args`, async () => {
+    const arm64 = fixture.summary.kernels.find((k) => k.arch === "arm64");
+    assert.ok(arm64 !== undefined);
+    const overlayArg = "arm64.overlay=yes";
+    const options: Array<[string, GoValue]> = [["kernelArg", { type: "string", value: overlayArg }]];
+    const boardSchematic: Schematic = {
+      ...schematic,
+      overlay: { image: testbedOverlayRepository, name: testbedArm64Overlay, options },
+    };
+    const board: PreparedVersion = {
+      ...prepared,
+      inputs: {
+        ...prepared.inputs,
+        overlay: await localOverlay(fixture, version, testbedArm64Overlay, "arm64", options),
+      },
+    };
+    const dir = join(out, "raw-overlay");
+    await mkdir(dir);
+    const disk = await buildAsset(board, boardSchematic, "metal-arm64.raw", dir);
+    console.log(`arm64 overlay disk build: ${disk.seconds} s`);
+    const { report, seconds } = await boot({ arch: "arm64", disk: disk.path, firmware: "uefi", timeoutMs: 420_000 });
+    console.log(`arm64 overlay disk UEFI boot: ${seconds} s; disk ${JSON.stringify(report.disk)}`);
+    assert.equal(report.machine, "aarch64");
+    await assertBootReport(report, prepared, {
+      schematicId: schematicId(boardSchematic),
+      kernelRelease: arm64.release,
+    });
+    // The installer (the amd64 image's, run on this host) copied artifacts/arm64/board.txt into the EFI
+    // partition, and its get-options args (with the schematic's option) and its profile's reached the kernel.
+    assert.equal(report.disk?.overlayBoard, testbedArm64BoardText.trimEnd());
+    const args = report.cmdline.split(/\s+/);
+    for (const arg of [`testbed.overlay=${testbedArm64Overlay}`, overlayArg, testbedProfileArg])
+      assert.ok(args.includes(arg), `${arg} missing from ${report.cmdline}`);
   });
 });

@@ -4,6 +4,10 @@
 // handleImageProxy, handleExternalRegistry, PublishInstallerIndex), internal/integration/registry_test.go
 // (RejectsUnknownImagesAndPaths, testInstallerImage, assertImageSignature, testLatestTagResolution).
 //
+// The test bed is released for linux/amd64 and linux/arm64, so every installer index carries both (amd64 first,
+// as upstream builds them); containerd pulls each platform from the front and `file` reads the arm64 image's
+// boot files as AArch64 PE images.
+//
 // Two factories share the test bed registry (and so the schematic repository):
 //   seed      the seed command line as is: installers pushed to `<registry>/installer`, blobs redirected to
 //             -installer-external-repository, Secure Boot on;
@@ -11,11 +15,13 @@
 //             manifests and blobs answered by the factory itself. The real clients pull from this one.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import semver from "semver";
 import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
 import { isPlainHttpRegistry } from "../../src/factory/http/registry-route.ts";
@@ -39,6 +45,16 @@ import {
 } from "./service-harness.ts";
 
 const version = "v1.10.3";
+const execFileAsync = promisify(execFile);
+
+/** A blob of containerd's content store, as bytes. */
+async function ctrContent(containerd: RunningContainerd, digest: string): Promise<Buffer> {
+  const { stdout } = await execFileAsync("ctr", ["-a", containerd.socket, "content", "get", digest], {
+    encoding: "buffer",
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return stdout;
+}
 const schematicYaml = `customization:
   extraKernelArgs:
     - registry.front=yes
@@ -55,7 +71,7 @@ describe("registry front /v2", () => {
   let work: string;
 
   before(async () => {
-    testbed = await publishTestbed();
+    testbed = await publishTestbed({ arches: ["amd64", "arm64"] });
     seed = await startSeedFactory(testbed);
     embedded = await startEmbeddedFactory(testbed);
     seedBase = seed.factory.url;
@@ -264,10 +280,15 @@ describe("registry front /v2", () => {
       const index = JSON.parse(body) as {
         manifests: Array<{ mediaType: string; platform: { architecture: string; os: string } }>;
       };
-      // The test bed release is linux/amd64 only: arm64 is left out of the index (logged).
+      // registry.go buildInstallImage: one Docker schema-2 image (go-containerregistry tarball.Image) per
+      // architecture, amd64 then arm64, appended to an OCI index (empty.Index); registry_test.go
+      // testInstallerImage expects linux/amd64 and linux/arm64.
       assert.deepEqual(
         index.manifests.map((m) => [m.mediaType, `${m.platform.os}/${m.platform.architecture}`]),
-        [["application/vnd.docker.distribution.manifest.v2+json", "linux/amd64"]],
+        [
+          ["application/vnd.docker.distribution.manifest.v2+json", "linux/amd64"],
+          ["application/vnd.docker.distribution.manifest.v2+json", "linux/arm64"],
+        ],
       );
 
       const ociIndex = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as {
@@ -315,7 +336,8 @@ describe("registry front /v2", () => {
       const built = () => embedded.logs.filter((l) => l.msg === "installer image built, signed and tagged").length;
       assert.equal(built(), 1);
       const installerBuilds = metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"');
-      assert.equal(installerBuilds, 1);
+      // One installer asset per architecture (amd64, arm64) went into the one index.
+      assert.equal(installerBuilds, 2);
 
       await skopeo(["inspect", "--tls-verify=false", "--raw", `docker://${ref()}`]);
       assert.equal(built(), 1, "a second pull is no rebuild");
@@ -336,15 +358,48 @@ describe("registry front /v2", () => {
       let containerd: RunningContainerd | undefined;
       try {
         containerd = await startContainerd();
-        await containerd.ctr(["image", "pull", "--plain-http", ref()], 600_000);
-        const listed = (await containerd.ctr(["image", "ls"])).stdout;
-        const row = listed.split("\n").find((line) => line.startsWith(`${ref()} `));
-        assert.ok(row?.includes(indexDigest), listed);
+        const running = containerd;
+        const index = JSON.parse(await (await fetch(`${base}/v2/installer/${id}/manifests/${indexDigest}`)).text()) as {
+          manifests: Array<{ digest: string; platform: { architecture: string } }>;
+        };
+        // One pull per platform, as a node of either architecture pulls it (containerd picks from the index).
+        for (const [arch, machine] of [
+          ["arm64", /Aarch64/],
+          ["amd64", /x86-64/],
+        ] as const) {
+          await running.ctr(["image", "pull", "--plain-http", "--platform", `linux/${arch}`, ref()], 600_000);
+          const listed = (await running.ctr(["image", "ls"])).stdout;
+          const row = listed.split("\n").find((line) => line.startsWith(`${ref()} `));
+          assert.ok(row?.includes(indexDigest), listed);
+          const digest = index.manifests.find((m) => m.platform.architecture === arch)?.digest as string;
+          const manifest = JSON.parse((await ctrContent(running, digest)).toString("utf8")) as {
+            config: { digest: string };
+            layers: Array<{ digest: string }>;
+          };
+          const config = JSON.parse((await ctrContent(running, manifest.config.digest)).toString("utf8")) as {
+            architecture: string;
+          };
+          assert.equal(config.architecture, arch);
+          // The artifacts layer holds this architecture's boot files, and `file` names their machine.
+          const artifacts = await layerFileContents(await ctrContent(running, manifest.layers[1]?.digest as string));
+          const names = [...artifacts.keys()].filter((name) => name.startsWith(`usr/install/${arch}/`)).sort();
+          assert.deepEqual(names, [`usr/install/${arch}/systemd-boot.efi`, `usr/install/${arch}/vmlinuz.efi`]);
+          for (const name of names) {
+            const path = join(work, `${arch}-${name.replaceAll("/", "_")}`);
+            await writeFile(path, artifacts.get(name) as Buffer);
+            const { stdout } = await execFileAsync("file", ["-b", path]);
+            assert.match(stdout, /^PE32\+ executable \(EFI application\)/, `${name}: ${stdout}`);
+            assert.match(stdout, machine, `${name}: ${stdout}`);
+          }
+        }
       } finally {
         await containerd?.stop();
       }
       assert.equal(built(), builds, "no rebuild");
-      assert.equal(metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"'), builds);
+      assert.equal(
+        metricSum(await metrics(), "image_factory_assets_built_total", 'output_kind="installer"'),
+        2 * builds,
+      );
     });
 
     it("blobs are served by the embedded store (HEAD and GET); referrers are an OCI index", async () => {

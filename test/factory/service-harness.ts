@@ -11,6 +11,7 @@ import { pino } from "pino";
 import { parseFactoryCommandLine } from "../../src/factory/config/index.ts";
 import { type RunningFactory, startFactory } from "../../src/factory/run.ts";
 import { type RegistryServer, startRegistryServer } from "../../src/registry/server.ts";
+import type { TestbedArch } from "../../src/testbed/debian.ts";
 import { publishTestbedRelease, type ReleaseSummary } from "../../src/testbed/release.ts";
 import { type KeyFiles, makeKeyFiles } from "./config-fixtures.ts";
 
@@ -24,7 +25,8 @@ export interface PublishedTestbed {
   stop(): Promise<void>;
 }
 
-export async function publishTestbed(): Promise<PublishedTestbed> {
+/** `arches`: the release's architectures (default linux/amd64 only, the release's own default). */
+export async function publishTestbed(options: { arches?: readonly TestbedArch[] } = {}): Promise<PublishedTestbed> {
   const dir = await mkdtemp(join(tmpdir(), "factory-testbed-"));
   const server = await startRegistryServer({ root: join(dir, "registry"), listen: "127.0.0.1:0", logger: false });
   try {
@@ -33,6 +35,7 @@ export async function publishTestbed(): Promise<PublishedTestbed> {
       registry: server.address,
       repositoryFor: (name) => server.store.repository(name),
       out: outDir,
+      ...(options.arches === undefined ? {} : { arches: options.arches }),
     });
     return {
       registry: server.address,

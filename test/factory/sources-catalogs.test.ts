@@ -167,6 +167,7 @@ describe("extension and overlay catalogs of the test bed release", () => {
       [
         ["testbed_board", "siderolabs/sbc-testbed"],
         ["testbed_broken", "siderolabs/sbc-testbed"],
+        ["testbed_arm64_board", "siderolabs/sbc-testbed"],
       ],
     );
 

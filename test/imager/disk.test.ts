@@ -22,7 +22,7 @@ import { buildGrubCoreImage, grubBootImagePath } from "../../src/imager/disk/gru
 import { buildOva, compressDiskImage, convertDiskImage } from "../../src/imager/disk/outputs.ts";
 import { buildXfsImage } from "../../src/imager/disk/xfs.ts";
 import { diskImageBytes, diskImageDefaults, diskLayoutFor } from "../../src/talos/disk-layout.ts";
-import { rulesFor } from "../../src/talos/version-rules.ts";
+import { bootloaderFor, rulesFor } from "../../src/talos/version-rules.ts";
 import { fsckVfat } from "../../src/tools/dosfstools.ts";
 import { sfdiskJson, sgdiskVerify } from "../../src/tools/gdisk.ts";
 import { mdirRecursive, mtype } from "../../src/tools/mtools.ts";
@@ -68,6 +68,40 @@ describe("partition layouts per version and boot loader", () => {
       ["META", 1],
     ]);
   });
+  // arm64 rows: the layout is the boot loader's (grub.go / sdboot.go / dual.go PrepareBootPartitions in talos
+  // internal/app/machined/pkg/runtime/v1alpha1/bootloader), whatever the arch; the arch only picks the boot
+  // loader (pkg/imager/profile/output.go selectBootloader): GRUB before UseSDBootForUEFI (1.10), sd-boot from
+  // it, never dual-boot. GRUB's BIOS partition stays on arm64 disks, empty (test/imager/arm64-media.test.ts).
+  const arm64Disk = (v: string) =>
+    mibs(v, bootloaderFor(rulesFor(v), { arch: "arm64", secureBoot: false, output: "disk" }));
+  for (const [version, layout] of [
+    [
+      "v1.8.2",
+      [
+        ["EFI", 100],
+        ["BIOS", 1],
+        ["BOOT", 1000],
+        ["META", 1],
+      ],
+    ],
+    [
+      "v1.10.3",
+      [
+        ["EFI", 1101],
+        ["META", 1],
+      ],
+    ],
+    [
+      "v1.11.0",
+      [
+        ["EFI", 2101],
+        ["META", 1],
+      ],
+    ],
+  ] as const)
+    test(`arm64 ${version}: ${layout.map(([label, size]) => `${label} ${size} MiB`).join(", ")}`, () => {
+      assert.deepEqual(arm64Disk(version), layout);
+    });
   test("before 1.8 images carry STATE (100 MiB) and EPHEMERAL (the rest), without file systems", () => {
     assert.deepEqual(mibs("v1.7.6", "grub").slice(4), [
       ["STATE", 100],

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { ImagerInputs, InstallerBaseInput, LocalExtension } from "../../src/imager/inputs.ts";
+import type { ImagerInputs, InstallerBaseInput, LocalExtension, LocalOverlay } from "../../src/imager/inputs.ts";
 import type { Digest } from "../../src/oci/digest.ts";
 import { flattenLayers } from "../../src/oci/flatten.ts";
 import { decompressLayer } from "../../src/oci/layer.ts";
@@ -140,5 +140,34 @@ export async function localInputs(
     installerDigest: installer.digest,
     installerBase: { config: Buffer.concat(configChunks), layers },
     extensions,
+  };
+}
+
+/**
+ * The release's board overlay `name` as the imager takes it: flattened for the build host (amd64: its
+ * installer runs here, upstream's runtime.GOARCH) and for the asset's architecture (its profile).
+ */
+export async function localOverlay(
+  fixture: ReleaseFixture,
+  version: string,
+  name: string,
+  arch: TestbedArch,
+  options?: LocalOverlay["options"],
+): Promise<LocalOverlay> {
+  const found = releaseVersion(fixture, version).images.find((i) => i.kind === "overlay");
+  if (found === undefined) throw new Error(`no overlay image for ${version}`);
+  const repository = fixture.store.repository(found.repository);
+  const root = await mkdtemp(join(fixture.scratch, `overlay-${version}-${arch}-`));
+  const dir = join(root, "host");
+  await flattenInto(repository, await readManifest(repository, found.digest, "amd64"), dir);
+  const targetDir = join(root, "target");
+  await flattenInto(repository, await readManifest(repository, found.digest, arch), targetDir);
+  return {
+    name,
+    image: found.repository,
+    digest: found.digest,
+    ...(options === undefined ? {} : { options }),
+    dir,
+    targetDir,
   };
 }

@@ -51,6 +51,9 @@ export function profileFor(prepared: PreparedVersion, schematic: Schematic, path
     imager: prepared.inputs.imagerDigest,
     installerBase: prepared.inputs.installerDigest,
     extensions: prepared.inputs.extensions.map((e) => ({ name: e.name, digest: e.digest })),
+    ...(prepared.inputs.overlay === undefined
+      ? {}
+      : { overlay: { image: prepared.inputs.overlay.image, digest: prepared.inputs.overlay.digest } }),
   });
 }
 

@@ -89,6 +89,24 @@ describe("kernel command line", () => {
         );
       });
 
+  // arm64 rows: the default args do not depend on the arch (talos pkg/machinery/kernel/kernel.go DefaultArgs);
+  // the platform args do only where a platform's KernelArgs switches on it — metal (ttyAMA0 before tty0, at
+  // every version: platform/metal/metal.go), vmware (tty0 then ttyAMA0, no earlyprintk:
+  // platform/vmware/vmware.go), equinixMetal (platform/equinixmetal/equinix.go, above); the others ignore it.
+  const arm64PlatformArgs: Record<string, string> = {
+    ...referencePlatformArgs,
+    metal: "console=ttyAMA0 console=tty0",
+    vmware: "talos.config=guestinfo console=tty0 console=ttyAMA0 net.ifnames=0",
+  };
+  for (const [version, defaults] of versions)
+    for (const [platform, args] of Object.entries(arm64PlatformArgs))
+      test(`${platform} ${version} arm64: the arch's platform args then the version's default args`, () => {
+        assert.equal(
+          cmdline({ talosVersion: version, platform, arch: "arm64" }),
+          `talos.platform=${platform} ${grouped(args)} ${defaults}`,
+        );
+      });
+
   test("1.14: init_on_alloc and lockdown are gone; the nvme timeout is an AWS platform arg", () => {
     assert.equal(cmdline({ talosVersion: "v1.14.0", platform: "gcp" }).includes("nvme_core"), false);
     assert.equal(

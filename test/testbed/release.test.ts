@@ -200,7 +200,7 @@ describe("test bed release into the embedded store", () => {
       assert.deepEqual(names.sort(), extensionNames);
       const overlays = tree();
       await flattenImage(repositoryFor("siderolabs/overlays"), version, overlays);
-      // The board overlay (release-overlay.ts), listed under both its installers' names, pinned by digest.
+      // The board overlay (release-overlay.ts), listed under each of its installers' names, pinned by digest.
       const listed = (parseYaml(await readText(overlays, "overlays.yaml")) as { overlays: Record<string, string>[] })
         .overlays;
       assert.deepEqual(
@@ -208,6 +208,7 @@ describe("test bed release into the embedded store", () => {
         [
           ["testbed_board", "ghcr.io/siderolabs/sbc-testbed:v0.1.0"],
           ["testbed_broken", "ghcr.io/siderolabs/sbc-testbed:v0.1.0"],
+          ["testbed_arm64_board", "ghcr.io/siderolabs/sbc-testbed:v0.1.0"],
         ],
       );
       for (const o of listed)

@@ -286,6 +286,7 @@ done
 # --- Disk: partition names, and META from the partition of that name -----------------------------------
 PARTITIONS=""
 META_DEVICE=""
+EFI_DEVICE=""
 for uevent in /sys/class/block/*/uevent; do
 	[ -f "$uevent" ] || continue
 	DEVNAME=""
@@ -299,9 +300,19 @@ for uevent in /sys/class/block/*/uevent; do
 	[ -n "$PARTNAME" ] || continue
 	PARTITIONS="$PARTITIONS${PARTITIONS:+,}{\"device\":$(jstr "$DEVNAME"),\"name\":$(jstr "$PARTNAME")}"
 	[ "$PARTNAME" = META ] && [ -z "$META_DEVICE" ] && META_DEVICE=/dev/$DEVNAME
+	[ "$PARTNAME" = EFI ] && [ -z "$EFI_DEVICE" ] && EFI_DEVICE=/dev/$DEVNAME
 done
+# What the test bed's board overlay installed into the EFI partition (testbed/board.txt), read-only.
+BOARD=null
+if [ -n "$EFI_DEVICE" ]; then
+	mkdir -p /efi
+	if mount -t vfat -o ro "$EFI_DEVICE" /efi 2>/dev/null; then
+		[ -f /efi/testbed/board.txt ] && BOARD=$(jstr "$(cat /efi/testbed/board.txt)")
+		umount /efi
+	fi
+fi
 DISK=null
-[ -n "$PARTITIONS" ] && DISK="{\"partitions\":[$PARTITIONS]}"
+[ -n "$PARTITIONS" ] && DISK="{\"partitions\":[$PARTITIONS],\"overlayBoard\":$BOARD}"
 
 META_SOURCE=none
 META_TAGS="{}"
