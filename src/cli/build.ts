@@ -4,14 +4,13 @@ import type { Command } from "commander";
 import { badRequest } from "../errors.ts";
 import { buildAssetsOffline, planAssets } from "../factory/assets/offline-build.ts";
 import { normalizeExternalUrl, validateSourceSettings } from "../factory/config/config.ts";
-import { factoryFlags } from "../factory/config/flags.ts";
-import { type GoFlagDefinition, GoFlagError, parseGoFlags } from "../factory/config/go-flags.ts";
 import { ConfigError, Problems } from "../factory/config/problems.ts";
 import type { SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
 import { parseVersionTag } from "../talos/asset-path.ts";
 import { MAX_SCHEMATIC_BYTES, parseSchematic, type Schematic, schematicId } from "../talos/schematic.ts";
 import { bootAssetsCacheDir } from "../tools/debian-packages.ts";
+import { type CommandFlag, flagTable, flagUsage, parseCommandFlags } from "./borrowed-flags.ts";
 import { BuildProgress, formatBytes } from "./build-progress.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";
 
@@ -35,13 +34,7 @@ const sharedFactoryFlags = [
   "external-url",
 ] as const;
 
-interface BuildFlag extends GoFlagDefinition {
-  help: string;
-  /** The factory setting it sets, for the shared ones. */
-  setting?: SettingSpec;
-}
-
-const ownFlags: BuildFlag[] = [
+const ownFlags: CommandFlag[] = [
   { name: "talos-version", kind: "value", help: "Talos version to build for, e.g. v1.10.3 (required)" },
   { name: "schematic", kind: "value", help: "schematic file (YAML or JSON), as POSTed to a factory (required)" },
   { name: "output-dir", kind: "value", help: 'directory the assets are written to (default ".")' },
@@ -65,36 +58,22 @@ const buildHelp: Partial<Record<(typeof sharedFactoryFlags)[number], string>> = 
     "the factory URL the schematic extension names as its author (give the factory's, and the assets equal its downloads)",
 };
 
-function buildFlagTable(): Map<string, BuildFlag> {
-  const table = new Map<string, BuildFlag>(ownFlags.map((f) => [f.name, f]));
-  for (const name of sharedFactoryFlags) {
-    const flag = factoryFlags.get(name);
-    if (flag === undefined || flag.target.kind !== "setting") throw new Error(`factory flag -${name} is missing`); // a bug
-    table.set(name, { name, kind: flag.kind, help: buildHelp[name] ?? flag.help, setting: flag.target.setting });
-  }
-  return table;
-}
-
-const buildFlags: ReadonlyMap<string, BuildFlag> = buildFlagTable();
+const buildFlags = flagTable(ownFlags, sharedFactoryFlags, buildHelp);
 
 export function buildUsage(): string {
-  const lines = [
-    "Usage: boot-assets build [flags] ASSET...",
-    "",
-    "Builds Talos boot assets offline from a registry's imager, installer and extensions (signatures verified",
-    "before anything is pulled). ASSET names are the factory's /image paths, e.g. kernel-amd64,",
-    "initramfs-amd64.xz, cmdline-metal-amd64, metal-amd64-uki.efi, installer-amd64.tar, metal-amd64.iso,",
-    "metal-amd64.raw.zst, aws-amd64.raw.xz, gcp-amd64.raw.tar.gz, exoscale-amd64.qcow2, vmware-amd64.ova.",
-    "Flags take one or two dashes and go before the assets (Go flag rules).",
-    "",
-  ];
-  for (const flag of [...buildFlags.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-    const fallback = flag.setting?.default;
-    const shown =
-      flag.setting !== undefined && typeof fallback === "string" && fallback !== "" ? ` (default "${fallback}")` : "";
-    lines.push(`  -${flag.name}${flag.kind === "bool" ? "" : " value"}`, `    \t${flag.help}${shown}`);
-  }
-  return `${lines.join("\n")}\n`;
+  return flagUsage(
+    [
+      "Usage: boot-assets build [flags] ASSET...",
+      "",
+      "Builds Talos boot assets offline from a registry's imager, installer and extensions (signatures verified",
+      "before anything is pulled). ASSET names are the factory's /image paths, e.g. kernel-amd64,",
+      "initramfs-amd64.xz, cmdline-metal-amd64, metal-amd64-uki.efi, installer-amd64.tar, metal-amd64.iso,",
+      "metal-amd64.raw.zst, aws-amd64.raw.xz, gcp-amd64.raw.tar.gz, exoscale-amd64.qcow2, vmware-amd64.ova.",
+      "Flags take one or two dashes and go before the assets (Go flag rules).",
+      "",
+    ],
+    buildFlags,
+  );
 }
 
 export interface BuildCommandLine {
@@ -114,20 +93,14 @@ export async function readBuildCommandLine(
   env: NodeJS.ProcessEnv,
   cwd = process.cwd(),
 ): Promise<BuildCommandLine | { help: true }> {
-  let parsed: ReturnType<typeof parseGoFlags>;
-  try {
-    parsed = parseGoFlags(args, [...buildFlags.values()]);
-  } catch (err) {
-    if (err instanceof GoFlagError) throw new ConfigError([err.message]);
-    throw err;
-  }
+  const parsed = parseCommandFlags(args, buildFlags);
   if (parsed.help) return { help: true };
   const problems = new Problems();
   const values = new SettingValues();
   const own = new Map<string, string>();
   const insecureSpec = buildFlags.get("insecure-image-registry")?.setting as SettingSpec;
   for (const occurrence of parsed.flags) {
-    const flag = buildFlags.get(occurrence.name) as BuildFlag;
+    const flag = buildFlags.get(occurrence.name) as CommandFlag;
     if (flag.setting !== undefined) values.setFromFlag(flag.setting, occurrence.spelling, occurrence.value, problems);
     else if (flag.name === "insecure")
       values.setFromFlag(insecureSpec, occurrence.spelling, occurrence.value, problems);

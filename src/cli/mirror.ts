@@ -5,8 +5,7 @@
 
 import type { Command } from "commander";
 import { validateSourceSettings } from "../factory/config/config.ts";
-import { factoryFlags } from "../factory/config/flags.ts";
-import { type GoFlagDefinition, GoFlagError, parseGoBool, parseGoFlags } from "../factory/config/go-flags.ts";
+import { parseGoBool } from "../factory/config/go-flags.ts";
 import { ConfigError, Problems } from "../factory/config/problems.ts";
 import { allSettings, type SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
@@ -16,6 +15,7 @@ import { RegistryClient } from "../oci/client/index.ts";
 import { parseReference } from "../oci/reference.ts";
 import { SignatureVerifier } from "../signing/verify.ts";
 import { parseVersionTag } from "../talos/asset-path.ts";
+import { type CommandFlag, flagTable, flagUsage, parseCommandFlags } from "./borrowed-flags.ts";
 import { formatBytes } from "./build-progress.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";
 
@@ -38,12 +38,7 @@ const sharedFactoryFlags = [
   "certs-dir",
 ] as const;
 
-interface MirrorFlag extends GoFlagDefinition {
-  help: string;
-  setting?: SettingSpec;
-}
-
-const ownFlags: MirrorFlag[] = [
+const ownFlags: CommandFlag[] = [
   { name: "talos-version", kind: "value", help: "Talos version to mirror, e.g. v1.10.3 (required)" },
   {
     name: "from",
@@ -70,35 +65,21 @@ const ownHelp: Partial<Record<(typeof sharedFactoryFlags)[number], string>> = {
   "ca-file": "PEM file of extra CA certificates trusted for both registries (besides the system roots)",
 };
 
-function flagTable(): Map<string, MirrorFlag> {
-  const table = new Map<string, MirrorFlag>(ownFlags.map((f) => [f.name, f]));
-  for (const name of sharedFactoryFlags) {
-    const flag = factoryFlags.get(name);
-    if (flag === undefined || flag.target.kind !== "setting") throw new Error(`factory flag -${name} is missing`); // a bug
-    table.set(name, { name, kind: flag.kind, help: ownHelp[name] ?? flag.help, setting: flag.target.setting });
-  }
-  return table;
-}
-
-const mirrorFlags: ReadonlyMap<string, MirrorFlag> = flagTable();
+const mirrorFlags = flagTable(ownFlags, sharedFactoryFlags, ownHelp);
 
 export function mirrorUsage(): string {
-  const lines = [
-    "Usage: boot-assets mirror -talos-version V -from REGISTRY -to REGISTRY [flags]",
-    "",
-    "Copies a Talos release as the factory consumes it (imager, installer or installer-base, the extensions and",
-    "overlays catalogs, the chosen extensions and overlays, talosctl-all) with its cosign signatures to another",
-    "registry, verifying every image first with the factory's -container-signature-* options. Copies by digest;",
-    "what the destination has is skipped, so a run can be repeated or resumed. Flags take one or two dashes.",
-    "",
-  ];
-  for (const flag of [...mirrorFlags.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-    const fallback = flag.setting?.default;
-    const shown =
-      flag.setting !== undefined && typeof fallback === "string" && fallback !== "" ? ` (default "${fallback}")` : "";
-    lines.push(`  -${flag.name}${flag.kind === "bool" ? "" : " value"}`, `    \t${flag.help}${shown}`);
-  }
-  return `${lines.join("\n")}\n`;
+  return flagUsage(
+    [
+      "Usage: boot-assets mirror -talos-version V -from REGISTRY -to REGISTRY [flags]",
+      "",
+      "Copies a Talos release as the factory consumes it (imager, installer or installer-base, the extensions and",
+      "overlays catalogs, the chosen extensions and overlays, talosctl-all) with its cosign signatures to another",
+      "registry, verifying every image first with the factory's -container-signature-* options. Copies by digest;",
+      "what the destination has is skipped, so a run can be repeated or resumed. Flags take one or two dashes.",
+      "",
+    ],
+    mirrorFlags,
+  );
 }
 
 function settingSpec(key: string): SettingSpec {
@@ -149,19 +130,13 @@ export async function readMirrorCommandLine(
   args: readonly string[],
   cwd = process.cwd(),
 ): Promise<MirrorCommandLine | { help: true }> {
-  let parsed: ReturnType<typeof parseGoFlags>;
-  try {
-    parsed = parseGoFlags(args, [...mirrorFlags.values()]);
-  } catch (err) {
-    if (err instanceof GoFlagError) throw new ConfigError([err.message]);
-    throw err;
-  }
+  const parsed = parseCommandFlags(args, mirrorFlags);
   if (parsed.help) return { help: true };
   const problems = new Problems();
   const values = new SettingValues();
   const own = new Map<string, { spelling: string; value: string }>();
   for (const occurrence of parsed.flags) {
-    const flag = mirrorFlags.get(occurrence.name) as MirrorFlag;
+    const flag = mirrorFlags.get(occurrence.name) as CommandFlag;
     if (flag.setting !== undefined) values.setFromFlag(flag.setting, occurrence.spelling, occurrence.value, problems);
     else own.set(flag.name, { spelling: occurrence.spelling, value: occurrence.value });
   }
