@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { createWriteStream } from "node:fs";
-import { chmod, cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
@@ -15,7 +15,7 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type CliResult, isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import {
   createSchematic,
   type FactoryUnderTest,
@@ -24,28 +24,13 @@ import {
   startSeedFactory,
   waitFor200,
 } from "../factory/service-harness.ts";
+import { ok, tree } from "../toolkit/fixture-tree.ts";
 import { boot, bootUnavailable } from "./harness.ts";
 
 const skip = bootUnavailable("bios");
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const version = "v1.10.3";
 const driver = "570.172.08";
-
-function ok(result: CliResult, what: string): string {
-  assert.equal(result.code, 0, `${what} failed (exit ${result.code}): ${result.stderr}`);
-  return result.stdout.toString("utf8");
-}
-
-/** Writes `files` (path → content, or [content, mode]) under `root`. */
-async function tree(root: string, files: Record<string, string | [string, number]>): Promise<string> {
-  for (const [path, spec] of Object.entries(files)) {
-    const [content, mode] = typeof spec === "string" ? [spec, 0o644] : spec;
-    await mkdir(dirname(join(root, path)), { recursive: true });
-    await writeFile(join(root, path), content);
-    await chmod(join(root, path), mode);
-  }
-  return root;
-}
 
 describe("toolkit to boot: custom extensions built, merged into the catalog, served and booted", { skip }, () => {
   let testbed: PublishedTestbed;

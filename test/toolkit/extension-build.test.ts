@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -19,10 +19,11 @@ import { isImageIndex, parseManifest } from "../../src/oci/manifest.ts";
 import { rulesFor } from "../../src/talos/version-rules.ts";
 import { writeCompressedCpio } from "../../src/tools/compression.ts";
 import { mksquashfs } from "../../src/tools/squashfs.ts";
-import { type CliResult, isolatedEnv, runCli } from "../cli/run-cli.ts";
+import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import { startDistribution } from "../harness/distribution.ts";
 import type { RunningRegistry } from "../harness/types.ts";
 import { skopeo } from "../realclients/skopeo.ts";
+import { ok, tree } from "./fixture-tree.ts";
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const talosVersion = "v1.12.0";
@@ -33,22 +34,6 @@ let env: NodeJS.ProcessEnv;
 let registry: RunningRegistry;
 
 const cli = (...args: string[]) => runCli(args, env, 120_000);
-
-function ok(result: CliResult, what: string): string {
-  assert.equal(result.code, 0, `${what} failed (exit ${result.code}): ${result.stderr}`);
-  return result.stdout.toString("utf8");
-}
-
-/** Writes `files` (path → content, or [content, mode]) under `root`. */
-async function tree(root: string, files: Record<string, string | [string, number]>): Promise<string> {
-  for (const [path, spec] of Object.entries(files)) {
-    const [content, mode] = typeof spec === "string" ? [spec, 0o644] : spec;
-    await mkdir(dirname(join(root, path)), { recursive: true });
-    await writeFile(join(root, path), content);
-    await chmod(join(root, path), mode);
-  }
-  return root;
-}
 
 /** `skopeo inspect --raw` as bytes (the digest is over them). */
 function skopeoBytes(ref: string): Buffer {
