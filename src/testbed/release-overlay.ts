@@ -15,10 +15,10 @@
 // arm64 released, the test bed's overlay is likewise a linux/amd64 + linux/arm64 index.
 
 import { stat } from "node:fs/promises";
+import type { ImageSpec } from "../oci/image-builder.ts";
 import type { TarEntry } from "../oci/tar.ts";
 import type { OverlayEntry } from "../talos/catalog.ts";
 import type { TestbedArch } from "./debian.ts";
-import type { ImageSpec } from "./release-images.ts";
 
 export const testbedOverlayRepository = "siderolabs/sbc-testbed";
 export const testbedOverlayTag = "v0.1.0";

@@ -3,8 +3,8 @@
 // (image-factory internal/artifacts/versions.go extractTalosctlTuples). They are not programs: small text
 // files saying what they stand for, so a download can be told apart from any other.
 
+import type { ImageSpec } from "../oci/image-builder.ts";
 import type { TarEntry } from "../oci/tar.ts";
-import type { ImageSpec } from "./release-images.ts";
 
 export const talosctlAllRepository = "siderolabs/talosctl-all";
 

@@ -13,7 +13,7 @@
 // With `arches` amd64 and arm64 (the CLI's default), the imager, installer(-base), extension and overlay images are OCI
 // indexes with a linux/amd64 and a linux/arm64 image (the arm64 packages: debian.ts); the catalogs stay
 // single-platform. With amd64 only (the library's default), every image is a plain linux/amd64 manifest.
-// Images are reproducible (release-images.ts); every image gets a legacy cosign `.sig` signature by the test
+// Images are reproducible (src/oci/image-builder.ts); every image gets a legacy cosign `.sig` signature by the test
 // key and one keyless from the test Sigstore (release-keys.ts), each added only once however often this runs.
 
 import { createReadStream, existsSync } from "node:fs";
@@ -25,6 +25,16 @@ import { AppError, badRequest } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/client.ts";
 import type { Digest } from "../oci/digest.ts";
 import { flattenLayers } from "../oci/flatten.ts";
+import {
+  type BuiltImage,
+  type BuiltIndex,
+  buildImage,
+  buildIndex,
+  type ImageSpec,
+  LayerStore,
+  pushImage,
+  pushIndex,
+} from "../oci/image-builder.ts";
 import type { Repository } from "../oci/repository.ts";
 import { resolveMtime } from "../oci/tar.ts";
 import { type SignResult, signImage } from "../signing/sign.ts";
@@ -53,16 +63,6 @@ import {
 } from "./initramfs.ts";
 import { bulkyFile } from "./release-bench.ts";
 import { imagerEntries } from "./release-imager.ts";
-import {
-  type BuiltImage,
-  type BuiltIndex,
-  buildImage,
-  buildIndex,
-  type ImageSpec,
-  LayerStore,
-  pushImage,
-  pushIndex,
-} from "./release-images.ts";
 import { installerLayer } from "./release-installer.ts";
 import { type KeylessIdentityClaim, loadOrCreateReleaseKeys, writeVerificationFiles } from "./release-keys.ts";
 import { testbedOverlayEntries, testbedOverlaySpec } from "./release-overlay.ts";

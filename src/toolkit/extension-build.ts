@@ -10,6 +10,15 @@ import { join } from "node:path";
 import { badRequest } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/index.ts";
 import type { Digest } from "../oci/digest.ts";
+import {
+  type BuiltImage,
+  type BuiltIndex,
+  buildImage,
+  buildIndex,
+  LayerStore,
+  pushImage,
+  pushIndex,
+} from "../oci/image-builder.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import { formatReference, type ImageReference, parseReference } from "../oci/reference.ts";
 import { resolveMtime, type TarEntry } from "../oci/tar.ts";
@@ -24,15 +33,6 @@ import {
   isExtensionServiceSpecPath,
   parseExtensionManifest,
 } from "../talos/extension.ts";
-import {
-  type BuiltImage,
-  type BuiltIndex,
-  buildImage,
-  buildIndex,
-  LayerStore,
-  pushImage,
-  pushIndex,
-} from "../testbed/release-images.ts";
 import {
   type ExtensionArch,
   extensionArches,

@@ -13,11 +13,11 @@ import type { FactorySources } from "../../src/factory/sources/index.ts";
 import { registerSourceRoutes } from "../../src/factory/sources/index.ts";
 import type { Clock, SourceKind, SourcesLog, SourcesMetrics } from "../../src/factory/sources/runtime.ts";
 import type { Digest } from "../../src/oci/digest.ts";
+import { buildImage, LayerStore, pushImage } from "../../src/oci/image-builder.ts";
 import type { Repository } from "../../src/oci/repository.ts";
 import type { TarEntry } from "../../src/oci/tar.ts";
 import { signImage } from "../../src/signing/sign.ts";
 import type { Signer } from "../../src/signing/signer.ts";
-import { buildImage, LayerStore, pushImage } from "../../src/testbed/release-images.ts";
 
 /** A clock whose time moves only when the test says so; due timers fire on `advance`. */
 export class ManualClock implements Clock {

@@ -12,9 +12,9 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { buildImage, LayerStore, pushImage } from "../../src/oci/image-builder.ts";
 import { signImage } from "../../src/signing/sign.ts";
 import { KeySigner } from "../../src/signing/signer.ts";
-import { buildImage, LayerStore, pushImage } from "../../src/testbed/release-images.ts";
 import { flattenImage } from "../testbed/release-helpers.ts";
 import {
   type FactoryUnderTest,

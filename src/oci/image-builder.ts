@@ -1,4 +1,4 @@
-// Reproducible images for the test bed release, linux/amd64 or linux/arm64, and OCI indexes over one image per
+// Reproducible images (the test bed release, extension images), linux/amd64 or linux/arm64, and OCI indexes over one image per
 // platform (what a multi-arch release image is, as upstream's are): gzip layers from the
 // deterministic tar writer, a config whose every timestamp is the one fixed mtime, and an OCI manifest; so the
 // same inputs give the same digests on every run and machine. Layers are cached on disk under a key made of
@@ -10,14 +10,16 @@ import { createReadStream, existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { Digest } from "../oci/digest.ts";
-import { sha256Digest } from "../oci/digest.ts";
-import { type BuiltLayer, buildLayer } from "../oci/layer.ts";
-import type { Descriptor, ImageIndex, ImageManifest } from "../oci/manifest.ts";
-import { MediaType } from "../oci/mediatypes.ts";
-import type { Repository } from "../oci/repository.ts";
-import type { TarEntry } from "../oci/tar.ts";
-import type { TestbedArch } from "./debian.ts";
+import type { Digest } from "./digest.ts";
+import { sha256Digest } from "./digest.ts";
+import { type BuiltLayer, buildLayer } from "./layer.ts";
+import type { Descriptor, ImageIndex, ImageManifest } from "./manifest.ts";
+import { MediaType } from "./mediatypes.ts";
+import type { Repository } from "./repository.ts";
+import type { TarEntry } from "./tar.ts";
+
+/** The platforms images are built for. */
+export type ImageArch = "amd64" | "arm64";
 
 /** Bumped when the layer or config recipe changes, so cached layers from older code are not reused. */
 const layerRecipeRevision = 1;
@@ -32,7 +34,7 @@ export interface ImageSpec {
   /** The config's `config` section (Entrypoint, Env, Labels…). */
   runConfig?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; Labels?: Record<string, string> };
   /** The config's architecture (its os is linux); default amd64. */
-  arch?: TestbedArch;
+  arch?: ImageArch;
   /** The config history's `created_by`; default "boot-assets testbed release". */
   createdBy?: string;
 }
@@ -45,7 +47,7 @@ export interface StoredLayer extends BuiltLayer {
 export interface BuiltImage {
   repository: string;
   tag: string;
-  arch: TestbedArch;
+  arch: ImageArch;
   digest: Digest;
   manifest: Buffer;
   config: Buffer;
@@ -119,7 +121,7 @@ export function imageConfig(
   diffIds: readonly Digest[],
   mtime: number,
   runConfig: ImageSpec["runConfig"] = {},
-  arch: TestbedArch = "amd64",
+  arch: ImageArch = "amd64",
   createdBy = "boot-assets testbed release",
 ): Buffer {
   const created = new Date(mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
