@@ -12,7 +12,7 @@ test_only=(docker-registry skopeo containerd curl openssl iproute2 fdisk qemu-sy
   make gcc libc6-dev flex bison dwarves golang-go golang-gopkg-yaml.v3-dev golang-github-google-uuid-dev file attr qemu-system-arm qemu-efi-aarch64 shellcheck chromium
   systemd golang-github-masterminds-sprig-dev mmdebstrap)
 # make, gcc, libc6-dev, flex, bison, dwarves: the kernel-config tests build the kernel's Kconfig (conf) and run make olddefconfig
-# shellcheck: the release workflow's run scripts are checked with it; chromium: the web UI tests drive it
+# (the shellcheck package) the release workflow's run scripts are checked with it; chromium: the web UI tests drive it
 # systemd: systemd-analyze checks the unit in deploy/systemd; golang-github-masterminds-sprig-dev: the Helm chart is rendered with it;
 # mmdebstrap: lays the Debian 12 root the Dockerfile's runtime stage is carried out in
 bench_only=(nginx curl)
