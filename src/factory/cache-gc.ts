@@ -8,6 +8,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { IntermediateCache } from "../imager/intermediate-cache.ts";
 import { RegistryClient } from "../oci/client/client.ts";
 import { openStore, type RegistryStore } from "../registry/store.ts";
 import { isNotFoundError } from "../util/fs.ts";
@@ -56,6 +57,13 @@ export async function collectFactoryCacheGarbage(
     );
     if (!options.dryRun) await cache.clearAbandoned();
     const result = await collectCacheGarbage(cache, options);
+    // The intermediate cache (extension images) under the same age limit, with its own size limit.
+    result.intermediate = await new IntermediateCache(join(config.dataDir.root, "intermediate")).collect({
+      maxAgeMs: options.maxAgeMs,
+      maxSizeBytes: config.cacheGc.intermediateMaxSizeBytes,
+      ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
     return { ...result, cache: cache.description };
   } finally {
     await client.close();

@@ -207,8 +207,8 @@ function scheduleCacheGc(
   log: Logger,
   signal: AbortSignal,
 ): (() => Promise<void>) | undefined {
-  const { maxAgeMs, maxSizeBytes, intervalMs } = config.cacheGc;
-  if (maxAgeMs === undefined && maxSizeBytes === undefined) return undefined;
+  const { maxAgeMs, maxSizeBytes, intervalMs, intermediateMaxSizeBytes } = config.cacheGc;
+  if (maxAgeMs === undefined && maxSizeBytes === undefined && intermediateMaxSizeBytes === undefined) return undefined;
   let running: Promise<void> | undefined;
   const stop = new AbortController();
   const gcSignal = AbortSignal.any([signal, stop.signal]);
@@ -222,6 +222,15 @@ function scheduleCacheGc(
           { removed: result.removed.length, kept: result.kept, inUse: result.inUse, bytesFreed: freed },
           "asset cache garbage collection",
         );
+        if (result.intermediate !== undefined)
+          log.info(
+            {
+              removed: result.intermediate.removed.length,
+              kept: result.intermediate.kept,
+              bytesFreed: result.intermediate.removed.reduce((sum, entry) => sum + entry.size, 0),
+            },
+            "intermediate cache garbage collection",
+          );
       })
       .catch((err) => {
         if (!gcSignal.aborted) log.warn({ err }, "asset cache garbage collection failed; trying again at the next run");

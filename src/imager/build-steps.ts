@@ -13,6 +13,7 @@ import { talosUkiProfiles } from "../talos/uki-profiles.ts";
 import { rulesFor } from "../talos/version-rules.ts";
 import { buildExtendedInitramfs } from "./extensions.ts";
 import { type ImagerInputs, imagerAsset, type LocalOverlay } from "./inputs.ts";
+import type { IntermediateCache } from "./intermediate-cache.ts";
 import { bzImageKernelRelease } from "./kernel.ts";
 import { overlayGetOptions, overlayProfileKernelArgs, prepareOverlayRoot } from "./overlay.ts";
 import type { BuildKind, BuildProfile } from "./profile.ts";
@@ -29,6 +30,8 @@ export interface BuildOptions {
   installerRepoTag?: string;
   /** An mksquashfs ≥ 4.6 for SELinux-labelled extension images (extensions.ts); default the one on PATH if recent enough. */
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  /** Extension images kept across builds (intermediate-cache.ts); default none: every image is made. */
+  intermediateCache?: IntermediateCache;
   /** GRUB's arm64-efi platform directory for arm64 GRUB images; default resolveGrubPlatformDir's (tools/grub.ts). */
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   /** The keys Secure Boot assets are signed with; without them such assets are refused. */
@@ -53,6 +56,7 @@ export interface BuildContext {
   log: (line: string) => void;
   installerRepoTag?: string;
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  intermediateCache?: IntermediateCache;
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   secureBoot?: SecureBootSigners;
   wellKnownCertificates?: (signal?: AbortSignal) => Promise<WellKnownCertificates>;
@@ -173,6 +177,9 @@ export function extendedInitramfs(context: BuildContext): Promise<string> {
       signal: context.signal,
       log: context.log,
       ...(context.labellingMksquashfs !== undefined ? { labellingMksquashfs: context.labellingMksquashfs } : {}),
+      ...(context.intermediateCache !== undefined
+        ? { intermediateCache: context.intermediateCache, arch: profile.arch }
+        : {}),
     });
     context.log(`initramfs layers: ${result.layers.map((l) => `${l.image}=${l.metadata.name}`).join(" ")}`);
     await rm(work, { recursive: true, force: true });

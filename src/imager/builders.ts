@@ -133,6 +133,7 @@ export async function build(
         log,
         installerRepoTag: options.installerRepoTag,
         ...(options.labellingMksquashfs !== undefined ? { labellingMksquashfs: options.labellingMksquashfs } : {}),
+        ...(options.intermediateCache !== undefined ? { intermediateCache: options.intermediateCache } : {}),
         ...(options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: options.grubArm64EfiDir } : {}),
         ...(options.secureBoot !== undefined ? { secureBoot: options.secureBoot } : {}),
         ...(options.wellKnownCertificates !== undefined

@@ -36,10 +36,11 @@ import { goStringCanBePlain } from "../talos/go-yaml-resolve.ts";
 import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
 import { readInitramfs, writeCompressedCpio } from "../tools/compression.ts";
 import { depmod } from "../tools/kmod.ts";
-import { mksquashfs, unsquashfs } from "../tools/squashfs.ts";
+import { mksquashfs, mksquashfsTool, mksquashfsVersion, unsquashfs } from "../tools/squashfs.ts";
 import { labellingMksquashfs } from "../tools/squashfs-tools.ts";
 import { mapLimited } from "../util/concurrency.ts";
 import type { LocalExtension } from "./inputs.ts";
+import type { IntermediateCache } from "./intermediate-cache.ts";
 import { embeddedConfigPath, embeddedConfigSelinuxLabel, presentLabels, rootfsLabels } from "./selinux-labels.ts";
 
 /** The name of the virtual extension carrying the schematic ID (image-factory's SchematicIDExtensionName). */
@@ -78,6 +79,13 @@ export interface ExtendInitramfsOptions {
    * (tools/squashfs-tools.ts labellingMksquashfs makes one that also fetches it).
    */
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  /**
+   * The intermediate cache (intermediate-cache.ts): each extension's squashfs image is taken from it or put
+   * in it, keyed by squashfsImageKey. Needs `arch` (an extension's digest may be a multi-arch index's).
+   */
+  intermediateCache?: IntermediateCache;
+  /** The architecture the extensions were flattened for (part of the squashfs key). */
+  arch?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -105,6 +113,8 @@ interface StagedExtension {
   rootfs: string;
   /** SELinux labels by path inside `rootfs` ("/" for itself, else "usr/bin/x"). */
   selinuxLabels: ReadonlyMap<string, string>;
+  /** The image digest it was pulled by: only such an extension's squashfs is cached. */
+  digest?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -289,6 +299,50 @@ async function mergeTree(source: string, target: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// the squashfs key
+
+/** Bump when a change here or in flattening changes an extension image's bytes (stale entries then miss). */
+const squashfsRecipe = 1;
+const digestPattern = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * The intermediate cache key of an extension's squashfs image: everything its bytes depend on — the image
+ * (digest, and the architecture it was flattened for), the firmware moved out (by path), the version's
+ * mksquashfs options, whether SELinux labels were given (the labels come from the image), the timestamp, and
+ * which mksquashfs made it (its version and path).
+ */
+export function squashfsImageKey(parts: {
+  digest: string;
+  arch: string;
+  firmwarePath: string;
+  compression: string;
+  level: number | undefined;
+  xzDictSize: string | undefined;
+  mtime: number;
+  processors: number;
+  labelled: boolean;
+  tool: string;
+}): string {
+  const fields = { recipe: squashfsRecipe, ...parts, level: parts.level ?? null, xzDictSize: parts.xzDictSize ?? null };
+  const sorted = Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return createHash("sha256").update(JSON.stringify(sorted)).digest("hex");
+}
+
+const toolVersions = new Map<string, Promise<string>>();
+
+/** "path version" of the mksquashfs that runs (the labelling one, else the one on PATH), asked once per process. */
+function toolIdentity(labelling: string | undefined, signal?: AbortSignal): Promise<string> {
+  const command = labelling ?? mksquashfsTool.command;
+  let identity = toolVersions.get(command);
+  if (identity === undefined) {
+    identity = mksquashfsVersion(command, { signal }).then((v) => `${command} ${v.join(".")}`);
+    identity.catch(() => toolVersions.delete(command));
+    toolVersions.set(command, identity);
+  }
+  return identity;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // the build
 
 /** The base initramfs's rootfs.sqsh, streamed out through the decompressor into `outPath`. */
@@ -366,12 +420,19 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   // 1. Directories by index, the schematic extension last; upstream lists them sorted by name.
   const schematicDir = join(work, "schematic-extension");
   await writeSchematicExtension(schematicDir, options.schematic);
-  const sources: Array<{ directory: string; label: string; dir: string; selinuxLabels: Map<string, string> }> = [
+  const sources: Array<{
+    directory: string;
+    label: string;
+    dir: string;
+    selinuxLabels: Map<string, string>;
+    digest?: string;
+  }> = [
     ...options.extensions.map((e, i) => ({
       directory: String(i),
       label: e.name,
       dir: e.dir,
       selinuxLabels: rootfsLabels(e.selinuxLabels),
+      digest: e.digest,
     })),
     {
       directory: String(options.extensions.length),
@@ -409,6 +470,7 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
       metadata: manifest.metadata,
       rootfs: join(source.dir, "rootfs"),
       selinuxLabels: source.selinuxLabels,
+      ...(source.digest === undefined ? {} : { digest: source.digest }),
     });
   }
 
@@ -467,26 +529,51 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     log(
       "warning: no mksquashfs ≥ 4.6 (squashfs-tools) is available: the extension images are built without the SELinux labels Talos 1.13 gives them",
     );
+  const squashfsOptions = {
+    compression: rules.squashfsCompression,
+    // internal/pkg/extensions/compress.go: zstd level 18, or xz with a dictionary as large as a block.
+    level: rules.squashfsCompression === "zstd" ? 18 : undefined,
+    xzDictSize: rules.squashfsCompression === "xz" ? "100%" : undefined,
+    mtime,
+    processors: 1,
+  };
+  const cache = options.intermediateCache;
+  const toolVersion =
+    cache === undefined || options.arch === undefined ? undefined : await toolIdentity(labelling, signal);
+  let hits = 0;
   await mapLimited(staged, options.concurrency ?? availableParallelism(), async (extension) => {
     signal?.throwIfAborted();
-    const xattrs =
-      labelling === undefined
-        ? {}
-        : {
-            command: labelling,
-            selinuxLabels: await presentLabels(extension.label, extension.rootfs, extension.selinuxLabels),
-          };
-    await mksquashfs(extension.rootfs, join(imagesDir, `${extension.directory}.sqsh`), {
-      ...xattrs,
-      compression: rules.squashfsCompression,
-      // internal/pkg/extensions/compress.go: zstd level 18, or xz with a dictionary as large as a block.
-      level: rules.squashfsCompression === "zstd" ? 18 : undefined,
-      xzDictSize: rules.squashfsCompression === "xz" ? "100%" : undefined,
-      mtime,
-      processors: 1,
-      signal,
+    const out = join(imagesDir, `${extension.directory}.sqsh`);
+    const make = async (path: string) => {
+      const xattrs =
+        labelling === undefined
+          ? {}
+          : {
+              command: labelling,
+              selinuxLabels: await presentLabels(extension.label, extension.rootfs, extension.selinuxLabels),
+            };
+      await mksquashfs(extension.rootfs, path, { ...xattrs, ...squashfsOptions, signal });
+    };
+    if (
+      cache === undefined ||
+      toolVersion === undefined ||
+      extension.digest === undefined ||
+      !digestPattern.test(extension.digest)
+    ) {
+      await make(out);
+      return;
+    }
+    const key = squashfsImageKey({
+      digest: extension.digest,
+      arch: options.arch as string,
+      firmwarePath: rules.firmwarePath,
+      ...squashfsOptions,
+      labelled: labelling !== undefined,
+      tool: toolVersion,
     });
+    if (await cache.provide("squashfs", key, out, make, signal)) hits++;
   });
+  if (cache !== undefined) log(`extension images from the intermediate cache: ${hits} of ${staged.length}`);
 
   // 5, 6. The appended archive.
   const entries: CpioEntry[] = [...initramfsTree.values()];

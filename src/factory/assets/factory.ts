@@ -6,6 +6,7 @@
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { schematicExtensionAuthor } from "../../imager/extensions.ts";
+import { IntermediateCache } from "../../imager/intermediate-cache.ts";
 import type { SecureBootSigners } from "../../imager/secureboot-uki.ts";
 import { wellKnownCertificatesLoader } from "../../imager/well-known-certificates.ts";
 import type { Digest } from "../../oci/digest.ts";
@@ -118,6 +119,10 @@ export async function createAssetService(
     schematicAuthor: schematicExtensionAuthor(config.http.externalUrlAsGiven),
     maxConcurrency: config.maxConcurrency,
     labellingMksquashfs: factoryLabellingMksquashfs(deps.dir, (line) => deps.log.info({}, line)),
+    intermediateCache: new IntermediateCache(join(deps.dir, "intermediate")),
+    ...(config.cacheGc.intermediateMaxSizeBytes !== undefined
+      ? { intermediateMaxSizeBytes: config.cacheGc.intermediateMaxSizeBytes }
+      : {}),
     grubArm64EfiDir: factoryGrubArm64EfiDir(deps.dir, (line) => deps.log.info({}, line)),
     ...(config.secureBoot.enabled
       ? {

@@ -5,6 +5,7 @@
 // An entry in use (being served or built by this process) is never removed; it waits for the next run.
 // Afterwards the cache frees the bytes nothing references any more (the embedded store's sweep).
 
+import type { IntermediateGcResult } from "../../imager/intermediate-cache.ts";
 import type { AssetCache } from "./cache.ts";
 
 export interface GcOptions {
@@ -25,6 +26,8 @@ export interface GcResult {
   inUse: number;
   /** Bytes the sweep freed (unreferenced store blobs, spool copies). */
   sweptBytes: number;
+  /** What the intermediate cache's collection removed and kept, when it ran too. */
+  intermediate?: IntermediateGcResult;
 }
 
 export async function collectCacheGarbage(

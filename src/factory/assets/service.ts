@@ -14,6 +14,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { badRequest, unsupported } from "../../errors.ts";
 import { build } from "../../imager/builders.ts";
+import type { IntermediateCache } from "../../imager/intermediate-cache.ts";
 import { type BuildKind, buildKinds, canonicalJson, createBuildProfile, profileHash } from "../../imager/profile.ts";
 import type { SecureBootSigners } from "../../imager/secureboot-uki.ts";
 import { type AssetRequest, mimeTypeFor } from "../../talos/asset-path.ts";
@@ -86,6 +87,10 @@ export interface AssetServiceOptions {
   installerRepoTag?: string;
   /** An mksquashfs ≥ 4.6 for SELinux-labelled extension images (tools/squashfs-tools.ts). */
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
+  /** Extension images kept across builds (src/imager/intermediate-cache.ts), collected with the asset cache. */
+  intermediateCache?: IntermediateCache;
+  /** Size limit of the intermediate cache (bytes); default none beyond the asset cache's max age. */
+  intermediateMaxSizeBytes?: number;
   /** GRUB's arm64-efi platform directory (arm64 GRUB ISOs and disk images; grub-arm64.ts). */
   grubArm64EfiDir?: (signal?: AbortSignal) => Promise<string>;
   schematicAuthor?: string;
@@ -240,6 +245,9 @@ export class AssetService {
         ...(this.#options.labellingMksquashfs !== undefined
           ? { labellingMksquashfs: this.#options.labellingMksquashfs }
           : {}),
+        ...(this.#options.intermediateCache !== undefined
+          ? { intermediateCache: this.#options.intermediateCache }
+          : {}),
         ...(this.#options.grubArm64EfiDir !== undefined ? { grubArm64EfiDir: this.#options.grubArm64EfiDir } : {}),
         ...(this.#options.secureBoot !== undefined ? { secureBoot: this.#options.secureBoot } : {}),
         ...(this.#options.wellKnownCertificates !== undefined
@@ -265,8 +273,17 @@ export class AssetService {
   }
 
   /** Garbage collection (gc.ts) that leaves alone every entry this process is serving or building. */
-  collectGarbage(options: GcOptions): Promise<GcResult> {
-    return collectCacheGarbage(this.#options.cache, options, (key) => this.#inUse.has(key));
+  async collectGarbage(options: GcOptions): Promise<GcResult> {
+    const result = await collectCacheGarbage(this.#options.cache, options, (key) => this.#inUse.has(key));
+    // The intermediate cache under the same schedule and age limit, with its own size limit.
+    const intermediate = await this.#options.intermediateCache?.collect({
+      maxAgeMs: options.maxAgeMs,
+      maxSizeBytes: this.#options.intermediateMaxSizeBytes,
+      ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    if (intermediate !== undefined) result.intermediate = intermediate;
+    return result;
   }
 
   /** Waits for the builds under way (at shutdown). */

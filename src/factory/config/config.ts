@@ -157,6 +157,8 @@ export interface FactoryConfig {
     readonly maxAgeMs: number | undefined;
     readonly maxSizeBytes: number | undefined;
     readonly intervalMs: number;
+    /** Size limit of the intermediate cache (its age limit is maxAgeMs). */
+    readonly intermediateMaxSizeBytes: number | undefined;
   };
   readonly cacheSigningKey: {
     readonly file: string;
@@ -723,6 +725,9 @@ export async function validateSettings(
   const gcMaxAgeMs = check(ctx, "cache.gc.maxAge", () => parseAge(str(ctx, "cache.gc.maxAge")));
   const gcMaxSizeBytes = check(ctx, "cache.gc.maxSize", () => parseSize(str(ctx, "cache.gc.maxSize")));
   const gcIntervalMs = positiveDuration(ctx, "cache.gc.interval");
+  const intermediateMaxSizeBytes = check(ctx, "cache.intermediate.maxSize", () =>
+    parseSize(str(ctx, "cache.intermediate.maxSize")),
+  );
   const readHeaderTimeoutMs = positiveDuration(ctx, "http.readHeaderTimeout");
   const readTimeoutMs = positiveDuration(ctx, "http.readTimeout");
   const shutdownTimeoutMs = positiveDuration(ctx, "http.shutdownTimeout", true);
@@ -792,7 +797,12 @@ export async function validateSettings(
       installerExternal: stores.installerExternal,
     },
     schematicCache: { capacity: schematicCapacity as number, negativeTtlMs: negativeTtlMs as number },
-    cacheGc: { maxAgeMs: gcMaxAgeMs, maxSizeBytes: gcMaxSizeBytes, intervalMs: gcIntervalMs as number },
+    cacheGc: {
+      maxAgeMs: gcMaxAgeMs,
+      maxSizeBytes: gcMaxSizeBytes,
+      intervalMs: gcIntervalMs as number,
+      intermediateMaxSizeBytes,
+    },
     cacheSigningKey: cacheSigningKey as FactoryConfig["cacheSigningKey"],
     signatures: { options: signature.options, flagNames: signature.flagNames, loaded: loaded as LoadedVerification },
     secureBoot: secureBoot as SecureBootConfig,

@@ -265,6 +265,13 @@ export const scalarSettings: readonly SettingSpec[] = [
     help: "garbage collection: remove the least recently used cached assets beyond this size, e.g. 50GiB (empty: no limit)",
   },
   {
+    key: "cache.intermediate.maxSize",
+    type: "string",
+    default: "16GiB",
+    flag: "intermediate-cache-max-size",
+    help: "garbage collection: remove the least recently used extension images of the intermediate cache beyond this size (empty: no limit)",
+  },
+  {
     key: "cache.gc.interval",
     type: "duration",
     default: minutes(60),
