@@ -1,0 +1,141 @@
+// Incremental builds (issue 18): extension squashfs images kept in the intermediate cache are reused by the
+// next schematic, and what comes out is the same, byte for byte, as a cold build of the same profile — for
+// every asset kind that carries the initramfs. The warm build's schematic reorders the extensions the first
+// one used, changes one of them and adds a kernel argument, so an image cached at one position is reused at
+// another. The cache itself: one make per key at a time, nothing partial left by a failed make, and the
+// asset cache's limits applied by its collection.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { IntermediateCache } from "../../src/imager/intermediate-cache.ts";
+import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
+import { buildAsset, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+describe("incremental builds: warm equals cold", () => {
+  let fixture: ReleaseFixture;
+  let seen: PreparedVersion;
+  let prepared: PreparedVersion;
+  let out: string;
+  let cache: IntermediateCache;
+  // Seen first: three extensions. Then: two of them in another order, one new, and a kernel argument.
+  const firstNames = ["testbed-dummy", "testbed-ucode", "testbed-hello"];
+  const secondNames = ["testbed-hello", "testbed-glibc", "testbed-dummy"];
+  const first = testSchematic(firstNames);
+  const second = testSchematic(secondNames, {
+    extraKernelArgs: ["testbed.warm=yes"],
+  });
+
+  before(async () => {
+    fixture = await openReleaseFixture(["v1.10.3"]);
+    // Flattened apart, as separate pulls would be: the key is the image's, not its directory's.
+    seen = await prepareVersion(fixture, "v1.10.3", firstNames);
+    prepared = await prepareVersion(fixture, "v1.10.3", secondNames);
+    out = await mkdtemp(join(fixture.scratch, "out-"));
+    cache = new IntermediateCache(join(fixture.scratch, "intermediate"));
+    await mkdir(join(out, "seed"));
+    await buildAsset(seen, first, "initramfs-amd64.xz", join(out, "seed"), { intermediateCache: cache });
+    assert.equal(cache.stats.misses, 3, "each of the first schematic's extensions is made once");
+  });
+  after(async () => {
+    await fixture?.close();
+  });
+
+  for (const path of ["initramfs-amd64.xz", "metal-amd64-uki.efi", "metal-amd64.iso", "metal-amd64.raw"]) {
+    test(`${path}: a warm build is byte for byte a cold one`, async () => {
+      const warmDir = join(out, `warm-${path}`);
+      const coldDir = join(out, `cold-${path}`);
+      await mkdir(warmDir);
+      await mkdir(coldDir);
+      const before = { ...cache.stats };
+      const warm = await buildAsset(prepared, second, path, warmDir, { intermediateCache: cache });
+      const reused = cache.stats.hits - before.hits;
+      // hello and dummy were seen with the first schematic; glibc with the first test that ran.
+      assert.ok(reused >= 2, `at least the two images seen before are reused (${reused})`);
+      const cold = await buildAsset(prepared, second, path, coldDir);
+      assert.equal(await sha256File(warm.path), await sha256File(cold.path));
+    });
+  }
+
+  test("the cache holds whole entries only, one per extension image", async () => {
+    const entries = await cache.list();
+    assert.equal(entries.length, 4, "dummy, ucode, hello, glibc: one image each");
+    assert.deepEqual(await readdir(join(cache.dir, "tmp")), []);
+  });
+});
+
+describe("intermediate cache", () => {
+  let dir: string;
+  const key = (n: number) => createHash("sha256").update(String(n)).digest("hex");
+
+  before(async () => {
+    dir = await mkdtemp(join(process.env.TMPDIR ?? "/tmp", "intermediate-"));
+  });
+
+  test("one make per key however many ask at once; a hit is the same bytes", async () => {
+    const cache = new IntermediateCache(join(dir, "flight"));
+    let makes = 0;
+    const make = async (path: string) => {
+      makes++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await writeFile(path, "image bytes");
+    };
+    await mkdir(join(dir, "dest"));
+    const hits = await Promise.all(
+      [0, 1, 2, 3].map((i) => cache.provide("squashfs", key(1), join(dir, "dest", `f${i}`), make)),
+    );
+    assert.equal(makes, 1);
+    assert.deepEqual(hits, [false, false, false, false]);
+    assert.equal(await cache.provide("squashfs", key(1), join(dir, "dest", "f4"), make), true);
+    for (let i = 0; i <= 4; i++) assert.equal(await readFile(join(dir, "dest", `f${i}`), "utf8"), "image bytes");
+  });
+
+  test("a failed make leaves no entry and no temp file", async () => {
+    const cache = new IntermediateCache(join(dir, "failing"));
+    const make = async (path: string) => {
+      await writeFile(path, "half an ima");
+      throw new Error("mksquashfs died");
+    };
+    await assert.rejects(cache.provide("squashfs", key(2), join(dir, "failed"), make), /mksquashfs died/);
+    assert.deepEqual(await cache.list(), []);
+    assert.deepEqual(await readdir(join(cache.dir, "tmp")), []);
+    await assert.rejects(stat(join(dir, "failed")), { code: "ENOENT" });
+  });
+
+  test("collection: too old first, then least recently used beyond the size limit", async () => {
+    const cache = new IntermediateCache(join(dir, "gc"));
+    const now = Date.now() / 1000;
+    for (const [n, ageSeconds] of [
+      [3, 10 * 86400],
+      [4, 300],
+      [5, 200],
+      [6, 100],
+    ] as const) {
+      await cache.provide("squashfs", key(n), join(dir, `gc-${n}`), (path) => writeFile(path, Buffer.alloc(1000)));
+      await utimes(join(cache.dir, "squashfs", key(n)), now - ageSeconds, now - ageSeconds);
+    }
+    const dry = await cache.collect({ maxAgeMs: 86400 * 1000, maxSizeBytes: 2000, dryRun: true });
+    assert.equal((await cache.list()).length, 4, "a dry run removes nothing");
+    const result = await cache.collect({ maxAgeMs: 86400 * 1000, maxSizeBytes: 2000 });
+    assert.deepEqual(dry.removed, result.removed);
+    assert.deepEqual(
+      result.removed.map((r) => [r.key, r.reason]),
+      [
+        [key(3), "age"],
+        [key(4), "size"],
+      ],
+    );
+    assert.deepEqual((await cache.list()).map((e) => e.key).sort(), [key(5), key(6)].sort());
+    // What a build already took stays readable.
+    assert.equal((await readFile(join(dir, "gc-3"))).length, 1000);
+  });
+});
