@@ -1,0 +1,133 @@
+// Warm-build benchmark (issue 18): the first download of a new schematic whose extensions were all seen
+// before, against the cold build of the same profile, in the same run. Talos v1.10.3, the ten-extension set
+// of bench/imager/run.ts (the four test bed extensions, testbed-bulky, five fillers) plus a sixth filler:
+//   seed        one build of the initramfs for all eleven, with the intermediate cache (untimed);
+//   one changed the ten with filler 05 replaced by filler 06;
+//   cmdline     the ten, with one more kernel argument.
+// Each scenario and asset is built cold (no intermediate cache) and warm (the seeded cache), in ≥ 3 rounds
+// whose order alternates (cold first, then warm first); printed: median, min and max of each, and the ratio
+// of the medians (goals: ISO ≤ 10 %, raw.zst ≤ 20 % of cold). initramfs-amd64.xz is timed too: the share of a
+// warm build that is the extended initramfs (its appended cpio compressed as upstream does).
+//
+//   npm run bench:warm [-- --bulky-mib 300] [--rounds 3] [--keep]
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { build } from "../../src/imager/builders.ts";
+import { IntermediateCache } from "../../src/imager/intermediate-cache.ts";
+import { openStore } from "../../src/registry/store.ts";
+import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
+import { publishTestbedRelease } from "../../src/testbed/release.ts";
+import { fixtureRegistry, localInputs } from "../../test/imager/fixture.ts";
+import { compatibleExtensions, profileFor, testSchematic } from "../../test/imager/helpers.ts";
+import { printTable } from "../report.ts";
+
+const version = "v1.10.3";
+const assets = ["initramfs-amd64.xz", "metal-amd64.iso", "metal-amd64.raw.zst"] as const;
+const goals: Record<string, number> = { "metal-amd64.iso": 0.1, "metal-amd64.raw.zst": 0.2 };
+const fillers = 6;
+
+const { values } = parseArgs({
+  options: {
+    "bulky-mib": { type: "string", default: "300" },
+    rounds: { type: "string", default: "3" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const bulkyBytes = Number(values["bulky-mib"]) * 1024 * 1024;
+const rounds = Math.max(3, Number(values.rounds));
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const filler = (n: number) => `testbed-filler-${String(n).padStart(2, "0")}`;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+const scratch = await mkdtemp(join(tmpdir(), "bench-warm-"));
+try {
+  log(
+    `publishing the test bed release ${version} with testbed-bulky (${values["bulky-mib"]} MiB) and ${fillers} fillers`,
+  );
+  const store = await openStore(join(scratch, "store"));
+  const summary = await publishTestbedRelease({
+    registry: fixtureRegistry,
+    repositoryFor: (name) => store.repository(name),
+    versions: [version],
+    benchExtensions: { bulkyBytes, fillers },
+  });
+  const fixture = { scratch, store, summary, packages: await fetchTestbedPackages(), close: async () => {} };
+  const ten = [...compatibleExtensions, "testbed-bulky", ...[1, 2, 3, 4, 5].map(filler)];
+  const all = [...ten, filler(6)];
+  const changed = [...ten.filter((n) => n !== filler(5)), filler(6)];
+  const prepare = async (names: string[]) => ({ version, inputs: await localInputs(fixture, version, names) });
+
+  const cache = new IntermediateCache(join(scratch, "intermediate"));
+  const outDir = join(scratch, "out");
+  await mkdir(outDir);
+  const timedBuild = async (
+    prepared: Awaited<ReturnType<typeof prepare>>,
+    schematic: ReturnType<typeof testSchematic>,
+    asset: string,
+    warm: boolean,
+  ) => {
+    const profile = profileFor(prepared, schematic, asset);
+    const out = join(outDir, asset);
+    const started = performance.now();
+    await build(profile, prepared.inputs, out, warm ? { intermediateCache: cache } : {});
+    const seconds = (performance.now() - started) / 1000;
+    await rm(out, { force: true });
+    return seconds;
+  };
+
+  log("seed: the initramfs of all eleven extensions, into the intermediate cache");
+  await timedBuild(await prepare(all), testSchematic(all), "initramfs-amd64.xz", true);
+
+  const scenarios = [
+    { name: "one changed", prepared: await prepare(changed), schematic: testSchematic(changed) },
+    {
+      name: "cmdline",
+      prepared: await prepare(ten),
+      schematic: testSchematic(ten, { extraKernelArgs: ["bench.warm=yes"] }),
+    },
+  ];
+  const times = new Map<string, { cold: number[]; warm: number[] }>();
+  for (let round = 0; round < rounds; round++)
+    for (const scenario of scenarios)
+      for (const asset of assets) {
+        const row = `${scenario.name}: ${asset}`;
+        const entry = times.get(row) ?? { cold: [], warm: [] };
+        times.set(row, entry);
+        for (const warm of round % 2 === 0 ? [false, true] : [true, false]) {
+          const seconds = await timedBuild(scenario.prepared, scenario.schematic, asset, warm);
+          (warm ? entry.warm : entry.cold).push(seconds);
+          log(`round ${round + 1} ${row} ${warm ? "warm" : "cold"} ${seconds.toFixed(1)} s`);
+        }
+      }
+
+  const cell = (xs: number[]) =>
+    `${median(xs).toFixed(1)} s (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
+  console.log(
+    `warm-build benchmark: Talos ${version}, 10 extensions (testbed-bulky ${values["bulky-mib"]} MiB), ${rounds} alternating rounds; median (min–max)`,
+  );
+  const rows = [["scenario: asset", "cold", "warm", "warm/cold", "goal"]];
+  for (const [row, { cold, warm }] of times) {
+    const ratio = median(warm) / median(cold);
+    const asset = row.split(": ")[1] as string;
+    const goal = goals[asset];
+    rows.push([
+      row,
+      cell(cold),
+      cell(warm),
+      `${(ratio * 100).toFixed(0)} %`,
+      goal === undefined ? "" : `≤ ${goal * 100} % ${ratio <= goal ? "OK" : "MISSED"}`,
+    ]);
+  }
+  printTable(rows);
+  console.log(`intermediate cache: ${cache.stats.hits} hits, ${cache.stats.misses} misses`);
+} finally {
+  if (values.keep) log(`kept ${scratch}`);
+  else await rm(scratch, { recursive: true, force: true });
+}
