@@ -36,6 +36,20 @@ describe("garbage collection limits", () => {
       },
     );
     const config = await parseFactoryCommandLine(["-asset-cache-max-age", "7d", "-asset-cache-max-size", "10GiB"], {});
-    assert.deepEqual(config.cacheGc, { maxAgeMs: 7 * 86_400_000, maxSizeBytes: 10 * 1024 ** 3, intervalMs: 3_600_000 });
+    assert.deepEqual(config.cacheGc, {
+      maxAgeMs: 7 * 86_400_000,
+      maxSizeBytes: 10 * 1024 ** 3,
+      intervalMs: 3_600_000,
+      intermediateMaxSizeBytes: 16 * 1024 ** 3,
+    });
+  });
+
+  it("the intermediate cache has its own size limit, 16 GiB unless given (docs/caches.md)", async () => {
+    const config = await parseFactoryCommandLine(["-intermediate-cache-max-size", "2GiB"], {});
+    assert.equal(config.cacheGc.intermediateMaxSizeBytes, 2 * 1024 ** 3);
+    await assert.rejects(
+      parseFactoryCommandLine(["-intermediate-cache-max-size", "lots"], {}),
+      /-intermediate-cache-max-size: invalid size "lots"/,
+    );
   });
 });
