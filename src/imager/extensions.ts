@@ -115,6 +115,8 @@ interface StagedExtension {
   selinuxLabels: ReadonlyMap<string, string>;
   /** The image digest it was pulled by: only such an extension's squashfs is cached. */
   digest?: string;
+  /** Its firmware directory (inside `rootfs`), moved to the initramfs: left out of its image. */
+  firmwareDir?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -496,13 +498,8 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
       // Later extensions overwrite files of earlier ones, as upstream's move into one tree does.
       if (entry.type !== "directory" || !initramfsTree.has(entry.path)) initramfsTree.set(entry.path, entry);
     }
-    const copy = join(work, `rootfs-${extension.directory}`);
-    await cp(extension.rootfs, copy, {
-      recursive: true,
-      verbatimSymlinks: true,
-      filter: (path) => !isUnder(path, firmwareDir),
-    });
-    extension.rootfs = copy;
+    // Its image is made from a copy without the firmware, when it is made (not when the cache has it).
+    extension.firmwareDir = firmwareDir;
   }
 
   // 3. The merged module index.
@@ -545,14 +542,24 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     signal?.throwIfAborted();
     const out = join(imagesDir, `${extension.directory}.sqsh`);
     const make = async (path: string) => {
+      let source = extension.rootfs;
+      const firmwareDir = extension.firmwareDir;
+      if (firmwareDir !== undefined) {
+        source = join(work, `rootfs-${extension.directory}`);
+        await cp(extension.rootfs, source, {
+          recursive: true,
+          verbatimSymlinks: true,
+          filter: (path) => !isUnder(path, firmwareDir),
+        });
+      }
       const xattrs =
         labelling === undefined
           ? {}
           : {
               command: labelling,
-              selinuxLabels: await presentLabels(extension.label, extension.rootfs, extension.selinuxLabels),
+              selinuxLabels: await presentLabels(extension.label, source, extension.selinuxLabels),
             };
-      await mksquashfs(extension.rootfs, path, { ...xattrs, ...squashfsOptions, signal });
+      await mksquashfs(source, path, { ...xattrs, ...squashfsOptions, signal });
     };
     if (
       cache === undefined ||
