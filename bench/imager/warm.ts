@@ -9,7 +9,7 @@
 // of the medians (goals: ISO ≤ 10 %, raw.zst ≤ 20 % of cold). initramfs-amd64.xz is timed too: the share of a
 // warm build that is the extended initramfs (its appended cpio compressed as upstream does).
 //
-//   npm run bench:warm [-- --bulky-mib 300] [--rounds 3] [--keep]
+//   npm run bench:warm [-- --bulky-mib 300] [--rounds 3] [--assets metal-amd64.iso,metal-amd64.raw.zst] [--keep]
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +24,7 @@ import { compatibleExtensions, profileFor, testSchematic } from "../../test/imag
 import { printTable } from "../report.ts";
 
 const version = "v1.10.3";
-const assets = ["initramfs-amd64.xz", "metal-amd64.iso", "metal-amd64.raw.zst"] as const;
+const allAssets = ["initramfs-amd64.xz", "metal-amd64.iso", "metal-amd64.raw.zst"];
 const goals: Record<string, number> = { "metal-amd64.iso": 0.1, "metal-amd64.raw.zst": 0.2 };
 const fillers = 6;
 
@@ -33,8 +33,13 @@ const { values } = parseArgs({
     "bulky-mib": { type: "string", default: "300" },
     rounds: { type: "string", default: "3" },
     keep: { type: "boolean", default: false },
+    /** Comma-separated subset of the assets (default all three). */
+    assets: { type: "string", default: allAssets.join(",") },
   },
 });
+const assets = (values.assets as string).split(",").filter((a) => a !== "");
+for (const asset of assets)
+  if (!allAssets.includes(asset)) throw new Error(`--assets: not one of ${allAssets.join(", ")}`);
 const bulkyBytes = Number(values["bulky-mib"]) * 1024 * 1024;
 const rounds = Math.max(3, Number(values.rounds));
 
