@@ -1,5 +1,5 @@
 // `boot-assets mirror`: copies a Talos release with its signatures to another registry (the service:
-// src/factory/mirror/). The flags follow Go's rules like `build` and `factory`, and the ones the factory has
+// src/toolkit/mirror/). The flags follow Go's rules like `build` and `factory`, and the ones the factory has
 // (image names, -container-signature-*, -ca-file, -certs-dir) are the factory's, parsed by its tables: a
 // mirror is verified exactly as the factory that will read it verifies.
 
@@ -9,12 +9,12 @@ import { parseGoBool } from "../factory/config/go-flags.ts";
 import { ConfigError, Problems } from "../factory/config/problems.ts";
 import { allSettings, type SettingSpec } from "../factory/config/settings.ts";
 import { SettingValues } from "../factory/config/values.ts";
-import { type MirrorEvent, mirrorRelease, type ReleaseImageNames, type Selection } from "../factory/mirror/index.ts";
 import { isLoopbackRegistry, registryClientOptionsFor } from "../factory/registry-access.ts";
 import { RegistryClient } from "../oci/client/index.ts";
 import { parseReference } from "../oci/reference.ts";
 import { SignatureVerifier } from "../signing/verify.ts";
 import { parseVersionTag } from "../talos/asset-path.ts";
+import { type MirrorEvent, mirrorRelease, type ReleaseImageNames, type Selection } from "../toolkit/mirror/index.ts";
 import { type CommandFlag, flagTable, flagUsage, parseCommandFlags } from "./borrowed-flags.ts";
 import { formatBytes } from "./build-progress.ts";
 import { rawSubcommandArgs } from "./raw-args.ts";

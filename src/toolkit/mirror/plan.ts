@@ -11,13 +11,13 @@
 // fails is refused, named with the reason, and the whole plan with it, so nothing of it reaches the mirror.
 
 import { AppError, badRequest, isAppError, notFound } from "../../errors.ts";
+import { readCatalogFiles } from "../../factory/sources/catalog-image.ts";
 import type { Digest } from "../../oci/digest.ts";
 import { parseReference } from "../../oci/reference.ts";
 import type { SignatureVerifier, VerifiedImage } from "../../signing/verify.ts";
 import { ExtensionCatalog, parseOverlaysCatalog } from "../../talos/catalog.ts";
 import { rulesFor } from "../../talos/version-rules.ts";
 import { mapLimited } from "../../util/concurrency.ts";
-import { readCatalogFiles } from "../sources/catalog-image.ts";
 
 /** The image names of a release, without registry or namespace (the factory's -*-image settings). */
 export interface ReleaseImageNames {

@@ -21,16 +21,16 @@ import { publishTestbedRelease, type ReleaseImage, type ReleaseSummary } from ".
 import { loadOrCreateReleaseKeys } from "../../src/testbed/release-keys.ts";
 import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
-import { startDistribution } from "../harness/distribution.ts";
-import type { RunningRegistry } from "../harness/types.ts";
-import { skopeo } from "../realclients/skopeo.ts";
 import {
   createSchematic,
   type FactoryUnderTest,
   type PublishedTestbed,
   startSeedFactory,
   waitFor200,
-} from "./service-harness.ts";
+} from "../factory/service-harness.ts";
+import { startDistribution } from "../harness/distribution.ts";
+import type { RunningRegistry } from "../harness/types.ts";
+import { skopeo } from "../realclients/skopeo.ts";
 
 // 1.12: installer-base (not installer), overlays, talosctl-all (src/talos/version-rules.ts).
 const version = "v1.12.11";
