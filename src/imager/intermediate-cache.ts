@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import { copyFile, link, mkdir, open, readdir, rename, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { SingleFlight } from "../util/concurrency.ts";
+import { planEviction } from "../util/eviction.ts";
 import { fsyncDirectory, isNotFoundError, listDirectory } from "../util/fs.ts";
 
 export type IntermediateKind = "squashfs";
@@ -131,28 +132,24 @@ export class IntermediateCache {
   }
 
   /**
-   * The asset cache's limits applied here (gc.ts): entries unused for longer than `maxAgeMs` go, then the
+   * The asset cache's limits and rule (src/util/eviction.ts): entries unused for longer than `maxAgeMs` go, then the
    * least recently used until the rest fit in `maxSizeBytes`; stale temp files go too. A build holding an
    * entry has its own link to it, so nothing is ever in use.
    */
   async collect(options: IntermediateGcOptions): Promise<IntermediateGcResult> {
-    const entries = (await this.list()).sort((a, b) => a.lastUsedMs - b.lastUsedMs);
+    options.signal?.throwIfAborted();
     const now = Date.now();
-    const result: IntermediateGcResult = { removed: [], kept: 0, keptBytes: 0 };
-    let total = entries.reduce((sum, entry) => sum + entry.size, 0);
-    for (const entry of entries) {
-      options.signal?.throwIfAborted();
-      const tooOld = options.maxAgeMs !== undefined && now - entry.lastUsedMs > options.maxAgeMs;
-      const tooBig = options.maxSizeBytes !== undefined && total > options.maxSizeBytes;
-      if (tooOld || tooBig) {
-        total -= entry.size;
-        result.removed.push({ kind: entry.kind, key: entry.key, size: entry.size, reason: tooOld ? "age" : "size" });
-        if (!options.dryRun) await rm(join(this.dir, entry.kind, entry.key), { force: true });
-        continue;
+    const plan = planEviction(await this.list(), options, now);
+    const result: IntermediateGcResult = {
+      removed: plan.remove.map(({ entry, reason }) => ({ kind: entry.kind, key: entry.key, size: entry.size, reason })),
+      kept: plan.keep.length,
+      keptBytes: plan.keptBytes,
+    };
+    if (!options.dryRun)
+      for (const { entry } of plan.remove) {
+        options.signal?.throwIfAborted();
+        await rm(join(this.dir, entry.kind, entry.key), { force: true });
       }
-      result.kept++;
-      result.keptBytes += entry.size;
-    }
     if (!options.dryRun) {
       const tmpDir = join(this.dir, "tmp");
       for (const name of await readdir(tmpDir).catch(() => [] as string[])) {

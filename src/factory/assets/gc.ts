@@ -6,6 +6,7 @@
 // Afterwards the cache frees the bytes nothing references any more (the embedded store's sweep).
 
 import type { IntermediateGcResult } from "../../imager/intermediate-cache.ts";
+import { planEviction } from "../../util/eviction.ts";
 import type { AssetCache } from "./cache.ts";
 
 export interface GcOptions {
@@ -35,25 +36,15 @@ export async function collectCacheGarbage(
   options: GcOptions,
   inUse: (key: string) => boolean = () => false,
 ): Promise<GcResult> {
-  const entries = (await cache.list(options.signal)).sort((a, b) => a.lastUsedMs - b.lastUsedMs);
-  const now = Date.now();
-  const result: GcResult = { removed: [], kept: 0, keptBytes: 0, inUse: 0, sweptBytes: 0 };
-  let total = entries.reduce((sum, entry) => sum + entry.size, 0);
-  for (const entry of entries) {
-    options.signal?.throwIfAborted();
-    const tooOld = options.maxAgeMs !== undefined && now - entry.lastUsedMs > options.maxAgeMs;
-    const tooBig = options.maxSizeBytes !== undefined && total > options.maxSizeBytes;
-    if (tooOld || tooBig) {
-      if (!inUse(entry.key)) {
-        total -= entry.size;
-        result.removed.push({ key: entry.key, size: entry.size, reason: tooOld ? "age" : "size" });
-        continue;
-      }
-      result.inUse++;
-    }
-    result.kept++;
-    result.keptBytes += entry.size;
-  }
+  options.signal?.throwIfAborted();
+  const plan = planEviction(await cache.list(options.signal), options, Date.now(), (entry) => inUse(entry.key));
+  const result: GcResult = {
+    removed: plan.remove.map(({ entry, reason }) => ({ key: entry.key, size: entry.size, reason })),
+    kept: plan.keep.length,
+    keptBytes: plan.keptBytes,
+    inUse: plan.inUse,
+    sweptBytes: 0,
+  };
   if (!options.dryRun) {
     // One removal for all of them (a registry's tags are read once); what got a user meanwhile stays.
     const gone = result.removed.filter((entry) => !inUse(entry.key));
