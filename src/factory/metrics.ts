@@ -28,6 +28,8 @@ export interface FactoryMetrics {
   readonly sourceRefreshDuration: Histogram<"source">;
   readonly talosVersionsStale: Gauge;
   readonly talosVersions: Gauge;
+  readonly intermediateLookups: Counter<"kind" | "outcome">;
+  readonly intermediateRemoteErrors: Counter<"kind" | "operation">;
 }
 
 export interface FactoryMetricsOptions {
@@ -149,6 +151,19 @@ export function createFactoryMetrics(options: FactoryMetricsOptions = {}): Facto
     talosVersions: new Gauge({
       name: "boot_assets_talos_versions",
       help: "Number of Talos versions offered.",
+      registers,
+    }),
+    // The intermediate cache (src/imager/intermediate-cache.ts): where each entry a build needed came from.
+    intermediateLookups: new Counter({
+      name: "boot_assets_intermediate_cache_lookups_total",
+      help: "Intermediate results (e.g. extension squashfs images) a build needed, by kind and outcome: local (a hit on the data directory), remote (fetched from the cache repository), made.",
+      labelNames: ["kind", "outcome"],
+      registers,
+    }),
+    intermediateRemoteErrors: new Counter({
+      name: "boot_assets_intermediate_cache_remote_errors_total",
+      help: "Failures reading (get) or writing (put) intermediate results in the cache repository; the build went on without it.",
+      labelNames: ["kind", "operation"],
       registers,
     }),
   };

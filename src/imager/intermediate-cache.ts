@@ -9,6 +9,12 @@
 // key both rename a whole file into place, the second replacing the first with identical bytes.
 // A hit is hard-linked into the build's directory (copied across file systems): a collection removing the
 // entry meanwhile cannot touch the build's copy. Last use is the entry's mtime, set on every hit.
+//
+// A second level, optional: a remote (`IntermediateRemote`, the factory's is the cache repository, so replicas
+// share entries: src/factory/assets/intermediate-remote.ts). On a local miss the entry is fetched from it into
+// the temp file, verified by the remote, and placed like a made one; an entry made here is pushed to it once
+// it is in place. The remote failing (an outage, an error) never fails the build: it is logged and the entry
+// made (or kept) locally. File entries only: a kind whose entries were directories would stay local-only.
 
 import { randomUUID } from "node:crypto";
 import { copyFile, link, mkdir, open, readdir, rename, rm, stat, utimes } from "node:fs/promises";
@@ -37,17 +43,68 @@ export interface IntermediateGcResult {
 }
 
 export interface IntermediateStats {
+  /** Entries found on the local disk. */
   hits: number;
+  /** Entries fetched from the remote. */
+  remoteHits: number;
+  /** Entries made. */
   misses: number;
+}
+
+/** Where an entry came from: the local disk, the remote, or made by this call. */
+export type IntermediateOutcome = "local" | "remote" | "made";
+
+/** The second level: shared entries, verified by the implementation (e.g. signed, digest-checked). */
+export interface IntermediateRemote {
+  /** For messages. */
+  readonly description: string;
+  /** Writes the entry's bytes to `dest` (a new path); false when there is no valid entry. Throws on an outage. */
+  get(kind: IntermediateKind, key: string, dest: string, signal?: AbortSignal): Promise<boolean>;
+  /** Stores the file as the entry (the file stays where it is). Throws on an outage. */
+  put(kind: IntermediateKind, key: string, file: string, signal?: AbortSignal): Promise<void>;
+}
+
+export interface IntermediateCacheOptions {
+  remote?: IntermediateRemote;
+  /** Each lookup's outcome (metrics). */
+  onLookup?: (kind: IntermediateKind, outcome: IntermediateOutcome) => void;
+  /** The remote failed; the build went on without it. */
+  onRemoteError?: (kind: IntermediateKind, operation: "get" | "put", err: unknown) => void;
+  log?: (line: string) => void;
 }
 
 export class IntermediateCache {
   readonly dir: string;
-  readonly #flights = new SingleFlight<string, void>();
-  readonly stats: IntermediateStats = { hits: 0, misses: 0 };
+  readonly #flights = new SingleFlight<string, IntermediateOutcome | undefined>();
+  readonly stats: IntermediateStats = { hits: 0, remoteHits: 0, misses: 0 };
+  readonly #options: IntermediateCacheOptions;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: IntermediateCacheOptions = {}) {
     this.dir = dir;
+    this.#options = options;
+  }
+
+  #remoteFailed(kind: IntermediateKind, key: string, operation: "get" | "put", err: unknown): void {
+    const remote = this.#options.remote as IntermediateRemote;
+    const what = operation === "get" ? "fetching" : "storing";
+    this.#options.log?.(
+      `intermediate cache: ${what} ${kind}/${key} in ${remote.description} failed, ${operation === "get" ? "making it here" : "kept here only"}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    this.#options.onRemoteError?.(kind, operation, err);
+  }
+
+  /** The entry from the remote into `temp`; false on a miss or a failure (logged). */
+  async #fetch(kind: IntermediateKind, key: string, temp: string, signal?: AbortSignal): Promise<boolean> {
+    const remote = this.#options.remote;
+    if (remote === undefined) return false;
+    try {
+      return await remote.get(kind, key, temp, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      await rm(temp, { force: true });
+      this.#remoteFailed(kind, key, "get", err);
+      return false;
+    }
   }
 
   #path(kind: IntermediateKind, key: string): string {
@@ -75,8 +132,9 @@ export class IntermediateCache {
   }
 
   /**
-   * Puts the entry `kind/key` at `dest`: linked from the cache on a hit; on a miss made by `make(out)` into a
-   * temp file, stored, then linked. Answers whether it was a hit.
+   * Puts the entry `kind/key` at `dest`: linked from the cache on a hit; on a miss fetched from the remote, or
+   * made by `make(out)`, into a temp file, stored (and a made one pushed), then linked. Answers whether it was
+   * a hit (local or remote).
    */
   async provide(
     kind: IntermediateKind,
@@ -88,17 +146,21 @@ export class IntermediateCache {
     const path = this.#path(kind, key);
     if (await this.#take(path, dest)) {
       this.stats.hits++;
+      this.#options.onLookup?.(kind, "local");
       return true;
     }
-    await this.#flights.run(`${kind}/${key}`, async () => {
-      if ((await stat(path).catch(() => undefined))?.isFile()) return;
-      this.stats.misses++;
+    const outcome = await this.#flights.run(`${kind}/${key}`, async (): Promise<IntermediateOutcome | undefined> => {
+      if ((await stat(path).catch(() => undefined))?.isFile()) return undefined;
       const tmpDir = join(this.dir, "tmp");
       await mkdir(tmpDir, { recursive: true });
       await mkdir(join(this.dir, kind), { recursive: true });
       const temp = join(tmpDir, `${randomUUID()}.part`);
+      let made: IntermediateOutcome = "remote";
       try {
-        await make(temp);
+        if (!(await this.#fetch(kind, key, temp, signal))) {
+          made = "made";
+          await make(temp);
+        }
         signal?.throwIfAborted();
         const handle = await open(temp, "r");
         try {
@@ -112,9 +174,22 @@ export class IntermediateCache {
         throw err;
       }
       await fsyncDirectory(join(this.dir, kind));
+      if (made === "remote") this.stats.remoteHits++;
+      else this.stats.misses++;
+      this.#options.onLookup?.(kind, made);
+      const remote = this.#options.remote;
+      if (made === "made" && remote !== undefined)
+        try {
+          await remote.put(kind, key, path, signal);
+        } catch (err) {
+          if (signal?.aborted) throw err;
+          this.#remoteFailed(kind, key, "put", err);
+        }
+      return made;
     });
-    // Collected between its making and now (a very small limit): make it once more, uncached.
-    if (await this.#take(path, dest)) return false;
+    const hit = outcome === "remote";
+    if (await this.#take(path, dest)) return hit;
+    // Collected between its placing and now (a very small limit): make it once more, uncached.
     await make(dest);
     return false;
   }

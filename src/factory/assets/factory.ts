@@ -21,6 +21,7 @@ import type { FactoryConfig, SecureBootConfig } from "../config/config.ts";
 import type { FactoryMetrics } from "../metrics.ts";
 import { createImagerInputResolver, type createSources, type ImagerInputResolver } from "../sources/index.ts";
 import { factoryGrubArm64EfiDir } from "./grub-arm64.ts";
+import { registryIntermediateRemote } from "./intermediate-remote.ts";
 import { factoryLabellingMksquashfs } from "./labelling-mksquashfs.ts";
 import { RegistryAssetCache } from "./registry-cache.ts";
 import { AssetService } from "./service.ts";
@@ -119,7 +120,13 @@ export async function createAssetService(
     schematicAuthor: schematicExtensionAuthor(config.http.externalUrlAsGiven),
     maxConcurrency: config.maxConcurrency,
     labellingMksquashfs: factoryLabellingMksquashfs(deps.dir, (line) => deps.log.info({}, line)),
-    intermediateCache: new IntermediateCache(join(deps.dir, "intermediate")),
+    intermediateCache: new IntermediateCache(join(deps.dir, "intermediate"), {
+      // Shared through a remote cache repository; the embedded store is on this disk already.
+      ...(config.stores.cache.kind === "remote" ? { remote: registryIntermediateRemote(cache) } : {}),
+      onLookup: (kind, outcome) => metrics.intermediateLookups.inc({ kind, outcome }),
+      onRemoteError: (kind, operation) => metrics.intermediateRemoteErrors.inc({ kind, operation }),
+      log: (line) => deps.log.info({}, line),
+    }),
     ...(config.cacheGc.intermediateMaxSizeBytes !== undefined
       ? { intermediateMaxSizeBytes: config.cacheGc.intermediateMaxSizeBytes }
       : {}),

@@ -17,7 +17,7 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
@@ -253,8 +253,9 @@ export class RegistryAssetCache implements AssetCache {
     return { path, size: checked.size, sha256: checked.sha256, sha512: checked.sha512 };
   }
 
-  async put(key: string, file: string, signal?: AbortSignal): Promise<CacheEntry> {
-    const { repository, local } = this.#o;
+  /** Pushes the file as the entry `key` and signs it; its digests and the manifest digest. */
+  async #push(key: string, file: string, signal?: AbortSignal) {
+    const { repository } = this.#o;
     const sums = await fileDigests(file, ["sha256", "sha512"], signal);
     const layerDigest = sums.digests.sha256 as Digest;
     const config = configFor(await diffIdOf(file, layerDigest));
@@ -281,6 +282,61 @@ export class RegistryAssetCache implements AssetCache {
     } catch (err) {
       throw outage(repository, `storing ${key}`, err);
     }
+    return { sums, layerDigest, manifestDigest };
+  }
+
+  /**
+   * An entry that is not an asset (an intermediate result, intermediate-remote.ts): pushed and signed like one,
+   * the file left where it is and no local copy kept.
+   */
+  async store(key: string, file: string, signal?: AbortSignal): Promise<void> {
+    const { manifestDigest } = await this.#push(key, file, signal);
+    await this.#usage.touch(key);
+    this.#log(`cached ${key} as ${this.#o.repository.displayName}@${manifestDigest}`);
+  }
+
+  /**
+   * The verified bytes of the entry `key` written to `dest` (a new path), with no local copy kept beside them;
+   * false on a miss (missing, unsigned, another shape, bytes not matching the layer digest).
+   */
+  async copyTo(key: string, dest: string, signal?: AbortSignal): Promise<boolean> {
+    const manifestDigest = await this.#resolve(key);
+    if (manifestDigest === undefined) return false;
+    const layer = await this.#layerOf(key, manifestDigest);
+    if (layer === undefined) return false;
+    const { local, repository } = this.#o;
+    if (local) {
+      const path = await local.locate(layer.digest);
+      if (path !== undefined && (await this.#check(path, layer, signal)) !== undefined) {
+        await copyFile(path, dest);
+        await this.#usage.touch(key);
+        return true;
+      }
+      if (path !== undefined) await local.discardDamaged(layer.digest);
+    } else {
+      try {
+        const reader = await repository.getBlob(layer.digest);
+        await pipeline(reader.stream, createWriteStream(dest), signal ? { signal } : {});
+      } catch (err) {
+        await rm(dest, { force: true });
+        if (signal?.aborted) throw err;
+        throw outage(repository, `fetching ${layer.digest}`, err);
+      }
+      const info = await stat(dest);
+      const sums = info.size === layer.size ? await fileDigests(dest, ["sha256"], signal) : undefined;
+      if (sums?.digests.sha256 === layer.digest) {
+        await this.#usage.touch(key);
+        return true;
+      }
+      await rm(dest, { force: true });
+    }
+    this.#log(`cache entry ${key}: its bytes do not match ${layer.digest}, rebuilding`);
+    return false;
+  }
+
+  async put(key: string, file: string, signal?: AbortSignal): Promise<CacheEntry> {
+    const { repository, local } = this.#o;
+    const { sums, layerDigest, manifestDigest } = await this.#push(key, file, signal);
     signal?.throwIfAborted();
     let path: string | undefined;
     if (local) path = await local.locate(layerDigest);
