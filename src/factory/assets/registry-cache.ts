@@ -114,6 +114,12 @@ function outage(repository: Repository, what: string, err: unknown): Error {
   );
 }
 
+function tagDeleteRefused(err: unknown): boolean {
+  if (!isAppError(err)) return false;
+  const status = (err.detail as { status?: number } | undefined)?.status;
+  return (status === 400 && err.code === "DIGEST_INVALID") || status === 405;
+}
+
 export class RegistryAssetCache implements AssetCache {
   readonly description: string;
   readonly #o: RegistryAssetCacheOptions;
@@ -402,7 +408,9 @@ export class RegistryAssetCache implements AssetCache {
         try {
           await repository.deleteManifest(key);
         } catch (err) {
-          if (!isAppError(err, "NotFound")) throw err;
+          // CNCF distribution deletes manifests by digest only (400 DIGEST_INVALID, or 405 UNSUPPORTED for a
+          // tag): the tag goes with its manifest below, once no other kept key shares it.
+          if (!isAppError(err, "NotFound") && !tagDeleteRefused(err)) throw err;
         }
         await this.#usage.forget(key);
       }
