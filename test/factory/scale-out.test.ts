@@ -1,7 +1,9 @@
 // Scale-out: three factory processes ("replicas", each with its own data directory) share one external
 // registry — the real CNCF distribution (docker-registry) — for the schematic repository, the asset cache
 // (signed with one shared cache signing key) and the installers' internal repository, and serve each other's
-// builds from it. Sources come from the test bed release (the seed command line, service-harness.ts).
+// builds from it — intermediate results too (an extension's squashfs image made on one replica is fetched, not
+// made, by another: docs/caches.md "The intermediate cache"). Sources come from the test bed release (the seed
+// command line, service-harness.ts).
 //
 // Upstream does the same with no coordination between replicas beyond the registry: image-factory
 // internal/asset/cache/registry/registry.go (Get: HEAD the tag, verify the signature with the cache key, else
@@ -217,6 +219,99 @@ describe("three replicas sharing one distribution registry", () => {
     assert.equal(second.headers.get("location"), location, "the same index digest");
     assert.equal(b().logs.filter((l) => l.msg === "installer image built, signed and tagged").length, 0);
     assert.equal(await builds(b(), "installer"), installerBuildsOnB, "B built no installer tarball");
+  });
+
+  it("an extension image made on A is fetched by B for another schematic, not made again; bytes as a cold build", async (t) => {
+    // The intermediate cache's second level (docs/caches.md): signed entries in the cache repository.
+    const withExtension = (arg: string) =>
+      `customization:\n  extraKernelArgs:\n    - ${arg}\n  systemExtensions:\n    officialExtensions:\n      - siderolabs/testbed-dummy\n`;
+    const squashfs = async (replica: Replica, outcome: string) =>
+      metricSum(
+        await replica.metrics(),
+        "boot_assets_intermediate_cache_lookups_total",
+        `kind="squashfs",outcome="${outcome}"`,
+      );
+    const client = new RegistryClient({ insecure: [registry.host], certsDirs: [] });
+    const cache = client.repository(`${registry.host}/image-factory/cache`);
+    const entryTags = async () => (await cache.listTags()).filter((tag) => /^[0-9a-f]{64}$/.test(tag));
+    const layerOf = async (tag: string) =>
+      (JSON.parse((await cache.getManifest(tag)).body.toString("utf8")) as { layers: Array<{ digest: string }> })
+        .layers[0]?.digest;
+
+    const tagsBefore = new Set(await entryTags());
+    const first = await createSchematic(a().base, withExtension("share=a"));
+    const fromA = await download(a(), `/image/${first}/${version}/initramfs-amd64.xz`);
+    assert.equal(await squashfs(a(), "made"), 1, "A made the extension's image");
+    // Two new entries: the initramfs and the extension image (a tag of its own, signed like an asset).
+    const added = (await entryTags()).filter((tag) => !tagsBefore.has(tag));
+    const intermediate: string[] = [];
+    for (const tag of added) if ((await layerOf(tag)) !== `sha256:${fromA.sha256}`) intermediate.push(tag);
+    assert.equal(intermediate.length, 1, `one intermediate entry among ${added.join(", ")}`);
+    const intermediateTag = intermediate[0] as string;
+    const intermediateLayer = await layerOf(intermediateTag);
+
+    const second = withExtension("share=b");
+    const secondId = await createSchematic(b().base, second);
+    const path = `/image/${secondId}/${version}/initramfs-amd64.xz`;
+    const fromB = await download(b(), path);
+    assert.equal(await squashfs(b(), "made"), 0, "B ran no mksquashfs for the extension");
+    assert.equal(await squashfs(b(), "remote"), 1, "B fetched A's image");
+
+    // A cold build of B's schematic: a factory of its own (embedded stores, empty data directory).
+    const coldLogs: Array<Record<string, unknown>> = [];
+    const cold = await startFactory(await parseFactoryCommandLine(seedArgv(testbed, keys, join(work, "data-E")), {}), {
+      logger: capturingLogger(coldLogs),
+      print: () => {},
+      processMetrics: false,
+    });
+    try {
+      const e: Replica = {
+        name: "E",
+        factory: cold,
+        logs: coldLogs,
+        base: cold.url,
+        metrics: async () => (await fetch(cold.metricsUrl as string)).text(),
+      };
+      await waitFor200(`${e.base}/readyz`);
+      assert.equal(await createSchematic(e.base, second), secondId);
+      const fromCold = await download(e, path);
+      assert.equal(await squashfs(e, "made"), 1, "the cold build made the image");
+      assert.equal(fromB.sha256, fromCold.sha256, "B's initramfs is byte for byte the cold build's");
+      assert.equal(fromB.size, fromCold.size);
+    } finally {
+      await cold.close();
+    }
+
+    // Tampered: the tag re-pushed, unsigned, with other bytes. C (no local copy) ignores it and makes the image.
+    const junk = await cache.putBlob(Buffer.from("not a squashfs image"));
+    const config = await cache.putBlob(Buffer.from("{}"));
+    await cache.putManifest(
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+          config: {
+            mediaType: "application/vnd.docker.container.image.v1+json",
+            size: config.size,
+            digest: config.digest,
+          },
+          layers: [{ mediaType: "application/data", size: junk.size, digest: junk.digest }],
+        }),
+      ),
+      "application/vnd.docker.distribution.manifest.v2+json",
+      intermediateTag,
+    );
+    const third = await createSchematic(c().base, withExtension("share=c"));
+    await download(c(), `/image/${third}/${version}/initramfs-amd64.xz`);
+    assert.equal(await squashfs(c(), "remote"), 0, "the tampered entry was not used");
+    assert.equal(await squashfs(c(), "made"), 1, "C made the image");
+    assert.ok(
+      c().logs.some((l) => String(l.msg).includes(intermediateTag) && String(l.msg).includes("does not verify")),
+      "C says why",
+    );
+    assert.equal(await layerOf(intermediateTag), intermediateLayer, "C pushed the image again, as A made it");
+    t.diagnostic(`intermediate entry ${intermediateTag}`);
+    await client.close();
   });
 
   it("a replica without the shared cache signing key warns at start and cannot use the others' entries", async () => {
