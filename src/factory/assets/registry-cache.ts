@@ -321,12 +321,15 @@ export class RegistryAssetCache implements AssetCache {
       if (path !== undefined) await local.discardDamaged(layer.digest);
     } else {
       try {
+        // Verified while read (digest, announced length): an error instead of an end on other bytes.
         const reader = await repository.getBlob(layer.digest);
         await pipeline(reader.stream, createWriteStream(dest), signal ? { signal } : {});
       } catch (err) {
         await rm(dest, { force: true });
         if (signal?.aborted) throw err;
-        throw outage(repository, `fetching ${layer.digest}`, err);
+        if (!isAppError(err, "Integrity")) throw outage(repository, `fetching ${layer.digest}`, err);
+        this.#log(`cache entry ${key}: its bytes do not match ${layer.digest}, rebuilding: ${(err as Error).message}`);
+        return false;
       }
       const info = await stat(dest);
       const sums = info.size === layer.size ? await fileDigests(dest, ["sha256"], signal) : undefined;
