@@ -14,6 +14,10 @@
 // Serving reads a local file: with the embedded store, the store's blob file itself; with a remote
 // registry, a copy in `<dir>/spool/<hex>` fetched once and checked against its digest. Bytes are hashed
 // once per process (sha256 against the layer digest, sha512 for the `.sha512` file).
+//
+// Entries that are not assets (the intermediate cache's shared level, intermediate-remote.ts) use the same
+// layout, checks and collection through `store` (push and sign, the file left in place) and `copyTo` (the
+// verified bytes written to the caller's path, no spool copy).
 
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
