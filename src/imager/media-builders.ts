@@ -285,6 +285,7 @@ export const diskBuilder: AssetBuilder = {
     if (disk.compression !== "none")
       await compressDiskImage(image, outPath, disk.compression, {
         ...outputOptions,
+        log: context.log,
         ...(context.intermediateCache === undefined ? {} : { intermediateCache: context.intermediateCache }),
       });
   },

@@ -41,6 +41,8 @@ export interface OutputOptions {
   mtime?: number;
   /** .xz / .zst: where compressed blocks are kept between builds (./frames.ts). */
   intermediateCache?: IntermediateCache;
+  /** Progress lines (how many blocks were compressed). */
+  log?: (line: string) => void;
 }
 
 function mtimeOf(options: OutputOptions): number {
@@ -60,14 +62,18 @@ export async function compressDiskImage(
   const timeoutMs = 60 * 60 * 1000;
   switch (compression) {
     case "xz":
-    case "zst":
-      await compressByBlocks(raw, out, compression, {
+    case "zst": {
+      const blocks = await compressByBlocks(raw, out, compression, {
         scratchDir: dirname(raw),
         timeoutMs,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         ...(options.intermediateCache === undefined ? {} : { cache: options.intermediateCache }),
       });
+      options.log?.(
+        `.${compression} by blocks: ${blocks.blocks} (${blocks.zeroBlocks} zero), ${blocks.distinct} distinct, ${blocks.compressed} compressed here`,
+      );
       return;
+    }
     case "gz":
       // Node's gzip header carries no timestamp (mtime 0), as `gzip --no-time`.
       return await pipeline(createReadStream(raw), createGzip({ level: 6 }), createWriteStream(out), {
