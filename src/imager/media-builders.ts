@@ -282,6 +282,11 @@ export const diskBuilder: AssetBuilder = {
       await rm(raw, { force: true });
     }
     // Any format may be compressed, as upstream (a .tar.gz holds the image as disk.raw whatever its format).
-    if (disk.compression !== "none") await compressDiskImage(image, outPath, disk.compression, outputOptions);
+    if (disk.compression !== "none")
+      await compressDiskImage(image, outPath, disk.compression, {
+        ...outputOptions,
+        log: context.log,
+        ...(context.intermediateCache === undefined ? {} : { intermediateCache: context.intermediateCache }),
+      });
   },
 };

@@ -4,8 +4,12 @@
 // one used, changes one of them and adds a kernel argument, so an image cached at one position is reused at
 // another. The cache itself: one make per key at a time, nothing partial left by a failed make, and the
 // asset cache's limits applied by its collection.
+// Compressed disk images (disk/frames.ts): the first schematic's metal-amd64.raw.zst / .raw.xz put their blocks'
+// frames in the cache, the second's reuse the unchanged ones; warm equals cold, and `zstd -d` / `xz -d` (the
+// real tools) give back the raw image of the same profile.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
@@ -27,6 +31,8 @@ describe("incremental builds: warm equals cold", () => {
   let prepared: PreparedVersion;
   let out: string;
   let cache: IntermediateCache;
+  /** The cold metal-amd64.raw of the second schematic, once its test ran. */
+  let rawSha: string | undefined;
   // Seen first: three extensions. Then: the three in another order, one new, and a kernel argument.
   const firstNames = ["testbed-dummy", "testbed-ucode", "testbed-hello"];
   const secondNames = ["testbed-hello", "testbed-glibc", "testbed-dummy", "testbed-ucode"];
@@ -64,11 +70,39 @@ describe("incremental builds: warm equals cold", () => {
       assert.ok(reused >= 3, `at least the three images seen before are reused (${reused})`);
       const cold = await buildAsset(prepared, second, path, coldDir);
       assert.equal(await sha256File(warm.path), await sha256File(cold.path));
+      if (path === "metal-amd64.raw") rawSha = await sha256File(cold.path);
+    });
+  }
+
+  for (const [path, decompress] of [
+    ["metal-amd64.raw.zst", "zstd -dcq"],
+    ["metal-amd64.raw.xz", "xz -dc"],
+  ] as const) {
+    test(`${path}: unchanged blocks come from the cache, warm is byte for byte cold, and it decompresses to the raw image`, async () => {
+      const seedDir = join(out, `seed-${path}`);
+      const warmDir = join(out, `warm-${path}`);
+      const coldDir = join(out, `cold-${path}`);
+      for (const dir of [seedDir, warmDir, coldDir]) await mkdir(dir);
+      await buildAsset(seen, first, path, seedDir, { intermediateCache: cache });
+      const framesBefore = (await cache.list()).filter((e) => e.kind === "disk-frame").length;
+      assert.ok(framesBefore > 0, "the first image's frames are kept");
+      const before = { ...cache.stats };
+      const warm = await buildAsset(prepared, second, path, warmDir, { intermediateCache: cache });
+      // Four extension images, then the frames: the zero blocks and most of EFI and BOOT are the first image's.
+      const reused = cache.stats.hits - before.hits - 4;
+      const made = cache.stats.misses - before.misses;
+      assert.ok(reused > made, `more frames reused (${reused}) than made (${made})`);
+      const cold = await buildAsset(prepared, second, path, coldDir);
+      const warmSha = await sha256File(warm.path);
+      assert.equal(warmSha, await sha256File(cold.path));
+      assert.notEqual(rawSha, undefined, "the metal-amd64.raw test ran first");
+      const back = execFileSync("sh", ["-c", `${decompress} "$1" | sha256sum`, "sh", cold.path]).toString();
+      assert.equal(back.split(" ")[0], rawSha);
     });
   }
 
   test("the cache holds whole entries only, one per extension image", async () => {
-    const entries = await cache.list();
+    const entries = (await cache.list()).filter((entry) => entry.kind === "squashfs");
     assert.equal(entries.length, 4, "dummy, ucode, hello, glibc: one image each");
     assert.deepEqual(await readdir(join(cache.dir, "tmp")), []);
   });

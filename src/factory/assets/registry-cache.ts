@@ -24,7 +24,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { copyFile, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, createZstdDecompress } from "node:zlib";
+import { createGunzip } from "node:zlib";
 import { isAppError, upstream } from "../../errors.ts";
 import { type Digest, parseDigest } from "../../oci/digest.ts";
 import { type ImageManifest, isImageIndex, parseManifest } from "../../oci/manifest.ts";
@@ -34,6 +34,7 @@ import { signatureTag } from "../../signing/cosign-format.ts";
 import { signImage } from "../../signing/sign.ts";
 import type { KeySigner } from "../../signing/signer.ts";
 import type { SignatureVerifier } from "../../signing/verify.ts";
+import { zstdDecompress } from "../../tools/zstd.ts";
 import { SingleFlight } from "../../util/concurrency.ts";
 import { fileDigests } from "../../util/file-digest.ts";
 import { isNotFoundError } from "../../util/fs.ts";
@@ -70,7 +71,7 @@ export interface RegistryAssetCacheOptions {
 }
 
 /** The diff_id go-containerregistry records for a raw layer: the hash of the bytes, decompressed if compressed. */
-async function diffIdOf(path: string, sha256: string): Promise<string> {
+export async function diffIdOf(path: string, sha256: string): Promise<string> {
   const head = Buffer.alloc(4);
   const handle = await open(path);
   try {
@@ -81,7 +82,7 @@ async function diffIdOf(path: string, sha256: string): Promise<string> {
   const decompress = head.subarray(0, 2).equals(gzipMagic)
     ? createGunzip()
     : head.equals(zstdMagic)
-      ? createZstdDecompress()
+      ? zstdDecompress() // the CLI: disk images are concatenated frames (disk/frames.ts), Node's zstd reads one
       : undefined;
   if (decompress === undefined) return sha256;
   const hash = createHash("sha256");

@@ -43,6 +43,7 @@ import { collectCacheGarbage, type GcOptions, type GcResult } from "./gc.ts";
 // and installers are GRUB-only, no UKI). disk 7 also: the OVA's OVF is upstream's whole template per version
 // (ovftool comments, vmw:Config entries, video/VMCI items, nvram; vmx-13 before 1.8, disk.EnableUUID from 1.12).
 // installer 7, disk 9: Secure Boot installers and disk images are built (signed systemd-boot and UKI).
+// disk 10: .xz and .zst disk images are one xz stream / zstd frame per 8 MiB block (src/imager/disk/frames.ts).
 export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   kernel: 1,
   initramfs: 3,
@@ -50,7 +51,7 @@ export const assetKindSalts: Readonly<Record<BuildKind, number>> = {
   uki: 6,
   installer: 7,
   iso: 7,
-  disk: 9,
+  disk: 10,
 };
 
 /** A cache entry as served: a readable file whose bytes were checked against the recorded digests. */

@@ -1,6 +1,10 @@
 // Disk image outputs: the compressions and formats upstream offers (pkg/imager/post.go, qemuimg, ova), each
 // streamed from the raw image into the output file.
 //   .xz      xz -0 -T0            .zst  zstd -T0 -18         .gz  gzip -6 without a timestamp
+//            .xz and .zst block by block (./frames.ts): one xz stream / zstd frame per 8 MiB block, concatenated
+//            (RFC 8878 §3.1, the .xz format §2: every decoder reads them as one image); each block's frame is
+//            kept in the intermediate cache by the block's bytes, so a warm build compresses only the blocks
+//            this schematic changed (issue 18). Cold and warm split alike: the same image, the same bytes.
 //   .tar.gz  tar of disk.raw (sparse, sorted, root-owned, mtime) then gzip
 //   qcow2 / vpc (VHD) via qemu-img convert with the platform's -o options (Talos pkg/imager/out.go,
 //            pkg/imager/qemuimg/qemuimg.go: `qemu-img convert -f raw -O <format> -o <options>`)
@@ -24,9 +28,9 @@ import { setVmdkCid } from "../../formats/vmdk.ts";
 import type { VersionRules } from "../../talos/version-rules.ts";
 import { type QemuImgConvertOptions, qemuImgConvert } from "../../tools/qemu-img.ts";
 import { tarSparseFile } from "../../tools/tar.ts";
-import { xzCompressFile } from "../../tools/xz.ts";
-import { zstdCompressFile } from "../../tools/zstd.ts";
 import { sha256HexOfFile } from "../../util/file-digest.ts";
+import type { IntermediateCache } from "../intermediate-cache.ts";
+import { compressByBlocks } from "./frames.ts";
 import { ovaManifest, ovfDescriptor } from "./ovf.ts";
 
 export type DiskCompression = "xz" | "zst" | "gz" | "tar.gz";
@@ -35,6 +39,10 @@ export interface OutputOptions {
   signal?: AbortSignal;
   /** Timestamp recorded in archives (seconds); default SOURCE_DATE_EPOCH, else now (as upstream). */
   mtime?: number;
+  /** .xz / .zst: where compressed blocks are kept between builds (./frames.ts). */
+  intermediateCache?: IntermediateCache;
+  /** Progress lines (how many blocks were compressed). */
+  log?: (line: string) => void;
 }
 
 function mtimeOf(options: OutputOptions): number {
@@ -43,7 +51,7 @@ function mtimeOf(options: OutputOptions): number {
   return env !== undefined && /^\d+$/.test(env) ? Number(env) : Math.floor(Date.now() / 1000);
 }
 
-/** Compresses the raw image `raw` into `out`. */
+/** Compresses the raw image `raw` into `out`; .xz and .zst frames are made in a temp dir under `raw`'s. */
 export async function compressDiskImage(
   raw: string,
   out: string,
@@ -54,9 +62,18 @@ export async function compressDiskImage(
   const timeoutMs = 60 * 60 * 1000;
   switch (compression) {
     case "xz":
-      return await xzCompressFile(raw, out, { level: 0, threads: 0, signal: options.signal, timeoutMs });
-    case "zst":
-      return await zstdCompressFile(raw, out, { level: 18, threads: 0, signal: options.signal, timeoutMs });
+    case "zst": {
+      const blocks = await compressByBlocks(raw, out, compression, {
+        scratchDir: dirname(raw),
+        timeoutMs,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.intermediateCache === undefined ? {} : { cache: options.intermediateCache }),
+      });
+      options.log?.(
+        `.${compression} by blocks: ${blocks.blocks} (${blocks.zeroBlocks} zero), ${blocks.distinct} distinct, ${blocks.compressed} compressed here`,
+      );
+      return;
+    }
     case "gz":
       // Node's gzip header carries no timestamp (mtime 0), as `gzip --no-time`.
       return await pipeline(createReadStream(raw), createGzip({ level: 6 }), createWriteStream(out), {
