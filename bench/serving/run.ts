@@ -18,7 +18,7 @@
 // and the clients (bench/serving/clients.ts, node:http, bodies read and discarded) in a fresh process per
 // round. Throughput is all bytes over the round's wall time.
 //
-//   npm run bench:serving [-- --rounds 3 --clients 1,8,32]
+//   npm run bench:serving [-- --rounds 3 --clients 1,8,32] [--json FILE]
 
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -29,6 +29,7 @@ import { dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { percentile, printTable } from "../report.ts";
+import { type BenchResult, type ResultRow, ratioSpread, spread as spreadOf, writeResult } from "../results.ts";
 import type { ClientsResult } from "./clients.ts";
 import {
   type RunningServer,
@@ -58,7 +59,11 @@ const projectRoot = resolve(import.meta.dirname, "..", "..");
 const stateDir = join(projectRoot, ".cache", "bench", "serving");
 
 const { values } = parseArgs({
-  options: { rounds: { type: "string", default: "3" }, clients: { type: "string", default: defaultConcurrencies } },
+  options: {
+    rounds: { type: "string", default: "3" },
+    clients: { type: "string", default: defaultConcurrencies },
+    json: { type: "string" },
+  },
 });
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 3) throw new Error("--rounds must be an integer ≥ 3");
@@ -236,7 +241,39 @@ async function main(): Promise<void> {
     ];
     const verdicts: string[] = [];
     const peaks: number[] = [];
+    const resultRows: ResultRow[] = [];
+    const rssRows: ResultRow[] = [];
     for (const [concurrency, entry] of results) {
+      const oursSpeeds = entry.ours.map((r) => r.bytesPerSecond / 2 ** 20);
+      const nginxSpeeds = entry.nginx.map((r) => r.bytesPerSecond / 2 ** 20);
+      const ratioStats = ratioSpread(oursSpeeds, nginxSpeeds);
+      resultRows.push({
+        figure: `throughput, ${concurrency} client${concurrency === 1 ? "" : "s"}`,
+        unit: "MiB/s",
+        ours: spreadOf(oursSpeeds),
+        baseline: spreadOf(nginxSpeeds),
+        ratio: ratioStats,
+        goal: `≥ ${goalRatio}× nginx`,
+        held: ratioStats.median >= goalRatio,
+      });
+      const ttfb = (rs: Round[]) => rs.map((r) => percentile(r.ttfbMs, 99));
+      resultRows.push({
+        figure: `p99 time to first byte, ${concurrency} client${concurrency === 1 ? "" : "s"}`,
+        unit: "ms",
+        ours: spreadOf(ttfb(entry.ours)),
+        baseline: spreadOf(ttfb(entry.nginx)),
+        ratio: ratioSpread(ttfb(entry.ours), ttfb(entry.nginx)),
+        goal: "",
+      });
+      const oursPeaks = entry.ours.map((r) => r.peakRss / 1e6);
+      rssRows.push({
+        figure: `peak RSS, ${concurrency} client${concurrency === 1 ? "" : "s"}`,
+        unit: "MB",
+        ours: spreadOf(oursPeaks),
+        baseline: spreadOf(entry.nginx.map((r) => r.peakRss / 1e6)),
+        goal: `< ${mb(goalRssBytes)} MB`,
+        held: Math.max(...oursPeaks) * 1e6 < goalRssBytes,
+      });
       const ratios = entry.ours.map((o, i) => o.bytesPerSecond / (entry.nginx[i]?.bytesPerSecond ?? Number.NaN));
       const oursRss = entry.ours.map((r) => r.peakRss);
       peaks.push(Math.max(...oursRss));
@@ -283,6 +320,19 @@ async function main(): Promise<void> {
         `spread across concurrencies ${mb(spread)} MB: ${spread <= flatRssBytes ? "flat" : "NOT flat"} ` +
         `(≤ ${mb(flatRssBytes)} MB)`,
     );
+    const result: BenchResult = {
+      bench: "serving",
+      title: `${asset} (${(size / 1e6).toFixed(0)} MB, cached) downloaded from the factory vs nginx`,
+      baseline: "nginx (Debian's package, sendfile on) serving the same bytes, its own process",
+      rounds,
+      rows: [...resultRows, ...rssRows],
+      notes: [
+        `downloads per client: ${concurrencies.map((c) => `${c} clients: ${downloadsPerClient(c)}`).join(", ")}; ` +
+          `factory idle RSS ${mb(idleRss)} MB; RSS of nginx is its master and workers together`,
+        `factory peak RSS spread across client counts ${mb(spread)} MB (goal: flat, ≤ ${mb(flatRssBytes)} MB): ${spread <= flatRssBytes ? "flat" : "not flat"}`,
+      ],
+    };
+    await writeResult(values.json, result);
   } finally {
     await stopAll();
   }
