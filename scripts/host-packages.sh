@@ -2,7 +2,7 @@
 # Installs the Debian packages boot-assets drives, when any is missing.
 #   runtime  what the factory and the toolkit run (squashfs, depmod, compressors, FAT/XFS/ISO/GRUB tools)
 #   test     runtime, plus the real components the tests drive (registry, skopeo, containerd, QEMU, Go, …)
-#   bench    runtime, plus the baselines the benchmarks measure against (nginx, curl)
+#   bench    runtime, plus the baselines the benchmarks measure against (nginx, curl, CNCF distribution)
 # As root it installs them; otherwise it uses sudo when there is one, or says what to run.
 set -euo pipefail
 
@@ -15,7 +15,7 @@ test_only=(docker-registry skopeo containerd curl openssl iproute2 fdisk qemu-sy
 # (the shellcheck package) the release workflow's run scripts are checked with it; chromium: the web UI tests drive it
 # systemd: systemd-analyze checks the unit in deploy/systemd; golang-github-masterminds-sprig-dev: the Helm chart is rendered with it;
 # mmdebstrap: lays the Debian 12 root the Dockerfile's runtime stage is carried out in
-bench_only=(nginx curl)
+bench_only=(nginx curl docker-registry)
 
 case "${1:-runtime}" in
   runtime) wanted=("${runtime[@]}") ;;
