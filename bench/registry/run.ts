@@ -103,7 +103,8 @@ async function startEmbedded(): Promise<Target> {
     await rm(root, { recursive: true, force: true });
   };
   try {
-    await waitForHttp(server, `${url}/v2/`, [200, 401], "boot-assets registry");
+    // Generous: on a loaded shared machine node takes a while to load the CLI.
+    await waitForHttp(server, `${url}/v2/`, [200, 401], "boot-assets registry", 90_000);
   } catch (err) {
     await stop();
     throw err;
