@@ -251,7 +251,7 @@ async function main(): Promise<number> {
     const verdict = ratio >= GOAL_RATIO ? "meets" : "BELOW";
     console.log(
       `\nthroughput ratio embedded/distribution (median of the rounds' ratios): ${ratio.toFixed(2)} ` +
-        `(${ratios.min.toFixed(2)}–${ratios.max.toFixed(2)}) — ${verdict} the ${GOAL_RATIO}× goal`,
+        `(${ratios.min.toFixed(2)}–${ratios.max.toFixed(2)}) — ${verdict} the ${GOAL_RATIO.toFixed(1)}× goal`,
     );
     const mibs = (xs: number[]) => xs.map((x) => x / 2 ** 20);
     const oursLatency = latencies.get("embedded") ?? [];
