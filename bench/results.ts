@@ -154,17 +154,17 @@ export function renderReport(report: Report): string {
   for (const [tool, version] of Object.entries(machine.tools)) lines.push(`  - ${tool}: ${mdEscape(version)}`);
   lines.push("");
 
-  lines.push("## Goals", "", "| bench | figure | ratio / value | goal | held |", "|---|---|---|---|---|");
+  lines.push("## Goals", "", "| bench | figure | ours | ours/baseline | goal | held |", "|---|---|---:|---:|---|---|");
   for (const run of report.runs) {
     if (run.result === undefined) {
-      lines.push(`| ${run.bench} | (failed, see below) | — | — | **no** |`);
+      lines.push(`| ${run.bench} | (failed, see below) | — | — | — | **no** |`);
       continue;
     }
     for (const row of run.result.rows) {
       if (row.goal === "") continue;
-      const value = row.ratio ? cell(row.ratio, "×") : cell(row.ours, row.unit);
       lines.push(
-        `| ${run.bench} | ${mdEscape(row.figure)} | ${value} | ${mdEscape(row.goal)} | ${heldText(row.held)} |`,
+        `| ${run.bench} | ${mdEscape(row.figure)} | ${cell(row.ours, row.unit)} | ${cell(row.ratio, "×")} | ` +
+          `${mdEscape(row.goal)} | ${heldText(row.held)} |`,
       );
     }
   }

@@ -68,8 +68,12 @@ describe("the benchmark report", () => {
   });
 
   it("lists the goals together, a failed bench as not held, and the failure's output", () => {
-    assert.ok(markdown.includes("| registry | blob GET throughput | 1.05× (0.857–1.10) | ≥ 1.0× distribution | yes |"));
-    assert.ok(markdown.includes("| serving | (failed, see below) | — | — | **no** |"));
+    assert.ok(
+      markdown.includes(
+        "| registry | blob GET throughput | 1000 MiB/s (900–1100) | 1.05× (0.857–1.10) | ≥ 1.0× distribution | yes |",
+      ),
+    );
+    assert.ok(markdown.includes("| serving | (failed, see below) | — | — | — | **no** |"));
     assert.match(
       markdown,
       /## serving\n\n`node bench\/serving\/run\.ts` — 3 s\.\n\n\*\*Failed:\*\*\n\n```\nexit code 1\nnginx missing\n```/,
