@@ -140,7 +140,8 @@ export interface SourceRegistry {
   stop(): Promise<void>;
 }
 
-export async function publishTestbedToDistribution(): Promise<SourceRegistry> {
+/** Only `versions` (default v1.10.3: one version publishes in a fraction of the whole release's time). */
+export async function publishTestbedToDistribution(versions: readonly string[] = ["v1.10.3"]): Promise<SourceRegistry> {
   const dir = await mkdtemp(join(tmpdir(), "reliability-source-"));
   const port = await freePort();
   const persist = { dir: join(dir, "registry"), port };
@@ -152,6 +153,7 @@ export async function publishTestbedToDistribution(): Promise<SourceRegistry> {
       registry: current.host,
       client: new RegistryClient({ insecure: [current.host], certsDirs: [] }),
       out: outDir,
+      versions,
     });
     const source: SourceRegistry = {
       registry: current.host,
