@@ -3,7 +3,7 @@
 // turned into the matching typed error first so the mapping stays in that one place.
 
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, badRequest, httpStatusOf, isAppError, notFound, tooLarge } from "../../errors.ts";
+import { AppError, badRequest, httpStatusOf, isAppError, notFound, retryAfterSeconds, tooLarge } from "../../errors.ts";
 import type { TooLargeDetail } from "./request-body.ts";
 
 function typedError(err: unknown): unknown {
@@ -32,6 +32,8 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
   if (status >= 500 && status !== 501) request.log.error({ err }, "request failed");
   if (isAppError(typed, "TooLarge") && (typed.detail as TooLargeDetail | undefined)?.closeConnection)
     reply.header("Connection", "close");
+  // 503: a registry or service the factory needs is out for now; say when to try again.
+  if (status === 503) reply.header("Retry-After", String(retryAfterSeconds));
   return reply
     .code(status)
     .type("text/plain; charset=utf-8")
