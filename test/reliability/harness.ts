@@ -61,8 +61,16 @@ export interface FactoryProcess {
   kill9(): Promise<void>;
 }
 
-export async function startFactoryProcess(argv: string[], timeoutMs = 60_000): Promise<FactoryProcess> {
-  const server = startServerProcess(process.execPath, [mainScript, "factory", ...argv]);
+/** `env`: added to this process's environment (e.g. TMPDIR, to see what a build leaves there). */
+export async function startFactoryProcess(
+  argv: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<FactoryProcess> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const server = startServerProcess(process.execPath, [mainScript, "factory", ...argv], {
+    ...process.env,
+    ...options.env,
+  });
   const deadline = Date.now() + timeoutMs;
   let base: string | undefined;
   let metricsUrl: string | undefined;
@@ -205,4 +213,18 @@ export async function until200(url: string, timeoutMs = 30_000): Promise<void> {
     await sleep(100);
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}
+
+/** Every path under `dir` (files and directories, relative), or [] if it does not exist. */
+export async function listTree(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { recursive: true })).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Leftovers of interrupted writes under a data directory: `*.part` temp files, `.tmp-*` and `tmp/<pid>-*` scratch. */
+export function tempLeftovers(paths: string[]): string[] {
+  return paths.filter((path) => /\.part$|(^|\/)\.tmp-|(^|\/)tmp\/\d+-[^/]+$/.test(path));
 }
