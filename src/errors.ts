@@ -85,8 +85,23 @@ const httpStatusByCode: Readonly<Record<string, number>> = {
  */
 export const retryAfterSeconds = 10;
 
+/**
+ * Whether `err`, or an error in its cause chain, is the local disk running out of space (ENOSPC, EDQUOT), or a
+ * tool that said so on stderr. Not the caller's fault and not a bug: space may free (collection, an operator).
+ */
+export function isStorageFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") return true;
+    if (/No space left on device|Disk quota exceeded/.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** The one place that maps an error to an HTTP status. */
 export function httpStatusOf(err: unknown): number {
+  // 507 Insufficient Storage (RFC 4918): the server cannot store what the request needs to build.
+  if (isStorageFull(err)) return 507;
   if (!(err instanceof AppError)) return 500;
   if (err.code !== undefined && Object.hasOwn(httpStatusByCode, err.code)) return httpStatusByCode[err.code] as number;
   return httpStatusByKind[err.kind];

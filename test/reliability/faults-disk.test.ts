@@ -1,6 +1,6 @@
 // Faults: the data disk full. The factory's data directory and TMPDIR live on a small tmpfs mounted for the
 // test (root is needed; unmounted afterwards), filled to the last byte while the factory runs. A first build
-// then fails with an error answer and the factory stays up; nothing half-written is left (no `*.part` file,
+// then fails with 507 Insufficient Storage naming the full disk (Retry-After) and the factory stays up; nothing half-written is left (no `*.part` file,
 // no scratch directory, nothing cached for the asset); once the filler is removed the same request builds
 // and serves the bytes a factory that never ran out of space builds.
 
@@ -27,11 +27,14 @@ import {
 const version = "v1.10.3";
 const rows = new ResultRows(import.meta.url);
 
-async function download(url: string): Promise<{ status: number; sha: string; text: string }> {
+async function download(
+  url: string,
+): Promise<{ status: number; sha: string; text: string; retryAfter: string | null }> {
   const res = await fetch(url);
   const body = Buffer.from(await res.arrayBuffer());
   return {
     status: res.status,
+    retryAfter: res.headers.get("retry-after"),
     sha: createHash("sha256").update(body).digest("hex"),
     text: res.status === 200 ? "" : body.toString("utf8").slice(0, 400),
   };
@@ -104,8 +107,11 @@ describe("faults: the data disk full", {
     const problems: string[] = [];
     const full = await download(url);
     if (full.status === 200) problems.push("a build on a full disk answered 200");
-    if (full.status === 500 && /^internal server error/.test(full.text))
-      problems.push("a bare 500 with no word of the full disk");
+    // Stricter than upstream (a generic 500, image-factory internal/frontend/http/http.go MatchError): 507
+    // Insufficient Storage naming the full disk, with Retry-After (src/errors.ts isStorageFull).
+    if (full.status !== 507 || !/disk is full/.test(full.text))
+      problems.push(`not a 507 naming the full disk: ${full.status} ${full.text}`);
+    if (full.status === 507 && full.retryAfter === null) problems.push("507 without Retry-After");
     const alive = await download(`${base}/versions`);
     if (alive.status !== 200) problems.push(`the factory stopped answering: /versions ${alive.status}`);
     const leftovers = tempLeftovers(await listTree(join(disk, "data")));
