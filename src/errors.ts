@@ -65,10 +65,43 @@ const httpStatusByCode: Readonly<Record<string, number>> = {
   REQUEST_TIMEOUT: 408,
   // A registry the factory depends on (the cache repository) cannot be reached: try again later.
   UNAVAILABLE: 503,
+  // A registry that did not answer at all (src/oci/client/errors.ts `unreachable` keeps the socket error's
+  // code): an outage that may end, not a wrong answer (502), so 503 with Retry-After.
+  UNREACHABLE: 503,
+  ECONNREFUSED: 503,
+  ECONNRESET: 503,
+  ETIMEDOUT: 503,
+  EHOSTUNREACH: 503,
+  ENETUNREACH: 503,
+  EPIPE: 503,
+  UND_ERR_SOCKET: 503,
+  UND_ERR_CONNECT_TIMEOUT: 503,
 };
+
+/**
+ * Seconds a client is asked to wait (Retry-After) before repeating a request answered 503. Upstream
+ * (image-factory internal/frontend/http/http.go MatchError) answers its 503s without the header; sending it
+ * tells clients the outage is temporary and paces their retries.
+ */
+export const retryAfterSeconds = 10;
+
+/**
+ * Whether `err`, or an error in its cause chain, is the local disk running out of space (ENOSPC, EDQUOT), or a
+ * tool that said so on stderr. Not the caller's fault and not a bug: space may free (collection, an operator).
+ */
+export function isStorageFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") return true;
+    if (/No space left on device|Disk quota exceeded/.test(e.message)) return true;
+  }
+  return false;
+}
 
 /** The one place that maps an error to an HTTP status. */
 export function httpStatusOf(err: unknown): number {
+  // 507 Insufficient Storage (RFC 4918): the server cannot store what the request needs to build.
+  if (isStorageFull(err)) return 507;
   if (!(err instanceof AppError)) return 500;
   if (err.code !== undefined && Object.hasOwn(httpStatusByCode, err.code)) return httpStatusByCode[err.code] as number;
   return httpStatusByKind[err.kind];

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { retryAfterSeconds } from "../../src/errors.ts";
 import type { Digest } from "../../src/oci/digest.ts";
 import { type ImageManifest, parseManifest } from "../../src/oci/manifest.ts";
 import { signatureTag } from "../../src/signing/cosign-format.ts";
@@ -163,6 +164,8 @@ describe("asset cache entries in the cache repository", () => {
       await waitFor200(versions);
       const res = await fetch(`${down.factory.url}/image/${id}/${version}/${asset}`);
       assert.equal(res.status, 503);
+      // An outage: the client is told when to try again (src/errors.ts retryAfterSeconds).
+      assert.equal(res.headers.get("retry-after"), String(retryAfterSeconds));
       assert.match(await res.text(), /^asset cache 127\.0\.0\.1:9\/cache: looking up [0-9a-f]{64}: .*unreachable/);
     } finally {
       await down.stop();

@@ -64,7 +64,11 @@ export const seedSubjectRegExp =
  * (`localhost:5000` there) is the test bed's, listening on loopback port 0; plus `-insecure-image-registry`
  * and the test bed's key, since the test bed is not signed by the seed's identities.
  */
-export function seedArgv(testbed: PublishedTestbed, keys: KeyFiles, dataDir: string): string[] {
+export function seedArgv(
+  testbed: Pick<PublishedTestbed, "registry" | "outDir">,
+  keys: KeyFiles,
+  dataDir: string,
+): string[] {
   const registry = testbed.registry;
   return [
     "-cache-repository",

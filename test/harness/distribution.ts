@@ -11,6 +11,8 @@ export interface DistributionOptions {
   tls?: { certFile: string; keyFile: string };
   /** Demand bearer tokens (distribution token spec) signed by a key whose certificate is in `rootCertBundle`. */
   tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** Keep storage here (not removed on stop) and listen on this port: a registry that can be stopped and started again. */
+  persist?: { dir: string; port: number };
 }
 
 /**
@@ -19,9 +21,10 @@ export interface DistributionOptions {
  * turns on htpasswd auth and listens on all interfaces.
  */
 export async function startDistribution(opts: DistributionOptions = {}): Promise<RunningRegistry> {
-  const dir = await mkdtemp(join(tmpdir(), "distribution-"));
+  const dir = opts.persist?.dir ?? (await mkdtemp(join(tmpdir(), "distribution-")));
+  const removeOnStop = opts.persist === undefined;
   const root = join(dir, "data");
-  const port = await freePort();
+  const port = opts.persist?.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
 
   // A fixed secret silences distribution's start-up warning about a generated one.
@@ -55,7 +58,7 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
     await waitForHttp(server, `${url}/v2/`, [200, 401], "docker-registry");
   } catch (err) {
     await server.kill();
-    await rm(dir, { recursive: true, force: true });
+    if (removeOnStop) await rm(dir, { recursive: true, force: true });
     throw err;
   }
 
@@ -69,7 +72,7 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
       if (stopped) return;
       stopped = true;
       await server.kill();
-      await rm(dir, { recursive: true, force: true });
+      if (removeOnStop) await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -3,7 +3,7 @@
 // turned into the matching typed error first so the mapping stays in that one place.
 
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, badRequest, httpStatusOf, isAppError, notFound, tooLarge } from "../../errors.ts";
+import { AppError, badRequest, httpStatusOf, isAppError, notFound, retryAfterSeconds, tooLarge } from "../../errors.ts";
 import type { TooLargeDetail } from "./request-body.ts";
 
 function typedError(err: unknown): unknown {
@@ -20,6 +20,7 @@ function typedError(err: unknown): unknown {
 
 /** The text sent for an error: the message of a typed error, nothing internal for anything else. */
 export function publicMessage(err: unknown, status: number): string {
+  if (status === 507) return "insufficient storage: the factory's data disk is full; try again later";
   if (err instanceof AppError && status < 500) return err.message;
   if (err instanceof AppError && (err.kind === "Upstream" || err.kind === "Integrity" || err.kind === "NotImplemented"))
     return err.message;
@@ -32,6 +33,9 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
   if (status >= 500 && status !== 501) request.log.error({ err }, "request failed");
   if (isAppError(typed, "TooLarge") && (typed.detail as TooLargeDetail | undefined)?.closeConnection)
     reply.header("Connection", "close");
+  // 503: a registry or service the factory needs is out for now; 507: its disk is full until space frees.
+  // Either way, say when to try again.
+  if (status === 503 || status === 507) reply.header("Retry-After", String(retryAfterSeconds));
   return reply
     .code(status)
     .type("text/plain; charset=utf-8")
