@@ -42,6 +42,7 @@ import {
 } from "../util/fs.ts";
 import { EmbeddedRepository } from "./embedded-repository.ts";
 import { type ExportResult, exportRepository } from "./export.ts";
+import { Semaphore } from "../util/concurrency.ts";
 import { StoreLock } from "./lock.ts";
 import { type UploadSession, UploadSessions } from "./uploads.ts";
 
@@ -164,6 +165,12 @@ export class RegistryStore {
   private readonly lock: StoreLock | undefined;
   private readonly uploads: UploadSessions | undefined;
   private readonly tmpDir: string;
+  /**
+   * In-process writers (the factory's schematics, asset cache and installers) wait for one of the local
+   * client's upload slots instead of being refused: a burst of schematic POSTs is our own backpressure, not
+   * a client's fault (the per-client cap answers 429 only to HTTP clients).
+   */
+  private readonly localUploads: Semaphore;
   private closed = false;
 
   /** Use `openStore`. */
@@ -180,6 +187,7 @@ export class RegistryStore {
           maxSessionsPerClient: options.maxUploadsPerClient ?? 64,
         })
       : undefined;
+    this.localUploads = new Semaphore(options.maxUploadsPerClient ?? 64);
   }
 
   /** Drops open uploads and releases the lock. */
@@ -275,15 +283,20 @@ export class RegistryStore {
         return mounted;
       }
     }
-    const session = await uploads.start(repository);
+    const release = await this.localUploads.acquire();
     try {
-      await uploads.append(session, content instanceof Readable ? content : Readable.from([Buffer.from(content)]));
-    } catch (err) {
-      await uploads.discard(session);
-      throw err;
+      const session = await uploads.start(repository);
+      try {
+        await uploads.append(session, content instanceof Readable ? content : Readable.from([Buffer.from(content)]));
+      } catch (err) {
+        await uploads.discard(session);
+        throw err;
+      }
+      const digest = options.digest ?? (await uploads.digestOf(session, "sha256"));
+      return await this.commitUpload(repository, session, digest, options.size);
+    } finally {
+      release();
     }
-    const digest = options.digest ?? (await uploads.digestOf(session, "sha256"));
-    return this.commitUpload(repository, session, digest, options.size);
   }
 
   /** Links a blob of repository `from` into `repository`; undefined when `from` does not have it. */

@@ -390,6 +390,23 @@ describe("embedded repository (library face)", () => {
     assert.equal(store.uploadStatus("app", oldest.id).size, 0, "b's session stays");
   });
 
+  test("in-process writers past the per-client bound wait for a slot instead of being refused", async (t) => {
+    // A burst of schematic POSTs is many putBlob calls at once from the factory itself (bench/factory found
+    // them refused at 64): they queue, every blob lands, and HTTP clients' bounds are unchanged.
+    const store = await openStore(await tempRoot(), { maxUploads: 8, maxUploadsPerClient: 2 });
+    t.after(() => store.close());
+    const bodies = Array.from({ length: 40 }, (_, i) => Buffer.from(`blob ${i}`));
+    const infos = await Promise.all(bodies.map((body) => store.putBlob("app", body)));
+    assert.deepEqual(
+      infos.map((info) => info.digest),
+      bodies.map((body) => sha256(body.toString())),
+    );
+    for (const info of infos) assert.ok(await store.statBlob("app", info.digest));
+    await store.startUpload("app", "a");
+    await store.startUpload("app", "a");
+    await assert.rejects(store.startUpload("app", "a"), isCode("TOOMANYREQUESTS"));
+  });
+
   test("repository names are validated", async (t) => {
     const store = await openStore(await tempRoot());
     t.after(() => store.close());
