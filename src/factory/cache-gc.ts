@@ -14,7 +14,7 @@ import { openStore, type RegistryStore } from "../registry/store.ts";
 import { isNotFoundError } from "../util/fs.ts";
 import { createRegistryAssetCache } from "./assets/factory.ts";
 import { collectCacheGarbage, type GcOptions, type GcResult } from "./assets/gc.ts";
-import type { FactoryConfig } from "./config/config.ts";
+import type { FactoryConfig } from "./config/model.ts";
 import { registryClientOptionsFor } from "./registry-access.ts";
 
 /** The cache key; an ephemeral one when none exists yet (collection neither signs nor verifies). */

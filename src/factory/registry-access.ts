@@ -2,7 +2,7 @@
 // reaches the other reaches too.
 
 import type { RegistryClientOptions } from "../oci/client/client.ts";
-import type { FactoryConfig } from "./config/config.ts";
+import type { FactoryConfig } from "./config/model.ts";
 
 /** localhost, 127.0.0.0/8 or ::1, with or without a port. */
 export function isLoopbackRegistry(registry: string): boolean {

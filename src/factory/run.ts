@@ -20,7 +20,7 @@ import { certificatePem } from "../talos/secureboot-database.ts";
 import { buildFactoryApp } from "./app.ts";
 import { createAssetService } from "./assets/factory.ts";
 import type { AssetService } from "./assets/service.ts";
-import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/config.ts";
+import type { FactoryConfig, ListenAddress, StoreLocation } from "./config/model.ts";
 import { startMetricsServer } from "./http/metrics-server.ts";
 import { registerTalosctlRoutes } from "./http/talosctl-routes.ts";
 import { registerUiRoutes } from "./http/ui-routes.ts";

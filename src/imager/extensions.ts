@@ -23,9 +23,8 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { copyFile, cp, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
-import { join, sep } from "node:path";
+import { copyFile, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { badRequest, integrity } from "../errors.ts";
 import { type CpioEntry, cpioEntriesFromDirectory, cpioMtime, createCpio } from "../formats/cpio.ts";
@@ -36,12 +35,11 @@ import { goStringCanBePlain } from "../talos/go-yaml-resolve.ts";
 import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
 import { readInitramfs, writeCompressedCpio } from "../tools/compression.ts";
 import { depmod } from "../tools/kmod.ts";
-import { mksquashfs, mksquashfsTool, mksquashfsVersion, unsquashfs } from "../tools/squashfs.ts";
-import { labellingMksquashfs } from "../tools/squashfs-tools.ts";
-import { mapLimited } from "../util/concurrency.ts";
+import { unsquashfs } from "../tools/squashfs.ts";
+import { type ExtensionImageSource, makeExtensionImages } from "./extension-images.ts";
 import type { LocalExtension } from "./inputs.ts";
 import type { IntermediateCache } from "./intermediate-cache.ts";
-import { embeddedConfigPath, embeddedConfigSelinuxLabel, presentLabels, rootfsLabels } from "./selinux-labels.ts";
+import { embeddedConfigPath, embeddedConfigSelinuxLabel, rootfsLabels } from "./selinux-labels.ts";
 
 /** The name of the virtual extension carrying the schematic ID (image-factory's SchematicIDExtensionName). */
 export const schematicExtensionName = "schematic";
@@ -81,7 +79,7 @@ export interface ExtendInitramfsOptions {
   labellingMksquashfs?: (signal?: AbortSignal) => Promise<string | undefined>;
   /**
    * The intermediate cache (intermediate-cache.ts): each extension's squashfs image is taken from it or put
-   * in it, keyed by squashfsImageKey. Needs `arch` (an extension's digest may be a multi-arch index's).
+   * in it, keyed by squashfsImageKey (extension-images.ts). Needs `arch` (an extension's digest may be a multi-arch index's).
    */
   intermediateCache?: IntermediateCache;
   /** The architecture the extensions were flattened for (part of the squashfs key). */
@@ -103,20 +101,8 @@ export interface ExtendedInitramfs {
   microcode: string[];
 }
 
-interface StagedExtension {
-  /** Directory name upstream would give it (its index), which also names its squashfs image. */
-  directory: string;
-  /** How errors name it. */
-  label: string;
+interface StagedExtension extends ExtensionImageSource {
   metadata: ExtensionMetadata;
-  /** The tree that becomes the squashfs image. */
-  rootfs: string;
-  /** SELinux labels by path inside `rootfs` ("/" for itself, else "usr/bin/x"). */
-  selinuxLabels: ReadonlyMap<string, string>;
-  /** The image digest it was pulled by: only such an extension's squashfs is cached. */
-  digest?: string;
-  /** Its firmware directory (inside `rootfs`), moved to the initramfs: left out of its image. */
-  firmwareDir?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -259,8 +245,6 @@ async function isDirectory(path: string): Promise<boolean> {
   return (await lstat(path).catch(() => undefined))?.isDirectory() ?? false;
 }
 
-const isUnder = (path: string, dir: string) => path === dir || path.startsWith(`${dir}${sep}`);
-
 /** Upstream's microcode globs, per firmware path. */
 function microcodeSources(firmwarePath: string) {
   return [
@@ -298,50 +282,6 @@ async function mergeTree(source: string, target: string): Promise<void> {
     if (info.isSymbolicLink()) await symlink(await readlink(from), to);
     else if (info.isFile()) await copyFile(from, to);
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// the squashfs key
-
-/** Bump when a change here or in flattening changes an extension image's bytes (stale entries then miss). */
-const squashfsRecipe = 1;
-const digestPattern = /^sha256:[0-9a-f]{64}$/;
-
-/**
- * The intermediate cache key of an extension's squashfs image: everything its bytes depend on — the image
- * (digest, and the architecture it was flattened for), the firmware moved out (by path), the version's
- * mksquashfs options, whether SELinux labels were given (the labels come from the image), the timestamp, and
- * which mksquashfs made it (its version and path).
- */
-export function squashfsImageKey(parts: {
-  digest: string;
-  arch: string;
-  firmwarePath: string;
-  compression: string;
-  level: number | undefined;
-  xzDictSize: string | undefined;
-  mtime: number;
-  processors: number;
-  labelled: boolean;
-  tool: string;
-}): string {
-  const fields = { recipe: squashfsRecipe, ...parts, level: parts.level ?? null, xzDictSize: parts.xzDictSize ?? null };
-  const sorted = Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : 1)));
-  return createHash("sha256").update(JSON.stringify(sorted)).digest("hex");
-}
-
-const toolVersions = new Map<string, Promise<string>>();
-
-/** "path version" of the mksquashfs that runs (the labelling one, else the one on PATH), asked once per process. */
-function toolIdentity(labelling: string | undefined, signal?: AbortSignal): Promise<string> {
-  const command = labelling ?? mksquashfsTool.command;
-  let identity = toolVersions.get(command);
-  if (identity === undefined) {
-    identity = mksquashfsVersion(command, { signal }).then((v) => `${command} ${v.join(".")}`);
-    identity.catch(() => toolVersions.delete(command));
-    toolVersions.set(command, identity);
-  }
-  return identity;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -514,73 +454,22 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     staged.push(modulesDep);
   }
 
-  // 4. One squashfs per extension, in parallel.
+  // 4. One squashfs per extension, in parallel (extension-images.ts).
   const imagesDir = join(work, "initramfs");
   await mkdir(imagesDir, { recursive: true });
-  log(`compressing ${staged.length} system extensions (${rules.squashfsCompression})`);
   const layers: ExtensionLayer[] = staged.map((e) => ({ image: `${e.directory}.sqsh`, metadata: e.metadata }));
-  const labelling = rules.squashfsSelinuxLabels
-    ? await (options.labellingMksquashfs ?? labellingMksquashfs())(signal)
-    : undefined;
-  if (rules.squashfsSelinuxLabels && labelling === undefined && staged.some((e) => e.selinuxLabels.size > 0))
-    log(
-      "warning: no mksquashfs ≥ 4.6 (squashfs-tools) is available: the extension images are built without the SELinux labels Talos 1.13 gives them",
-    );
-  const squashfsOptions = {
-    compression: rules.squashfsCompression,
-    // internal/pkg/extensions/compress.go: zstd level 18, or xz with a dictionary as large as a block.
-    level: rules.squashfsCompression === "zstd" ? 18 : undefined,
-    xzDictSize: rules.squashfsCompression === "xz" ? "100%" : undefined,
+  await makeExtensionImages(staged, {
+    rules,
     mtime,
-    processors: 1,
-  };
-  const cache = options.intermediateCache;
-  const toolVersion =
-    cache === undefined || options.arch === undefined ? undefined : await toolIdentity(labelling, signal);
-  let hits = 0;
-  await mapLimited(staged, options.concurrency ?? availableParallelism(), async (extension) => {
-    signal?.throwIfAborted();
-    const out = join(imagesDir, `${extension.directory}.sqsh`);
-    const make = async (path: string) => {
-      let source = extension.rootfs;
-      const firmwareDir = extension.firmwareDir;
-      if (firmwareDir !== undefined) {
-        source = join(work, `rootfs-${extension.directory}`);
-        await cp(extension.rootfs, source, {
-          recursive: true,
-          verbatimSymlinks: true,
-          filter: (path) => !isUnder(path, firmwareDir),
-        });
-      }
-      const xattrs =
-        labelling === undefined
-          ? {}
-          : {
-              command: labelling,
-              selinuxLabels: await presentLabels(extension.label, source, extension.selinuxLabels),
-            };
-      await mksquashfs(source, path, { ...xattrs, ...squashfsOptions, signal });
-    };
-    if (
-      cache === undefined ||
-      toolVersion === undefined ||
-      extension.digest === undefined ||
-      !digestPattern.test(extension.digest)
-    ) {
-      await make(out);
-      return;
-    }
-    const key = squashfsImageKey({
-      digest: extension.digest,
-      arch: options.arch as string,
-      firmwarePath: rules.firmwarePath,
-      ...squashfsOptions,
-      labelled: labelling !== undefined,
-      tool: toolVersion,
-    });
-    if (await cache.provide("squashfs", key, out, make, signal)) hits++;
+    imagesDir,
+    workDir: work,
+    concurrency: options.concurrency,
+    labellingMksquashfs: options.labellingMksquashfs,
+    intermediateCache: options.intermediateCache,
+    arch: options.arch,
+    signal,
+    log,
   });
-  if (cache !== undefined) log(`extension images from the intermediate cache: ${hits} of ${staged.length}`);
 
   // 5, 6. The appended archive.
   const entries: CpioEntry[] = [...initramfsTree.values()];

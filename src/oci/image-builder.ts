@@ -137,16 +137,26 @@ export function imageConfig(
   );
 }
 
-export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<BuiltImage> {
-  const layers: StoredLayer[] = [];
-  for (const entries of spec.layers) layers.push(await cache.layer(entries));
-  const arch = spec.arch ?? "amd64";
+/** What an image is besides its layers: its config and manifest, and the manifest's digest. */
+export interface ImageMetadata {
+  config: Buffer;
+  configDescriptor: Descriptor;
+  manifest: Buffer;
+  digest: Digest;
+}
+
+/** The config (imageConfig) and OCI manifest over layers already built, lowest first. */
+export function assembleImage(
+  layers: readonly BuiltLayer[],
+  mtime: number,
+  options: Pick<ImageSpec, "runConfig" | "arch" | "createdBy"> = {},
+): ImageMetadata {
   const config = imageConfig(
     layers.map((l) => l.diffId),
-    cache.mtime,
-    spec.runConfig,
-    arch,
-    spec.createdBy,
+    mtime,
+    options.runConfig,
+    options.arch,
+    options.createdBy,
   );
   const configDescriptor: Descriptor = {
     mediaType: MediaType.ociConfig,
@@ -160,16 +170,15 @@ export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<Bu
     layers: layers.map((l) => l.descriptor),
   };
   const body = Buffer.from(JSON.stringify(manifest));
-  return {
-    repository: spec.repository,
-    tag: spec.tag,
-    arch,
-    digest: sha256Digest(body),
-    manifest: body,
-    config,
-    configDescriptor,
-    layers,
-  };
+  return { config, configDescriptor, manifest: body, digest: sha256Digest(body) };
+}
+
+export async function buildImage(spec: ImageSpec, cache: LayerStore): Promise<BuiltImage> {
+  const layers: StoredLayer[] = [];
+  for (const entries of spec.layers) layers.push(await cache.layer(entries));
+  const arch = spec.arch ?? "amd64";
+  const metadata = assembleImage(layers, cache.mtime, { runConfig: spec.runConfig, arch, createdBy: spec.createdBy });
+  return { repository: spec.repository, tag: spec.tag, arch, ...metadata, layers };
 }
 
 /** An OCI index over images of one repository and tag, one per platform, in the order given. */

@@ -17,11 +17,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppError, badRequest, isAppError } from "../errors.ts";
 import type { RegistryClient } from "../oci/client/client.ts";
-import { type Digest, sha256Digest } from "../oci/digest.ts";
+import type { Digest } from "../oci/digest.ts";
+import { assembleImage, type ImageMetadata } from "../oci/image-builder.ts";
 import { buildLayer } from "../oci/layer.ts";
 import { OciLayout } from "../oci/layout.ts";
 import { OciLayoutImageStore } from "../oci/layout-image.ts";
-import type { Descriptor, ImageManifest } from "../oci/manifest.ts";
+import type { Descriptor } from "../oci/manifest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import {
   dockerHubRegistry,
@@ -259,14 +260,10 @@ export async function mergeCatalog(options: MergeOptions): Promise<MergeResult> 
   }
 }
 
-interface BuiltCatalogImage {
+interface BuiltCatalogImage extends ImageMetadata {
   dir: string;
   layerFile: string;
   layer: Descriptor;
-  config: Buffer;
-  configDescriptor: Descriptor;
-  manifest: Buffer;
-  digest: Digest;
 }
 
 /**
@@ -283,38 +280,8 @@ export async function buildCatalogImage(catalog: ExtensionCatalog, mtime: number
   try {
     const layerFile = join(dir, "layer.tar.gz");
     const built = await buildLayer(entries, layerFile, { compression: "gzip", level: 9, mtime });
-    const created = new Date(mtime * 1000).toISOString().replace(/\.000Z$/, "Z");
-    const config = Buffer.from(
-      JSON.stringify({
-        created,
-        architecture: "amd64",
-        os: "linux",
-        config: {},
-        rootfs: { type: "layers", diff_ids: [built.diffId] },
-        history: [{ created, created_by: "boot-assets catalog merge" }],
-      }),
-    );
-    const configDescriptor: Descriptor = {
-      mediaType: MediaType.ociConfig,
-      digest: sha256Digest(config),
-      size: config.length,
-    };
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: configDescriptor,
-      layers: [built.descriptor],
-    };
-    const body = Buffer.from(JSON.stringify(manifest));
-    return {
-      dir,
-      layerFile,
-      layer: built.descriptor,
-      config,
-      configDescriptor,
-      manifest: body,
-      digest: sha256Digest(body),
-    };
+    const metadata = assembleImage([built], mtime, { createdBy: "boot-assets catalog merge" });
+    return { dir, layerFile, layer: built.descriptor, ...metadata };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;

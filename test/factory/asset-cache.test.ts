@@ -17,11 +17,11 @@ import { type ImageManifest, parseManifest } from "../../src/oci/manifest.ts";
 import { signatureTag } from "../../src/signing/cosign-format.ts";
 import { isolatedEnv, runCli } from "../cli/run-cli.ts";
 import {
-  createSchematic,
   type FactoryUnderTest,
   metricSum,
   type PublishedTestbed,
-  publishTestbed,
+  type SeedBed,
+  startSeedBed,
   startSeedFactory,
   waitFor200,
 } from "./service-harness.ts";
@@ -36,6 +36,7 @@ const asset = "cmdline-metal-amd64";
 const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
 
 describe("asset cache entries in the cache repository", () => {
+  let bed: SeedBed | undefined;
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
   let base: string;
@@ -63,16 +64,12 @@ describe("asset cache entries in the cache repository", () => {
   };
 
   before(async () => {
-    testbed = await publishTestbed();
-    running = await startSeedFactory(testbed);
-    base = running.factory.url;
-    await waitFor200(`${base}/readyz`);
-    id = await createSchematic(base, schematicYaml);
+    bed = await startSeedBed({ schematic: schematicYaml });
+    ({ testbed, running, base, id } = bed);
     original = await download(base);
   });
   after(async () => {
-    await running?.stop();
-    await testbed?.stop();
+    await bed?.stop();
   });
 
   it("is one image tagged by the key: Docker schema 2, one application/data layer of the raw bytes, upstream's config", async () => {

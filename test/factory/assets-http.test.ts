@@ -20,9 +20,9 @@ import {
   type FactoryUnderTest,
   metricSum,
   type PublishedTestbed,
-  publishTestbed,
+  type SeedBed,
   seedArgv,
-  startSeedFactory,
+  startSeedBed,
   waitFor200,
 } from "./service-harness.ts";
 
@@ -38,6 +38,7 @@ const schematicYaml = `customization:
 const hex = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest("hex");
 
 describe("/image downloads", () => {
+  let bed: SeedBed | undefined;
   let testbed: PublishedTestbed;
   let running: FactoryUnderTest;
   let base: string;
@@ -48,16 +49,12 @@ describe("/image downloads", () => {
   const postSchematic = (yaml: string) => createSchematic(base, yaml);
 
   before(async () => {
-    testbed = await publishTestbed();
-    running = await startSeedFactory(testbed);
-    base = running.factory.url.replace(/\/$/, "");
-    await waitFor200(`${base}/readyz`);
-    id = await postSchematic(schematicYaml);
+    bed = await startSeedBed({ schematic: schematicYaml });
+    ({ testbed, running, base, id } = bed);
     work = await mkdtemp(join(running.dataDir, "..", "cli-"));
   });
   after(async () => {
-    await running?.stop();
-    await testbed?.stop();
+    await bed?.stop();
   });
 
   const assets = ["kernel-amd64", "cmdline-metal-amd64", "initramfs-amd64.xz"];

@@ -23,9 +23,8 @@ import {
   type FactoryUnderTest,
   metricSum,
   type PublishedTestbed,
-  publishTestbed,
-  startSeedFactory,
-  waitFor200,
+  type SeedBed,
+  startSeedBed,
 } from "./service-harness.ts";
 
 const extraArg = "downloads.test=yes";
@@ -147,6 +146,7 @@ export function describeDownloads(
   options: { clientThatLeaves?: boolean } = {},
 ): void {
   describe(title, () => {
+    let bed: SeedBed | undefined;
     let testbed: PublishedTestbed;
     let running: FactoryUnderTest;
     let base: string;
@@ -158,16 +158,12 @@ export function describeDownloads(
     const postSchematic = (yaml: string) => createSchematic(base, yaml);
 
     before(async () => {
-      testbed = await publishTestbed();
-      running = await startSeedFactory(testbed);
-      base = running.factory.url.replace(/\/$/, "");
-      await waitFor200(`${base}/readyz`);
-      id = await postSchematic(schematicYaml);
+      bed = await startSeedBed({ schematic: schematicYaml });
+      ({ testbed, running, base, id } = bed);
       work = await mkdtemp(join(running.dataDir, "..", "downloads-"));
     });
     after(async () => {
-      await running?.stop();
-      await testbed?.stop();
+      await bed?.stop();
     });
 
     for (const [version, assets] of Object.entries(requests))

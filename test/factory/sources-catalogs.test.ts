@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { parse as parseYaml } from "yaml";
 import { isAppError } from "../../src/errors.ts";
-import type { FactoryConfig } from "../../src/factory/config/config.ts";
+import type { FactoryConfig } from "../../src/factory/config/model.ts";
 import { createSources, type FactorySources } from "../../src/factory/sources/index.ts";
 import { RegistryClient } from "../../src/oci/client/index.ts";
 import { publishTestbedRelease, type ReleaseSummary } from "../../src/testbed/release.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { FactoryConfig } from "../../src/factory/config/config.ts";
+import type { FactoryConfig } from "../../src/factory/config/model.ts";
 import { createSources, type FactorySources } from "../../src/factory/sources/index.ts";
 import { RegistryClient } from "../../src/oci/client/index.ts";
 import type { ImageReference } from "../../src/oci/reference.ts";

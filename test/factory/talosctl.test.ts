@@ -16,13 +16,7 @@ import { buildImage, LayerStore, pushImage } from "../../src/oci/image-builder.t
 import { signImage } from "../../src/signing/sign.ts";
 import { KeySigner } from "../../src/signing/signer.ts";
 import { flattenImage } from "../testbed/release-helpers.ts";
-import {
-  type FactoryUnderTest,
-  type PublishedTestbed,
-  publishTestbed,
-  startSeedFactory,
-  waitFor200,
-} from "./service-harness.ts";
+import { type PublishedTestbed, type SeedBed, startSeedBed, startSeedFactory, waitFor200 } from "./service-harness.ts";
 
 const externalUrl = "https://factory.example.test/"; // the seed command line's -external-url
 
@@ -33,8 +27,8 @@ function talosctlVersion(version: string): boolean {
 }
 
 describe("talosctl downloads", () => {
+  let bed: SeedBed | undefined;
   let testbed: PublishedTestbed;
-  let running: FactoryUnderTest;
   let base: string;
   let scratch: string;
   /** An offered version from 1.11, one before, and the files of the former's talosctl-all image. */
@@ -43,10 +37,8 @@ describe("talosctl downloads", () => {
   let files: Map<string, Buffer>;
 
   before(async () => {
-    testbed = await publishTestbed();
-    running = await startSeedFactory(testbed);
-    base = running.factory.url.replace(/\/$/, "");
-    await waitFor200(`${base}/readyz`);
+    bed = await startSeedBed();
+    ({ testbed, base } = bed);
     scratch = await mkdtemp(join(tmpdir(), "talosctl-test-"));
     const offered = (await (await fetch(`${base}/versions`)).json()) as string[];
     const withTalosctl = offered.filter(talosctlVersion);
@@ -59,8 +51,7 @@ describe("talosctl downloads", () => {
     for (const name of await readdir(tree)) files.set(name, await readFile(join(tree, name)));
   });
   after(async () => {
-    await running?.stop();
-    await testbed?.stop();
+    await bed?.stop();
     if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 

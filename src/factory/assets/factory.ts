@@ -17,7 +17,7 @@ import { localCertifiedSigner, localKeySigner } from "../../signing/digest-signe
 import { KeySigner } from "../../signing/signer.ts";
 import { SignatureVerifier } from "../../signing/verify.ts";
 import { verificationByKey } from "../../signing/verify-options.ts";
-import type { FactoryConfig, SecureBootConfig } from "../config/config.ts";
+import type { FactoryConfig, SecureBootConfig } from "../config/model.ts";
 import type { FactoryMetrics } from "../metrics.ts";
 import { createImagerInputResolver, type createSources, type ImagerInputResolver } from "../sources/index.ts";
 import { factoryGrubArm64EfiDir } from "./grub-arm64.ts";

@@ -2,9 +2,10 @@
 // sources are applied in order — defaults, `env=IF_`, and the command line from left to right (each
 // `--config` source and each legacy flag where it stands; later wins) — and the result validated.
 
-import { type FactoryConfig, validateSettings } from "./config.ts";
+import { validateSettings } from "./config.ts";
 import { factoryFlags, factoryUsage } from "./flags.ts";
 import { GoFlagError, parseGoBool, parseGoFlags } from "./go-flags.ts";
+import type { FactoryConfig } from "./model.ts";
 import { ConfigError, Problems } from "./problems.ts";
 import {
   type ConfigEntry,
@@ -123,5 +124,5 @@ export async function parseFactoryCommandLine(
   return result.config;
 }
 
-export type { FactoryConfig } from "./config.ts";
+export type { FactoryConfig } from "./model.ts";
 export { ConfigError, isConfigError } from "./problems.ts";

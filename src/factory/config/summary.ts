@@ -1,8 +1,8 @@
 // The start-up summary: where the factory listens, which registry it reads, which identities it trusts and
 // where it keeps its state, so an operator sees at a glance what a command line or config file amounted to.
 
-import type { FactoryConfig, ListenAddress, StoreLocation } from "./config.ts";
 import { formatGoDuration } from "./go-duration.ts";
+import type { FactoryConfig, ListenAddress, StoreLocation } from "./model.ts";
 
 function listenText(listen: ListenAddress, scheme: string): string {
   const host = listen.host === undefined ? "" : listen.host.includes(":") ? `[${listen.host}]` : listen.host;

@@ -22,7 +22,7 @@ import { parseReference } from "../../oci/reference.ts";
 import type { SignatureVerifier, VerifiedImage } from "../../signing/verify.ts";
 import { ExtensionCatalog, parseOverlaysCatalog } from "../../talos/catalog.ts";
 import { rulesFor } from "../../talos/version-rules.ts";
-import { extraCatalogReference } from "../config/config.ts";
+import { extraCatalogReference } from "../config/model.ts";
 import { type CatalogImageLimits, readCatalogFiles } from "./catalog-image.ts";
 import { RefreshingCache } from "./refreshing-cache.ts";
 import { type Clock, errorMessage, type SourcesLog, type SourcesMetrics, systemClock } from "./runtime.ts";

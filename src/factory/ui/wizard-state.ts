@@ -29,19 +29,7 @@ export interface WizardParams {
   embeddedConfig: string;
   overlayOptions: string;
   /** Defaults shown when a step is shown again. */
-  selected: {
-    target: string;
-    version: string;
-    arch: string;
-    platform: string;
-    board: string;
-    secureBoot: string;
-    bootloader: string;
-    extensions: string[];
-    cmdline: string;
-    embeddedConfig: string;
-    overlayOptions: string;
-  };
+  selected: WizardSelection;
   /** A stored schematic the wizard was (re)opened from. */
   schematicId: string;
   /** With schematicId: its values are defaults to edit rather than choices made. */
@@ -51,6 +39,22 @@ export interface WizardParams {
   /** The extension step's "Filter" button was pressed: stay on the step. */
   filter: boolean;
 }
+
+/** The choices a step shows again as its defaults (the `selected-*` fields). */
+export type WizardSelection = Pick<
+  WizardParams,
+  | "target"
+  | "version"
+  | "arch"
+  | "platform"
+  | "board"
+  | "secureBoot"
+  | "bootloader"
+  | "extensions"
+  | "cmdline"
+  | "embeddedConfig"
+  | "overlayOptions"
+>;
 
 /** Longest value kept from one field (an embedded configuration may be long; the body limit bounds it too). */
 const maxFieldChars = 256 * 1024;
