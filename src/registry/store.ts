@@ -31,6 +31,7 @@ import { type Descriptor, isImageIndex, type Manifest, parseManifest, referenced
 import { isIndexMediaType } from "../oci/mediatypes.ts";
 import { parseManifestReference, validateRepositoryName, validateTag } from "../oci/reference.ts";
 import type { BlobInfo, BlobReader, ManifestRecord, PutBlobOptions } from "../oci/repository.ts";
+import { Semaphore } from "../util/concurrency.ts";
 import {
   fsyncDirectory,
   fsyncFile,
@@ -42,7 +43,6 @@ import {
 } from "../util/fs.ts";
 import { EmbeddedRepository } from "./embedded-repository.ts";
 import { type ExportResult, exportRepository } from "./export.ts";
-import { Semaphore } from "../util/concurrency.ts";
 import { StoreLock } from "./lock.ts";
 import { type UploadSession, UploadSessions } from "./uploads.ts";
 
