@@ -52,6 +52,13 @@ export const MAX_EXPANDED_NODES = 100_000;
  * ratio), but a body of tens of thousands costs time to build before any expansion bound can act.
  */
 export const MAX_ALIASES = 4096;
+/**
+ * Most scalars in one body (keys and values). Every list is bounded at 1,024 entries, so a real schematic
+ * has at most a few thousand; the YAML library builds and checks each one, and 200,000 repeated keys in a
+ * 1 MiB body held the event loop for 3 s on an idle machine (test/reliability/fuzz-factory.test.ts found
+ * it). Counted on the token stream, before anything is built.
+ */
+export const MAX_BODY_SCALARS = 16_384;
 /** Most bytes of scalar text a schematic may expand to, aliases followed: the body limit. */
 export const MAX_EXPANDED_TEXT_BYTES = MAX_SCHEMATIC_BYTES;
 
@@ -572,7 +579,8 @@ function describeYamlError(err: Error): string {
 }
 
 /**
- * Refuses nesting deeper than MAX_NESTING_DEPTH, and more than MAX_ALIASES aliases, before the document is
+ * Refuses nesting deeper than MAX_NESTING_DEPTH, more than MAX_ALIASES aliases and more than MAX_BODY_SCALARS
+ * scalars, before the document is
  * built, from the token stream alone
  * (linear, and it stops at the first token past the limit): building the tree of 1 MB of "[" takes seconds
  * and a gigabyte before any depth check on the tree could run. Flow collections count by their brackets;
@@ -582,6 +590,7 @@ function describeYamlError(err: Error): string {
 function refuseCostlyStructure(text: string): void {
   let flow = 0;
   let aliases = 0;
+  let scalars = 0;
   let blockOnLine = 0;
   const tooDeep = () => badRequest(`invalid schematic: nesting deeper than ${MAX_NESTING_DEPTH} levels`);
   for (const token of new Lexer().lex(text)) {
@@ -601,6 +610,12 @@ function refuseCostlyStructure(text: string): void {
         break;
       case "newline":
         blockOnLine = 0;
+        break;
+      case "scalar":
+      case "single-quoted-scalar":
+      case "double-quoted-scalar":
+        if (++scalars > MAX_BODY_SCALARS)
+          throw badRequest(`invalid schematic: more than ${MAX_BODY_SCALARS} scalars`, "SCHEMATIC_TOO_COMPLEX");
         break;
       case "alias":
         if (++aliases > MAX_ALIASES)

@@ -9,6 +9,7 @@ import { isAppError } from "../../src/errors.ts";
 import {
   canonicalYaml,
   MAX_ALIASES,
+  MAX_BODY_SCALARS,
   MAX_EXPANDED_TEXT_BYTES,
   MAX_NESTING_DEPTH,
   parseSchematic,
@@ -42,6 +43,16 @@ describe("hostile schematic bodies are refused early, naming the limit", () => {
       rule: "20,000 map entries aliasing one anchor",
       body: overlay(`    a: &a x\n${Array.from({ length: 20_000 }, (_, i) => `    k${i}: *a\n`).join("")}`),
       error: new RegExp(`more than ${MAX_ALIASES} aliases`),
+    },
+    {
+      rule: "200,000 repeated keys in 1 MiB (3 s for the YAML library to build and check)",
+      body: "a: 1\n".repeat(200_000),
+      error: new RegExp(`more than ${MAX_BODY_SCALARS} scalars`),
+    },
+    {
+      rule: "100,000 list entries (refused before the list's own bound could be checked on the tree)",
+      body: `customization:\n  extraKernelArgs:\n${"    - x\n".repeat(100_000)}`,
+      error: new RegExp(`more than ${MAX_BODY_SCALARS} scalars`),
     },
     {
       rule: "a 4 KB anchor expanded by 4,000 aliases (16 MB of text from 20 KB)",
