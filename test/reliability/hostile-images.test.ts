@@ -269,6 +269,22 @@ const extensionCases: HostileCase[] = [
   },
 ];
 
+const aliasMissing = ext("alias-missing");
+const aliasCopied = ext("alias-copied");
+/** Catalog entries whose digest is another image's (the test bed imager's). */
+const aliasCases: { rule: string; repository: string; says: RegExp }[] = [
+  {
+    rule: "catalog digest of another repository's image (absent here)",
+    repository: aliasMissing,
+    says: /not found|unknown|no signature|signature/i,
+  },
+  {
+    rule: "another image's manifest copied under the extension's name (signed only for its own)",
+    repository: aliasCopied,
+    says: /signature/i,
+  },
+];
+
 interface Pushed {
   repository: string;
   tag: string;
@@ -336,6 +352,24 @@ describe("hostile extension images and catalogs are refused, and nothing is writ
     // starts, so it reads this one).
     for (const hostile of extensionCases)
       pushedExtensions.set(hostile.repository, await pushSigned(hostile.repository, "v1.0.0", await hostile.layers()));
+    // A manifest pointing at another image's digest: the catalog names a repository by the digest of an image
+    // that lives elsewhere, once where the repository lacks it and once with the manifest copied in (unsigned
+    // there: its signatures name the image it came from).
+    const imager = testbed.summary.versions[0]?.images.find((i) => i.kind === "imager");
+    assert.ok(imager !== undefined);
+    pushedExtensions.set(aliasMissing, { repository: aliasMissing, tag: "v1.0.0", digest: imager.digest });
+    const imagerManifest = await server.store.repository(imager.repository).getManifest(imager.digest);
+    const copied = server.store.repository(aliasCopied);
+    const manifestJson = JSON.parse(imagerManifest.body.toString("utf8")) as {
+      config: { digest: Digest };
+      layers: { digest: Digest }[];
+    };
+    for (const blob of [manifestJson.config, ...manifestJson.layers]) {
+      const reader = await server.store.repository(imager.repository).getBlob(blob.digest);
+      await copied.putBlob(reader.stream, { digest: blob.digest, size: reader.size });
+    }
+    await copied.putManifest(imagerManifest.body, imagerManifest.mediaType, "v1.0.0");
+    pushedExtensions.set(aliasCopied, { repository: aliasCopied, tag: "v1.0.0", digest: imager.digest });
     const catalog = new ExtensionCatalog(
       [...pushedExtensions.values()].map((p) => ({
         name: p.repository,
@@ -369,8 +403,9 @@ describe("hostile extension images and catalogs are refused, and nothing is writ
     await writeFile(join(dir, "hostile-images.json"), `${JSON.stringify(rows, null, 2)}\n`);
   });
 
-  /** Temporary entries (`.tmp-*`) anywhere in the data directory, and cache entries of `digests`. */
-  async function leftovers(digests: readonly string[]): Promise<string[]> {
+  const leftovers = (digests: readonly string[]) => leftoversIn(running.dataDir, digests);
+  /** Temporary entries (`.tmp-*`) anywhere in a data directory, and cache entries of `digests`. */
+  async function leftoversIn(dataDir: string, digests: readonly string[]): Promise<string[]> {
     const found: string[] = [];
     const keys = new Set(digests.map((d) => d.replace(":", "-")));
     const walk = async (dir: string, depth: number): Promise<void> => {
@@ -380,11 +415,11 @@ describe("hostile extension images and catalogs are refused, and nothing is writ
         else if (entry.isDirectory() && depth < 4) await walk(path, depth + 1);
       }
     };
-    await walk(running.dataDir, 0);
+    await walk(dataDir, 0);
     return found;
   }
 
-  for (const hostile of extensionCases)
+  for (const hostile of [...extensionCases, ...aliasCases])
     test(`extension image: ${hostile.rule}`, async () => {
       const id = await createSchematic(
         base,
@@ -401,8 +436,9 @@ describe("hostile extension images and catalogs are refused, and nothing is writ
       if (!hostile.says.test(text)) problems.push(`the answer does not state the rule (${hostile.says})`);
       const escaped = await readdir(sentinel);
       if (escaped.length > 0) problems.push(`written outside: ${escaped.join(", ")}`);
+      // The alias cases' digest is the imager's, whose cache entry the other builds rightly keep.
       const pushed = pushedExtensions.get(hostile.repository) as Pushed;
-      const left = await leftovers([pushed.digest]);
+      const left = await leftovers(hostile.repository.includes("alias") ? [] : [pushed.digest]);
       if (left.length > 0) problems.push(`left in the data directory: ${left.join(", ")}`);
       rows.push({
         area: "input",
@@ -415,6 +451,85 @@ describe("hostile extension images and catalogs are refused, and nothing is writ
             : `${problems.join("; ")} (${res.status}: ${text.slice(0, 200)})`,
       });
       assert.deepEqual(problems, [], `${res.status} ${text}`);
+    });
+
+  // Hostile catalogs: each replaces the version's extensions catalog, and a fresh factory (nothing cached)
+  // is asked for the catalog; it must answer 502 (a broken source) or 4xx, naming the image and the rule.
+  const catalogLine = (i: number) =>
+    `ghcr.io/siderolabs/absurd-${i}:v1.0.0@sha256:${createHash("sha256").update(String(i)).digest("hex")}`;
+  const catalogCases: { rule: string; layers: () => Promise<Layer[]>; says: RegExp }[] = [
+    {
+      rule: "a catalog layer with a path traversal entry",
+      layers: async () => [
+        gzipLayer(await rawTar([{ name: `${climb}${sentinel.slice(1)}/image-digests`, content: "x" }])),
+      ],
+      says: /"\.\." component/,
+    },
+    {
+      rule: "image-digests a symlink escaping the root",
+      layers: async () => [
+        gzipLayer(await rawTar([{ name: "image-digests", type: "symlink", linkname: `${climb}etc/passwd` }])),
+      ],
+      says: /escapes the root/,
+    },
+    {
+      rule: "a catalog layer with a device node",
+      layers: async () => [gzipLayer(await rawTar([{ name: "image-digests", type: "character-device" }]))],
+      says: /unsupported entry type/,
+    },
+    {
+      rule: "a catalog decompression bomb (1 GiB of zeros)",
+      layers: async () => [await bombLayer([], "image-digests", 1024 ** 3, "gzip")],
+      says: /file is larger than \d+ bytes|image content exceeds/,
+    },
+    {
+      rule: "a catalog with an absurd entry count (35,000 extensions)",
+      layers: async () => [
+        gzipLayer(
+          await rawTar([
+            { name: "image-digests", content: Array.from({ length: 35_000 }, (_, i) => catalogLine(i)).join("\n") },
+          ]),
+        ),
+      ],
+      says: /image-digests lists more than 10000 entries/,
+    },
+  ];
+  for (const hostile of catalogCases)
+    test(`extensions catalog: ${hostile.rule}`, async () => {
+      const pushed = await pushSigned("siderolabs/extensions", version, await hostile.layers());
+      const fresh = await startSeedFactory(testbed);
+      const problems: string[] = [];
+      let status = 0;
+      let text = "";
+      try {
+        const freshBase = fresh.factory.url.replace(/\/$/, "");
+        await waitFor200(`${freshBase}/readyz`);
+        const res = await fetch(`${freshBase}/version/${version}/extensions/official`, {
+          signal: AbortSignal.timeout(120_000),
+        });
+        status = res.status;
+        text = (await res.text()).slice(0, 2000);
+        if (!((status >= 400 && status < 500) || status === 502)) problems.push(`answered ${status}, not a 4xx or 502`);
+        if (!text.includes("siderolabs/extensions")) problems.push("the answer does not name the image");
+        if (!hostile.says.test(text)) problems.push(`the answer does not state the rule (${hostile.says})`);
+        const escaped = await readdir(sentinel);
+        if (escaped.length > 0) problems.push(`written outside: ${escaped.join(", ")}`);
+        const dataLeft = await leftoversIn(fresh.dataDir, [pushed.digest]);
+        if (dataLeft.length > 0) problems.push(`left in the data directory: ${dataLeft.join(", ")}`);
+      } finally {
+        await fresh.stop();
+      }
+      rows.push({
+        area: "input",
+        check: `hostile extensions catalog: ${hostile.rule}`,
+        tried: 1,
+        failures: problems.length === 0 ? 0 : 1,
+        detail:
+          problems.length === 0
+            ? `${status}: ${text.trim().slice(0, 200)}`
+            : `${problems.join("; ")} (${status}: ${text.slice(0, 200)})`,
+      });
+      assert.deepEqual(problems, [], `${status} ${text}`);
     });
 
   test("the factory still serves a clean build afterwards (the hostile cases broke nothing)", async () => {
