@@ -25,6 +25,11 @@ export interface CatalogEntry {
 
 /** Catalog files are small: a few hundred lines. */
 const maxCatalogBytes = 4 * 1024 * 1024;
+/**
+ * Entries a catalog may list: upstream's have a few hundred at most. Tens of thousands of (valid) lines fit in
+ * the byte limit and would be served, searched per request and held per version: refused as a broken source.
+ */
+export const maxCatalogEntries = 10_000;
 const digestPattern = /^sha256:[0-9a-f]{64}$/;
 
 /** Splits "host/path/name:tag@sha256:…" into its parts; undefined when the line has no "@". */
@@ -65,6 +70,8 @@ export class ExtensionCatalog {
     for (const line of imageDigests.split("\n")) {
       const parsed = parseCatalogLine(line);
       if (parsed === undefined) continue;
+      if (entries.length === maxCatalogEntries)
+        throw badRequest(`extensions catalog: image-digests lists more than ${maxCatalogEntries} entries`);
       const about = descriptions[parsed.ref];
       entries.push({ ...parsed, author: about?.author ?? "", description: about?.description ?? "" });
     }
@@ -133,6 +140,7 @@ export function parseOverlaysCatalog(text: string): OverlayEntry[] {
   const raw = parseBoundedYaml(text, "overlays.yaml", maxCatalogBytes) as { overlays?: unknown } | null;
   const list = raw?.overlays;
   if (!Array.isArray(list)) throw badRequest("overlays.yaml: `overlays` must be a list");
+  if (list.length > maxCatalogEntries) throw badRequest(`overlays.yaml: lists more than ${maxCatalogEntries} entries`);
   return list.map((item, i) => {
     const { name, image, digest } = (item ?? {}) as Record<string, unknown>;
     if (

@@ -13,6 +13,7 @@ import { OciLayout } from "../../src/oci/layout.ts";
 import {
   catalogImageRef,
   ExtensionCatalog,
+  maxCatalogEntries,
   parseCatalogLine,
   parseOverlaysCatalog,
   writeOverlaysCatalog,
@@ -105,6 +106,22 @@ describe("extensions catalog", () => {
       (err: unknown) => isAppError(err, "BadRequest"),
     );
     assert.equal(parseCatalogLine("no at sign here"), undefined);
+  });
+
+  test("a catalog of more than maxCatalogEntries lines is refused; that many is read (reliability: absurd counts)", () => {
+    const line = (i: number) => `ghcr.io/siderolabs/e${i}:v1@sha256:${String(i).padStart(64, "0")}`;
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => line(i)).join("\n");
+    assert.equal(ExtensionCatalog.parse(lines(maxCatalogEntries)).entries.length, maxCatalogEntries);
+    assert.throws(
+      () => ExtensionCatalog.parse(lines(maxCatalogEntries + 1)),
+      (err: unknown) => isAppError(err, "BadRequest") && /more than 10000 entries/.test(err.message),
+    );
+    const overlays = (n: number) =>
+      `overlays:\n${Array.from({ length: n }, (_, i) => `  - {name: o${i}, image: x, digest: "sha256:${"0".repeat(64)}"}\n`).join("")}`;
+    assert.throws(
+      () => parseOverlaysCatalog(overlays(maxCatalogEntries + 1)),
+      (err: unknown) => isAppError(err, "BadRequest") && /more than 10000 entries/.test(err.message),
+    );
   });
 });
 

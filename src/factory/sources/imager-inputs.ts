@@ -48,6 +48,13 @@ export interface SourceImageLimits {
   maxConfigBytes: number;
   /** While unpacking (uncompressed). */
   flatten: FlattenLimits;
+  /**
+   * Decompression bombs: an image unpacks to at most `ratio` times its compressed layers' size, or `floorBytes`,
+   * whichever is larger (and never more than `flatten.maxTotalBytes`). Real images expand a few times (tar of
+   * binaries and firmware); gigabytes of zeros expand a thousandfold (gzip) or more (zstd). Checked against
+   * each entry's header, so nothing of an oversized file is decompressed or written.
+   */
+  maxExpansion: { ratio: number; floorBytes: number };
 }
 
 export const defaultSourceImageLimits: SourceImageLimits = {
@@ -55,7 +62,15 @@ export const defaultSourceImageLimits: SourceImageLimits = {
   maxCompressedBytes: 16 * 1024 ** 3,
   maxConfigBytes: 1024 * 1024,
   flatten: { maxTotalBytes: 32 * 1024 ** 3, maxEntries: 400_000 },
+  maxExpansion: { ratio: 100, floorBytes: 512 * 1024 ** 2 },
 };
+
+/** The flatten limits for an image whose layers total `compressed` bytes (see maxExpansion). */
+export function unpackLimits(limits: SourceImageLimits, compressed: number): FlattenLimits {
+  const configured = limits.flatten.maxTotalBytes ?? 16 * 1024 ** 3;
+  const expansion = Math.max(limits.maxExpansion.floorBytes, limits.maxExpansion.ratio * compressed);
+  return { ...limits.flatten, maxTotalBytes: Math.min(configured, expansion) };
+}
 
 export type SourceRole = "imager" | "installer" | "extension" | "overlay" | "talosctl";
 
@@ -505,14 +520,30 @@ export class ImagerInputResolver {
         try {
           const files = await this.#download(item, manifest.layers, scratch, progress, signal);
           progress({ step: "unpack", role: item.role, image: item.reference });
-          const stats = await flattenLayers(
-            files.map(
-              (file, i) => async () =>
-                decompressLayer(createReadStream(file), (manifest.layers[i] as Descriptor).mediaType),
-            ),
-            dir,
-            this.#limits.flatten,
-          );
+          const compressed = manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
+          let stats: Awaited<ReturnType<typeof flattenLayers>>;
+          try {
+            stats = await flattenLayers(
+              files.map(
+                (file, i) => async () =>
+                  decompressLayer(createReadStream(file), (manifest.layers[i] as Descriptor).mediaType),
+              ),
+              dir,
+              unpackLimits(this.#limits, compressed),
+            );
+          } catch (err) {
+            // A refused entry (traversal, links out, devices, bombs) is the image's: say which one, and why the
+            // size bound is what it is.
+            if (!isAppError(err)) throw err;
+            const { ratio, floorBytes } = this.#limits.maxExpansion;
+            const bound = /image content exceeds/.test(err.message)
+              ? ` (at most ${ratio}× its ${compressed} compressed bytes, or ${floorBytes} bytes: a decompression bomb?)`
+              : "";
+            throw new AppError(err.kind, `${item.image.pinned}: ${err.message}${bound}`, {
+              code: err.code,
+              cause: err,
+            });
+          }
           // Kept with the tree (entry.json, renamed into place with it): the flattened files carry no xattrs.
           const labels = [...stats.selinuxLabels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
           return { selinuxLabels: Object.fromEntries(labels) };
