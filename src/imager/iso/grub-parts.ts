@@ -11,16 +11,17 @@
 // platforms, modules, fonts and xorriso options go in, and the efi.img layout; the recording takes whatever the
 // installed grub-mkrescue does instead of following it release by release.
 //
-// Kept as one tar in the intermediate cache (kind "grub-iso"), keyed by grub-mkrescue's version, the content of
-// each platform directory it reads, its arguments and the environment given (SOURCE_DATE_EPOCH dates efi.img).
+// Kept as one tar in the intermediate cache (kind "grub-iso"), keyed by grub-mkrescue's and xorriso's versions,
+// the content of each platform directory it reads, its arguments and the environment given (SOURCE_DATE_EPOCH dates efi.img).
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { grubLibDir, grubMkrescue, grubMkrescueVersion } from "../../tools/grub.ts";
+import { findTool, toolMissingError } from "../../tools/run.ts";
 import { tarDirectory, untarDirectory } from "../../tools/tar.ts";
-import { xorrisofs } from "../../tools/xorriso.ts";
+import { xorrisofs, xorrisoTool, xorrisoVersion } from "../../tools/xorriso.ts";
 import type { IntermediateCache } from "../intermediate-cache.ts";
 
 /** Bumped when what is recorded, or how, changes. */
@@ -49,10 +50,12 @@ export interface GrubIsoOptions {
   signal?: AbortSignal | undefined;
 }
 
-// Run by grub-mkrescue in place of xorriso: records its argv and the staged dir (the argument after -r).
-// mkdir fails on a second call, so a grub-mkrescue that ran xorriso twice would be noticed.
+// Run by grub-mkrescue in place of xorriso: records its argv and the staged dir (the argument after -r). Its probes
+// (`-as mkisofs -help`, which options this xorriso has) go to the real xorriso. mkdir fails on a second
+// recording, so a grub-mkrescue that ran xorriso twice would be noticed.
 const wrapperScript = `#!/bin/sh
 set -e
+if [ "$#" = 3 ] && [ "$3" = "-help" ]; then exec "$GRUB_PARTS_XORRISO" "$@"; fi
 mkdir "$GRUB_PARTS_RECORD"
 printf '%s\\0' "$@" > "$GRUB_PARTS_RECORD/argv"
 staged=
@@ -76,7 +79,7 @@ async function recordGrubParts(options: GrubIsoOptions, dest: string): Promise<v
     const output = join(work, "out.iso");
     const record = join(work, "record");
     await grubMkrescue([...options.mkrescueArgs, `--xorriso=${wrapper}`, `--output=${output}`, marker], {
-      env: { ...options.env, TMPDIR: work, GRUB_PARTS_RECORD: record },
+      env: { ...options.env, TMPDIR: work, GRUB_PARTS_RECORD: record, GRUB_PARTS_XORRISO: xorrisoPath() },
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
     grubPartsStats.captures++;
@@ -103,6 +106,12 @@ async function recordGrubParts(options: GrubIsoOptions, dest: string): Promise<v
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+function xorrisoPath(): string {
+  const path = findTool(xorrisoTool);
+  if (path === undefined) throw toolMissingError(xorrisoTool);
+  return path;
 }
 
 const dirDigests = new Map<string, Promise<string>>();
@@ -154,7 +163,15 @@ export async function grubPartsKey(options: Pick<GrubIsoOptions, "mkrescueArgs" 
   const platforms: [string, string][] = [];
   for (const dir of await platformDirectories(options.mkrescueArgs)) platforms.push([dir, await directoryDigest(dir)]);
   const env = Object.entries(options.env).sort(([a], [b]) => (a < b ? -1 : 1));
-  const described = { recipe, grubMkrescue: await grubMkrescueVersion(), args: options.mkrescueArgs, env, platforms };
+  // xorriso's version too: grub-mkrescue asks it which options it has.
+  const described = {
+    recipe,
+    grubMkrescue: await grubMkrescueVersion(),
+    xorriso: await xorrisoVersion(),
+    args: options.mkrescueArgs,
+    env,
+    platforms,
+  };
   return createHash("sha256").update(JSON.stringify(described)).digest("hex");
 }
 
