@@ -1,7 +1,8 @@
 // The intermediate cache: build results that do not depend on the schematic as a whole, kept by content so
 // that the next schematic sharing them skips their work (issue 18, docs/caches.md "intermediate cache").
-// Today: each extension's squashfs image (extensions.ts) and each compressed block of a disk image
-// (disk/frames.ts), keyed by everything that changes their bytes.
+// Today: each extension's squashfs image (extensions.ts), each compressed block of a disk image
+// (disk/frames.ts) and the GRUB part of GRUB and hybrid ISOs (iso/grub-parts.ts, one tar), keyed by everything
+// that changes their bytes.
 //
 // Layout under its directory: `<kind>/<key>` one file per entry (key: 64 hex digits), `tmp/` for entries being
 // written. An entry is made in `tmp/`, fsynced and renamed into place, so a reader sees a whole entry or none;
@@ -24,8 +25,8 @@ import { SingleFlight } from "../util/concurrency.ts";
 import { planEviction } from "../util/eviction.ts";
 import { fsyncDirectory, isNotFoundError, listDirectory } from "../util/fs.ts";
 
-export type IntermediateKind = "squashfs" | "disk-frame";
-const kinds: readonly IntermediateKind[] = ["squashfs", "disk-frame"];
+export type IntermediateKind = "squashfs" | "disk-frame" | "grub-iso";
+const kinds: readonly IntermediateKind[] = ["squashfs", "disk-frame", "grub-iso"];
 const keyPattern = /^[0-9a-f]{64}$/;
 /** A temp file older than this belongs to no build still running. */
 const staleTempMs = 24 * 60 * 60 * 1000;

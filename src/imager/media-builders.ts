@@ -165,6 +165,7 @@ export const isoBuilder: AssetBuilder = {
       mtime: context.mtime,
       scratchDir: context.workDir,
       signal: context.signal,
+      intermediateCache: context.intermediateCache,
     };
     const grub = async () => ({
       kernel: await imagerAsset(inputs, profile.arch, "vmlinuz"),

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { upstream } from "../errors.ts";
 import { bootAssetsCacheDir, fetchForeignPackage } from "./debian-packages.ts";
-import { type RunOptions, runTool, type Tool } from "./run.ts";
+import { type RunOptions, runTool, runToolText, type Tool } from "./run.ts";
 
 export const grubMkimageTool: Tool = { command: "grub-mkimage", debianPackage: "grub-common" };
 export const grubMkrescueTool: Tool = { command: "grub-mkrescue", debianPackage: "grub-common" };
@@ -85,6 +85,17 @@ export function grubMkimageArgs(options: GrubMkimageOptions): string[] {
 
 export async function grubMkimage(options: GrubMkimageOptions): Promise<void> {
   await runTool(grubMkimageTool, grubMkimageArgs(options), options);
+}
+
+let mkrescueVersion: Promise<string> | undefined;
+
+/** `grub-mkrescue --version` ("grub-mkrescue (GRUB) 2.06-13+deb12u2"), asked once per process. */
+export function grubMkrescueVersion(): Promise<string> {
+  mkrescueVersion ??= runToolText(grubMkrescueTool, ["--version"]).then((text) => text.trim());
+  mkrescueVersion.catch(() => {
+    mkrescueVersion = undefined;
+  });
+  return mkrescueVersion;
 }
 
 /** grub-mkrescue with upstream's arguments passed through (`--output`, the source dir, xorriso options…). */

@@ -36,3 +36,30 @@ export function tarSparseArgs(dir: string, file: string, options: TarSparseOptio
 export async function tarSparseFile(dir: string, file: string, out: Writable, options: TarSparseOptions) {
   await runTool(tarTool, tarSparseArgs(dir, file, options), { ...options, stdout: out });
 }
+
+/**
+ * A tar of everything under `dir` (names sorted, owner 0, modes and dates kept) written to `file`: a directory
+ * kept as one file (the intermediate cache's GRUB ISO parts).
+ */
+export async function tarDirectory(dir: string, file: string, options: Pick<RunOptions, "signal"> = {}) {
+  await runTool(
+    tarTool,
+    [
+      "--create",
+      `--file=${file}`,
+      `--directory=${dir}`,
+      "--sort=name",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "--format=gnu",
+      ".",
+    ],
+    options,
+  );
+}
+
+/** Unpacks a tar made by tarDirectory into `dir` (which exists), keeping modes and dates. */
+export async function untarDirectory(file: string, dir: string, options: Pick<RunOptions, "signal"> = {}) {
+  await runTool(tarTool, ["--extract", `--file=${file}`, `--directory=${dir}`, "--preserve-permissions"], options);
+}

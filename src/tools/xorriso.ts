@@ -12,6 +12,17 @@ export async function xorrisofs(args: readonly string[], options: Options = {}):
   await runTool(xorrisoTool, ["-as", "mkisofs", ...args], options);
 }
 
+let version: Promise<string> | undefined;
+
+/** The first line of `xorriso -version` ("xorriso 1.5.4 : RockRidge filesystem manipulator…"), asked once. */
+export function xorrisoVersion(): Promise<string> {
+  version ??= runToolText(xorrisoTool, ["-version"]).then((text) => text.split("\n")[0]?.trim() ?? "");
+  version.catch(() => {
+    version = undefined;
+  });
+  return version;
+}
+
 /** `xorriso -indev ISO -toc`: sessions, volume id, boot records (text on stdout and stderr). */
 export async function isoToc(iso: string, options: Options = {}): Promise<string> {
   const { stdout, stderr } = await runTool(xorrisoTool, ["-indev", iso, "-toc"], options);

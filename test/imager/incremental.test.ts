@@ -16,6 +16,7 @@ import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from "node
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { IntermediateCache } from "../../src/imager/intermediate-cache.ts";
+import { grubPartsStats } from "../../src/imager/iso/grub-parts.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
 import { buildAsset, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
 
@@ -42,7 +43,7 @@ describe("incremental builds: warm equals cold", () => {
   });
 
   before(async () => {
-    fixture = await openReleaseFixture(["v1.10.3"]);
+    fixture = await openReleaseFixture(["v1.10.3", "v1.8.2"]);
     // Flattened apart, as separate pulls would be: the key is the image's, not its directory's.
     seen = await prepareVersion(fixture, "v1.10.3", firstNames);
     prepared = await prepareVersion(fixture, "v1.10.3", secondNames);
@@ -101,9 +102,39 @@ describe("incremental builds: warm equals cold", () => {
     });
   }
 
-  test("the cache holds whole entries only, one per extension image", async () => {
-    const entries = (await cache.list()).filter((entry) => entry.kind === "squashfs");
-    assert.equal(entries.length, 4, "dummy, ucode, hello, glibc: one image each");
+  test("a second hybrid ISO (v1.10.3) takes GRUB's part from the cache: grub-mkrescue does not run", async () => {
+    const dir = join(out, "hybrid-again");
+    await mkdir(dir);
+    const captures = grubPartsStats.captures;
+    await buildAsset(seen, first, "metal-amd64.iso", dir, { intermediateCache: cache });
+    assert.equal(grubPartsStats.captures, captures);
+  });
+
+  test("GRUB ISO (v1.8.2): a warm build is byte for byte a cold one, and runs no grub-mkrescue", async () => {
+    const old = await prepareVersion(fixture, "v1.8.2", []);
+    const plain = testSchematic([]);
+    const withArg = testSchematic([], { extraKernelArgs: ["testbed.warm=yes"] });
+    const dirs = ["grub-seed", "grub-warm", "grub-cold"].map((name) => join(out, name));
+    for (const dir of dirs) await mkdir(dir);
+    const [seedDir, warmDir, coldDir] = dirs as [string, string, string];
+    let captures = grubPartsStats.captures;
+    await buildAsset(old, plain, "metal-amd64.iso", seedDir, { intermediateCache: cache });
+    assert.equal(grubPartsStats.captures, captures + 1, "the first GRUB ISO of this GRUB and platforms records");
+    captures = grubPartsStats.captures;
+    const warm = await buildAsset(old, withArg, "metal-amd64.iso", warmDir, { intermediateCache: cache });
+    assert.equal(grubPartsStats.captures, captures, "the second takes the recorded parts");
+    assert.equal(warm.profile.bootloader, "grub");
+    const cold = await buildAsset(old, withArg, "metal-amd64.iso", coldDir);
+    assert.equal(grubPartsStats.captures, captures + 1, "without the cache, the parts are recorded again");
+    assert.equal(await sha256File(warm.path), await sha256File(cold.path));
+  });
+
+  test("the cache holds whole entries only, one per extension image and GRUB part", async () => {
+    const entries = await cache.list();
+    const images = entries.filter((entry) => entry.kind === "squashfs");
+    assert.equal(images.length, 4, "dummy, ucode, hello, glibc: one image each");
+    const grub = entries.filter((entry) => entry.kind === "grub-iso");
+    assert.equal(grub.length, 2, "the hybrid's (i386-pc) and the GRUB ISO's (every platform)");
     assert.deepEqual(await readdir(join(cache.dir, "tmp")), []);
   });
 });

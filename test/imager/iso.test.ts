@@ -3,13 +3,14 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { diskGrubConfig, grubQuote, isoGrubConfig, isoVolumeId, loaderConf } from "../../src/formats/boot-config.ts";
-import { elToritoBootImages } from "../../src/formats/el-torito.ts";
-import { buildGrubIso, buildUefiIso } from "../../src/imager/iso/iso.ts";
+import { elToritoBootImages, setEfiBootImageSerial } from "../../src/formats/el-torito.ts";
+import { buildGrubIso, buildUefiIso, isoTrailingCommands } from "../../src/imager/iso/iso.ts";
+import { grubMkrescue } from "../../src/tools/grub.ts";
 import { isoBootReport, isoExtract, isoFiles, isoToc } from "../../src/tools/xorriso.ts";
 import { sha256OfFile as sha256File } from "../../src/util/file-digest.ts";
 
@@ -104,6 +105,38 @@ describe("ISOs", () => {
     } finally {
       await handle.close();
     }
+  });
+
+  test("GRUB ISO: the same bytes as grub-mkrescue running xorriso itself (its staged files and arguments recorded)", async () => {
+    // What the GRUB ISO was before grub-mkrescue's work was split (iso/grub-parts.ts): one grub-mkrescue run
+    // on the same tree, its efi.img serial set afterwards.
+    const epoch = 1700000000;
+    const split = join(dir, "split.iso");
+    const options = { version: "v1.8.2", volumeLabel: true, kernel, initramfs, cmdline: "talos.platform=metal" };
+    await buildGrubIso({ ...options, out: split, resetEntry: false, scratchDir: dir, mtime: epoch });
+    const tree = await mkdtemp(join(dir, "tree-"));
+    await mkdir(join(tree, "boot", "grub"), { recursive: true });
+    await link(kernel, join(tree, "boot", "vmlinuz"));
+    await link(initramfs, join(tree, "boot", "initramfs.xz"));
+    await writeFile(
+      join(tree, "boot", "grub", "grub.cfg"),
+      isoGrubConfig({ cmdline: options.cmdline, resetEntry: false }),
+    );
+    const whole = join(dir, "whole.iso");
+    await grubMkrescue(
+      [
+        "--compress=xz",
+        `--output=${whole}`,
+        tree,
+        "-iso-level",
+        "3",
+        "--",
+        ...isoTrailingCommands({ ...options, mtime: epoch, out: whole, scratchDir: dir }),
+      ],
+      { env: { SOURCE_DATE_EPOCH: String(epoch), GRUB_FAT_SERIAL_NUMBER: epoch.toString(16) } },
+    );
+    await setEfiBootImageSerial(whole, epoch);
+    assert.equal(await sha256File(split), await sha256File(whole));
   });
 
   test("UEFI ISO: systemd-boot, the UKI and loader.conf in efiboot.img appended as partition 2 (0xEF)", async () => {

@@ -9,6 +9,8 @@
 // - UEFI (sd-boot; secure boot and arm64): a FAT efiboot.img with systemd-boot, the UKI and
 //   loader/loader.conf (+ loader/random-seed, read-only), appended to the ISO as partition 2 (type 0xEF)
 //   by xorriso; the same files are in the ISO 9660 tree.
+// grub-mkrescue's work is split in two (grub-parts.ts): the GRUB files it stages, recorded once per GRUB version
+// and kept in the intermediate cache, and its xorriso run, made here for each ISO.
 // - Hybrid (dual-boot, Talos ≥ 1.10): grub-mkrescue for BIOS only, with the sd-boot efiboot.img
 //   as the UEFI El Torito image and appended partition. The same for arm64 (upstream's default ISO for
 //   1.10/1.11 whatever the arch, pkg/imager/out.go outISO): i386-pc GRUB for BIOS, BOOTAA64.EFI sd-boot for UEFI.
@@ -21,9 +23,10 @@ import { copyFile, link, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/pro
 import { join } from "node:path";
 import { isoGrubConfig, isoLabel, isoVolumeId, loaderConf, type SecureBootEnroll } from "../../formats/boot-config.ts";
 import { setEfiBootImageSerial } from "../../formats/el-torito.ts";
-import { grubMkrescue } from "../../tools/grub.ts";
 import { xorrisofs } from "../../tools/xorriso.ts";
 import { buildFatImage, type FileSource, fatSectorsPerCluster } from "../disk/fat.ts";
+import type { IntermediateCache } from "../intermediate-cache.ts";
+import { buildIsoWithGrub } from "./grub-parts.ts";
 
 const mib = 1024 * 1024;
 
@@ -37,6 +40,8 @@ export interface IsoCommonOptions {
   mtime?: number;
   scratchDir: string;
   signal?: AbortSignal;
+  /** Where the GRUB part of GRUB and hybrid ISOs is kept across builds (grub-parts.ts); default: made each time. */
+  intermediateCache?: IntermediateCache | undefined;
 }
 
 export interface GrubIsoInputs {
@@ -94,6 +99,16 @@ function toolEnv(options: IsoCommonOptions): Record<string, string> {
   return epoch === undefined
     ? {}
     : { GRUB_FAT_SERIAL_NUMBER: (epoch >>> 0).toString(16), SOURCE_DATE_EPOCH: String(Math.max(epoch, 1)) };
+}
+
+function grubCommon(options: IsoCommonOptions) {
+  return {
+    out: options.out,
+    env: toolEnv(options),
+    scratchDir: options.scratchDir,
+    intermediateCache: options.intermediateCache,
+    signal: options.signal,
+  };
 }
 
 async function linkOrCopy(source: string, dest: string): Promise<void> {
@@ -175,19 +190,11 @@ export async function buildGrubIso(options: IsoCommonOptions & GrubIsoInputs): P
   await withTree(options, async (tree) => {
     await stageGrub(tree, options);
     const directory = options.grubDirectory === undefined ? [] : [`--directory=${options.grubDirectory}`];
-    await grubMkrescue(
-      [
-        "--compress=xz",
-        `--output=${options.out}`,
-        ...directory,
-        tree,
-        "-iso-level",
-        "3",
-        "--",
-        ...isoTrailingCommands(options),
-      ],
-      { env: toolEnv(options), signal: options.signal },
-    );
+    await buildIsoWithGrub({
+      ...grubCommon(options),
+      mkrescueArgs: ["--compress=xz", ...directory],
+      xorrisoArgs: [tree, "-iso-level", "3", "--", ...isoTrailingCommands(options)],
+    });
     // Debian's grub-mkrescue gives its efi.img a random FAT serial (it ignores GRUB_FAT_SERIAL_NUMBER): the
     // serial it was asked for is written in afterwards, so the ISO is reproducible.
     const epoch = epochOf(options);
@@ -234,12 +241,11 @@ export async function buildHybridIso(options: IsoCommonOptions & GrubIsoInputs &
   await withTree(options, async (tree) => {
     await stageGrub(tree, options);
     const efiBoot = await stageUefi(tree, options, options);
-    await grubMkrescue(
-      [
-        "--compress=xz",
-        `--output=${options.out}`,
-        // Only the BIOS platform: UEFI boots from the appended efiboot.img instead of GRUB's own.
-        "--directory=/usr/lib/grub/i386-pc",
+    await buildIsoWithGrub({
+      ...grubCommon(options),
+      // Only the BIOS platform: UEFI boots from the appended efiboot.img instead of GRUB's own.
+      mkrescueArgs: ["--compress=xz", "--directory=/usr/lib/grub/i386-pc"],
+      xorrisoArgs: [
         "-m",
         "efiboot.img",
         "-iso-level",
@@ -258,7 +264,6 @@ export async function buildHybridIso(options: IsoCommonOptions & GrubIsoInputs &
         "--",
         ...isoTrailingCommands(options),
       ],
-      { env: toolEnv(options), signal: options.signal },
-    );
+    });
   });
 }
