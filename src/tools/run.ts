@@ -257,6 +257,10 @@ export function toolTransform(
     },
     destroy(err, callback) {
       if (!stdoutEnded || err) child.kill("SIGKILL");
+      // A paused stdout with unread data never closes, so the child's "close" (which clears the timeout)
+      // would never come: the pipe and a 10-minute timer stayed behind every refused decompression bomb.
+      stdout.destroy();
+      stdin.destroy();
       exited.catch(() => {});
       callback(err);
     },

@@ -94,4 +94,21 @@ describe("toolTransform", () => {
       /exited with code 2: bad/,
     );
   });
+
+  test("destroyed while its output waits unread, it leaves no pipe and no timer behind", async () => {
+    // A consumer that stops reading (an unpacker refusing a decompression bomb) destroys the stage: the
+    // program is killed and its pipes closed, so its 10-minute timeout does not keep the process alive.
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    const stage = toolTransform(sh, ["-c", "yes"]);
+    stage.end();
+    await new Promise<void>((resolve) => stage.once("readable", () => resolve()));
+    stage.pause();
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the pipe fills; stdout is paused
+    assert.equal(timers(), before + 1, "the program's timeout runs while it does");
+    stage.destroy();
+    for (let i = 0; i < 100 && timers() > before; i++) await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(timers(), before, "its timeout is cleared once it is gone");
+  });
 });
