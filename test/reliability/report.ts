@@ -5,7 +5,7 @@
 // Usage: node test/reliability/report.ts [--mode quick|full]   (default: full if RELIABILITY_FULL=1)
 
 import { readdir, readFile, writeFile } from "node:fs/promises";
-import { arch, cpus, release, totalmem } from "node:os";
+import { arch, cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { projectRoot, type ResultRow } from "./harness.ts";
@@ -68,6 +68,10 @@ const lines = [
   `- Date: ${new Date().toISOString()}`,
   `- Mode: ${mode}`,
   `- Machine: ${machine}`,
+  // The machine is shared: the 15-minute figure covers most of a full run (other work on it shows here).
+  `- Load average when written (1, 5, 15 min): ${loadavg()
+    .map((n) => n.toFixed(1))
+    .join(", ")}`,
   `- Rows: ${rows.length}, with failures: ${failing}`,
   "",
   "| Area | Check | Tried / held | Failures | Detail | File |",
