@@ -8,7 +8,7 @@
 // test-artifacts/reliability/fuzz-factory.json for the suite's report.
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +27,7 @@ import {
   startSeedFactory,
   waitFor200,
 } from "../factory/service-harness.ts";
+import { ResultRows } from "./harness.ts";
 
 const full = process.env.RELIABILITY_FULL === "1";
 /** Inputs per property: `ci` in CI, 20× that in the full tier. */
@@ -72,14 +73,7 @@ function settledRss(): number {
   return process.memoryUsage().rss;
 }
 
-interface Row {
-  area: "input";
-  check: string;
-  tried: number;
-  failures: number;
-  detail: string;
-}
-const rows: Row[] = [];
+const rows = new ResultRows(import.meta.url);
 
 interface Answer {
   status: number;
@@ -238,9 +232,7 @@ describe("fuzzing the factory's HTTP API and the embedded registry", { timeout: 
     });
     await bed?.running.stop();
     await bed?.testbed.stop();
-    const dir = join("test-artifacts", "reliability");
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "fuzz-factory.json"), `${JSON.stringify(rows, null, 2)}\n`);
+    await rows.save();
   });
 
   test("POST /schematics: arbitrary text and bytes, deep nesting, aliases, huge counts never give a 5xx", async () => {

@@ -41,8 +41,16 @@ export class ResultRows {
     const stem = basename(fileURLToPath(testFileUrl)).replace(/\.test\.ts$/, "");
     this.file = join(projectRoot, "test-artifacts", "reliability", `${stem}.json`);
   }
+  /** Records a row and rewrites the file. */
   async add(row: ResultRow): Promise<void> {
+    this.push(row);
+    await this.save();
+  }
+  /** Records a row; `save` writes them (for rows gathered where nothing can be awaited). */
+  push(row: ResultRow): void {
     this.rows.push(row);
+  }
+  async save(): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
     await writeFile(this.file, `${JSON.stringify(this.rows, null, 2)}\n`);
   }

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -31,6 +31,7 @@ import {
   waitFor200,
 } from "../factory/service-harness.ts";
 import { type RawEntry, rawTar } from "../oci/raw-tar.ts";
+import { ResultRows } from "./harness.ts";
 
 const version = "v1.10.3";
 /** Every sentinel path a hostile entry aims at lives under here; it must stay empty. */
@@ -38,14 +39,7 @@ const sentinel = join(tmpdir(), `reliability-sentinel-${randomUUID()}`);
 /** Enough `..` to climb from any directory the factory unpacks into up to `/`. */
 const climb = "../".repeat(24);
 
-interface Row {
-  area: "input";
-  check: string;
-  tried: number;
-  failures: number;
-  detail: string;
-}
-const rows: Row[] = [];
+const rows = new ResultRows(import.meta.url);
 
 const sha256 = (data: Uint8Array): Digest => `sha256:${createHash("sha256").update(data).digest("hex")}` as Digest;
 
@@ -398,9 +392,7 @@ describe("hostile extension images and catalogs are refused, and nothing is writ
     await running?.stop();
     await testbed?.stop();
     await rm(sentinel, { recursive: true, force: true });
-    const dir = join("test-artifacts", "reliability");
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "hostile-images.json"), `${JSON.stringify(rows, null, 2)}\n`);
+    await rows.save();
   });
 
   const leftovers = (digests: readonly string[]) => leftoversIn(running.dataDir, digests);
