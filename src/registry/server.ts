@@ -16,6 +16,7 @@ import { type Digest, parseDigest } from "../oci/digest.ts";
 import { maxManifestBytes } from "../oci/manifest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import { validateRepositoryName } from "../oci/reference.ts";
+import { answerClientError, watchConnectionClose } from "../util/client-errors.ts";
 import { parseApiPath } from "./api-path.ts";
 import { sendFileRange } from "./file-sender.ts";
 import { httpError, toWireError } from "./http-errors.ts";
@@ -87,6 +88,7 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
       exposeHeadRoutes: false,
       forceCloseConnections: true,
       return503OnClosing: true,
+      clientErrorHandler: answerClientError,
       routerOptions: { maxParamLength: 4096 },
       ...(options.tls
         ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) } }
@@ -94,6 +96,7 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
     });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
+    watchConnectionClose(app.server);
     app.addHook("onRequest", (_request, reply, done) => {
       reply.header(apiVersionHeader, "registry/2.0");
       done();

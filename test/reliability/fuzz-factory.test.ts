@@ -155,8 +155,9 @@ async function fuzz<T>(
         problem = (err as Error).message;
       }
       if (problem === undefined) return true;
-      // The client could not parse the answer (seen once in a while from the embedded registry on a refused
-      // bad URL with a request body; not reproduced by hand yet): its own row, tracked as a known open bug.
+      // The client could not parse the answer: its own row. Found here: a DELETE with a body (Node's client
+      // sends it without Content-Length) and Connection: close got a second 400 after the first answer;
+      // src/util/client-errors.ts no longer answers what follows such a request.
       if (/Parse Error/.test(problem)) framing.push(problem.slice(0, 400));
       else problems.push(problem.slice(0, 400));
       return true;
@@ -458,7 +459,7 @@ describe("fuzzing the factory's HTTP API and the embedded registry", { timeout: 
     );
   });
 
-  test("the embedded registry's API: odd names, digests, ranges and bodies never give a 5xx", async (t) => {
+  test("the embedded registry's API: odd names, digests, ranges and bodies never give a 5xx", async () => {
     const registry = () => bed.testbed.server.url.replace(/\/$/, "");
     const registryAnswers = async () => {
       const answer = await send(registry(), "/v2/");
@@ -594,9 +595,6 @@ describe("fuzzing the factory's HTTP API and the embedded registry", { timeout: 
         if (catalog.status !== 200) throw new Error(`the v1.10.3 catalog answered ${catalog.status}`);
       },
     );
-    if (framing.length > 0) {
-      t.todo("known open bug: a malformed answer from the embedded registry (see the row's detail)");
-      assert.deepEqual(framing, []);
-    }
+    assert.deepEqual(framing, [], "every answer can be parsed");
   });
 });
