@@ -30,7 +30,10 @@ export function watchConnectionClose(server: Server): void {
 export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === "ECONNRESET" || socket.destroyed) return;
   if (lastExchange.has(socket)) {
-    socket.destroy();
+    // Not a request: no answer. The answer to the request before it may not be written yet (both can arrive
+    // in one packet), so the socket is left to Node, which closes it once that answer is out; a timer drops
+    // it should that answer never come.
+    setTimeout(() => socket.destroy(), 10_000).unref();
     return;
   }
   const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
