@@ -16,8 +16,9 @@
 //      gave (the embedded config's included) as pseudo xattrs and no other xattr, which takes squashfs-tools
 //      ≥ 4.6 (docs/caches.md: without one, images are built unlabelled with a warning);
 //   5. `extensions.yaml` lists the layers with their manifest metadata, printed as Go's yaml.v3 prints it;
-//   6. the squashfs images, extensions.yaml and the firmware go in one newc cpio, compressed like the
-//      version's initramfs, APPENDED to the base initramfs: the kernel unpacks concatenated archives in order.
+//   6. the firmware, each squashfs image and extensions.yaml go in newc cpio members, each compressed on its
+//      own like the version's initramfs (initramfs-members.ts), APPENDED to the base initramfs: the kernel
+//      unpacks concatenated archives in order (upstream appends one archive of them all; same tree).
 // Inputs are never modified: an extension whose firmware moves out is copied (without it) into the work dir.
 // Nothing is held in memory: every file is streamed.
 
@@ -33,10 +34,11 @@ import { validateExtensionTree } from "../talos/extension.ts";
 import { emitGoYaml, type YamlNode } from "../talos/go-yaml-emitter.ts";
 import { goStringCanBePlain } from "../talos/go-yaml-resolve.ts";
 import { rulesFor, type VersionRules } from "../talos/version-rules.ts";
-import { readInitramfs, writeCompressedCpio } from "../tools/compression.ts";
+import { readInitramfs } from "../tools/compression.ts";
 import { depmod } from "../tools/kmod.ts";
 import { unsquashfs } from "../tools/squashfs.ts";
 import { type ExtensionImageSource, makeExtensionImages } from "./extension-images.ts";
+import { appendInitramfsMembers } from "./initramfs-members.ts";
 import type { LocalExtension } from "./inputs.ts";
 import type { IntermediateCache } from "./intermediate-cache.ts";
 import { embeddedConfigPath, embeddedConfigSelinuxLabel, rootfsLabels } from "./selinux-labels.ts";
@@ -471,18 +473,15 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     log,
   });
 
-  // 5, 6. The appended archive.
-  const entries: CpioEntry[] = [...initramfsTree.values()];
+  // 5, 6. The appended archive, as members (initramfs-members.ts): the firmware, each image, extensions.yaml.
+  const groups: CpioEntry[][] = [[...initramfsTree.values()]];
   for (const layer of layers) {
     const sourcePath = join(imagesDir, layer.image);
-    entries.push({ type: "file", path: layer.image, mode: 0o644, sourcePath, size: (await lstat(sourcePath)).size });
+    groups.push([{ type: "file", path: layer.image, mode: 0o644, sourcePath, size: (await lstat(sourcePath)).size }]);
   }
-  entries.push({
-    type: "file",
-    path: extensionsConfigFile,
-    mode: 0o644,
-    content: Buffer.from(extensionsConfigYaml(layers)),
-  });
+  groups.push([
+    { type: "file", path: extensionsConfigFile, mode: 0o644, content: Buffer.from(extensionsConfigYaml(layers)) },
+  ]);
 
   const microcodeFiles = [...microcode.keys()].sort();
   if (microcodeFiles.length > 0) {
@@ -500,15 +499,20 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
     });
   } else await copyFile(options.baseInitramfs, options.outPath);
 
-  log(`appending the extensions archive (${rules.initramfsCompression})`);
-  await writeCompressedCpio(entries, options.outPath, {
+  log(`appending the extensions archive (${rules.initramfsCompression}, one member per image)`);
+  const membersDir = join(work, "members");
+  await mkdir(membersDir);
+  const appended = await appendInitramfsMembers(groups, options.outPath, {
     compression: rules.initramfsCompression,
     // Upstream: zstd -18 (multithreaded CLI), xz -0 with the crc32 check the kernel verifies.
     ...(rules.initramfsCompression === "zstd" ? { level: 18, engine: "cli" as const } : { level: 0 }),
-    append: true,
     mtime,
+    workDir: membersDir,
+    ...(options.intermediateCache === undefined ? {} : { intermediateCache: options.intermediateCache }),
     signal,
   });
+  if (options.intermediateCache !== undefined)
+    log(`initramfs members from the intermediate cache: ${appended.hits} of ${appended.members}`);
   return {
     layers,
     ...(kernelRelease === undefined ? {} : { kernelRelease }),

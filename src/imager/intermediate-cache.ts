@@ -1,6 +1,7 @@
 // The intermediate cache: build results that do not depend on the schematic as a whole, kept by content so
 // that the next schematic sharing them skips their work (issue 18, docs/caches.md "intermediate cache").
-// Today: each extension's squashfs image (extensions.ts), each compressed block of a disk image
+// Today: each extension's squashfs image (extensions.ts), each compressed member of the archive appended to
+// the initramfs (initramfs-members.ts), each compressed block of a disk image
 // (disk/frames.ts) and the GRUB part of GRUB and hybrid ISOs (iso/grub-parts.ts, one tar), keyed by everything
 // that changes their bytes.
 //
@@ -25,8 +26,8 @@ import { SingleFlight } from "../util/concurrency.ts";
 import { planEviction } from "../util/eviction.ts";
 import { fsyncDirectory, isNotFoundError, listDirectory } from "../util/fs.ts";
 
-export type IntermediateKind = "squashfs" | "disk-frame" | "grub-iso";
-const kinds: readonly IntermediateKind[] = ["squashfs", "disk-frame", "grub-iso"];
+export type IntermediateKind = "squashfs" | "initramfs-member" | "disk-frame" | "grub-iso";
+const kinds: readonly IntermediateKind[] = ["squashfs", "initramfs-member", "disk-frame", "grub-iso"];
 const keyPattern = /^[0-9a-f]{64}$/;
 /** A temp file older than this belongs to no build still running. */
 const staleTempMs = 24 * 60 * 60 * 1000;

@@ -229,6 +229,19 @@ export async function runToolText(tool: Tool, args: readonly string[], options?:
   return (await runTool(tool, args, options)).stdout.toString("utf8");
 }
 
+const toolVersions = new Map<string, Promise<string>>();
+
+/** The tool's `--version` text (trimmed), asked once per process: part of cache keys whose bytes depend on it. */
+export function toolVersionText(tool: Tool, signal?: AbortSignal): Promise<string> {
+  let version = toolVersions.get(tool.command);
+  if (version === undefined) {
+    version = runToolText(tool, ["--version"], { signal }).then((text) => text.trim());
+    version.catch(() => toolVersions.delete(tool.command));
+    toolVersions.set(tool.command, version);
+  }
+  return version;
+}
+
 /**
  * The tool as a stream transform (stdin → stdout), e.g. a compressor in a pipeline. The readable side
  * ends only after the program exited successfully, so a failing program can never look like a short but

@@ -1,5 +1,5 @@
-// Incremental builds (issue 18): extension squashfs images kept in the intermediate cache are reused by the
-// next schematic, and what comes out is the same, byte for byte, as a cold build of the same profile — for
+// Incremental builds (issue 18): extension squashfs images and the initramfs's compressed members kept in the
+// intermediate cache are reused by the next schematic, and what comes out is the same, byte for byte, as a cold build of the same profile — for
 // every asset kind that carries the initramfs. The warm build's schematic reorders the extensions the first
 // one used, changes one of them and adds a kernel argument, so an image cached at one position is reused at
 // another. The cache itself: one make per key at a time, nothing partial left by a failed make, and the
@@ -9,16 +9,45 @@
 // real tools) give back the raw image of the same profile.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { IntermediateCache } from "../../src/imager/intermediate-cache.ts";
+import {
+  IntermediateCache,
+  type IntermediateKind,
+  type IntermediateOutcome,
+} from "../../src/imager/intermediate-cache.ts";
 import { grubPartsStats } from "../../src/imager/iso/grub-parts.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
 import { buildAsset, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
+
+/**
+ * The distinct 8 MiB blocks (src/imager/disk/frames.ts frameBlockBytes, by length and SHA-256) of what
+ * `decompress` (a real tool) gives back from `path`.
+ */
+async function distinctBlocks(decompress: string, path: string): Promise<Set<string>> {
+  const blockBytes = 8 * 1024 * 1024;
+  const child = spawn("sh", ["-c", `${decompress} "$1"`, "sh", path], { stdio: ["ignore", "pipe", "inherit"] });
+  const blocks = new Set<string>();
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = (length: number) => {
+    const all = Buffer.concat(pending);
+    blocks.add(`${length} ${createHash("sha256").update(all.subarray(0, length)).digest("hex")}`);
+    pending = [all.subarray(length)];
+    pendingBytes = all.length - length;
+  };
+  for await (const chunk of child.stdout) {
+    pending.push(chunk as Buffer);
+    pendingBytes += (chunk as Buffer).length;
+    while (pendingBytes >= blockBytes) flush(blockBytes);
+  }
+  if (pendingBytes > 0) flush(pendingBytes);
+  return blocks;
+}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -32,6 +61,11 @@ describe("incremental builds: warm equals cold", () => {
   let prepared: PreparedVersion;
   let out: string;
   let cache: IntermediateCache;
+  /** Lookups by kind and outcome ("squashfs local" etc.), from the cache's own report. */
+  const lookups = new Map<string, number>();
+  const count = (kind: IntermediateKind, outcome: IntermediateOutcome) => lookups.get(`${kind} ${outcome}`) ?? 0;
+  const since = (before: Map<string, number>, kind: IntermediateKind, outcome: IntermediateOutcome) =>
+    count(kind, outcome) - (before.get(`${kind} ${outcome}`) ?? 0);
   /** The cold metal-amd64.raw of the second schematic, once its test ran. */
   let rawSha: string | undefined;
   // Seen first: three extensions. Then: the three in another order, one new, and a kernel argument.
@@ -48,10 +82,14 @@ describe("incremental builds: warm equals cold", () => {
     seen = await prepareVersion(fixture, "v1.10.3", firstNames);
     prepared = await prepareVersion(fixture, "v1.10.3", secondNames);
     out = await mkdtemp(join(fixture.scratch, "out-"));
-    cache = new IntermediateCache(join(fixture.scratch, "intermediate"));
+    cache = new IntermediateCache(join(fixture.scratch, "intermediate"), {
+      onLookup: (kind, outcome) => lookups.set(`${kind} ${outcome}`, count(kind, outcome) + 1),
+    });
     await mkdir(join(out, "seed"));
     await buildAsset(seen, first, "initramfs-amd64.xz", join(out, "seed"), { intermediateCache: cache });
-    assert.equal(cache.stats.misses, 3, "each of the first schematic's extensions is made once");
+    assert.equal(count("squashfs", "made"), 3, "each of the first schematic's extensions is made once");
+    // The firmware, the three images, the schematic's, modules.dep, extensions.yaml.
+    assert.equal(count("initramfs-member", "made"), 7);
   });
   after(async () => {
     await fixture?.close();
@@ -63,9 +101,9 @@ describe("incremental builds: warm equals cold", () => {
       const coldDir = join(out, `cold-${path}`);
       await mkdir(warmDir);
       await mkdir(coldDir);
-      const before = { ...cache.stats };
+      const before = new Map(lookups);
       const warm = await buildAsset(prepared, second, path, warmDir, { intermediateCache: cache });
-      const reused = cache.stats.hits - before.hits;
+      const reused = since(before, "squashfs", "local");
       // hello, dummy and ucode (its image without the firmware the initramfs gets) were seen with the first
       // schematic; glibc with the first test that ran.
       assert.ok(reused >= 3, `at least the three images seen before are reused (${reused})`);
@@ -84,16 +122,20 @@ describe("incremental builds: warm equals cold", () => {
       const warmDir = join(out, `warm-${path}`);
       const coldDir = join(out, `cold-${path}`);
       for (const dir of [seedDir, warmDir, coldDir]) await mkdir(dir);
-      await buildAsset(seen, first, path, seedDir, { intermediateCache: cache });
+      const seedBuilt = await buildAsset(seen, first, path, seedDir, { intermediateCache: cache });
       const framesBefore = (await cache.list()).filter((e) => e.kind === "disk-frame").length;
       assert.ok(framesBefore > 0, "the first image's frames are kept");
-      const before = { ...cache.stats };
+      const before = new Map(lookups);
       const warm = await buildAsset(prepared, second, path, warmDir, { intermediateCache: cache });
-      // Four extension images, then the frames: the zero blocks and most of EFI and BOOT are the first image's.
-      const reused = cache.stats.hits - before.hits - 4;
-      const made = cache.stats.misses - before.misses;
-      assert.ok(reused > made, `more frames reused (${reused}) than made (${made})`);
       const cold = await buildAsset(prepared, second, path, coldDir);
+      // Exactly the blocks the first image did not have are compressed; the rest (the zeros, the unchanged
+      // parts of EFI and BOOT) come from the cache. Counted from the real decompressor's output.
+      const seed = await distinctBlocks(decompress, seedBuilt.path);
+      const blocks = [...(await distinctBlocks(decompress, cold.path))];
+      const shared = blocks.filter((block) => seed.has(block)).length;
+      assert.ok(shared > 0);
+      assert.equal(since(before, "disk-frame", "local"), shared);
+      assert.equal(since(before, "disk-frame", "made"), blocks.length - shared);
       const warmSha = await sha256File(warm.path);
       assert.equal(warmSha, await sha256File(cold.path));
       assert.notEqual(rawSha, undefined, "the metal-amd64.raw test ran first");
@@ -101,6 +143,21 @@ describe("incremental builds: warm equals cold", () => {
       assert.equal(back.split(" ")[0], rawSha);
     });
   }
+
+  test("initramfs members: a kernel argument more makes only the schematic's image and extensions.yaml members", async () => {
+    const dirs = ["members-warm", "members-cold"].map((name) => join(out, name));
+    for (const dir of dirs) await mkdir(dir);
+    const [warmDir, coldDir] = dirs as [string, string];
+    const withArg = testSchematic(firstNames, { extraKernelArgs: ["testbed.members=yes"] });
+    const before = new Map(lookups);
+    const warm = await buildAsset(seen, withArg, "initramfs-amd64.xz", warmDir, { intermediateCache: cache });
+    // The schematic's ID is in its image and in extensions.yaml; the firmware, the three extension images and
+    // modules.dep are the first schematic's.
+    assert.equal(since(before, "initramfs-member", "made"), 2);
+    assert.equal(since(before, "initramfs-member", "local"), 5);
+    const cold = await buildAsset(seen, withArg, "initramfs-amd64.xz", coldDir);
+    assert.equal(await sha256File(warm.path), await sha256File(cold.path));
+  });
 
   test("a second hybrid ISO (v1.10.3) takes GRUB's part from the cache: grub-mkrescue does not run", async () => {
     const dir = join(out, "hybrid-again");
@@ -133,6 +190,11 @@ describe("incremental builds: warm equals cold", () => {
     const entries = await cache.list();
     const images = entries.filter((entry) => entry.kind === "squashfs");
     assert.equal(images.length, 4, "dummy, ucode, hello, glibc: one image each");
+    assert.equal(
+      entries.filter((entry) => entry.kind === "initramfs-member").length,
+      count("initramfs-member", "made"),
+      "one entry per member made",
+    );
     const grub = entries.filter((entry) => entry.kind === "grub-iso");
     assert.equal(grub.length, 2, "the hybrid's (i386-pc) and the GRUB ISO's (every platform)");
     assert.deepEqual(await readdir(join(cache.dir, "tmp")), []);

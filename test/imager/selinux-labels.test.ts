@@ -20,6 +20,7 @@ import { flattenLayers } from "../../src/oci/flatten.ts";
 import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { mksquashfs } from "../../src/tools/squashfs.ts";
 import { rawTar } from "../oci/raw-tar.ts";
+import { cpioExtract } from "./cpio-members.ts";
 
 function run(command: string, args: string[], options: { input?: Buffer; cwd?: string } = {}): string {
   const result = spawnSync(command, args, { ...options, maxBuffer: 64 * 1024 * 1024 });
@@ -123,7 +124,7 @@ describe("extension squashfs: SELinux labels from the tar, by version", () => {
     const tree = join(dir, "tree");
     await mkdir(tree);
     const cpio = spawnSync("zstd", ["-dc"], { input: output.subarray(base.length), maxBuffer: 64 * 1024 * 1024 });
-    run("cpio", ["-id", "--quiet"], { input: cpio.stdout, cwd: tree });
+    cpioExtract(cpio.stdout, tree);
     const images: Record<string, Record<string, string[]>> = {};
     for (const name of (await readdir(tree)).filter((n) => n.endsWith(".sqsh")).sort()) {
       const unpacked = join(dir, name.replace(".sqsh", ""));

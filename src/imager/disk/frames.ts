@@ -22,7 +22,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { runTool, runToolText, type Tool } from "../../tools/run.ts";
+import { runTool, type Tool, toolVersionText } from "../../tools/run.ts";
 import { xzCompressArgs, xzTool } from "../../tools/xz.ts";
 import { zstdCompressArgs, zstdTool } from "../../tools/zstd.ts";
 import { mapLimited } from "../../util/concurrency.ts";
@@ -49,19 +49,6 @@ function codecOf(compression: FrameCompression): Codec {
   return compression === "zst"
     ? { tool: zstdTool, args: zstdCompressArgs({ level: 18, threads: 0 }) }
     : { tool: xzTool, args: xzCompressArgs({ level: 0, threads: 0 }) };
-}
-
-const toolVersions = new Map<string, Promise<string>>();
-
-/** The compressor's `--version` text, asked once per process. */
-function toolVersion(tool: Tool, signal?: AbortSignal): Promise<string> {
-  let version = toolVersions.get(tool.command);
-  if (version === undefined) {
-    version = runToolText(tool, ["--version"], { signal }).then((text) => text.trim());
-    version.catch(() => toolVersions.delete(tool.command));
-    toolVersions.set(tool.command, version);
-  }
-  return version;
 }
 
 /** The intermediate cache key of one block's frame: the compressor and the block's bytes (or zero length). */
@@ -110,7 +97,7 @@ export async function compressByBlocks(
 ): Promise<BlockCompressResult> {
   const { signal } = options;
   const codec = codecOf(compression);
-  const tool = await toolVersion(codec.tool, signal);
+  const tool = await toolVersionText(codec.tool, signal);
   const keyOf = (length: number, content: string | undefined) =>
     frameKey({ compression, args: codec.args, tool, length, content });
 
