@@ -27,6 +27,7 @@ import { registerUiRoutes } from "./http/ui-routes.ts";
 import { InstallerService } from "./installers/service.ts";
 import { createFactoryMetrics, sourcesMetricsHooks } from "./metrics.ts";
 import { registryClientOptionsFor } from "./registry-access.ts";
+import { SchematicJournal } from "./schematic-journal.ts";
 import { SchematicService } from "./schematics.ts";
 import { createImagerInputResolver, createSources, registerSourceRoutes, TalosctlService } from "./sources/index.ts";
 
@@ -259,7 +260,7 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
     );
   // What is open so far, closed in this order at shutdown: nothing new comes in, requests in flight finish,
   // then background reads stop, and the stores close last.
-  const shutdownOrder = ["gc", "http", "sources", "client", "store"] as const;
+  const shutdownOrder = ["gc", "http", "sources", "client", "schematics", "store"] as const;
   const shutdown = new AbortController();
   const closers = new Map<(typeof shutdownOrder)[number], () => Promise<unknown>>();
   const closeAll = async () => {
@@ -288,12 +289,29 @@ export async function startFactory(config: FactoryConfig, options: StartFactoryO
 
     const metrics = createFactoryMetrics({ processMetrics: options.processMetrics });
     const schematicRepository = repositoryAt(config.stores.schematics);
+    // On the embedded store, creates are journalled (schematic-journal.ts); a remote one is written through.
+    const journalled =
+      config.stores.schematics.kind === "embedded"
+        ? await SchematicJournal.open(config.dataDir.schematicJournal)
+        : undefined;
     const schematics = new SchematicService({
       repository: schematicRepository,
       memoCapacity: config.schematicCache.capacity,
       negativeTtlMs: config.schematicCache.negativeTtlMs,
       metrics,
+      ...(journalled === undefined
+        ? {}
+        : {
+            journal: journalled.journal,
+            onWriteError: (id: string, err: unknown) =>
+              logger.warn({ err, schematic: id }, "storing a journalled schematic failed; retrying"),
+          }),
     });
+    closers.set("schematics", () => schematics.close());
+    if (journalled !== undefined) {
+      const stored = await schematics.recover(journalled.records);
+      if (stored > 0) logger.info({ stored, journal: journalled.journal.path }, "schematics from the journal stored");
+    }
 
     const sources = createSources(config, {
       client,

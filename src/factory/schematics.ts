@@ -27,6 +27,7 @@ import {
 } from "../talos/schematic.ts";
 import { SingleFlight } from "../util/concurrency.ts";
 import type { FactoryMetrics } from "./metrics.ts";
+import type { JournalRecord, SchematicJournal } from "./schematic-journal.ts";
 
 /**
  * One size limit for what is accepted and what is read back: a schematic whose canonical YAML is larger than
@@ -64,7 +65,18 @@ export interface SchematicServiceOptions {
   >;
   /** Clock for the memo of unknown IDs (tests). */
   now?: () => number;
+  /**
+   * The embedded store's journal (schematic-journal.ts): a create is answered once its line is synced, and
+   * the schematic is written to the repository in the background. Without it creates write through.
+   */
+  journal?: SchematicJournal;
+  /** The background writer failed to store a journalled schematic (it retries). */
+  onWriteError?: (id: string, err: unknown) => void;
 }
+
+/** The background writer's retry delays after a failure: doubling from 1 s to 30 s. */
+const retryMinMs = 1000;
+const retryMaxMs = 30_000;
 
 export const schematicNotFoundMessage = "schematic not found";
 
@@ -153,8 +165,7 @@ export class SchematicStorage {
     if (sha256Digest(layerBytes) !== layer.digest) throw new Error(`schematic ${id}: ID is not the digest of its YAML`);
     const configBytes = schematicImageConfig(id);
     const config = { digest: sha256Digest(configBytes), size: configBytes.length };
-    await this.repository.putBlob(layerBytes, layer);
-    await this.repository.putBlob(configBytes, config);
+    await Promise.all([this.repository.putBlob(layerBytes, layer), this.repository.putBlob(configBytes, config)]);
     await this.repository.putManifest(schematicImageManifest(layer, config), MediaType.dockerManifest, id);
   }
 }
@@ -175,6 +186,14 @@ export class SchematicService {
   private readonly unknown = new Map<string, number>();
   private readonly loading = new SingleFlight<string, string | undefined>();
   private readonly storing = new SingleFlight<string, boolean>();
+  private readonly journal: SchematicJournal | undefined;
+  private readonly onWriteError: SchematicServiceOptions["onWriteError"];
+  /** Journalled schematics not yet in the repository: id → canonical YAML, oldest first. */
+  private readonly pending = new Map<string, string>();
+  private writer: Promise<void> | undefined;
+  private retryMs = retryMinMs;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closing = false;
 
   constructor(options: SchematicServiceOptions) {
     this.storage = new SchematicStorage(options.repository);
@@ -183,6 +202,75 @@ export class SchematicService {
     this.negativeTtlMs = Math.max(0, options.negativeTtlMs);
     this.metrics = options.metrics;
     this.now = options.now ?? Date.now;
+    this.journal = options.journal;
+    this.onWriteError = options.onWriteError;
+  }
+
+  /**
+   * Stores the records a journal kept from the last run (each one not in the repository yet), then empties the
+   * journal. Run before the factory answers.
+   */
+  async recover(records: readonly JournalRecord[]): Promise<number> {
+    let stored = 0;
+    for (const { id, yaml } of records) {
+      if (await this.storage.has(id)) continue;
+      await this.storage.put(id, yaml);
+      stored++;
+    }
+    await this.journal?.truncate();
+    return stored;
+  }
+
+  /** Schematics answered but not yet written to the repository (journalled). */
+  get pendingWrites(): number {
+    return this.pending.size;
+  }
+
+  /** Stops the background writer after one last pass (what it cannot store stays in the journal), and closes the journal. */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    await this.writer;
+    if (this.pending.size > 0 && this.writer === undefined) await this.writePending().catch(() => {});
+    await this.journal?.close();
+  }
+
+  /** Starts the background writer unless it runs (or waits for a retry). */
+  private kick(): void {
+    if (this.writer !== undefined || this.retryTimer !== undefined || this.closing) return;
+    this.writer = this.writePending()
+      .then(
+        () => {
+          this.retryMs = retryMinMs;
+        },
+        () => {
+          if (this.closing) return;
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.kick();
+          }, this.retryMs);
+          this.retryTimer.unref();
+          this.retryMs = Math.min(retryMaxMs, this.retryMs * 2);
+        },
+      )
+      .finally(() => {
+        this.writer = undefined;
+        if (this.pending.size > 0) this.kick();
+      });
+  }
+
+  /** Writes every pending schematic, oldest first; the journal is emptied once none is left. */
+  private async writePending(): Promise<void> {
+    for (const [id, yaml] of this.pending) {
+      try {
+        if (!(await this.storage.has(id))) await this.storage.put(id, yaml);
+      } catch (err) {
+        this.onWriteError?.(id, err);
+        throw err;
+      }
+      this.pending.delete(id);
+    }
+    if (this.pending.size === 0) await this.journal?.truncate();
   }
 
   /** Schematics held in memory. */
@@ -225,7 +313,7 @@ export class SchematicService {
   }
 
   private async lookup(id: string): Promise<string | undefined> {
-    const cached = this.known.get(id);
+    const cached = this.known.get(id) ?? this.pending.get(id);
     if (cached !== undefined) {
       this.remember(id, cached); // refresh recency
       return cached;
@@ -256,8 +344,21 @@ export class SchematicService {
       return false;
     }
     const created = await this.storing.run(id, async () => {
-      if (await this.storage.has(id)) return false;
-      await this.storage.put(id, yaml);
+      if (this.pending.has(id) || (await this.storage.has(id))) return false;
+      if (this.journal === undefined) {
+        await this.storage.put(id, yaml);
+        return true;
+      }
+      // Pending before the append: the writer empties the journal only when nothing is pending, so a line
+      // is never dropped before its schematic is in the repository.
+      this.pending.set(id, yaml);
+      try {
+        await this.journal.append({ id, yaml });
+      } catch (err) {
+        this.pending.delete(id);
+        throw err;
+      }
+      this.kick();
       return true;
     });
     this.remember(id, yaml);

@@ -283,6 +283,7 @@ export class RegistryStore {
         return mounted;
       }
     }
+    if (!(content instanceof Readable)) return this.putBytes(repository, content, options);
     const release = await this.localUploads.acquire();
     try {
       const session = await uploads.start(repository);
@@ -297,6 +298,24 @@ export class RegistryStore {
     } finally {
       release();
     }
+  }
+
+  /**
+   * A blob whose bytes are in memory (a schematic, a config, a manifest's blobs): hashed here and written with
+   * one atomic write, without an upload session's temp file, append and re-read — a schematic POST's path.
+   */
+  private async putBytes(repository: string, content: Uint8Array, options: PutBlobOptions): Promise<BlobInfo> {
+    const algorithm = options.digest === undefined ? "sha256" : digestAlgorithm(options.digest);
+    const digest = `${algorithm}:${createHash(algorithm).update(content).digest("hex")}` as Digest;
+    if (options.digest !== undefined && options.digest !== digest)
+      throw badRequest(`uploaded content has digest ${digest}, not ${options.digest}`, "DIGEST_INVALID");
+    if (options.size !== undefined && content.length !== options.size)
+      throw badRequest(`uploaded content is ${content.length} bytes, not ${options.size}`, "SIZE_INVALID");
+    const target = this.blobFile(digest);
+    // Two writers of the same digest may both write: the rename replaces atomically with identical bytes.
+    if ((await fileSize(target)) === undefined) await writeFileAtomic(this.tmpDir, target, content);
+    await this.linkBlob(repository, digest);
+    return { digest, size: content.length };
   }
 
   /** Links a blob of repository `from` into `repository`; undefined when `from` does not have it. */

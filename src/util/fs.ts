@@ -48,8 +48,14 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
-    await mkdir(dirname(target), { recursive: true });
-    await rename(temp, target);
+    try {
+      await rename(temp, target);
+    } catch (err) {
+      // The directory is usually there: made only when the rename says it is not (one call less per write).
+      if (!isNotFoundError(err)) throw err;
+      await mkdir(dirname(target), { recursive: true });
+      await rename(temp, target);
+    }
   } catch (err) {
     await rm(temp, { force: true });
     throw err;

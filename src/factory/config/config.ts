@@ -69,6 +69,7 @@ export async function validateSettings(
     keys: join(root, "keys"),
     cacheSigningKeyFile: join(root, "keys", "cache-signing-key.pem"),
     testbed: join(root, "testbed"),
+    schematicJournal: join(root, "schematics.journal"),
   };
   const rootKind = await pathKind(root);
   if (rootKind !== "missing" && rootKind !== "directory")

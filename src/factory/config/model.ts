@@ -42,6 +42,8 @@ export interface DataDirLayout {
   readonly keys: string;
   readonly cacheSigningKeyFile: string;
   readonly testbed: string;
+  /** The schematic journal (src/factory/schematic-journal.ts), used with the embedded store. */
+  readonly schematicJournal: string;
 }
 
 /** Where the imager, installer and catalogs come from: full image names without tag. */

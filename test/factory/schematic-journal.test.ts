@@ -1,0 +1,134 @@
+// The schematic journal (src/factory/schematic-journal.ts) over a real embedded store: a create is answered
+// once its line is synced and stored in the background; a process killed with SIGKILL right after its answers
+// loses none of them (the next start stores them from the journal); a torn last line is dropped, a corrupt one
+// refused naming its line; the journal is emptied once everything is in the repository.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { isAppError } from "../../src/errors.ts";
+import { SchematicJournal } from "../../src/factory/schematic-journal.ts";
+import { SchematicService } from "../../src/factory/schematics.ts";
+import { openStore } from "../../src/registry/store.ts";
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const line = (yaml: string) => `${JSON.stringify({ id: sha256(yaml), yaml })}\n`;
+
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe("the schematic journal", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "schematic-journal-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers a create from the journal, stores it in the background, then empties the journal", async () => {
+    const store = await openStore(join(dir, "bg", "store"));
+    const path = join(dir, "bg", "schematics.journal");
+    const { journal, records } = await SchematicJournal.open(path);
+    assert.deepEqual(records, []);
+    const repository = store.repository("bg/schematics");
+    const service = new SchematicService({ repository, memoCapacity: 1, negativeTtlMs: 1000, journal });
+    const created = await Promise.all(
+      [1, 2, 3].map((n) => service.create(`{"customization":{"extraKernelArgs":["bg.n=${n}"]}}`)),
+    );
+    // Readable at once, even beyond the memo's capacity of one.
+    for (const { id, yaml } of created) assert.equal(await service.get(id), yaml);
+    await until(() => service.pendingWrites === 0, "the background writer");
+    await until(async () => (await stat(path)).size === 0, "the journal to be emptied");
+    for (const { id, yaml } of created) {
+      const manifest = await repository.getManifest(id);
+      assert.ok(manifest.body.length > 0);
+      const fresh = new SchematicService({ repository, memoCapacity: 10, negativeTtlMs: 0 });
+      assert.equal(await fresh.get(id), yaml);
+    }
+    // A duplicate is not journalled again.
+    assert.equal((await service.create(`{"customization":{"extraKernelArgs":["bg.n=1"]}}`)).created, false);
+    assert.equal((await stat(path)).size, 0);
+    await service.close();
+    await store.close();
+  });
+
+  it("a process killed with SIGKILL right after its answers: the next start stores every answered schematic", async () => {
+    const crashDir = join(dir, "crash");
+    const child = await promisify(execFile)(
+      process.execPath,
+      [join(import.meta.dirname, "journal-crash-child.ts"), crashDir, "40"],
+      { maxBuffer: 1024 * 1024 },
+    ).catch((err: { stdout?: string; signal?: string }) => {
+      assert.equal(err.signal, "SIGKILL", `the child was killed, not failed: ${String(err)}`);
+      return { stdout: err.stdout ?? "" };
+    });
+    const { ids, pending } = JSON.parse(child.stdout.trim()) as { ids: string[]; pending: number };
+    assert.equal(ids.length, 40);
+    const store = await openStore(join(crashDir, "store")); // takes over the dead process's lock
+    const repository = store.repository("crash/schematics");
+    const before = new SchematicService({ repository, memoCapacity: 100, negativeTtlMs: 0 });
+    let missing = 0;
+    for (const id of ids) if (!(await before.storage.has(id))) missing++;
+    console.log(`killed with ${pending} pending writes; ${missing} of 40 not in the repository at restart`);
+
+    const { journal, records } = await SchematicJournal.open(join(crashDir, "schematics.journal"));
+    const service = new SchematicService({ repository, memoCapacity: 100, negativeTtlMs: 0, journal });
+    const stored = await service.recover(records);
+    assert.equal(stored, missing);
+    const fresh = new SchematicService({ repository, memoCapacity: 100, negativeTtlMs: 0 });
+    for (const id of ids) assert.equal(sha256(await fresh.get(id)), id);
+    assert.equal((await stat(journal.path)).size, 0, "emptied after recovery");
+    await service.close();
+    await store.close();
+  });
+
+  it("replay: a torn last line is dropped; a line that does not parse or hash is refused, naming it", async () => {
+    const path = join(dir, "replay.journal");
+    const a = "customization:\n    extraKernelArgs:\n        - replay.a\n";
+    const b = "customization:\n    extraKernelArgs:\n        - replay.b\n";
+    await writeFile(path, line(a) + line(b));
+    await appendFile(path, line("customization: {}\n").slice(0, 20)); // torn: no newline
+    const opened = await SchematicJournal.open(path);
+    assert.deepEqual(
+      opened.records.map((r) => r.yaml),
+      [a, b],
+    );
+    await opened.journal.close();
+
+    await writeFile(path, `${line(a)}{"id":"${"0".repeat(64)}","yaml":"x"}\n`);
+    await assert.rejects(
+      SchematicJournal.open(path),
+      (err: unknown) =>
+        isAppError(err, "Integrity") && /replay\.journal line 2: the YAML does not hash/.test(err.message),
+    );
+    await writeFile(path, `${line(a)}not json\n`);
+    await assert.rejects(
+      SchematicJournal.open(path),
+      (err: unknown) => isAppError(err, "Integrity") && /line 2: not a journal record/.test(err.message),
+    );
+  });
+
+  it("group commit: concurrent appends are all on disk when answered, each line whole", async () => {
+    const path = join(dir, "group.journal");
+    const { journal } = await SchematicJournal.open(path);
+    const yamls = Array.from({ length: 200 }, (_, i) => `customization:\n    extraKernelArgs:\n        - g.${i}\n`);
+    await Promise.all(yamls.map((yaml) => journal.append({ id: sha256(yaml), yaml })));
+    const text = await readFile(path, "utf8");
+    assert.equal(text, yamls.map(line).join(""));
+    await journal.truncate();
+    assert.equal((await stat(path)).size, 0);
+    await journal.close();
+    await assert.rejects(journal.append({ id: sha256("x"), yaml: "x" }), /closed/);
+  });
+});
