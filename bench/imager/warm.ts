@@ -1,8 +1,9 @@
 // Warm-build benchmark (issue 18): the first download of a new schematic whose extensions were all seen
 // before, against the cold build of the same profile, in the same run. Talos v1.10.3, the ten-extension set
 // of bench/imager/run.ts (the four test bed extensions, testbed-bulky, five fillers) plus a sixth filler:
-//   seed        one build of the initramfs for all eleven, with the intermediate cache (untimed), and of
-//               metal-amd64.raw.zst for them when it is measured (the disk blocks' frames, disk/frames.ts);
+//   seed        one build of the initramfs and of each measured asset for all eleven, with the intermediate
+//               cache (untimed): the ISO's GRUB part (iso/grub-parts.ts) and the disk blocks' frames
+//               (disk/frames.ts) are there as after any earlier ISO or disk image;
 //   one changed the ten with filler 05 replaced by filler 06;
 //   cmdline     the ten, with one more kernel argument.
 // Each scenario and asset is built cold (no intermediate cache) and warm (a hard-linked copy of the seeded
@@ -12,7 +13,7 @@
 // initramfs-amd64.xz is timed too: the share of a
 // warm build that is the extended initramfs (its appended cpio compressed as upstream does).
 //
-//   npm run bench:warm [-- --bulky-mib 300] [--rounds 3] [--assets metal-amd64.iso,metal-amd64.raw.zst] [--json FILE] [--keep]
+//   npm run bench:warm [-- --bulky-mib 300] [--rounds 3] [--assets metal-amd64.iso,metal-amd64.raw.zst] [--json FILE] [--keep] [--trace]
 import { link, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     "bulky-mib": { type: "string", default: "300" },
     rounds: { type: "string", default: "3" },
     keep: { type: "boolean", default: false },
+    /** Print each build's progress lines with the seconds since its start (where a build's time goes). */
+    trace: { type: "boolean", default: false },
     json: { type: "string" },
     /** Comma-separated subset of the assets (default all three). */
     assets: { type: "string", default: allAssets.join(",") },
@@ -95,7 +98,13 @@ try {
     const out = join(outDir, asset);
     const copy = warm ? await seededCopy() : undefined;
     const started = performance.now();
-    await build(profile, prepared.inputs, out, copy !== undefined ? { intermediateCache: copy } : {});
+    const trace = values.trace
+      ? { log: (line: string) => log(`  ${((performance.now() - started) / 1000).toFixed(2)} s ${line}`) }
+      : {};
+    await build(profile, prepared.inputs, out, {
+      ...trace,
+      ...(copy !== undefined ? { intermediateCache: copy } : {}),
+    });
     const seconds = (performance.now() - started) / 1000;
     await rm(out, { force: true });
     if (copy !== undefined) {
@@ -106,12 +115,11 @@ try {
     return seconds;
   };
 
-  log("seed: the initramfs of all eleven extensions, into the intermediate cache");
+  // A factory that served these assets before: every measured asset built once for all eleven (so the
+  // ISO's GRUB part and the disk's frames are there too, as after any earlier ISO or disk image).
+  log("seed: the initramfs and each measured asset of all eleven extensions, into the intermediate cache");
   const seedPrepared = await prepare(all);
-  for (const asset of [
-    "initramfs-amd64.xz",
-    ...(assets.includes("metal-amd64.raw.zst") ? ["metal-amd64.raw.zst"] : []),
-  ])
+  for (const asset of new Set(["initramfs-amd64.xz", ...assets]))
     await build(profileFor(seedPrepared, testSchematic(all), asset), seedPrepared.inputs, join(outDir, asset), {
       intermediateCache: cache,
     }).then(() => rm(join(outDir, asset), { force: true }));

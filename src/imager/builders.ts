@@ -144,6 +144,10 @@ export async function build(
       },
       temp,
     );
+    // The intermediate entries this build made are kept in the background while it goes on (their fsyncs
+    // overlap its work); the build ends when they are in place, so the next build — here or on a replica
+    // sharing the remote — finds them.
+    await options.intermediateCache?.settled();
     options.signal?.throwIfAborted();
     await rename(temp, outPath);
   } catch (err) {

@@ -90,11 +90,15 @@ function toolIdentity(labelling: string | undefined, signal?: AbortSignal): Prom
   return identity;
 }
 
-/** Writes `<imagesDir>/<directory>.sqsh` for each extension. */
+/**
+ * Writes `<imagesDir>/<directory>.sqsh` for each extension. Returns the intermediate cache key of each image
+ * that has one (by directory): its bytes are what the key says, so what contains it can be keyed by it.
+ */
 export async function makeExtensionImages(
   extensions: readonly ExtensionImageSource[],
   options: ExtensionImagesOptions,
-): Promise<void> {
+): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
   const { rules, mtime, imagesDir, workDir: work, signal, log } = options;
   log(`compressing ${extensions.length} system extensions (${rules.squashfsCompression})`);
   const labelling = rules.squashfsSelinuxLabels
@@ -157,6 +161,8 @@ export async function makeExtensionImages(
       tool: toolVersion,
     });
     if (await cache.provide("squashfs", key, out, make, signal)) hits++;
+    keys.set(extension.directory, key);
   });
   if (cache !== undefined) log(`extension images from the intermediate cache: ${hits} of ${extensions.length}`);
+  return keys;
 }

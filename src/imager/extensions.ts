@@ -38,7 +38,7 @@ import { readInitramfs } from "../tools/compression.ts";
 import { depmod } from "../tools/kmod.ts";
 import { unsquashfs } from "../tools/squashfs.ts";
 import { type ExtensionImageSource, makeExtensionImages } from "./extension-images.ts";
-import { appendInitramfsMembers } from "./initramfs-members.ts";
+import { appendInitramfsMembers, type InitramfsMember } from "./initramfs-members.ts";
 import type { LocalExtension } from "./inputs.ts";
 import type { IntermediateCache } from "./intermediate-cache.ts";
 import { embeddedConfigPath, embeddedConfigSelinuxLabel, rootfsLabels } from "./selinux-labels.ts";
@@ -460,7 +460,7 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   const imagesDir = join(work, "initramfs");
   await mkdir(imagesDir, { recursive: true });
   const layers: ExtensionLayer[] = staged.map((e) => ({ image: `${e.directory}.sqsh`, metadata: e.metadata }));
-  await makeExtensionImages(staged, {
+  const imageKeys = await makeExtensionImages(staged, {
     rules,
     mtime,
     imagesDir,
@@ -474,14 +474,21 @@ export async function buildExtendedInitramfs(options: ExtendInitramfsOptions): P
   });
 
   // 5, 6. The appended archive, as members (initramfs-members.ts): the firmware, each image, extensions.yaml.
-  const groups: CpioEntry[][] = [[...initramfsTree.values()]];
-  for (const layer of layers) {
+  const groups: InitramfsMember[] = [{ entries: [...initramfsTree.values()] }];
+  for (const [index, layer] of layers.entries()) {
     const sourcePath = join(imagesDir, layer.image);
-    groups.push([{ type: "file", path: layer.image, mode: 0o644, sourcePath, size: (await lstat(sourcePath)).size }]);
+    const size = (await lstat(sourcePath)).size;
+    const imageKey = imageKeys.get((staged[index] as StagedExtension).directory);
+    groups.push({
+      entries: [{ type: "file", path: layer.image, mode: 0o644, sourcePath, size }],
+      ...(imageKey === undefined ? {} : { dataKey: `squashfs ${imageKey}` }),
+    });
   }
-  groups.push([
-    { type: "file", path: extensionsConfigFile, mode: 0o644, content: Buffer.from(extensionsConfigYaml(layers)) },
-  ]);
+  groups.push({
+    entries: [
+      { type: "file", path: extensionsConfigFile, mode: 0o644, content: Buffer.from(extensionsConfigYaml(layers)) },
+    ],
+  });
 
   const microcodeFiles = [...microcode.keys()].sort();
   if (microcodeFiles.length > 0) {

@@ -7,9 +7,13 @@ export const xorrisoTool: Tool = { command: "xorriso", debianPackage: "xorriso" 
 
 type Options = Pick<RunOptions, "signal" | "timeoutMs" | "env">;
 
-/** `xorriso -as mkisofs <args>` (what `xorrisofs` runs). */
+/**
+ * `xorriso -as mkisofs <args>` (what `xorrisofs` runs), with its progress checked every 0.1 s instead of every
+ * second: xorriso notices the end of a write at its next check, so any ISO over about 20 MB took a whole
+ * second more (150 MB: 0.93 s → 0.48 s, 3 runs each). The option changes messages only, not the bytes.
+ */
 export async function xorrisofs(args: readonly string[], options: Options = {}): Promise<void> {
-  await runTool(xorrisoTool, ["-as", "mkisofs", ...args], options);
+  await runTool(xorrisoTool, ["-pacifier", "interval=0.1", "-as", "mkisofs", ...args], options);
 }
 
 let version: Promise<string> | undefined;

@@ -52,11 +52,15 @@ describe("intermediate cache entries shared through a cache repository", () => {
       onRemoteError: (kind, operation) => errors.push(`${kind} ${operation}`),
     });
     let makes = 0;
-    const provide = async (dest: string) =>
-      cache.provide("squashfs", key, dest, async (out) => {
+    // A build ends once its entries are kept and pushed (builders.ts build awaits settled()).
+    const provide = async (dest: string) => {
+      const hit = await cache.provide("squashfs", key, dest, async (out) => {
         makes++;
         await writeFile(out, bytes);
       });
+      await cache.settled();
+      return hit;
+    };
     return { assets, cache, logs, errors, provide, makes: () => makes, dir };
   };
 

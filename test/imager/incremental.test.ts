@@ -223,6 +223,9 @@ describe("intermediate cache", () => {
     );
     assert.equal(makes, 1);
     assert.deepEqual(hits, [false, false, false, false]);
+    // Answered before the entry is kept (fsync and rename in the background); settled() waits for it.
+    await cache.settled();
+    assert.deepEqual(await readdir(join(cache.dir, "tmp")), []);
     assert.equal(await cache.provide("squashfs", key(1), join(dir, "dest", "f4"), make), true);
     for (let i = 0; i <= 4; i++) assert.equal(await readFile(join(dir, "dest", `f${i}`), "utf8"), "image bytes");
   });
@@ -249,6 +252,7 @@ describe("intermediate cache", () => {
       [6, 100],
     ] as const) {
       await cache.provide("squashfs", key(n), join(dir, `gc-${n}`), (path) => writeFile(path, Buffer.alloc(1000)));
+      await cache.settled();
       await utimes(join(cache.dir, "squashfs", key(n)), now - ageSeconds, now - ageSeconds);
     }
     const dry = await cache.collect({ maxAgeMs: 86400 * 1000, maxSizeBytes: 2000, dryRun: true });
