@@ -74,6 +74,13 @@ export interface SchematicServiceOptions {
   onWriteError?: (id: string, err: unknown) => void;
 }
 
+/**
+ * Most schematics (and bytes of YAML) answered from the journal but not yet in the repository; beyond either,
+ * creates write through and wait, so a repository that cannot keep up slows creates instead of filling memory.
+ */
+const maxPendingWrites = 1024;
+const maxPendingBytes = 64 * 1024 * 1024;
+
 /** The background writer's retry delays after a failure: doubling from 1 s to 30 s. */
 const retryMinMs = 1000;
 const retryMaxMs = 30_000;
@@ -226,6 +233,13 @@ export class SchematicService {
     return this.pending.size;
   }
 
+  /** UTF-16 code units count as 2 bytes, as in the memo. */
+  private get pendingBytes(): number {
+    let total = 0;
+    for (const yaml of this.pending.values()) total += yaml.length * 2;
+    return total;
+  }
+
   /** Stops the background writer after one last pass (what it cannot store stays in the journal), and closes the journal. */
   async close(): Promise<void> {
     this.closing = true;
@@ -345,7 +359,11 @@ export class SchematicService {
     }
     const created = await this.storing.run(id, async () => {
       if (this.pending.has(id) || (await this.storage.has(id))) return false;
-      if (this.journal === undefined) {
+      if (
+        this.journal === undefined ||
+        this.pending.size >= maxPendingWrites ||
+        this.pendingBytes + yaml.length * 2 > maxPendingBytes
+      ) {
         await this.storage.put(id, yaml);
         return true;
       }

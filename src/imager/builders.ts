@@ -144,16 +144,16 @@ export async function build(
       },
       temp,
     );
-    // The intermediate entries this build made are kept in the background while it goes on (their fsyncs
-    // overlap its work); the build ends when they are in place, so the next build — here or on a replica
-    // sharing the remote — finds them.
-    await options.intermediateCache?.settled();
     options.signal?.throwIfAborted();
     await rename(temp, outPath);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
   } finally {
+    // The intermediate entries this build made are kept in the background while it goes on (their fsyncs
+    // overlap its work); the build ends when they are in place (or, failing, gone), so the next build — here
+    // or on a replica sharing the remote — finds them and a failed build leaves no temp file behind.
+    await options.intermediateCache?.settled();
     await rm(workDir, { recursive: true, force: true });
   }
   const seconds = Math.round((performance.now() - started) / 10) / 100;

@@ -19,8 +19,8 @@ import { openStore } from "../../src/registry/store.ts";
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const line = (yaml: string) => `${JSON.stringify({ id: sha256(yaml), yaml })}\n`;
 
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  for (let i = 0; i < timeoutMs / 10; i++) {
     if (await condition()) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -89,6 +89,40 @@ describe("the schematic journal", () => {
     const fresh = new SchematicService({ repository, memoCapacity: 100, negativeTtlMs: 0 });
     for (const id of ids) assert.equal(sha256(await fresh.get(id)), id);
     assert.equal((await stat(journal.path)).size, 0, "emptied after recovery");
+    await service.close();
+    await store.close();
+  });
+
+  it("beyond 1024 pending writes a create writes through, waiting for the repository", async () => {
+    const store = await openStore(join(dir, "cap", "store"));
+    const { journal } = await SchematicJournal.open(join(dir, "cap", "schematics.journal"));
+    const real = store.repository("cap/schematics");
+    // The real repository, its manifest writes held until the gate opens (a repository that cannot keep up).
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const held = Object.create(real) as typeof real;
+    held.putManifest = async (...args: Parameters<typeof real.putManifest>) => {
+      await gate;
+      return real.putManifest(...args);
+    };
+    const service = new SchematicService({ repository: held, memoCapacity: 10, negativeTtlMs: 0, journal });
+    const body = (n: number) => `{"customization":{"extraKernelArgs":["cap.n=${n}"]}}`;
+    const first = await Promise.all(Array.from({ length: 1024 }, (_, n) => service.create(body(n))));
+    assert.equal(first.length, 1024, "answered from the journal while the repository is held");
+    let through = false;
+    const extra = service.create(body(1024)).then((created) => {
+      through = true;
+      return created;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(through, false, "the 1025th waits for the repository");
+    assert.equal(service.pendingWrites, 1024);
+    open();
+    assert.equal((await extra).created, true);
+    // 1024 schematics of five fsynced writes each: several seconds.
+    await until(() => service.pendingWrites === 0, "the background writer", 120_000);
     await service.close();
     await store.close();
   });
