@@ -194,6 +194,8 @@ export async function appendInitramfsMembers(
         memberPath,
         (out) => compress(entries, out, false).then(() => {}),
         signal,
+        // A small member is made in milliseconds: cheaper than the remote's round trips (and signature).
+        { localOnly: engine === "buffer" },
       )
     )
       hits++;

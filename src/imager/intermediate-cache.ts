@@ -142,8 +142,9 @@ export class IntermediateCache {
    * made by `make(out)`, into a temp file that is linked to `dest` at once. Keeping it — fsync, rename into
    * place, push to the remote — happens after, off the build's path (`settled()` waits for it): an fsync while
    * a build has hundreds of MiB unwritten waits for all of them (about 0.15 s each on this machine, a dozen
-   * times per initramfs). Until it is in place, a second build of the same key makes it again. Answers whether
-   * it was a hit (local or remote).
+   * times per initramfs). Until it is in place, a second build of the same key makes it again. `localOnly`:
+   * the remote is neither asked nor given the entry (one cheaper to make than a registry round trip). Answers
+   * whether it was a hit (local or remote).
    */
   async provide(
     kind: IntermediateKind,
@@ -151,6 +152,7 @@ export class IntermediateCache {
     dest: string,
     make: (out: string) => Promise<void>,
     signal?: AbortSignal,
+    options: { localOnly?: boolean } = {},
   ): Promise<boolean> {
     const path = this.#path(kind, key);
     if (await this.#take(path, dest)) {
@@ -165,7 +167,7 @@ export class IntermediateCache {
       const temp = join(tmpDir, `${randomUUID()}.part`);
       let made: IntermediateOutcome = "remote";
       try {
-        if (!(await this.#fetch(kind, key, temp, signal))) {
+        if (options.localOnly || !(await this.#fetch(kind, key, temp, signal))) {
           made = "made";
           await make(temp);
         }
@@ -177,7 +179,7 @@ export class IntermediateCache {
       if (made === "remote") this.stats.remoteHits++;
       else this.stats.misses++;
       this.#options.onLookup?.(kind, made);
-      this.#keep(kind, key, temp, path, made);
+      this.#keep(kind, key, temp, path, made === "made" && !options.localOnly);
       return { made, temp };
     });
     // From the temp file, or from its place once kept (this caller may have joined another's flight).
@@ -206,8 +208,8 @@ export class IntermediateCache {
     }
   }
 
-  /** In the background: the temp file fsynced and renamed into place, then a made entry pushed to the remote. */
-  #keep(kind: IntermediateKind, key: string, temp: string, path: string, made: IntermediateOutcome): void {
+  /** In the background: the temp file fsynced and renamed into place, then (`push`) given to the remote. */
+  #keep(kind: IntermediateKind, key: string, temp: string, path: string, push: boolean): void {
     const keeping = (async () => {
       try {
         const handle = await open(temp, "r");
@@ -227,7 +229,7 @@ export class IntermediateCache {
         return;
       }
       const remote = this.#options.remote;
-      if (made === "made" && remote !== undefined)
+      if (push && remote !== undefined)
         try {
           await remote.put(kind, key, path);
         } catch (err) {
