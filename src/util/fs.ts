@@ -1,7 +1,7 @@
 // Small filesystem helpers: atomic replace-by-rename with fsync, and "missing is not an error".
 
 import { randomUUID } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 export function isNotFoundError(err: unknown): boolean {
@@ -92,4 +92,21 @@ export async function removeFile(path: string): Promise<boolean> {
     if (isNotFoundError(err)) return false;
     throw err;
   }
+}
+
+/** Reads exactly `length` bytes at `position` into `buffer`; the file ending before is an error. */
+export async function readFully(
+  handle: FileHandle,
+  buffer: Buffer,
+  length: number,
+  position: number,
+  path: string,
+): Promise<Buffer> {
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+    if (bytesRead === 0) throw new Error(`${path} ended while being read`);
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, length);
 }

@@ -4,9 +4,9 @@
 // one used, changes one of them and adds a kernel argument, so an image cached at one position is reused at
 // another. The cache itself: one make per key at a time, nothing partial left by a failed make, and the
 // asset cache's limits applied by its collection.
-// Compressed disk images (disk/frames.ts): the first schematic's metal-amd64.raw.zst / .raw.xz put their blocks'
-// frames in the cache, the second's reuse the unchanged ones; warm equals cold, and `zstd -d` / `xz -d` (the
-// real tools) give back the raw image of the same profile.
+// Compressed disk images (disk/frames.ts, disk/chunks.ts): the first schematic's metal-amd64.raw.zst / .raw.xz
+// put their chunks' frames in the cache, the second's reuse the unchanged ones, also where they moved; warm
+// equals cold, and `zstd -d` / `xz -d` (the real tools) give back the raw image of the same profile.
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -24,29 +24,92 @@ import { grubPartsStats } from "../../src/imager/iso/grub-parts.ts";
 import { openReleaseFixture, type ReleaseFixture } from "./fixture.ts";
 import { buildAsset, type PreparedVersion, prepareVersion, testSchematic } from "./helpers.ts";
 
+/** A frame or stream of a compressed image: where its bytes are in the decompressed image. */
+interface FrameRange {
+  offset: number;
+  length: number;
+}
+
+/** The xz streams of `path`, as `xz --robot --list -v` reports them (uncompressed offset and size). */
+function xzStreams(path: string): FrameRange[] {
+  const text = execFileSync("xz", ["--robot", "--list", "-v", path]).toString();
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith("stream\t"))
+    .map((line) => {
+      const fields = line.split("\t");
+      return { offset: Number(fields[4]), length: Number(fields[6]) };
+    });
+}
+
 /**
- * The distinct 8 MiB blocks (src/imager/disk/frames.ts frameBlockBytes, by length and SHA-256) of what
- * `decompress` (a real tool) gives back from `path`.
+ * The zstd frames of `path`, walked as RFC 8878 §3.1.1 lays them out: magic, frame header (the content size
+ * is there: every frame is made with --stream-size), blocks up to the last one, optional checksum.
  */
-async function distinctBlocks(decompress: string, path: string): Promise<Set<string>> {
-  const blockBytes = 8 * 1024 * 1024;
-  const child = spawn("sh", ["-c", `${decompress} "$1"`, "sh", path], { stdio: ["ignore", "pipe", "inherit"] });
-  const blocks = new Set<string>();
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const flush = (length: number) => {
-    const all = Buffer.concat(pending);
-    blocks.add(`${length} ${createHash("sha256").update(all.subarray(0, length)).digest("hex")}`);
-    pending = [all.subarray(length)];
-    pendingBytes = all.length - length;
-  };
-  for await (const chunk of child.stdout) {
-    pending.push(chunk as Buffer);
-    pendingBytes += (chunk as Buffer).length;
-    while (pendingBytes >= blockBytes) flush(blockBytes);
+async function zstdFrames(path: string): Promise<FrameRange[]> {
+  const data = await readFile(path);
+  const frames: FrameRange[] = [];
+  let at = 0;
+  let offset = 0;
+  while (at < data.length) {
+    assert.equal(data.readUInt32LE(at), 0xfd2fb528, `a zstd frame at ${at}`);
+    const descriptor = data[at + 4] as number;
+    const fcsFlag = descriptor >> 6;
+    const singleSegment = (descriptor >> 5) & 1;
+    const checksum = (descriptor >> 2) & 1;
+    const dictBytes = [0, 1, 2, 4][descriptor & 3] as number;
+    const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag] as number;
+    assert.ok(fcsBytes > 0, "the frame header records the content size");
+    let p = at + 5 + (singleSegment ? 0 : 1) + dictBytes;
+    let length = fcsBytes === 8 ? Number(data.readBigUInt64LE(p)) : data.readUIntLE(p, fcsBytes);
+    if (fcsBytes === 2) length += 256;
+    p += fcsBytes;
+    for (let last = 0; !last; ) {
+      const header = data.readUIntLE(p, 3);
+      last = header & 1;
+      const type = (header >> 1) & 3;
+      p += 3 + (type === 1 ? 1 : header >> 3);
+    }
+    at = p + (checksum ? 4 : 0);
+    frames.push({ offset, length });
+    offset += length;
   }
-  if (pendingBytes > 0) flush(pendingBytes);
-  return blocks;
+  return frames;
+}
+
+/**
+ * Each frame's content in the image `decompress` (a real tool) gives back from `path`: `<length> <SHA-256>`
+ * with its offset, in order.
+ */
+async function frameContents(
+  decompress: string,
+  path: string,
+  ranges: readonly FrameRange[],
+): Promise<{ offset: number; content: string }[]> {
+  const child = spawn("sh", ["-c", `${decompress} "$1"`, "sh", path], { stdio: ["ignore", "pipe", "inherit"] });
+  const contents: { offset: number; content: string }[] = [];
+  let index = 0;
+  let hash = createHash("sha256");
+  let filled = 0;
+  for await (const piece of child.stdout) {
+    let bytes = piece as Buffer;
+    while (bytes.length > 0) {
+      const range = ranges[index] as FrameRange;
+      assert.ok(range !== undefined, "the image is longer than its frames");
+      const take = Math.min(bytes.length, range.length - filled);
+      hash.update(bytes.subarray(0, take));
+      filled += take;
+      bytes = bytes.subarray(take);
+      if (filled === range.length) {
+        contents.push({ offset: range.offset, content: `${range.length} ${hash.digest("hex")}` });
+        hash = createHash("sha256");
+        filled = 0;
+        index++;
+      }
+    }
+  }
+  assert.equal(index, ranges.length, "every frame's bytes are in the image");
+  return contents;
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -113,11 +176,11 @@ describe("incremental builds: warm equals cold", () => {
     });
   }
 
-  for (const [path, decompress] of [
-    ["metal-amd64.raw.zst", "zstd -dcq"],
-    ["metal-amd64.raw.xz", "xz -dc"],
+  for (const [path, decompress, framesOf] of [
+    ["metal-amd64.raw.zst", "zstd -dcq", zstdFrames],
+    ["metal-amd64.raw.xz", "xz -dc", async (file: string) => xzStreams(file)],
   ] as const) {
-    test(`${path}: unchanged blocks come from the cache, warm is byte for byte cold, and it decompresses to the raw image`, async () => {
+    test(`${path}: unchanged chunks come from the cache wherever they moved, warm is byte for byte cold, and it decompresses to the raw image`, async () => {
       const seedDir = join(out, `seed-${path}`);
       const warmDir = join(out, `warm-${path}`);
       const coldDir = join(out, `cold-${path}`);
@@ -128,14 +191,30 @@ describe("incremental builds: warm equals cold", () => {
       const before = new Map(lookups);
       const warm = await buildAsset(prepared, second, path, warmDir, { intermediateCache: cache });
       const cold = await buildAsset(prepared, second, path, coldDir);
-      // Exactly the blocks the first image did not have are compressed; the rest (the zeros, the unchanged
-      // parts of EFI and BOOT) come from the cache. Counted from the real decompressor's output.
-      const seed = await distinctBlocks(decompress, seedBuilt.path);
-      const blocks = [...(await distinctBlocks(decompress, cold.path))];
-      const shared = blocks.filter((block) => seed.has(block)).length;
+      // The frames as the real tools see them (xz --list; zstd's frame headers), their content from the
+      // real decompressor: exactly the contents the first image did not have are compressed, the rest come
+      // from the cache.
+      const seedFrames = await frameContents(decompress, seedBuilt.path, await framesOf(seedBuilt.path));
+      const coldFrames = await frameContents(decompress, cold.path, await framesOf(cold.path));
+      if (path.endsWith(".zst"))
+        assert.match(
+          execFileSync("zstd", ["-lv", cold.path]).toString(),
+          new RegExp(`Frames: ${coldFrames.length}\\b`),
+        );
+      const seedAt = new Map<string, Set<number>>();
+      for (const frame of seedFrames)
+        seedAt.set(frame.content, (seedAt.get(frame.content) ?? new Set()).add(frame.offset));
+      const distinct = new Set(coldFrames.map((frame) => frame.content));
+      const shared = [...distinct].filter((content) => seedAt.has(content)).length;
       assert.ok(shared > 0);
       assert.equal(since(before, "disk-frame", "local"), shared);
-      assert.equal(since(before, "disk-frame", "made"), blocks.length - shared);
+      assert.equal(since(before, "disk-frame", "made"), distinct.size - shared);
+      // Content-defined: data the first image had at another offset (the initramfs behind a changed member,
+      // in BOOT and in the UKI) is found there anyway.
+      const moved = coldFrames.filter(
+        (frame) => seedAt.has(frame.content) && !(seedAt.get(frame.content) as Set<number>).has(frame.offset),
+      );
+      assert.ok(moved.length > 0, "some reused frames moved");
       const warmSha = await sha256File(warm.path);
       assert.equal(warmSha, await sha256File(cold.path));
       assert.notEqual(rawSha, undefined, "the metal-amd64.raw test ran first");

@@ -1,7 +1,8 @@
 // Puts a disk image together: a sparse file of the disk's size, the GPT written by our code, each
 // partition's content (an image file or bytes) copied to its offset, and optionally GRUB for BIOS
-// embedded. Copies skip all-zero blocks, so the empty parts of file system images stay holes and a
-// 1–8 GiB image costs only what its partitions hold.
+// embedded. Copies read only where a partition image holds data (its holes are never read: a first read of a
+// hole costs a zeroed page) and skip all-zero blocks, so the empty parts of file system images stay holes and
+// a 1–8 GiB image costs only what its partitions hold.
 
 import { type FileHandle, open, stat, truncate, writeFile } from "node:fs/promises";
 import { badRequest } from "../../errors.ts";
@@ -14,6 +15,8 @@ import {
   planGpt,
   readGpt,
 } from "../../formats/gpt.ts";
+import { fileDataSegments } from "../../tools/xfsprogs.ts";
+import { readFully } from "../../util/fs.ts";
 import { embedGrubBios } from "./grub-bios.ts";
 
 /** Upstream's image-mode disk GUID label (cmd/installer/pkg/install: diskImageLabel). */
@@ -41,27 +44,31 @@ export interface AssembleDiskOptions {
   signal?: AbortSignal;
 }
 
-const copyChunk = 1024 * 1024;
+const copyChunk = 8 * 1024 * 1024;
 
-/** Copies `source` into `target` at `offset`, skipping all-zero chunks (the target is zero there). */
-async function copySparse(source: string, target: FileHandle, offset: number, signal?: AbortSignal): Promise<number> {
+/**
+ * Copies `source` into `target` at `offset`, reading only where the file system says it holds data (its
+ * holes are zeros, and the target is zero there) and skipping all-zero chunks of that too.
+ */
+async function copySparse(source: string, target: FileHandle, offset: number, signal?: AbortSignal): Promise<void> {
+  const { size } = await stat(source);
+  const segments = await fileDataSegments(source, size, signal === undefined ? {} : { signal });
   const input = await open(source, "r");
   const buffer = Buffer.alloc(copyChunk);
   const zero = Buffer.alloc(copyChunk);
-  let position = 0;
   try {
-    for (;;) {
-      signal?.throwIfAborted();
-      const { bytesRead } = await input.read(buffer, 0, copyChunk, position);
-      if (bytesRead === 0) break;
-      const chunk = buffer.subarray(0, bytesRead);
-      if (!chunk.equals(zero.subarray(0, bytesRead))) await writeFully(target, chunk, offset + position);
-      position += bytesRead;
+    for (const segment of segments) {
+      const end = segment.offset + segment.length;
+      for (let position = segment.offset; position < end; position += copyChunk) {
+        signal?.throwIfAborted();
+        const length = Math.min(copyChunk, end - position);
+        const chunk = await readFully(input, buffer, length, position, source);
+        if (!chunk.equals(zero.subarray(0, length))) await writeFully(target, chunk, offset + position);
+      }
     }
   } finally {
     await input.close();
   }
-  return position;
 }
 
 async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {

@@ -1,10 +1,11 @@
 // Disk image outputs: the compressions and formats upstream offers (pkg/imager/post.go, qemuimg, ova), each
 // streamed from the raw image into the output file.
 //   .xz      xz -0 -T0            .zst  zstd -T0 -18         .gz  gzip -6 without a timestamp
-//            .xz and .zst block by block (./frames.ts): one xz stream / zstd frame per 8 MiB block, concatenated
-//            (RFC 8878 §3.1, the .xz format §2: every decoder reads them as one image); each block's frame is
-//            kept in the intermediate cache by the block's bytes, so a warm build compresses only the blocks
-//            this schematic changed (issue 18). Cold and warm split alike: the same image, the same bytes.
+//            .xz and .zst chunk by chunk (./frames.ts, ./chunks.ts): one xz stream / zstd frame per chunk (zero
+//            8 MiB blocks, the data between them cut where its content says), concatenated (RFC 8878 §3.1,
+//            the .xz format §2: every decoder reads them as one image); each chunk's frame is kept in the
+//            intermediate cache by the chunk's bytes, so a warm build compresses only the chunks this
+//            schematic changed (issue 18). Cold and warm cut alike: the same image, the same bytes.
 //   .tar.gz  tar of disk.raw (sparse, sorted, root-owned, mtime) then gzip
 //   qcow2 / vpc (VHD) via qemu-img convert with the platform's -o options (Talos pkg/imager/out.go,
 //            pkg/imager/qemuimg/qemuimg.go: `qemu-img convert -f raw -O <format> -o <options>`)
@@ -30,7 +31,7 @@ import { type QemuImgConvertOptions, qemuImgConvert } from "../../tools/qemu-img
 import { tarSparseFile } from "../../tools/tar.ts";
 import { sha256HexOfFile } from "../../util/file-digest.ts";
 import type { IntermediateCache } from "../intermediate-cache.ts";
-import { compressByBlocks } from "./frames.ts";
+import { compressByChunks } from "./frames.ts";
 import { ovaManifest, ovfDescriptor } from "./ovf.ts";
 
 export type DiskCompression = "xz" | "zst" | "gz" | "tar.gz";
@@ -39,9 +40,9 @@ export interface OutputOptions {
   signal?: AbortSignal;
   /** Timestamp recorded in archives (seconds); default SOURCE_DATE_EPOCH, else now (as upstream). */
   mtime?: number;
-  /** .xz / .zst: where compressed blocks are kept between builds (./frames.ts). */
+  /** .xz / .zst: where compressed chunks are kept between builds (./frames.ts). */
   intermediateCache?: IntermediateCache;
-  /** Progress lines (how many blocks were compressed). */
+  /** Progress lines (how many chunks were compressed). */
   log?: (line: string) => void;
 }
 
@@ -63,14 +64,14 @@ export async function compressDiskImage(
   switch (compression) {
     case "xz":
     case "zst": {
-      const blocks = await compressByBlocks(raw, out, compression, {
+      const frames = await compressByChunks(raw, out, compression, {
         scratchDir: dirname(raw),
         timeoutMs,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         ...(options.intermediateCache === undefined ? {} : { cache: options.intermediateCache }),
       });
       options.log?.(
-        `.${compression} by blocks: ${blocks.blocks} (${blocks.zeroBlocks} zero), ${blocks.distinct} distinct, ${blocks.compressed} compressed here`,
+        `.${compression} by chunks: ${frames.chunks} (${frames.zeroChunks} zero), ${frames.distinct} distinct, ${frames.compressed} compressed here`,
       );
       return;
     }

@@ -19,6 +19,7 @@ import { encodeMetaPartition, type MetaRecord, MetaTag } from "../../formats/met
 import { diskLayoutFor } from "../../talos/disk-layout.ts";
 import type { Bootloader } from "../../talos/schematic.ts";
 import type { VersionRules } from "../../talos/version-rules.ts";
+import { mapLimited } from "../../util/concurrency.ts";
 import { assembleDisk, type DiskPartitionInput } from "./assemble.ts";
 import { buildFatImage, type FileSource } from "./fat.ts";
 import { buildGrubCoreImage, buildGrubEfiImage } from "./grub-bios.ts";
@@ -89,11 +90,12 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
     const withGrub = bootloader === "grub" || bootloader === "dual-boot";
     const withSdBoot = bootloader === "sd-boot" || bootloader === "dual-boot";
     const efiName = options.arch === "amd64" ? "BOOTX64.efi" : "BOOTAA64.efi";
-    const efiFiles = new Map<string, FileSource>();
+    const layout = diskLayoutFor(rules, bootloader);
     let xfsConfig: string | undefined;
     const contents = new Map<string, DiskPartitionInput["content"]>();
     let coreImage: string | undefined;
-    if (withGrub) {
+    // BIOS and BOOT (GRUB's core.img, the XFS file system).
+    const grubPartitions = async () => {
       // BIOS boot only on amd64 (talos bootloader/grub/install.go generateGrubImage).
       if (options.arch === "amd64") {
         coreImage = join(work, "core.img");
@@ -111,7 +113,7 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
       });
       await writeFile(join(bootDir, "grub", "grub.cfg"), grubCfg, { mode: 0o600 });
       const bootImage = join(work, "BOOT.img");
-      const layoutBoot = diskLayoutFor(rules, bootloader).find((p) => p.label === "BOOT");
+      const layoutBoot = layout.find((p) => p.label === "BOOT");
       const result = await buildXfsImage(bootImage, {
         ...common,
         sizeBytes: need(layoutBoot?.sizeBytes, "a BOOT size"),
@@ -122,7 +124,11 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
       });
       xfsConfig = result.configFile;
       contents.set("BOOT", { file: bootImage });
-      if (!withSdBoot) {
+    };
+    // EFI (FAT): GRUB's EFI image, or systemd-boot and the UKI.
+    const efiPartition = async () => {
+      const efiFiles = new Map<string, FileSource>();
+      if (withGrub && !withSdBoot) {
         const grubEfi = join(work, "grub-efi.img");
         await buildGrubEfiImage(
           grubEfi,
@@ -136,23 +142,24 @@ export async function buildTalosDisk(options: TalosDiskOptions): Promise<TalosDi
         );
         efiFiles.set(`EFI/boot/${efiName}`, grubEfi);
       }
-    }
-    if (withSdBoot) {
-      efiFiles.set(`EFI/boot/${efiName}`, need(options.sdBoot, "systemd-boot"));
-      efiFiles.set(`EFI/Linux/Talos-${options.version}.efi`, need(options.uki, "a UKI"));
-      efiFiles.set("loader/loader.conf", Buffer.from(loaderConf({ medium: "disk" })));
-    }
-    const layout = diskLayoutFor(rules, bootloader);
-    const efiImage = join(work, "EFI.img");
-    await buildFatImage(efiImage, {
-      ...common,
-      sizeBytes: need(layout[0]?.sizeBytes, "an EFI size"),
-      label: "EFI",
-      files: efiFiles,
-      mtime: options.mtime,
-      sectorSize,
-    });
-    contents.set("EFI", { file: efiImage });
+      if (withSdBoot) {
+        efiFiles.set(`EFI/boot/${efiName}`, need(options.sdBoot, "systemd-boot"));
+        efiFiles.set(`EFI/Linux/Talos-${options.version}.efi`, need(options.uki, "a UKI"));
+        efiFiles.set("loader/loader.conf", Buffer.from(loaderConf({ medium: "disk" })));
+      }
+      const efiImage = join(work, "EFI.img");
+      await buildFatImage(efiImage, {
+        ...common,
+        sizeBytes: need(layout[0]?.sizeBytes, "an EFI size"),
+        label: "EFI",
+        files: efiFiles,
+        mtime: options.mtime,
+        sectorSize,
+      });
+      contents.set("EFI", { file: efiImage });
+    };
+    // Independent of each other: made at once (each is mostly one tool), both settled before anything goes on.
+    await mapLimited(withGrub ? [grubPartitions, efiPartition] : [efiPartition], 2, (make) => make());
     const meta = [...(options.meta ?? [])];
     if (bootloader === "dual-boot" && !meta.some((r) => r.tag === MetaTag.DiskImageBootloader))
       meta.push({ tag: MetaTag.DiskImageBootloader, value: Buffer.from("dual-boot") });
