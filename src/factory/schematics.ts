@@ -197,6 +197,8 @@ export class SchematicService {
   private readonly onWriteError: SchematicServiceOptions["onWriteError"];
   /** Journalled schematics not yet in the repository: id → canonical YAML, oldest first. */
   private readonly pending = new Map<string, string>();
+  /** The pending schematics' YAML; UTF-16 code units count as 2 bytes, as in the memo. */
+  private pendingBytes = 0;
   private writer: Promise<void> | undefined;
   private retryMs = retryMinMs;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -233,11 +235,16 @@ export class SchematicService {
     return this.pending.size;
   }
 
-  /** UTF-16 code units count as 2 bytes, as in the memo. */
-  private get pendingBytes(): number {
-    let total = 0;
-    for (const yaml of this.pending.values()) total += yaml.length * 2;
-    return total;
+  private addPending(id: string, yaml: string): void {
+    this.pending.set(id, yaml);
+    this.pendingBytes += yaml.length * 2;
+  }
+
+  private deletePending(id: string): void {
+    const yaml = this.pending.get(id);
+    if (yaml === undefined) return;
+    this.pending.delete(id);
+    this.pendingBytes -= yaml.length * 2;
   }
 
   /** Stops the background writer after one last pass (what it cannot store stays in the journal), and closes the journal. */
@@ -282,7 +289,7 @@ export class SchematicService {
         this.onWriteError?.(id, err);
         throw err;
       }
-      this.pending.delete(id);
+      this.deletePending(id);
     }
     if (this.pending.size === 0) await this.journal?.truncate();
   }
@@ -369,11 +376,11 @@ export class SchematicService {
       }
       // Pending before the append: the writer empties the journal only when nothing is pending, so a line
       // is never dropped before its schematic is in the repository.
-      this.pending.set(id, yaml);
+      this.addPending(id, yaml);
       try {
         await this.journal.append({ id, yaml });
       } catch (err) {
-        this.pending.delete(id);
+        this.deletePending(id);
         throw err;
       }
       this.kick();

@@ -146,8 +146,7 @@ export async function appendInitramfsMembers(
   const { compression, level, mtime, signal } = options;
   const engineOf = (entries: readonly CpioEntry[]): Engine =>
     compression !== "zstd" ? "cli" : dataBytes(entries) < smallMemberBytes ? "buffer" : (options.engine ?? "zlib");
-  const compress = async (entries: readonly CpioEntry[], path: string, append: boolean): Promise<void> => {
-    const engine = engineOf(entries);
+  const compress = async (entries: readonly CpioEntry[], engine: Engine, path: string, append: boolean) => {
     if (engine === "buffer") {
       await writeFile(path, await compressSmallZstd(entries, level, mtime, signal), { flag: append ? "a" : "w" });
       return;
@@ -174,11 +173,11 @@ export async function appendInitramfsMembers(
     if (entries.length === 0) continue;
     signal?.throwIfAborted();
     const index = members++;
+    const engine = engineOf(entries);
     if (cache === undefined) {
-      await compress(entries, outPath, true);
+      await compress(entries, engine, outPath, true);
       continue;
     }
-    const engine = engineOf(entries);
     const key = initramfsMemberKey({
       cpio: await cpioIdentity(member, mtime, signal),
       compression,
@@ -192,7 +191,7 @@ export async function appendInitramfsMembers(
         "initramfs-member",
         key,
         memberPath,
-        (out) => compress(entries, out, false).then(() => {}),
+        (out) => compress(entries, engine, out, false),
         signal,
         // A small member is made in milliseconds: cheaper than the remote's round trips (and signature).
         { localOnly: engine === "buffer" },

@@ -120,18 +120,7 @@ export class IntermediateCache {
 
   /** Links the entry into `dest` (a new path); false when there is none. */
   async #take(path: string, dest: string): Promise<boolean> {
-    try {
-      await link(path, dest);
-    } catch (err) {
-      if (isNotFoundError(err)) return false;
-      if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
-      try {
-        await copyFile(path, dest);
-      } catch (copyErr) {
-        if (isNotFoundError(copyErr)) return false;
-        throw copyErr;
-      }
-    }
+    if (!(await this.#linkOrCopy(path, dest))) return false;
     const now = new Date();
     await utimes(path, now, now).catch(() => {});
     return true;

@@ -159,6 +159,14 @@ export async function openStore(root: string, options: OpenStoreOptions = {}): P
   }
 }
 
+/** An upload's bytes against what its client said they are: a mismatch is the client's (400). */
+function checkUploaded(actual: BlobInfo, digest: Digest, size: number | undefined): void {
+  if (actual.digest !== digest)
+    throw badRequest(`uploaded content has digest ${actual.digest}, not ${digest}`, "DIGEST_INVALID");
+  if (size !== undefined && actual.size !== size)
+    throw badRequest(`uploaded content is ${actual.size} bytes, not ${size}`, "SIZE_INVALID");
+}
+
 export class RegistryStore {
   readonly root: string;
   readonly readOnly: boolean;
@@ -307,10 +315,7 @@ export class RegistryStore {
   private async putBytes(repository: string, content: Uint8Array, options: PutBlobOptions): Promise<BlobInfo> {
     const algorithm = options.digest === undefined ? "sha256" : digestAlgorithm(options.digest);
     const digest = `${algorithm}:${createHash(algorithm).update(content).digest("hex")}` as Digest;
-    if (options.digest !== undefined && options.digest !== digest)
-      throw badRequest(`uploaded content has digest ${digest}, not ${options.digest}`, "DIGEST_INVALID");
-    if (options.size !== undefined && content.length !== options.size)
-      throw badRequest(`uploaded content is ${content.length} bytes, not ${options.size}`, "SIZE_INVALID");
+    checkUploaded({ digest, size: content.length }, options.digest ?? digest, options.size);
     const target = this.blobFile(digest);
     // Two writers of the same digest may both write: the rename replaces atomically with identical bytes.
     if ((await fileSize(target)) === undefined) await writeFileAtomic(this.tmpDir, target, content);
@@ -364,9 +369,7 @@ export class RegistryStore {
     session.busy = true;
     try {
       const actual = await uploads.digestOf(session, digestAlgorithm(digest));
-      if (actual !== digest) throw badRequest(`uploaded content has digest ${actual}, not ${digest}`, "DIGEST_INVALID");
-      if (expectedSize !== undefined && session.size !== expectedSize)
-        throw badRequest(`uploaded content is ${session.size} bytes, not ${expectedSize}`, "SIZE_INVALID");
+      checkUploaded({ digest: actual, size: session.size }, digest, expectedSize);
       uploads.forget(session);
       await this.placeBlobFile(session.path, digest);
       await this.linkBlob(repository, digest);

@@ -16,7 +16,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { AppError, badRequest, integrity, isAppError } from "../../errors.ts";
+import { AppError, badRequest, integrity, isAppError, upstream } from "../../errors.ts";
 import type { ImagerInputs, InstallerBaseInput, LocalExtension } from "../../imager/inputs.ts";
 import type { BuildKind, ProfileExtension } from "../../imager/profile.ts";
 import type { Digest } from "../../oci/digest.ts";
@@ -35,6 +35,14 @@ import type { CatalogService } from "./catalogs.ts";
 import type { ContentLease, SourceContentCache } from "./content-cache.ts";
 
 /** Where the imager and installer images come from: full names without tag (as FactoryConfig.images). */
+/**
+ * A source image this factory will not use (over a limit, a hostile layer): the image's fault, not the caller's,
+ * so 502 as any broken source, with the image and the rule in the message.
+ */
+function sourceRefused(message: string, cause?: unknown): AppError {
+  return upstream(message, cause, "SOURCE_REFUSED");
+}
+
 export interface ImagerSourceImages {
   imager: string;
   installerBase: string;
@@ -464,13 +472,13 @@ export class ImagerInputResolver {
   /** The image manifest for the architecture, its limits checked. */
   async #platformManifest(image: VerifiedImage, arch: Arch): Promise<{ digest: Digest; manifest: ImageManifest }> {
     const { record, manifest } = await image.platformManifest({ os: "linux", architecture: arch });
-    if (isImageIndex(manifest)) throw badRequest(`${image.pinned}: an index nested in an index is not an image`);
+    if (isImageIndex(manifest)) throw sourceRefused(`${image.pinned}: an index nested in an index is not an image`);
     const limits = this.#limits;
     if (manifest.layers.length > limits.maxLayers)
-      throw badRequest(`${image.pinned}: more than ${limits.maxLayers} layers`);
+      throw sourceRefused(`${image.pinned}: more than ${limits.maxLayers} layers`);
     const compressed = manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
     if (compressed > limits.maxCompressedBytes)
-      throw badRequest(`${image.pinned}: layers total ${compressed} bytes, over ${limits.maxCompressedBytes}`);
+      throw sourceRefused(`${image.pinned}: layers total ${compressed} bytes, over ${limits.maxCompressedBytes}`);
     return { digest: record.digest as Digest, manifest };
   }
 
@@ -532,17 +540,14 @@ export class ImagerInputResolver {
               unpackLimits(this.#limits, compressed),
             );
           } catch (err) {
-            // A refused entry (traversal, links out, devices, bombs) is the image's: say which one, and why the
-            // size bound is what it is.
+            // A refused entry (traversal, links out, devices, bombs) is the image's, not the caller's (502): say
+            // which image, which rule, and why the size bound is what it is.
             if (!isAppError(err)) throw err;
             const { ratio, floorBytes } = this.#limits.maxExpansion;
             const bound = /image content exceeds/.test(err.message)
               ? ` (at most ${ratio}× its ${compressed} compressed bytes, or ${floorBytes} bytes: a decompression bomb?)`
               : "";
-            throw new AppError(err.kind, `${item.image.pinned}: ${err.message}${bound}`, {
-              code: err.code,
-              cause: err,
-            });
+            throw sourceRefused(`${item.image.pinned}: ${err.message}${bound}`, err);
           }
           // Kept with the tree (entry.json, renamed into place with it): the flattened files carry no xattrs.
           const labels = [...stats.selinuxLabels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -568,7 +573,7 @@ export class ImagerInputResolver {
   ): Promise<ContentLease<InstallerMeta>> {
     const { digest, manifest } = await this.#platformManifest(item.image, arch);
     if (manifest.config.size > this.#limits.maxConfigBytes)
-      throw badRequest(`${item.image.pinned}: its config is over ${this.#limits.maxConfigBytes} bytes`);
+      throw sourceRefused(`${item.image.pinned}: its config is over ${this.#limits.maxConfigBytes} bytes`);
     const lease = await this.#options.cache.obtain<InstallerMeta>(
       digest,
       "layers",
