@@ -18,6 +18,12 @@ import { openStore } from "../../src/registry/store.ts";
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const line = (yaml: string) => `${JSON.stringify({ id: sha256(yaml), yaml })}\n`;
+/** The journal's records part: its text up to the first NUL (the rest of the file is preallocated zeros). */
+const recordsText = async (path: string) => {
+  const bytes = await readFile(path);
+  const nul = bytes.indexOf(0);
+  return (nul < 0 ? bytes : bytes.subarray(0, nul)).toString("utf8");
+};
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   for (let i = 0; i < timeoutMs / 10; i++) {
@@ -49,7 +55,7 @@ describe("the schematic journal", () => {
     // Readable at once, even beyond the memo's capacity of one.
     for (const { id, yaml } of created) assert.equal(await service.get(id), yaml);
     await until(() => service.pendingWrites === 0, "the background writer");
-    await until(async () => (await stat(path)).size === 0, "the journal to be emptied");
+    await until(async () => (await recordsText(path)) === "", "the journal to be emptied");
     for (const { id, yaml } of created) {
       const manifest = await repository.getManifest(id);
       assert.ok(manifest.body.length > 0);
@@ -58,7 +64,7 @@ describe("the schematic journal", () => {
     }
     // A duplicate is not journalled again.
     assert.equal((await service.create(`{"customization":{"extraKernelArgs":["bg.n=1"]}}`)).created, false);
-    assert.equal((await stat(path)).size, 0);
+    assert.equal(await recordsText(path), "");
     await service.close();
     await store.close();
   });
@@ -88,7 +94,7 @@ describe("the schematic journal", () => {
     assert.equal(stored, missing);
     const fresh = new SchematicService({ repository, memoCapacity: 100, negativeTtlMs: 0 });
     for (const id of ids) assert.equal(sha256(await fresh.get(id)), id);
-    assert.equal((await stat(journal.path)).size, 0, "emptied after recovery");
+    assert.equal(await recordsText(journal.path), "", "emptied after recovery");
     await service.close();
     await store.close();
   });
@@ -138,7 +144,11 @@ describe("the schematic journal", () => {
       opened.records.map((r) => r.yaml),
       [a, b],
     );
+    // The torn bytes are gone: a line appended now is read back whole after the two.
+    const c = "customization:\n    extraKernelArgs:\n        - replay.c\n";
+    await opened.journal.append({ id: sha256(c), yaml: c });
     await opened.journal.close();
+    assert.equal(await recordsText(path), line(a) + line(b) + line(c));
 
     await writeFile(path, `${line(a)}{"id":"${"0".repeat(64)}","yaml":"x"}\n`);
     await assert.rejects(
@@ -153,16 +163,44 @@ describe("the schematic journal", () => {
     );
   });
 
-  it("group commit: concurrent appends are all on disk when answered, each line whole", async () => {
+  it("group commit: concurrent appends are all on disk when answered, each line whole, in preallocated zeros", async () => {
     const path = join(dir, "group.journal");
     const { journal } = await SchematicJournal.open(path);
     const yamls = Array.from({ length: 200 }, (_, i) => `customization:\n    extraKernelArgs:\n        - g.${i}\n`);
     await Promise.all(yamls.map((yaml) => journal.append({ id: sha256(yaml), yaml })));
-    const text = await readFile(path, "utf8");
-    assert.equal(text, yamls.map(line).join(""));
+    assert.equal(await recordsText(path), yamls.map(line).join(""));
+    // Preallocated: the lines went into zeros written beforehand (1 MiB), so the size did not change.
+    assert.equal((await stat(path)).size, 1024 * 1024);
     await journal.truncate();
-    assert.equal((await stat(path)).size, 0);
+    assert.equal(await recordsText(path), "");
+    // After emptying, shorter lines than before leave nothing of the older ones behind.
+    const short = "customization: {}\n";
+    await journal.append({ id: sha256(short), yaml: short });
     await journal.close();
+    const reopened = await SchematicJournal.open(path);
+    assert.deepEqual(reopened.records, [{ id: sha256(short), yaml: short }]);
+    await reopened.journal.close();
     await assert.rejects(journal.append({ id: sha256("x"), yaml: "x" }), /closed/);
+  });
+
+  it("a burst past the preallocation grows the zeros by whole steps; every record reads back", async () => {
+    const path = join(dir, "burst.journal");
+    const { journal } = await SchematicJournal.open(path);
+    // 30 records of about 40 KB: past the first MiB.
+    const yamls = Array.from(
+      { length: 30 },
+      (_, i) => `customization:\n    extraKernelArgs:\n        - b${i}.${"x".repeat(40_000)}\n`,
+    );
+    await Promise.all(yamls.map((yaml) => journal.append({ id: sha256(yaml), yaml })));
+    assert.equal((await stat(path)).size, 2 * 1024 * 1024);
+    await journal.close();
+    const reopened = await SchematicJournal.open(path);
+    assert.deepEqual(
+      reopened.records.map((r) => r.yaml),
+      yamls,
+    );
+    await reopened.journal.truncate();
+    assert.equal(await recordsText(path), "");
+    await reopened.journal.close();
   });
 });
