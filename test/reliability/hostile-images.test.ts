@@ -4,7 +4,7 @@
 // temporary directory the image is unpacked into: sentinel directories that the hostile paths aim at stay
 // empty, and the data directory keeps no temporary entry and no cache entry of a refused image.
 // The flattening rules are src/oci/flatten.ts's; the per-role limits src/factory/sources/imager-inputs.ts's
-// and catalog-image.ts's. Rows go to test-artifacts/reliability/hostile-images.json.
+// and src/talos/catalog-image.ts's. Rows go to test-artifacts/reliability/hostile-images.json.
 
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";

@@ -5,8 +5,8 @@
 import { join } from "node:path";
 import { parseReference } from "../../oci/reference.ts";
 import { type RepositoryAccess, SignatureVerifier } from "../../signing/verify.ts";
+import type { CatalogImageLimits } from "../../talos/catalog-image.ts";
 import type { FactoryConfig } from "../config/model.ts";
-import type { CatalogImageLimits } from "./catalog-image.ts";
 import { CatalogService } from "./catalogs.ts";
 import { SourceContentCache } from "./content-cache.ts";
 import { ImagerInputResolver, type ImagerSourceImages } from "./imager-inputs.ts";

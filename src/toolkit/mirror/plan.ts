@@ -11,11 +11,11 @@
 // fails is refused, named with the reason, and the whole plan with it, so nothing of it reaches the mirror.
 
 import { AppError, badRequest, isAppError, notFound } from "../../errors.ts";
-import { readCatalogFiles } from "../../factory/sources/catalog-image.ts";
 import type { Digest } from "../../oci/digest.ts";
 import { parseReference } from "../../oci/reference.ts";
 import type { SignatureVerifier, VerifiedImage } from "../../signing/verify.ts";
 import { ExtensionCatalog, parseOverlaysCatalog } from "../../talos/catalog.ts";
+import { readCatalogFiles } from "../../talos/catalog-image.ts";
 import { rulesFor } from "../../talos/version-rules.ts";
 import { mapLimited } from "../../util/concurrency.ts";
 

@@ -7,12 +7,12 @@
 import { lstat, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { badRequest } from "../../errors.ts";
-import { type FlattenLimits, flattenLayers } from "../../oci/flatten.ts";
-import { decompressLayer } from "../../oci/layer.ts";
-import { isImageIndex } from "../../oci/manifest.ts";
-import { resolveInTree } from "../../oci/tree-path.ts";
-import type { VerifiedImage } from "../../signing/verify.ts";
+import { badRequest } from "../errors.ts";
+import { type FlattenLimits, flattenLayers } from "../oci/flatten.ts";
+import { decompressLayer } from "../oci/layer.ts";
+import { isImageIndex } from "../oci/manifest.ts";
+import { resolveInTree } from "../oci/tree-path.ts";
+import type { VerifiedImage } from "../signing/verify.ts";
 
 export interface CatalogImageLimits {
   /** Sum of the compressed layer sizes the manifest declares. Default 64 MiB. */
