@@ -10,8 +10,9 @@
 // - Replay: at start, every line is read back; each schematic not in the repository is stored there before
 //   the factory answers, then the file is emptied. A torn last line (a crash mid-append) was never answered
 //   and is dropped; a line whose YAML does not hash to its ID is refused as corruption, naming the line.
-// - Emptied whenever every appended schematic is in the repository, so it holds only what the background
-//   writer has not finished.
+// - Emptied when every appended schematic is in the repository and the records pass 256 KiB
+//   (schematics.ts), and at a clean stop: not at every catch-up of the writer, each emptying being one more
+//   sync that creates would queue behind; a replay skips a stored schematic after one lookup.
 // - Preallocated: the file is kept at least 1 MiB of written zeros, the records at its start, and appends
 //   overwrite those zeros in place. An fdatasync then flushes only the data: the file's size and its block
 //   map do not change, so the file system commits no metadata (an append that grew the file did, each time:
@@ -138,10 +139,13 @@ export class SchematicJournal {
 
   /**
    * Empties the journal: the caller has every record appended so far in the repository. Skipped when a record
-   * was appended after the call (its schematic may not be there yet).
+   * was appended after the call (its schematic may not be there yet), and with `ifAbove` while the records take
+   * no more than that many bytes: emptying is one more sync that appends would queue behind, and records of
+   * schematics already stored cost a replay only a lookup each.
    */
-  truncate(): Promise<void> {
+  truncate(options: { ifAbove?: number } = {}): Promise<void> {
     const mark = this.#appends;
+    if (this.#position <= (options.ifAbove ?? 0)) return Promise.resolve();
     return this.#run(async () => {
       if (this.#appends !== mark || this.#closed || this.#position === 0) return;
       await writeZeros(this.#handle, 0, this.#position);

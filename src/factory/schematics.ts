@@ -80,6 +80,8 @@ export interface SchematicServiceOptions {
  */
 const maxPendingWrites = 1024;
 const maxPendingBytes = 64 * 1024 * 1024;
+/** The journal is emptied once its stored records pass this (and at a clean stop). */
+const journalKeepBytes = 256 * 1024;
 
 /** The background writer's retry delays after a failure: doubling from 1 s to 30 s. */
 const retryMinMs = 1000;
@@ -253,6 +255,7 @@ export class SchematicService {
     clearTimeout(this.retryTimer);
     await this.writer;
     if (this.pending.size > 0 && this.writer === undefined) await this.writePending().catch(() => {});
+    if (this.pending.size === 0) await this.journal?.truncate();
     await this.journal?.close();
   }
 
@@ -291,7 +294,9 @@ export class SchematicService {
       }
       this.deletePending(id);
     }
-    if (this.pending.size === 0) await this.journal?.truncate();
+    // Emptied once the stored records pass a bound, not each time the writer catches up (a sync per round
+    // that creates would wait behind); a clean stop empties it.
+    if (this.pending.size === 0) await this.journal?.truncate({ ifAbove: journalKeepBytes });
   }
 
   /** Schematics held in memory. */
