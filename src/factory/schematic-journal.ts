@@ -18,8 +18,8 @@
 //   map do not change, so the file system commits no metadata (an append that grew the file did, each time:
 //   p99 of append + fdatasync 1.1–4.0 ms preallocated against 1.6–9.9 ms growing, 400 appends, 3 rounds).
 //   Emptying writes zeros over the records (data only too); a reader stops at the first NUL (a JSON line never
-//   holds one: JSON escapes it). Appends only
-//   ever write into zeros, so a torn append is a line without its newline followed by zeros: dropped.
+//   holds one: JSON escapes it). Appends only ever write into zeros, so a torn append is a line without its
+//   newline followed by zeros: dropped.
 // Only for the embedded store: with a remote registry the repository is shared with other replicas, which must
 // see a schematic as soon as its POST is answered, so creates write through as upstream's do.
 
@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { integrity } from "../errors.ts";
-import { fsyncDirectory, isNotFoundError } from "../util/fs.ts";
+import { fsyncDirectory, isNotFoundError, writeFully } from "../util/fs.ts";
 
 export interface JournalRecord {
   id: string;
@@ -121,7 +121,7 @@ export class SchematicJournal {
     if (batch.length === 0) return;
     try {
       const bytes = Buffer.concat(batch.map((entry) => entry.line));
-      await writeAll(this.#handle, bytes, this.#position);
+      await writeFully(this.#handle, bytes, this.#position);
       const end = this.#position + bytes.length;
       if (end > this.#allocated) {
         // Past the preallocation (a burst): zeros again up to the next whole preallocation step.
@@ -167,18 +167,11 @@ export class SchematicJournal {
   }
 }
 
-async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 /** Writes zeros over [from, to) of the file, 1 MiB at a time. */
 async function writeZeros(handle: FileHandle, from: number, to: number): Promise<void> {
   const zeros = Buffer.alloc(Math.min(preallocBytes, Math.max(0, to - from)));
   for (let at = from; at < to; at += zeros.length)
-    await writeAll(handle, zeros.subarray(0, Math.min(zeros.length, to - at)), at);
+    await writeFully(handle, zeros.subarray(0, Math.min(zeros.length, to - at)), at);
 }
 
 /**

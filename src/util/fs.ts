@@ -110,3 +110,11 @@ export async function readFully(
   }
   return buffer.subarray(0, length);
 }
+
+/** Writes all of `data` at `position` (a positional write may write less than asked). */
+export async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}

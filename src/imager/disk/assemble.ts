@@ -16,7 +16,7 @@ import {
   readGpt,
 } from "../../formats/gpt.ts";
 import { fileDataSegments } from "../../tools/xfsprogs.ts";
-import { readFully } from "../../util/fs.ts";
+import { readFully, writeFully } from "../../util/fs.ts";
 import { embedGrubBios } from "./grub-bios.ts";
 
 /** Upstream's image-mode disk GUID label (cmd/installer/pkg/install: diskImageLabel). */
@@ -68,14 +68,6 @@ async function copySparse(source: string, target: FileHandle, offset: number, si
     }
   } finally {
     await input.close();
-  }
-}
-
-async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
   }
 }
 
