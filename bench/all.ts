@@ -110,10 +110,33 @@ async function machine(): Promise<Machine> {
   };
 }
 
-/** Runs one bench in its own process, its output passed through; its result, or why there is none. */
-function runBench(bench: Bench, args: string[], jsonFile: string): Promise<BenchRun> {
+/** The machine's CPU ticks so far: all of them, and those the hypervisor gave to other guests (steal). */
+async function cpuTicks(): Promise<{ total: number; steal: number }> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  // proc(5): "cpu user nice system idle iowait irq softirq steal guest guest_nice"; guest time is within user.
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+}
+
+/**
+ * Runs one bench in its own process, its output passed through; its result, or why there is none. First the
+ * page cache's dirty data is written out (`sync`), so one bench's writeback does not land in the next one's
+ * figures; the load average before and the host's steal share during the run go into the report, as a measure
+ * of how quiet the machine was.
+ */
+async function runBench(bench: Bench, args: string[], jsonFile: string): Promise<BenchRun> {
   const command = `node ${bench.script} ${args.join(" ")}`.trim();
   log(`\n=== ${bench.name}: ${command}`);
+  await runTool({ command: "sync", debianPackage: "coreutils" }, [], { timeoutMs: 300_000 });
+  const loadBefore = loadavg()[0] ?? 0;
+  const ticksBefore = await cpuTicks();
+  const run = await runBenchProcess(bench, command, args, jsonFile);
+  const ticksAfter = await cpuTicks();
+  const total = ticksAfter.total - ticksBefore.total;
+  return { ...run, loadBefore, stealShare: total > 0 ? (ticksAfter.steal - ticksBefore.steal) / total : 0 };
+}
+
+function runBenchProcess(bench: Bench, command: string, args: string[], jsonFile: string): Promise<BenchRun> {
   const started = performance.now();
   return new Promise((done) => {
     const child = spawn(process.execPath, [join(projectRoot, bench.script), ...args, "--json", jsonFile], {

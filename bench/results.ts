@@ -86,6 +86,10 @@ export interface BenchRun {
   result?: BenchResult;
   /** Set when the bench failed: exit status and the tail of its stderr. */
   failure?: string;
+  /** The 1-minute load average just before the bench started (after `sync`). */
+  loadBefore?: number;
+  /** The share of CPU time the hypervisor gave to other guests while the bench ran (/proc/stat steal). */
+  stealShare?: number;
 }
 
 export interface Report {
@@ -172,7 +176,11 @@ export function renderReport(report: Report): string {
 
   for (const run of report.runs) {
     lines.push(`## ${run.bench}${run.result ? `: ${mdEscape(run.result.title)}` : ""}`, "");
-    lines.push(`\`${run.command}\` — ${duration(run.seconds)}.`, "");
+    const quiet =
+      run.loadBefore === undefined
+        ? ""
+        : ` Load average before: ${run.loadBefore.toFixed(2)}; CPU time stolen by the host during it: ${((run.stealShare ?? 0) * 100).toFixed(1)} %.`;
+    lines.push(`\`${run.command}\` — ${duration(run.seconds)}.${quiet}`, "");
     if (run.failure !== undefined || run.result === undefined) {
       lines.push("**Failed:**", "", "```", (run.failure ?? "no result written").trim(), "```", "");
       continue;

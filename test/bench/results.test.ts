@@ -22,6 +22,8 @@ const report: Report = {
       bench: "registry",
       command: "node bench/registry/run.ts --rounds 3",
       seconds: 65,
+      loadBefore: 0.125,
+      stealShare: 0.0123,
       result: {
         bench: "registry",
         title: "embedded vs distribution",
@@ -65,6 +67,15 @@ describe("the benchmark report", () => {
       markdown,
     );
     assert.ok(markdown.includes("| manifest p99 \\| one run | 0.500 ms | — | — | — | — |"), markdown);
+  });
+
+  it("says how quiet the machine was around each bench", () => {
+    assert.ok(
+      markdown.includes(
+        "`node bench/registry/run.ts --rounds 3` — 1 min 5 s. Load average before: 0.13; CPU time stolen by the host during it: 1.2 %.",
+      ),
+      markdown,
+    );
   });
 
   it("lists the goals together, a failed bench as not held, and the failure's output", () => {
