@@ -296,7 +296,7 @@ export class RegistryStore {
     try {
       const session = await uploads.start(repository);
       try {
-        await uploads.append(session, content instanceof Readable ? content : Readable.from([Buffer.from(content)]));
+        await uploads.append(session, content);
       } catch (err) {
         await uploads.discard(session);
         throw err;
