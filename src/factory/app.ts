@@ -6,10 +6,11 @@
 import fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { notFound } from "../errors.ts";
+import { watchConnectionClose } from "../util/client-errors.ts";
 import { packageVersion } from "../util/package-version.ts";
 import type { AssetService } from "./assets/service.ts";
 import { type KnownVersions, registerAssetRoutes } from "./http/asset-routes.ts";
-import { clientErrorHandler, maxHeaderBytes, maxUrlBytes, uriTooLong } from "./http/client-errors.ts";
+import { factoryClientErrorHandler, maxHeaderBytes, maxUrlBytes, uriTooLong } from "./http/client-errors.ts";
 import { corsPolicy } from "./http/cors.ts";
 import { sendError } from "./http/errors.ts";
 import { type RegistryFrontOptions, registerRegistryFront } from "./http/registry-front.ts";
@@ -110,7 +111,7 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
     requestTimeout: timeouts.requestMs,
-    clientErrorHandler: clientErrorHandler(serverHeader),
+    clientErrorHandler: factoryClientErrorHandler(serverHeader),
     // A URL the router refuses (malformed, a parameter over maxParamLength): the same error shape as the rest.
     frameworkErrors: (err, request, reply) => {
       reply.header("Server", serverHeader);
@@ -120,6 +121,7 @@ export function buildFactoryApp(options: FactoryAppOptions): FastifyInstance {
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, ...serverOptions } } : {}),
   }) as unknown as FastifyInstance;
   app.decorate("shutdownSignal", options.shutdownSignal ?? new AbortController().signal);
+  watchConnectionClose(app.server);
 
   // Bodies stay unread until a route reads them with its own cap (http/request-body.ts).
   app.removeAllContentTypeParsers();

@@ -2,7 +2,9 @@
 // {"errors":[{"code","message","detail"}]}. The spec fixes the status per error code, so the codes decide
 // first; other errors fall back to the project-wide kind → status mapping.
 
+import { STATUS_CODES } from "node:http";
 import { AppError, httpStatusOf } from "../errors.ts";
+import type { ClientErrorAnswer } from "../util/client-errors.ts";
 
 const statusByCode: Record<string, number> = {
   BLOB_UNKNOWN: 404,
@@ -59,4 +61,15 @@ export function toWireError(err: unknown): WireError {
   };
   if (detail !== undefined) entry.detail = detail;
   return { status, body: { errors: [entry] } };
+}
+
+/**
+ * The answer to bytes the HTTP parser refused (util/client-errors.ts), as CNCF distribution's Go server gives
+ * it: a plain-text status line for a body, 431 for a header block over the limit, 400 otherwise (Go's
+ * net/http/server.go, conn.serve). A request not received within the request timeout is a 408 here (Go's
+ * server has no such timeout by default and just closes).
+ */
+export function clientErrorAnswer(err: NodeJS.ErrnoException): ClientErrorAnswer {
+  const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+  return { status, contentType: "text/plain; charset=utf-8", body: `${status} ${STATUS_CODES[status]}` };
 }

@@ -16,10 +16,10 @@ import { type Digest, parseDigest } from "../oci/digest.ts";
 import { maxManifestBytes } from "../oci/manifest.ts";
 import { MediaType } from "../oci/mediatypes.ts";
 import { validateRepositoryName } from "../oci/reference.ts";
-import { answerClientError, watchConnectionClose } from "../util/client-errors.ts";
+import { clientErrorHandler, watchConnectionClose } from "../util/client-errors.ts";
 import { parseApiPath } from "./api-path.ts";
 import { sendFileRange } from "./file-sender.ts";
-import { httpError, toWireError } from "./http-errors.ts";
+import { clientErrorAnswer, httpError, toWireError } from "./http-errors.ts";
 import { type OpenStoreOptions, openStore, type RegistryStore } from "./store.ts";
 
 export interface RegistryServerOptions {
@@ -88,7 +88,7 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
       exposeHeadRoutes: false,
       forceCloseConnections: true,
       return503OnClosing: true,
-      clientErrorHandler: answerClientError,
+      clientErrorHandler: clientErrorHandler(clientErrorAnswer),
       routerOptions: { maxParamLength: 4096 },
       ...(options.tls
         ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) } }

@@ -91,6 +91,32 @@ describe("factory connections", () => {
     assert.equal(statusOf(answer), 400, answer.text);
   });
 
+  it("garbage pipelined behind a whole request: its answer whole first, then a 400, then the connection closes", async () => {
+    // As Go's server does (net/http/server.go conn.serve reads the next request once the last answer is out).
+    const answer = await rawExchange(base, (socket) => {
+      socket.write("GET /versions HTTP/1.1\r\nHost: factory\r\n\r\n\u0001junk / HTTP/1.1\r\n\r\n");
+    });
+    const [first, second] = answer.text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    const firstAnswer: RawAnswer = { text: first ?? "", ms: answer.ms };
+    assert.equal(statusOf(firstAnswer), 200, answer.text);
+    const versions = JSON.parse(bodyOf(firstAnswer)) as string[];
+    assert.ok(versions.includes("v1.10.3"), bodyOf(firstAnswer));
+    assert.equal(Buffer.byteLength(bodyOf(firstAnswer)), Number(headerOf(firstAnswer, "Content-Length")));
+    const secondAnswer: RawAnswer = { text: second ?? "", ms: answer.ms };
+    assert.equal(statusOf(secondAnswer), 400, answer.text);
+    assert.equal(bodyOf(secondAnswer), "malformed HTTP request\n");
+    assert.equal(headerOf(secondAnswer, "Connection"), "close");
+  });
+
+  it("garbage behind a request marked Connection: close gets no answer; that request's answer goes out whole", async () => {
+    const answer = await rawExchange(base, (socket) => {
+      socket.write("GET /versions HTTP/1.1\r\nHost: factory\r\nConnection: close\r\n\r\n\u0001junk / HTTP/1.1\r\n\r\n");
+    });
+    assert.equal(answer.text.match(/HTTP\/1\.1 /g)?.length, 1, answer.text);
+    assert.equal(statusOf(answer), 200, answer.text);
+    assert.equal(Buffer.byteLength(bodyOf(answer)), Number(headerOf(answer, "Content-Length")));
+  });
+
   it("a body sent one byte at a time is cut off with a 408 once the read timeout passes", async () => {
     const answer = await rawExchange(base, (socket) => {
       socket.write(

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -106,6 +107,72 @@ describe("bytes after a request marked Connection: close", () => {
       assert.equal(status, 400);
     }
   });
+});
+
+/** Writes `raw` on a fresh connection and returns every byte the server wrote until it closed. */
+function rawExchange(base: string, raw: string): Promise<Buffer> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () => socket.write(raw));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ECONNRESET" && err.code !== "EPIPE") reject(err);
+    });
+    socket.setTimeout(30_000, () => socket.destroy(new Error(`${base}: the connection stayed open 30 s`)));
+    socket.on("close", () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+/** Splits the first HTTP answer (status, its Content-Length body) from the bytes after it. */
+function firstAnswer(bytes: Buffer): { status: number; body: Buffer; rest: Buffer } {
+  const headEnd = bytes.indexOf("\r\n\r\n");
+  assert.ok(headEnd > 0, `no answer head in ${JSON.stringify(bytes.subarray(0, 200).toString("latin1"))}`);
+  const head = bytes.subarray(0, headEnd).toString("latin1");
+  const status = Number(/^HTTP\/1\.[01] (\d{3}) /.exec(head)?.[1]);
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head)?.[1];
+  const bodyEnd = length === undefined ? bytes.length : headEnd + 4 + Number(length);
+  return { status, body: bytes.subarray(headEnd + 4, bodyEnd), rest: bytes.subarray(bodyEnd) };
+}
+
+describe("garbage pipelined behind a blob GET, against CNCF distribution", () => {
+  // Go's server reads the next request only once the last answer is written (net/http/server.go conn.serve),
+  // so the blob goes out whole and the garbage is answered 400 after it; behind `Connection: close` it is
+  // never read. The embedded registry must do the same, not cut the download.
+  const blob = randomBytes(4 * 1024 * 1024);
+  const registries: RunningRegistry[] = [];
+  before(async () => {
+    registries.push(await startEmbeddedRegistry(), await startDistribution());
+    for (const registry of registries)
+      assert.equal((await pushBlob(registry.url.replace(/\/$/, ""), "pipe/blob", blob)).status, 201);
+  });
+  after(async () => {
+    for (const registry of registries) await registry.stop();
+  });
+
+  for (const close of [false, true]) {
+    const what = close ? "with Connection: close, nothing after it" : "then a 400 answer, then the connection closes";
+    test(`the whole blob first, ${what}`, async () => {
+      const seen: string[] = [];
+      for (const registry of registries) {
+        const base = registry.url.replace(/\/$/, "");
+        const get = `GET /v2/pipe/blob/blobs/${sha256(blob)} HTTP/1.1\r\nHost: registry\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
+        const bytes = await rawExchange(base, `${get}\u0001junk / HTTP/1.1\r\n\r\n`);
+        const first = firstAnswer(bytes);
+        assert.equal(first.status, 200, base);
+        assert.equal(sha256(first.body), sha256(blob), `${base}: the blob was cut or changed`);
+        if (close) {
+          assert.equal(first.rest.length, 0, `${base}: ${first.rest.toString("latin1")}`);
+          continue;
+        }
+        const second = firstAnswer(first.rest);
+        assert.equal(second.status, 400, `${base}: ${first.rest.toString("latin1")}`);
+        assert.match(second.body.toString("latin1"), /^400 Bad Request/, base);
+        seen.push(`${second.status} ${second.body.toString("latin1").slice(0, "400 Bad Request".length)}`);
+      }
+      if (!close) assert.equal(seen[0], seen[1]);
+    });
+  }
 });
 
 describe("a manifest PUT with an empty or malformed Content-Type", () => {
