@@ -80,8 +80,9 @@ async function main(): Promise<void> {
     const counts = i >= counted;
     // A timer may fire up to a millisecond before `due` (Node's timers run on the loop's millisecond clock):
     // such a request is timed from its send, as the server could not answer it earlier.
-    const from = Math.max(due, performance.now());
-    if (counts && from - due > lateMs) result.late++;
+    const sent = performance.now();
+    const from = Math.min(due, sent);
+    if (counts && sent - due > lateMs) result.late++;
     inFlight.push(
       post(url, agent, body(i, tag)).then(
         () => {
