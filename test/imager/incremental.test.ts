@@ -158,7 +158,13 @@ describe("incremental builds: warm equals cold", () => {
     await fixture?.close();
   });
 
-  for (const path of ["initramfs-amd64.xz", "metal-amd64-uki.efi", "metal-amd64.iso", "metal-amd64.raw"]) {
+  for (const path of [
+    "initramfs-amd64.xz",
+    "metal-amd64-uki.efi",
+    "installer-amd64.tar",
+    "metal-amd64.iso",
+    "metal-amd64.raw",
+  ]) {
     test(`${path}: a warm build is byte for byte a cold one`, async () => {
       const warmDir = join(out, `warm-${path}`);
       const coldDir = join(out, `cold-${path}`);
