@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -46,12 +46,18 @@ describe("the Dockerfile's runtime stage in a throwaway Debian 12 root", { skip:
       .digest("hex");
     const cacheDir = path.join(bootAssetsCacheDir(), "image-root");
     const tarball = path.join(cacheDir, `debian-bookworm-${key.slice(0, 16)}.tar`);
-    if (!existsSync(tarball)) {
+    // A cache path that is no regular file is left from a broken run (a directory, once, when mmdebstrap
+    // chose its format from the temp name): made again.
+    if (!(await stat(tarball).catch(() => undefined))?.isFile()) {
+      await rm(tarball, { recursive: true, force: true });
       await mkdir(cacheDir, { recursive: true });
       const partial = `${tarball}.${process.pid}.tmp`;
-      await run("mmdebstrap", ["--variant=apt", `--include=${packages.join(",")}`, "bookworm", partial], {
-        maxBuffer: 64 * 1024 * 1024,
-      });
+      // --format=tar: without it mmdebstrap infers the format from the name, and `.tmp` means a directory.
+      await run(
+        "mmdebstrap",
+        ["--variant=apt", "--format=tar", `--include=${packages.join(",")}`, "bookworm", partial],
+        { maxBuffer: 64 * 1024 * 1024 },
+      );
       await rename(partial, tarball);
     }
     work = await mkdtemp(path.join(tmpdir(), "image-root-"));

@@ -21,7 +21,7 @@ import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { fetchTestbedPackages } from "../../src/testbed/debian.ts";
+import { fetchTestbedArm64Packages, fetchTestbedPackages } from "../../src/testbed/debian.ts";
 import { bootAssetsCacheDir } from "../../src/tools/debian-packages.ts";
 import { isolatedEnv } from "../cli/run-cli.ts";
 import { type ReadmeBlock, readmeBlocks, scriptFor } from "./readme-blocks.ts";
@@ -160,8 +160,10 @@ describe("README", () => {
       }
       const checkout = join(work, "checkout");
       await copyCheckout(checkout);
-      // What the test bed release needs from Debian's mirror, fetched outside the namespace (cached after).
-      await fetchTestbedPackages({ cacheDir: bootAssetsCacheDir() });
+      // What the test bed release needs from Debian's mirror, fetched outside the namespace (cached after):
+      // `npm start` releases amd64 and arm64 (src/factory/testbed.ts), so both architectures' packages.
+      const amd64 = fetchTestbedPackages({ cacheDir: bootAssetsCacheDir() });
+      await Promise.all([amd64, fetchTestbedArm64Packages(amd64, { cacheDir: bootAssetsCacheDir() })]);
       await writeFile(join(work, "docs-test.sh"), scriptFor(blocks, 300));
       const script = join(work, "docs-test.sh");
       const [command, args] = isolated
