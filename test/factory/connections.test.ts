@@ -6,8 +6,9 @@
 // docs/limits.md; upstream's server (cmd/image-factory/cmd/service.go) drains for 5 s the same way.
 
 import assert from "node:assert/strict";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { rawExchange as rawBytesExchange } from "../harness/raw-exchange.ts";
 import { type FactoryUnderTest, type PublishedTestbed, publishTestbed, startSeedFactory } from "./service-harness.ts";
 
 let testbed: PublishedTestbed;
@@ -25,19 +26,10 @@ interface RawAnswer {
   ms: number;
 }
 
-/** Opens a raw connection, lets `feed` write to it, and collects what comes back until the server closes. */
-function rawExchange(url: string, feed: (socket: Socket) => void): Promise<RawAnswer> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const chunks: Buffer[] = [];
-    const socket = connect(Number(port), hostname, () => feed(socket));
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code !== "ECONNRESET" && err.code !== "EPIPE") reject(err);
-    });
-    socket.on("close", () => resolve({ text: Buffer.concat(chunks).toString("latin1"), ms: Date.now() - started }));
-  });
+/** A raw exchange (test/harness/raw-exchange.ts) with the answer as text. */
+async function rawExchange(url: string, feed: (socket: Socket) => void): Promise<RawAnswer> {
+  const { bytes, ms } = await rawBytesExchange(url, feed);
+  return { text: bytes.toString("latin1"), ms };
 }
 
 /** Writes one byte every `everyMs` until the socket closes. */

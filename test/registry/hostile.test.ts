@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { request } from "node:http";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -14,6 +13,7 @@ import { startRegistryServer } from "../../src/registry/server.ts";
 import { runTool, type Tool } from "../../src/tools/run.ts";
 import { startDistribution } from "../harness/distribution.ts";
 import { startEmbeddedRegistry } from "../harness/embedded.ts";
+import { rawExchange } from "../harness/raw-exchange.ts";
 import type { RunningRegistry } from "../harness/types.ts";
 import { assertStoreConsistent } from "./fixtures.ts";
 
@@ -109,21 +109,6 @@ describe("bytes after a request marked Connection: close", () => {
   });
 });
 
-/** Writes `raw` on a fresh connection and returns every byte the server wrote until it closed. */
-function rawExchange(base: string, raw: string): Promise<Buffer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const socket = connect(Number(port), hostname, () => socket.write(raw));
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code !== "ECONNRESET" && err.code !== "EPIPE") reject(err);
-    });
-    socket.setTimeout(30_000, () => socket.destroy(new Error(`${base}: the connection stayed open 30 s`)));
-    socket.on("close", () => resolve(Buffer.concat(chunks)));
-  });
-}
-
 /** Splits the first HTTP answer (status, its Content-Length body) from the bytes after it. */
 function firstAnswer(bytes: Buffer): { status: number; body: Buffer; rest: Buffer } {
   const headEnd = bytes.indexOf("\r\n\r\n");
@@ -153,11 +138,10 @@ describe("garbage pipelined behind a blob GET, against CNCF distribution", () =>
   for (const close of [false, true]) {
     const what = close ? "with Connection: close, nothing after it" : "then a 400 answer, then the connection closes";
     test(`the whole blob first, ${what}`, async () => {
-      const seen: string[] = [];
       for (const registry of registries) {
         const base = registry.url.replace(/\/$/, "");
         const get = `GET /v2/pipe/blob/blobs/${sha256(blob)} HTTP/1.1\r\nHost: registry\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
-        const bytes = await rawExchange(base, `${get}\u0001junk / HTTP/1.1\r\n\r\n`);
+        const { bytes } = await rawExchange(base, (socket) => socket.write(`${get}\u0001junk / HTTP/1.1\r\n\r\n`));
         const first = firstAnswer(bytes);
         assert.equal(first.status, 200, base);
         assert.equal(sha256(first.body), sha256(blob), `${base}: the blob was cut or changed`);
@@ -168,9 +152,7 @@ describe("garbage pipelined behind a blob GET, against CNCF distribution", () =>
         const second = firstAnswer(first.rest);
         assert.equal(second.status, 400, `${base}: ${first.rest.toString("latin1")}`);
         assert.match(second.body.toString("latin1"), /^400 Bad Request/, base);
-        seen.push(`${second.status} ${second.body.toString("latin1").slice(0, "400 Bad Request".length)}`);
       }
-      if (!close) assert.equal(seen[0], seen[1]);
     });
   }
 });
